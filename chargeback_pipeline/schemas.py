@@ -1,0 +1,80 @@
+"""Arrow schemas of the landed raw tables: the contract between every source and the lake.
+
+Column names are Log Analytics' own, so a folder export, the simulator and the Log Analytics API all
+land the same shape. Payload and header columns (RequestBody, ResponseBody, *Headers, TraceRecords,
+RequestMessages, ResponseMessages) are deliberately absent: they are never pulled or stored.
+CallerIpAddress is absent too: it is personal data that chargeback does not need.
+"""
+
+import pyarrow as pa
+
+UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+GATEWAY_LOG_SCHEMA = pa.schema(
+    [
+        ("TimeGenerated", UTC_TIMESTAMP),
+        ("CorrelationId", pa.string()),
+        ("IsRequestSuccess", pa.bool_()),
+        ("ProductId", pa.string()),
+        ("ApimSubscriptionId", pa.string()),
+        ("UserId", pa.string()),
+        ("ApiId", pa.string()),
+        ("OperationId", pa.string()),
+        ("BackendId", pa.string()),
+        ("Region", pa.string()),
+        ("Cache", pa.string()),
+        ("ResponseCode", pa.int32()),
+        ("BackendResponseCode", pa.int32()),
+        ("TotalTime", pa.int64()),
+        ("BackendTime", pa.int64()),
+    ]
+)
+
+LLM_LOG_SCHEMA = pa.schema(
+    [
+        ("TimeGenerated", UTC_TIMESTAMP),
+        ("CorrelationId", pa.string()),
+        ("RequestId", pa.string()),
+        ("DeploymentName", pa.string()),
+        ("ModelName", pa.string()),
+        ("OperationName", pa.string()),
+        ("ApiVersion", pa.string()),
+        ("Region", pa.string()),
+        ("PromptTokens", pa.int64()),
+        ("CompletionTokens", pa.int64()),
+        ("TotalTokens", pa.int64()),
+        ("SequenceNumber", pa.int32()),
+        ("IsStreamCompletion", pa.bool_()),
+    ]
+)
+
+# Azure Monitor platform metrics of the Azure OpenAI resources, one row per
+# (hour, resource, deployment, metric); Total is the metric's hourly "Total" aggregation.
+DEPLOYMENT_METRICS_SCHEMA = pa.schema(
+    [
+        ("TimeStamp", UTC_TIMESTAMP),
+        ("ResourceId", pa.string()),
+        ("ModelDeploymentName", pa.string()),
+        ("MetricName", pa.string()),
+        ("Total", pa.int64()),
+    ]
+)
+
+METRIC_PROMPT_TOKENS = "ProcessedPromptTokens"
+METRIC_COMPLETION_TOKENS = "GeneratedTokens"
+RECONCILED_METRICS = (METRIC_PROMPT_TOKENS, METRIC_COMPLETION_TOKENS)
+
+GATEWAY_COLUMNS = tuple(GATEWAY_LOG_SCHEMA.names)
+LLM_COLUMNS = tuple(LLM_LOG_SCHEMA.names)
+
+# Rows a source could not turn into the schemas above (unparseable time, non-integer tokens...).
+# They are landed beside the good rows of the same hour, never dropped: `record` is the original
+# row (JSON text) with payload/header columns removed, `reason` says what was wrong with it.
+SOURCE_REJECT_SCHEMA = pa.schema(
+    [
+        ("source_table", pa.string()),
+        ("reason", pa.string()),
+        ("origin", pa.string()),
+        ("record", pa.string()),
+    ]
+)

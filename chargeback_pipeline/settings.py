@@ -1,0 +1,101 @@
+"""All configuration, read from the environment once and validated at load time.
+
+This is the only module that reads `os.environ` (through pydantic-settings). A malformed value fails
+the code location at load with the setting's name and the reason, instead of failing a run hours later.
+Secrets (the Blob connection string) are not held here: `definitions.py` hands them to resources as
+`dg.EnvVar`, so they never appear in the Dagster UI or the run config.
+"""
+
+from datetime import date
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SourceKind(StrEnum):
+    simulated = "simulated"
+    folder = "folder"
+    log_analytics = "log_analytics"
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CHARGEBACK_", extra="ignore", frozen=True)
+
+    source: SourceKind = SourceKind.simulated
+    source_folder: Path | None = None
+    simulated_requests_per_hour: int = Field(default=2000, ge=0, le=5_000_000)
+    simulated_seed: int = 20260101
+
+    # Where landed raw Parquet and intermediate tables live (the "lake"), and where reports go.
+    lake_dir: Path = Path("data/lake")
+    output_dir: Path = Path("data/reports")
+    blob_account_url: str | None = None
+    # Only whether it is set: the value itself is handed to resources as dg.EnvVar, never held here.
+    blob_connection_string: SecretStr | None = None
+    blob_container: str = "chargeback"
+    # Keep the lake in the same Blob container (under this prefix) so runs on any machine share it.
+    lake_on_blob: bool = False
+    blob_lake_prefix: str = "lake"
+
+    # First hour the partitions start at (UTC). Backfills cannot reach earlier.
+    partitions_start: date = date(2026, 1, 1)
+    # How far past the hour an LLM record of a request of that hour may be logged and still be joined.
+    llm_join_overlap_minutes: int = Field(default=10, ge=0, le=60)
+
+    log_analytics_workspace_id: str | None = None
+    log_analytics_endpoint: str = "https://api.loganalytics.io/v1"
+    metrics_endpoint: str | None = None
+    openai_resource_ids: str = ""
+    gateway_table: str = "ApiManagementGatewayLogs"
+    llm_table: str = "ApiManagementGatewayLlmLog"
+
+    @field_validator("blob_account_url")
+    @classmethod
+    def _https_account_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("https://", "http://127.", "http://localhost")):
+            raise ValueError("must be an https:// account URL (http is allowed only on loopback)")
+        return value or None
+
+    @model_validator(mode="after")
+    def _source_needs(self) -> "Settings":
+        if self.source == SourceKind.folder and self.source_folder is None:
+            raise ValueError("CHARGEBACK_SOURCE=folder needs CHARGEBACK_SOURCE_FOLDER")
+        if self.source == SourceKind.log_analytics and not self.log_analytics_workspace_id:
+            raise ValueError("CHARGEBACK_SOURCE=log_analytics needs CHARGEBACK_LOG_ANALYTICS_WORKSPACE_ID")
+        if self.lake_on_blob and not (self.blob_account_url or self.blob_connection_string_set):
+            raise ValueError(
+                "CHARGEBACK_LAKE_ON_BLOB=true needs CHARGEBACK_BLOB_ACCOUNT_URL or CHARGEBACK_BLOB_CONNECTION_STRING"
+            )
+        return self
+
+    @property
+    def blob_connection_string_set(self) -> bool:
+        return self.blob_connection_string is not None and bool(self.blob_connection_string.get_secret_value())
+
+    @property
+    def resource_id_list(self) -> list[str]:
+        return [r.strip() for r in self.openai_resource_ids.split(",") if r.strip()]
+
+
+def load_settings(**overrides) -> Settings:
+    """Settings from the environment (plus explicit overrides), with errors that name the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            name = "CHARGEBACK_" + "_".join(str(p) for p in item["loc"]).upper() if item["loc"] else "settings"
+            problems.append(f"{name}: {item['msg']}")
+        raise SettingsError("invalid chargeback configuration: " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def current_settings() -> Settings:
+    return load_settings()

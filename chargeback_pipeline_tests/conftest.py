@@ -1,0 +1,81 @@
+"""Shared fixtures: a real Azurite Blob service, and pipeline resources pointed at local stand-ins."""
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from chargeback_pipeline.resources import LogSourceResource, ObjectStoreResource
+
+REPO = Path(__file__).resolve().parent.parent
+AZURITE_ACCOUNT_KEY = (
+    # Azurite's published development key (not a secret): https://learn.microsoft.com/azure/storage/common/storage-use-azurite
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _azurite_command() -> str:
+    for candidate in (
+        os.environ.get("AZURITE_BLOB"),
+        str(REPO / ".tools" / "node_modules" / ".bin" / "azurite-blob"),
+        shutil.which("azurite-blob"),
+    ):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    pytest.fail("azurite-blob not found: run the README's test command (it installs Azurite from npm)")
+
+
+@pytest.fixture(scope="session")
+def azurite_connection_string(tmp_path_factory) -> str:
+    port = _free_port()
+    location = tmp_path_factory.mktemp("azurite")
+    process = subprocess.Popen(
+        [
+            _azurite_command(),
+            "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(location),
+            "--silent", "--skipApiVersionCheck", "--disableTelemetry",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"Azurite did not start on port {port}")
+            time.sleep(0.1)
+    yield (
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+        f"AccountKey={AZURITE_ACCOUNT_KEY};BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
+    )
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+def local_resources(tmp_path: Path, source: LogSourceResource) -> dict:
+    return {
+        "source": source,
+        "lake": ObjectStoreResource(local_dir=str(tmp_path / "lake")),
+        "reports": ObjectStoreResource(local_dir=str(tmp_path / "reports")),
+    }

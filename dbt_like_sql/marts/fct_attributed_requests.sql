@@ -1,0 +1,30 @@
+-- One row per gateway request of the hour, attributed to its APIM product and subscription and joined
+-- to its LLM request. The request belongs to the hour (and day) of its gateway TimeGenerated; its LLM
+-- record may be logged a little before or after that hour, which is why raw_llm_logs spans a margin.
+-- Billable = a successful request that has an LLM record.
+select
+    g.request_time,
+    cast(g.request_time as date) as usage_date,
+    g.correlation_id,
+    g.product_id,
+    g.subscription_id,
+    coalesce(l.model_name, 'unknown') as model_name,
+    coalesce(l.deployment_name, 'unknown') as deployment_name,
+    g.backend_id,
+    g.api_id,
+    g.operation_id,
+    g.response_code,
+    g.is_success,
+    l.correlation_id is not null as has_llm_record,
+    g.is_success and l.correlation_id is not null as is_billable,
+    l.llm_time,
+    coalesce(l.prompt_tokens, 0)::bigint as prompt_tokens,
+    coalesce(l.completion_tokens, 0)::bigint as completion_tokens,
+    coalesce(l.total_tokens, 0)::bigint as total_tokens,
+    coalesce(l.llm_records, 0)::integer as llm_records,
+    coalesce(l.nonzero_later_chunks, 0)::integer as nonzero_later_chunks,
+    coalesce(l.has_token_record, false) as has_token_record,
+    g.gateway_records::integer as gateway_records
+from stg_gateway_requests as g
+left join int_llm_requests as l on g.correlation_id = l.correlation_id
+order by g.request_time, g.correlation_id

@@ -1,0 +1,17 @@
+-- One row per LLM log record (request chunk): exact re-pulls of the same record removed.
+-- A record is identified by CorrelationId, RequestId and SequenceNumber.
+select
+    TimeGenerated as llm_time,
+    CorrelationId as correlation_id,
+    coalesce(RequestId, '') as request_id,
+    SequenceNumber as sequence_number,
+    DeploymentName as deployment_name,
+    ModelName as model_name,
+    PromptTokens as prompt_tokens,
+    CompletionTokens as completion_tokens,
+    TotalTokens as total_tokens
+from raw_llm_logs
+qualify row_number() over (
+    partition by CorrelationId, coalesce(RequestId, ''), SequenceNumber
+    order by TimeGenerated, PromptTokens desc, CompletionTokens desc
+) = 1

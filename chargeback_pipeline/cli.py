@@ -75,7 +75,9 @@ def backfill_command(first_day: date, last_day: date | None, days_per_run: int) 
         )
 
     try:
-        backfill(first_day, last_day, resources, instance, days_per_run=days_per_run, on_chunk=report)
+        backfill(
+            first_day, last_day, resources, instance, days_per_run=days_per_run, on_chunk=report, log_level="WARNING"
+        )
     except BackfillFailed as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(1)
@@ -85,6 +87,40 @@ def backfill_command(first_day: date, last_day: date | None, days_per_run: int) 
     while day <= last_day:
         click.echo(f"  {store.url(product_usage_report_key(day, 'csv'))}")
         day += timedelta(days=1)
+
+
+@main.command("verify-simulated")
+@click.argument("day", type=Day())
+def verify_simulated_command(day: date) -> None:
+    """Compare DAY's published report with the simulator's ground truth (simulated source only)."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    from chargeback_pipeline.assets.reports import product_usage_report_key
+    from chargeback_pipeline.definitions import build_resources
+    from chargeback_pipeline.settings import SourceKind, current_settings
+    from chargeback_pipeline.sources.simulated import SimulatedSource, SimulationProfile
+
+    settings = current_settings()
+    if settings.source != SourceKind.simulated:
+        raise click.ClickException("verify-simulated compares with the simulator: set CHARGEBACK_SOURCE=simulated")
+    store = build_resources(settings)["reports"].store()
+    key = product_usage_report_key(day, "parquet")
+    if not store.exists(key):
+        raise click.ClickException(f"no report at {store.url(key)}: run `chargeback backfill {day}` first")
+    published = pq.read_table(io.BytesIO(store.read_bytes(key)))
+    truth = SimulatedSource(
+        SimulationProfile(requests_per_hour=settings.simulated_requests_per_hour, seed=settings.simulated_seed)
+    ).expected_daily_usage(day)
+    tokens = sum(published["total_tokens"].to_pylist())
+    if not published.equals(truth):
+        click.echo(f"MISMATCH: published {published.num_rows} rows, ground truth {truth.num_rows} rows", err=True)
+        sys.exit(1)
+    click.echo(
+        f"{day}: published report matches the simulator's ground truth exactly "
+        f"({published.num_rows} rows, {tokens:,} billable tokens)"
+    )
 
 
 if __name__ == "__main__":

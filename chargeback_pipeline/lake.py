@@ -37,8 +37,9 @@ class Lake:
     def __init__(self, store: ObjectStore):
         self.store = store
 
-    def write(self, key: str, table: pa.Table) -> None:
-        self.store.write_bytes(key, parquet_bytes(table))
+    def write(self, key: str, table: pa.Table) -> bool:
+        """Replace the partition's object; False when it already held exactly this table."""
+        return self.store.write_bytes(key, parquet_bytes(table))
 
     def read(self, key: str, schema: pa.Schema | None = None) -> pa.Table:
         if not self.store.exists(key):

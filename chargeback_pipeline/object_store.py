@@ -3,9 +3,13 @@
 Every write replaces the object whole and atomically: locally through a temporary file and
 `os.replace`, on Blob through a single Put Blob / Put Block List, which Azure commits atomically.
 A reader therefore sees either the previous object or the new one, never half of one.
+
+A write whose bytes equal the stored object's is skipped (and reported as unchanged), so re-running a
+partition that gained no data touches no file: modification times and blob ETags stay as they were.
 """
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -14,11 +18,13 @@ from typing import Protocol
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient, ContentSettings
 
+DIGEST_METADATA = "sha256"
 CONTENT_TYPES = {".csv": "text/csv; charset=utf-8", ".parquet": "application/vnd.apache.parquet"}
 
 
 class ObjectStore(Protocol):
-    def write_bytes(self, key: str, data: bytes) -> None: ...
+    def write_bytes(self, key: str, data: bytes) -> bool:
+        """Store `data` under `key` atomically; False when the stored bytes were already `data`."""
 
     def read_bytes(self, key: str) -> bytes: ...
 
@@ -41,8 +47,10 @@ class LocalObjectStore:
             raise ValueError(f"object key escapes the store root: {key!r}")
         return path
 
-    def write_bytes(self, key: str, data: bytes) -> None:
+    def write_bytes(self, key: str, data: bytes) -> bool:
         path = self._path(key)
+        if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+            return False
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
@@ -52,6 +60,7 @@ class LocalObjectStore:
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+        return True
 
     def read_bytes(self, key: str) -> bytes:
         return self._path(key).read_bytes()
@@ -86,14 +95,21 @@ class BlobObjectStore:
     def _name(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    def write_bytes(self, key: str, data: bytes) -> None:
-        suffix = Path(key).suffix
-        self.container.upload_blob(
-            self._name(key),
+    def write_bytes(self, key: str, data: bytes) -> bool:
+        digest = hashlib.sha256(data).hexdigest()
+        blob = self.container.get_blob_client(self._name(key))
+        with contextlib.suppress(ResourceNotFoundError):
+            if blob.get_blob_properties().metadata.get(DIGEST_METADATA) == digest:
+                return False
+        blob.upload_blob(
             data,
             overwrite=True,
-            content_settings=ContentSettings(content_type=CONTENT_TYPES.get(suffix, "application/octet-stream")),
+            metadata={DIGEST_METADATA: digest},
+            content_settings=ContentSettings(
+                content_type=CONTENT_TYPES.get(Path(key).suffix, "application/octet-stream")
+            ),
         )
+        return True
 
     def read_bytes(self, key: str) -> bytes:
         return self.container.download_blob(self._name(key)).readall()

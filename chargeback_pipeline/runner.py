@@ -54,10 +54,11 @@ def _root_cause(error) -> str:
     return error.message.strip()
 
 
-def _run(selection, resources, instance, start_key: str, end_key: str, label: str) -> str:
+def _run(selection, resources, instance, start_key: str, end_key: str, label: str, log_level: str) -> str:
     result = dg.materialize(
         ALL_ASSETS,
         selection=selection,
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         resources=resources,
         instance=instance,
         tags={RANGE_START_TAG: start_key, RANGE_END_TAG: end_key, "chargeback/launched_by": "chargeback-cli"},
@@ -80,13 +81,15 @@ def backfill(
     instance: dg.DagsterInstance,
     days_per_run: int = 1,
     on_chunk: Callable[[ChunkDone], None] | None = None,
+    log_level: str = "INFO",
 ) -> list[ChunkDone]:
+    """Materialize FIRST_DAY..LAST_DAY; `log_level` is the console's (the run's event log keeps all)."""
     done = []
     for start, end in day_chunks(first_day, last_day, days_per_run):
-        hourly = _run(
-            HOURLY_ASSETS, resources, instance, _hour_key(start, 0), _hour_key(end, 23), f"hours of {start}..{end}"
-        )
-        daily = _run(DAILY_ASSETS, resources, instance, f"{start:%Y-%m-%d}", f"{end:%Y-%m-%d}", f"days {start}..{end}")
+        hours = (_hour_key(start, 0), _hour_key(end, 23))
+        hourly = _run(HOURLY_ASSETS, resources, instance, *hours, f"hours of {start}..{end}", log_level)
+        days = (f"{start:%Y-%m-%d}", f"{end:%Y-%m-%d}")
+        daily = _run(DAILY_ASSETS, resources, instance, *days, f"days {start}..{end}", log_level)
         chunk = ChunkDone(start, end, hourly, daily)
         done.append(chunk)
         if on_chunk:

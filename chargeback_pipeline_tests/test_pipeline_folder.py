@@ -48,14 +48,14 @@ def test_every_request_counted_once_and_exclusions_excluded(tmp_path, resources,
 def test_raw_landing_keeps_only_needed_columns(tmp_path, resources, instance):
     backfill(THE_DAY, THE_DAY, resources, instance)
 
-    landed = pq.read_table(tmp_path / "lake" / hour_key("raw/gateway_logs", THE_DAY_HOUR(8)))
+    landed = pq.read_table(tmp_path / "lake" / hour_key("raw/gateway_logs", day_hour(8)))
     assert "CallerIpAddress" not in landed.column_names
     assert not [c for c in landed.column_names if "Body" in c or "Header" in c]
-    llm_landed = pq.read_table(tmp_path / "lake" / hour_key("raw/llm_logs", THE_DAY_HOUR(8)))
+    llm_landed = pq.read_table(tmp_path / "lake" / hour_key("raw/llm_logs", day_hour(8)))
     assert "RequestMessages" not in llm_landed.column_names
 
 
-def THE_DAY_HOUR(hour: int):  # noqa: N802 - reads like a constant in the assertions above
+def day_hour(hour: int):
     from datetime import UTC, datetime
 
     return datetime(THE_DAY.year, THE_DAY.month, THE_DAY.day, hour, tzinfo=UTC)
@@ -96,7 +96,7 @@ def test_untypeable_rows_are_landed_as_rejected_with_a_reason(tmp_path, export, 
 
     backfill(THE_DAY, THE_DAY, resources, instance)
 
-    rejected = pq.read_table(tmp_path / "lake" / hour_key("raw/gateway_logs", THE_DAY_HOUR(15), "rejected"))
+    rejected = pq.read_table(tmp_path / "lake" / hour_key("raw/gateway_logs", day_hour(15), "rejected"))
     reasons = sorted(rejected["reason"].to_pylist())
     assert reasons == ["ResponseCode is not a valid int32", "TimeGenerated is not a valid timestamp[us, tz=UTC]"]
     assert all(origin.endswith("bad.jsonl") for origin in rejected["origin"].to_pylist())
@@ -105,9 +105,15 @@ def test_untypeable_rows_are_landed_as_rejected_with_a_reason(tmp_path, export, 
 
 @pytest.mark.parametrize(
     ("content", "problem"),
-    [(b"", "is empty"), (b'{"TimeGenerated": "2026-03-10T01:00:00Z"}\n{"TimeGen', "not valid JSON"), (b"\x00garbage", "not valid JSON")],
+    [
+        (b"", "is empty"),
+        (b'{"TimeGenerated": "2026-03-10T01:00:00Z"}\n{"TimeGen', "not valid JSON"),
+        (b"\x00garbage", "not valid JSON"),
+    ],
 )
-def test_broken_source_files_fail_the_partition_naming_the_file(tmp_path, export, resources, instance, content, problem):
+def test_broken_source_files_fail_the_partition_naming_the_file(
+    tmp_path, export, resources, instance, content, problem
+):
     (export / "ApiManagementGatewayLlmLog" / "broken.jsonl").write_bytes(content)
 
     with pytest.raises(BackfillFailed, match=rf"broken\.jsonl.*{problem}|{problem}.*broken\.jsonl"):

@@ -1,0 +1,597 @@
+"""The simulated source: deterministic, window-independent, hazardous as real APIM logs, and its ground
+truth equal to an independent recomputation from the logs it emits."""
+
+import re
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chargeback_pipeline.schemas import (
+    DEPLOYMENT_METRICS_SCHEMA,
+    GATEWAY_LOG_SCHEMA,
+    LLM_LOG_SCHEMA,
+    SOURCE_REJECT_SCHEMA,
+)
+from chargeback_pipeline.sources.base import LogSource, TimeWindow
+from chargeback_pipeline.sources.simulated import (
+    DAILY_USAGE_KEY,
+    DEFAULT_PROFILE,
+    EXPECTED_DAILY_USAGE_SCHEMA,
+    PAYGO_BACKEND_ID,
+    PTU_BACKEND_ID,
+    SIMULATED_DEPLOYMENTS,
+    SimulatedSource,
+    SimulationProfile,
+)
+
+HOUR = timedelta(hours=1)
+DAY = date(2026, 3, 2)
+DAY_START = datetime(2026, 3, 2, tzinfo=UTC)
+PEAK_HOUR = DAY_START + 15 * HOUR  # diurnal peak: the most traffic of the day
+SMALL = SimulationProfile(requests_per_hour=150)
+GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+def hours(start: datetime, count: int) -> TimeWindow:
+    return TimeWindow(start, start + count * HOUR)
+
+
+def canonical(table: pa.Table) -> pa.Table:
+    """Rows in a fixed order, so tables holding the same multiset of rows compare equal."""
+    return table.sort_by([(name, "ascending") for name in table.column_names]).combine_chunks()
+
+
+def query(sql: str, **tables: pa.Table) -> list[tuple]:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    for name, table in tables.items():
+        con.register(name, table)
+    return con.execute(sql).fetchall()
+
+
+def scalar(sql: str, **tables: pa.Table):
+    return query(sql, **tables)[0][0]
+
+
+# --- determinism -----------------------------------------------------------------------------------
+
+
+def test_it_is_a_log_source_named_simulated():
+    source: LogSource = SimulatedSource()
+    assert source.name == "simulated"
+
+
+def test_the_same_hour_always_yields_the_same_rows():
+    window = hours(PEAK_HOUR, 1)
+    first, second = SimulatedSource(), SimulatedSource()
+    second.gateway_logs(hours(PEAK_HOUR + 5 * HOUR, 2))  # a different history of requests and cache
+    for method in ("gateway_logs", "llm_logs", "deployment_metrics"):
+        rows = getattr(first, method)(window).rows
+        assert rows.num_rows > 0
+        assert rows.equals(getattr(second, method)(window).rows), method
+        assert rows.equals(getattr(first, method)(window).rows), method
+
+
+def test_another_seed_yields_other_traffic():
+    window = hours(PEAK_HOUR, 1)
+    ids = SimulatedSource().gateway_logs(window).rows["CorrelationId"].to_pylist()
+    other = SimulatedSource(replace(DEFAULT_PROFILE, seed=7)).gateway_logs(window).rows
+    assert not set(ids) & set(other["CorrelationId"].to_pylist())
+
+
+@pytest.mark.parametrize("split_after", [HOUR, 90 * timedelta(minutes=1), timedelta(seconds=3)])
+def test_adjacent_windows_together_equal_their_union(split_after):
+    start = DAY_START - 2 * HOUR  # across midnight
+    whole, first, second = (
+        TimeWindow(start, start + 4 * HOUR),
+        TimeWindow(start, start + split_after),
+        TimeWindow(start + split_after, start + 4 * HOUR),
+    )
+    for method in ("gateway_logs", "llm_logs", "deployment_metrics"):
+        # separate instances: no generated hour is shared through a cache
+        parts = [getattr(SimulatedSource(SMALL), method)(window).rows for window in (first, second)]
+        joined = getattr(SimulatedSource(SMALL), method)(whole).rows
+        assert canonical(pa.concat_tables(parts)).equals(canonical(joined)), method
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    split_us=st.integers(min_value=1, max_value=3 * 3600 * 1_000_000 - 1),
+    seed=st.integers(min_value=0, max_value=2**32),
+)
+def test_any_split_of_a_window_loses_and_repeats_no_row(split_us, seed):
+    profile = SimulationProfile(requests_per_hour=40, seed=seed)
+    start = DAY_START + 11 * HOUR
+    split = start + timedelta(microseconds=split_us)
+    source = SimulatedSource(profile)
+    for method in ("gateway_logs", "llm_logs"):
+        fetch = getattr(source, method)
+        parts = pa.concat_tables(
+            [fetch(TimeWindow(start, split)).rows, fetch(TimeWindow(split, start + 3 * HOUR)).rows]
+        )
+        assert canonical(parts).equals(canonical(fetch(hours(start, 3)).rows)), method
+
+
+# --- shape -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "schema"),
+    [
+        ("gateway_logs", GATEWAY_LOG_SCHEMA),
+        ("llm_logs", LLM_LOG_SCHEMA),
+        ("deployment_metrics", DEPLOYMENT_METRICS_SCHEMA),
+    ],
+)
+def test_tables_have_the_landed_schemas(method, schema):
+    source = SimulatedSource(SMALL)
+    for window in (hours(PEAK_HOUR, 2), TimeWindow(PEAK_HOUR, PEAK_HOUR + timedelta(microseconds=1))):
+        fetched = getattr(source, method)(window)
+        assert fetched.rows.schema.equals(schema, check_metadata=True)
+        assert fetched.rejected.schema.equals(SOURCE_REJECT_SCHEMA)
+        assert fetched.rejected.num_rows == 0
+
+
+def test_rows_fall_in_the_window_with_microsecond_utc_times():
+    window = TimeWindow(PEAK_HOUR + timedelta(minutes=10), PEAK_HOUR + timedelta(minutes=70))
+    source = SimulatedSource()
+    for method in ("gateway_logs", "llm_logs"):
+        times = getattr(source, method)(window).rows["TimeGenerated"]
+        assert pc.min(times).as_py() >= window.start and pc.max(times).as_py() < window.end
+        assert pc.any(pc.not_equal(pc.millisecond(times), 0)).as_py()  # sub-second precision is used
+
+
+def test_correlation_ids_are_unique_guids_and_requests_look_like_apim():
+    gateway = SimulatedSource().gateway_logs(hours(DAY_START, 24)).rows
+    distinct = scalar("SELECT count(*) FROM (SELECT DISTINCT * FROM g)", g=gateway)
+    assert scalar("SELECT count(DISTINCT CorrelationId) FROM g", g=gateway) == distinct
+    assert all(GUID.match(value) for value in gateway["CorrelationId"].to_pylist())
+    assert set(gateway["ApiId"].to_pylist()) == {"azure-openai"}
+    assert set(gateway["OperationId"].to_pylist()) == {
+        "chat-completions",
+        "completions",
+        "embeddings",
+        "list-deployments",
+    }
+    assert set(gateway["Region"].to_pylist()) == {"East US"}
+    assert set(gateway["Cache"].to_pylist()) == {"none", "miss", "hit"}
+    assert set(gateway["BackendId"].to_pylist()) == {PTU_BACKEND_ID, PAYGO_BACKEND_ID}
+    codes = query(
+        "SELECT IsRequestSuccess, list(DISTINCT ResponseCode ORDER BY ResponseCode) FROM g GROUP BY ALL",
+        g=gateway,
+    )
+    assert dict(codes) == {True: [200], False: [400, 429, 500, 503]}
+    assert scalar("SELECT bool_and(TotalTime >= BackendTime AND BackendTime >= 0) FROM g", g=gateway)
+
+
+def test_products_have_one_to_three_subscriptions_and_very_different_volumes():
+    gateway = SimulatedSource().gateway_logs(hours(DAY_START, 24)).rows
+    per_product = query(
+        "SELECT ProductId, count(DISTINCT ApimSubscriptionId), count(*) FROM g WHERE ProductId <> '' GROUP BY 1",
+        g=gateway,
+    )
+    assert {product for product, _, _ in per_product} == set(DEFAULT_PROFILE.product_ids)
+    assert all(1 <= subscriptions <= 3 for _, subscriptions, _ in per_product)
+    calls = sorted(count for _, _, count in per_product)
+    assert calls[-1] > 50 * calls[0]  # heavy and tiny products side by side
+
+
+def test_models_differ_by_product_and_tokens_are_heavy_tailed():
+    llm = SimulatedSource().llm_logs(hours(DAY_START, 24)).rows
+    first_chunks = llm.filter(pc.equal(llm["SequenceNumber"], 0))
+    assert set(llm["ModelName"].to_pylist()) == {"gpt-4.1", "gpt-4o", "text-embedding-3-large"}
+    assert set(llm["DeploymentName"].to_pylist()) == set(SIMULATED_DEPLOYMENTS)
+    prompt = first_chunks["PromptTokens"]
+    assert pc.min(prompt).as_py() >= 50 and pc.max(prompt).as_py() <= 30_000
+    assert pc.max(first_chunks["CompletionTokens"]).as_py() <= 4000
+    assert pc.max(prompt).as_py() > 10 * pc.approximate_median(prompt).as_py()
+    assert pc.all(pc.equal(llm["TotalTokens"], pc.add(llm["PromptTokens"], llm["CompletionTokens"]))).as_py()
+
+
+def test_simulated_deployments_describe_ptu_and_paygo_accounts():
+    assert {"gpt-41-ptu", "gpt-4o-ptu", "gpt-41-paygo", "gpt-4o-paygo"} <= set(SIMULATED_DEPLOYMENTS)
+    for name, deployment in SIMULATED_DEPLOYMENTS.items():
+        assert deployment.name == name
+        assert deployment.billing == ("ptu" if deployment.backend_id == PTU_BACKEND_ID else "paygo")
+        assert deployment.resource_id.startswith("/subscriptions/")
+        assert deployment.resource_id.endswith(
+            f"/providers/Microsoft.CognitiveServices/accounts/{deployment.backend_id}"
+        )
+
+
+# --- hazards -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def peak_hour_logs():
+    """The peak hour's gateway rows, with the gateway and LLM rows of the hours around it."""
+    source = SimulatedSource()
+    return {
+        "expected": source.expected_hourly_requests(PEAK_HOUR),
+        "gateway": source.gateway_logs(hours(PEAK_HOUR, 1)).rows,
+        "gateway_around": source.gateway_logs(hours(PEAK_HOUR - HOUR, 3)).rows,
+        "llm_around": source.llm_logs(hours(PEAK_HOUR - HOUR, 3)).rows,
+    }
+
+
+def test_duplicates_are_byte_identical_rows(peak_hour_logs):
+    gateway, llm, expected = peak_hour_logs["gateway"], peak_hour_logs["llm_around"], peak_hour_logs["expected"]
+    extra_gateway = gateway.num_rows - scalar("SELECT count(*) FROM (SELECT DISTINCT * FROM g)", g=gateway)
+    assert extra_gateway == expected["duplicate_gateway_rows"] > 0
+    assert scalar("SELECT count(*) - count(DISTINCT CorrelationId) FROM g", g=gateway) == extra_gateway
+    extra_llm = llm.num_rows - scalar("SELECT count(*) FROM (SELECT DISTINCT * FROM l)", l=llm)
+    assert extra_llm > 0
+
+
+def test_chunked_llm_requests_carry_tokens_on_sequence_zero_only(peak_hour_logs):
+    llm = peak_hour_logs["llm_around"]
+    chunks = query(
+        """
+        SELECT CorrelationId, count(DISTINCT SequenceNumber), max(SequenceNumber), count(DISTINCT RequestId),
+               sum(PromptTokens + CompletionTokens) FILTER (WHERE SequenceNumber > 0)
+        FROM (SELECT DISTINCT * FROM l) GROUP BY 1 HAVING max(SequenceNumber) > 0
+        """,
+        l=llm,
+    )
+    assert len(chunks) > 0
+    assert {pieces for _, pieces, _, _, _ in chunks} <= {2, 3, 4}
+    assert all(pieces == last + 1 and request_ids == 1 for _, pieces, last, request_ids, _ in chunks)
+    assert all(later_tokens == 0 for *_, later_tokens in chunks)
+
+
+def test_failed_calls_half_with_an_llm_record_holding_prompt_tokens(peak_hour_logs):
+    gateway, llm, expected = peak_hour_logs["gateway"], peak_hour_logs["llm_around"], peak_hour_logs["expected"]
+    failed, with_record, zero_completion, prompt_positive = query(
+        """
+        SELECT count(*), count(l.CorrelationId), count(*) FILTER (WHERE l.CompletionTokens = 0),
+               bool_and(l.PromptTokens > 0)
+        FROM (SELECT DISTINCT * FROM g) g
+        LEFT JOIN (SELECT DISTINCT * FROM l WHERE SequenceNumber = 0) l USING (CorrelationId)
+        WHERE NOT g.IsRequestSuccess
+        """,
+        g=gateway,
+        l=llm,
+    )[0]
+    assert failed == expected["failed_calls"] > 20
+    assert with_record == expected["failed_calls_with_llm_record"]
+    assert 0.25 * failed < with_record < 0.75 * failed
+    assert zero_completion > 0 and prompt_positive
+
+
+def test_successful_calls_without_llm_record(peak_hour_logs):
+    gateway, llm, expected = peak_hour_logs["gateway"], peak_hour_logs["llm_around"], peak_hour_logs["expected"]
+    operations = query(
+        """
+        SELECT OperationId, count(DISTINCT CorrelationId) FROM g
+        WHERE IsRequestSuccess AND CorrelationId NOT IN (SELECT CorrelationId FROM l) GROUP BY 1
+        """,
+        g=gateway,
+        l=llm,
+    )
+    assert operations == [("list-deployments", expected["non_llm_calls"])]
+    assert expected["non_llm_calls"] > 0
+
+
+def test_orphan_llm_records_have_no_gateway_row(peak_hour_logs):
+    orphans = scalar(
+        """
+        SELECT count(DISTINCT CorrelationId) FROM l
+        WHERE TimeGenerated >= $start AND TimeGenerated < $start + INTERVAL 1 HOUR
+          AND CorrelationId NOT IN (SELECT CorrelationId FROM g)
+        """.replace("$start", f"TIMESTAMPTZ '{PEAK_HOUR.isoformat()}'"),
+        l=peak_hour_logs["llm_around"],
+        g=peak_hour_logs["gateway_around"],
+    )
+    assert orphans > 0
+    assert abs(orphans - peak_hour_logs["expected"]["orphan_llm_requests"]) <= 2  # edges may differ
+
+
+def test_unassigned_calls_have_empty_product_and_subscription(peak_hour_logs):
+    gateway, expected = peak_hour_logs["gateway"], peak_hour_logs["expected"]
+    rows = query(
+        "SELECT ProductId, ApimSubscriptionId, count(DISTINCT CorrelationId) FROM g "
+        "WHERE ProductId = '' OR ApimSubscriptionId = '' GROUP BY ALL",
+        g=gateway,
+    )
+    assert rows == [("", "", expected["unassigned_calls"])]
+    assert expected["unassigned_calls"] > 0
+
+
+def test_spillover_is_served_by_the_paygo_backend(peak_hour_logs):
+    spilled = query(
+        """
+        SELECT DISTINCT g.BackendId, l.DeploymentName
+        FROM g JOIN l USING (CorrelationId)
+        WHERE l.ModelName LIKE 'gpt-%'
+        """,
+        g=peak_hour_logs["gateway"],
+        l=peak_hour_logs["llm_around"],
+    )
+    assert set(spilled) == {
+        (PTU_BACKEND_ID, "gpt-41-ptu"),
+        (PTU_BACKEND_ID, "gpt-4o-ptu"),
+        (PAYGO_BACKEND_ID, "gpt-41-paygo"),
+        (PAYGO_BACKEND_ID, "gpt-4o-paygo"),
+    }
+    assert peak_hour_logs["expected"]["spillover_calls"] > 0
+
+
+def test_llm_records_cross_the_hour_boundary_both_ways(peak_hour_logs):
+    expected = peak_hour_logs["expected"]
+    before, after, min_offset, max_offset = query(
+        """
+        SELECT count(DISTINCT g.CorrelationId) FILTER (WHERE l.TimeGenerated < $start),
+               count(DISTINCT g.CorrelationId) FILTER (WHERE l.TimeGenerated >= $start + INTERVAL 1 HOUR),
+               min(epoch_us(l.TimeGenerated) - epoch_us(g.TimeGenerated)),
+               max(epoch_us(l.TimeGenerated) - epoch_us(g.TimeGenerated))
+        FROM g JOIN l USING (CorrelationId) WHERE l.SequenceNumber = 0
+        """.replace("$start", f"TIMESTAMPTZ '{PEAK_HOUR.isoformat()}'"),
+        g=peak_hour_logs["gateway"],
+        l=peak_hour_logs["llm_around"],
+    )[0]
+    assert before == expected["llm_records_before_hour"] > 0
+    assert after == expected["llm_records_after_hour"] > 0
+    assert -3_000_000 <= min_offset < 0 < max_offset <= 8_000_000
+
+
+def test_every_hour_has_crossings_even_at_low_volume():
+    source = SimulatedSource(SMALL)
+    for hour in range(24):
+        expected = source.expected_hourly_requests(DAY_START + hour * HOUR)
+        assert expected["llm_records_before_hour"] > 0 and expected["llm_records_after_hour"] > 0
+
+
+def test_hourly_counts_match_the_emitted_gateway_rows(peak_hour_logs):
+    gateway, llm, expected = peak_hour_logs["gateway"], peak_hour_logs["llm_around"], peak_hour_logs["expected"]
+    counted = query(
+        """
+        WITH g AS (SELECT DISTINCT * FROM g), l AS (SELECT DISTINCT * FROM l WHERE SequenceNumber = 0)
+        SELECT count(*),
+               count(*) FILTER (WHERE IsRequestSuccess AND l.CorrelationId IS NOT NULL),
+               sum(l.PromptTokens) FILTER (WHERE IsRequestSuccess),
+               sum(l.CompletionTokens) FILTER (WHERE IsRequestSuccess),
+               sum(l.TotalTokens) FILTER (WHERE IsRequestSuccess)
+        FROM g LEFT JOIN l USING (CorrelationId)
+        """,
+        g=gateway,
+        l=llm,
+    )[0]
+    assert counted == (
+        expected["gateway_requests"],
+        expected["billable_calls"],
+        expected["prompt_tokens"],
+        expected["completion_tokens"],
+        expected["total_tokens"],
+    )
+    assert gateway.num_rows == expected["gateway_rows"]
+    assert expected["gateway_requests"] == (
+        expected["billable_calls"] + expected["failed_calls"] + expected["non_llm_calls"]
+    )
+
+
+# --- deployment metrics ---------------------------------------------------------------------------------
+
+
+LOGGED_TOKENS_BY_HOUR_SQL = """
+    SELECT date_trunc('hour', TimeGenerated) AS hour, DeploymentName,
+           sum(PromptTokens)::BIGINT, sum(CompletionTokens)::BIGINT
+    FROM (SELECT DISTINCT * FROM l WHERE SequenceNumber = 0)
+    GROUP BY ALL
+"""
+
+
+def metric_totals(metrics: pa.Table) -> dict[tuple, int]:
+    return {
+        (row["TimeStamp"], row["ModelDeploymentName"], row["MetricName"]): row["Total"] for row in metrics.to_pylist()
+    }
+
+
+def test_metrics_are_logged_first_chunk_tokens_by_llm_hour_plus_bypass():
+    source = SimulatedSource()
+    window = hours(DAY_START + 14 * HOUR, 3)
+    metrics = source.deployment_metrics(window).rows
+    assert metrics.num_rows == 3 * len(SIMULATED_DEPLOYMENTS) * 2
+    totals = metric_totals(metrics)
+    logged = query(LOGGED_TOKENS_BY_HOUR_SQL, l=source.llm_logs(window).rows)
+    assert len(logged) == 3 * len(SIMULATED_DEPLOYMENTS)
+    for hour, deployment, prompt, completion in logged:
+        bypass = source.expected_bypass_tokens(TimeWindow(hour, hour + HOUR)).to_pylist()
+        bypass = next(row for row in bypass if row["deployment_name"] == deployment)
+        assert totals[(hour, deployment, "ProcessedPromptTokens")] == prompt + bypass["prompt_tokens"]
+        assert totals[(hour, deployment, "GeneratedTokens")] == completion + bypass["completion_tokens"]
+        assert 0.009 * prompt <= bypass["prompt_tokens"] <= 0.011 * prompt + 1
+
+    bypass_window = source.expected_bypass_tokens(window)
+    assert bypass_window["deployment_name"].to_pylist() == sorted(SIMULATED_DEPLOYMENTS)
+    assert pc.sum(bypass_window["prompt_tokens"]).as_py() > 0
+
+
+def test_without_bypass_the_metrics_equal_the_logged_tokens():
+    source = SimulatedSource(replace(SMALL, bypass_fraction=0.0))
+    window = hours(DAY_START, 2)
+    totals = metric_totals(source.deployment_metrics(window).rows)
+    logged = query(LOGGED_TOKENS_BY_HOUR_SQL, l=source.llm_logs(window).rows)
+    assert {key: total for key, total in totals.items() if total} == {
+        **{(hour, deployment, "ProcessedPromptTokens"): p for hour, deployment, p, _ in logged if p},
+        **{(hour, deployment, "GeneratedTokens"): c for hour, deployment, _, c in logged if c},
+    }
+    assert pc.sum(source.expected_bypass_tokens(window)["prompt_tokens"]).as_py() == 0
+
+
+def test_metrics_rows_are_hour_stamped_per_deployment_and_account():
+    metrics = (
+        SimulatedSource(SMALL)
+        .deployment_metrics(TimeWindow(DAY_START + timedelta(minutes=1), DAY_START + 2 * HOUR))
+        .rows
+    )
+    assert set(metrics["TimeStamp"].to_pylist()) == {DAY_START + HOUR}  # only hours starting inside the window
+    for row in metrics.to_pylist():
+        assert row["ResourceId"] == SIMULATED_DEPLOYMENTS[row["ModelDeploymentName"]].resource_id
+        assert row["Total"] >= 0
+
+
+# --- ground truth ------------------------------------------------------------------------------------------
+
+
+DAILY_USAGE_SQL = """
+    WITH gateway AS (SELECT DISTINCT * FROM g),
+         first_chunks AS (SELECT DISTINCT * FROM l WHERE SequenceNumber = 0),
+         requests AS (
+             SELECT gateway.*, first_chunks.ModelName, first_chunks.DeploymentName,
+                    first_chunks.PromptTokens, first_chunks.CompletionTokens, first_chunks.TotalTokens,
+                    gateway.IsRequestSuccess AND first_chunks.CorrelationId IS NOT NULL AS billable
+             FROM gateway LEFT JOIN first_chunks USING (CorrelationId)
+         )
+    SELECT $day AS usage_date,
+           coalesce(nullif(ProductId, ''), 'unassigned') AS product_id,
+           coalesce(nullif(ApimSubscriptionId, ''), 'unassigned') AS subscription_id,
+           coalesce(ModelName, 'unknown') AS model_name,
+           coalesce(DeploymentName, 'unknown') AS deployment_name,
+           BackendId AS backend_id,
+           coalesce(sum(PromptTokens) FILTER (WHERE billable), 0)::BIGINT AS prompt_tokens,
+           coalesce(sum(CompletionTokens) FILTER (WHERE billable), 0)::BIGINT AS completion_tokens,
+           coalesce(sum(TotalTokens) FILTER (WHERE billable), 0)::BIGINT AS total_tokens,
+           count(*) FILTER (WHERE billable) AS calls,
+           count(*) FILTER (WHERE NOT IsRequestSuccess) AS failed_calls,
+           min(TimeGenerated) AS first_seen,
+           max(TimeGenerated) AS last_seen
+    FROM requests
+    WHERE billable OR NOT IsRequestSuccess
+    GROUP BY ALL
+"""
+
+
+def recompute_daily_usage(source: SimulatedSource, day: date) -> pa.Table:
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.register("g", source.gateway_logs(hours(start, 24)).rows)
+    con.register("l", source.llm_logs(TimeWindow(start - HOUR, start + 25 * HOUR)).rows)
+    result = con.sql(DAILY_USAGE_SQL.replace("$day", f"DATE '{day.isoformat()}'")).to_arrow_table()
+    return result.cast(EXPECTED_DAILY_USAGE_SCHEMA).sort_by([(key, "ascending") for key in DAILY_USAGE_KEY])
+
+
+def test_expected_daily_usage_equals_a_recomputation_from_the_emitted_logs():
+    source = SimulatedSource(SMALL)
+    expected = source.expected_daily_usage(DAY)
+    assert expected.schema.equals(EXPECTED_DAILY_USAGE_SCHEMA)
+    assert recompute_daily_usage(source, DAY).equals(expected)
+
+    rows = expected.to_pylist()
+    assert any(row["product_id"] == "unassigned" == row["subscription_id"] for row in rows)
+    assert any(row["model_name"] == "unknown" and row["failed_calls"] > 0 for row in rows)
+    assert any(row["backend_id"] == PAYGO_BACKEND_ID and row["deployment_name"] == "gpt-4o-paygo" for row in rows)
+    assert {row["usage_date"] for row in rows} == {DAY}
+    assert all(row["total_tokens"] == row["prompt_tokens"] + row["completion_tokens"] for row in rows)
+    assert all(row["calls"] + row["failed_calls"] > 0 for row in rows)
+
+
+def test_expected_daily_usage_sums_to_the_hourly_counts():
+    source = SimulatedSource(SMALL)
+    usage = source.expected_daily_usage(DAY)
+    hourly = [source.expected_hourly_requests(DAY_START + hour * HOUR) for hour in range(24)]
+    for column, key in (
+        ("calls", "billable_calls"),
+        ("failed_calls", "failed_calls"),
+        ("total_tokens", "total_tokens"),
+    ):
+        assert pc.sum(usage[column]).as_py() == sum(counts[key] for counts in hourly)
+
+
+def test_an_empty_day_has_an_empty_report():
+    usage = SimulatedSource(replace(SMALL, requests_per_hour=0)).expected_daily_usage(DAY)
+    assert usage.num_rows == 0 and usage.schema.equals(EXPECTED_DAILY_USAGE_SCHEMA)
+
+
+# --- fault knobs ---------------------------------------------------------------------------------------------
+
+
+def test_tokens_on_later_chunks_are_a_logging_fault_only():
+    window = hours(PEAK_HOUR, 2)
+    clean = SimulatedSource(SMALL)
+    faulty = SimulatedSource(replace(SMALL, nonzero_chunk_token_fraction=0.5))
+    faulty_llm = faulty.llm_logs(window).rows
+    later = faulty_llm.filter(pc.greater(faulty_llm["SequenceNumber"], 0))
+    assert pc.sum(later["PromptTokens"]).as_py() > 0
+    assert faulty.expected_hourly_requests(PEAK_HOUR)["nonzero_token_chunk_records"] > 0
+
+    def first_chunks(table: pa.Table) -> pa.Table:
+        return canonical(table.filter(pc.equal(table["SequenceNumber"], 0)))
+
+    assert first_chunks(faulty_llm).equals(first_chunks(clean.llm_logs(window).rows))
+    assert faulty.gateway_logs(window).rows.equals(clean.gateway_logs(window).rows)
+    assert faulty.deployment_metrics(window).rows.equals(clean.deployment_metrics(window).rows)
+    assert faulty.expected_daily_usage(DAY).equals(clean.expected_daily_usage(DAY))
+
+
+def test_missing_gateway_hours_lose_only_their_gateway_rows():
+    window = hours(PEAK_HOUR - HOUR, 3)
+    clean = SimulatedSource(SMALL)
+    faulty = SimulatedSource(replace(SMALL, missing_gateway_hours=frozenset({PEAK_HOUR})))
+    clean_gateway = clean.gateway_logs(window).rows
+    outside_missing_hour = pc.or_(
+        pc.less(clean_gateway["TimeGenerated"], PEAK_HOUR),
+        pc.greater_equal(clean_gateway["TimeGenerated"], PEAK_HOUR + HOUR),
+    )
+    assert faulty.gateway_logs(window).rows.equals(clean_gateway.filter(outside_missing_hour))
+    assert faulty.gateway_logs(hours(PEAK_HOUR, 1)).rows.num_rows == 0
+    assert faulty.llm_logs(window).rows.equals(clean.llm_logs(window).rows)
+    assert faulty.expected_hourly_requests(PEAK_HOUR)["gateway_rows_missing"]
+    # the ground truth is the traffic that happened, lost rows included
+    assert faulty.expected_daily_usage(DAY).equals(clean.expected_daily_usage(DAY))
+
+
+def test_a_clean_profile_has_no_hazards():
+    clean = replace(
+        SMALL,
+        duplicate_fraction=0.0,
+        failed_fraction=0.0,
+        chunked_fraction=0.0,
+        non_llm_fraction=0.0,
+        orphan_llm_fraction=0.0,
+        unassigned_fraction=0.0,
+        spillover_fraction=0.0,
+    )
+    source = SimulatedSource(clean)
+    window = hours(PEAK_HOUR, 1)
+    gateway = source.gateway_logs(window).rows
+    llm = source.llm_logs(TimeWindow(PEAK_HOUR - HOUR, PEAK_HOUR + 2 * HOUR)).rows
+    assert pc.all(gateway["IsRequestSuccess"]).as_py()
+    assert pc.max(llm["SequenceNumber"]).as_py() == 0
+    unassigned_or_spilled = f"""
+        SELECT count(*) FROM g
+        WHERE ProductId = '' OR (BackendId = '{PAYGO_BACKEND_ID}' AND OperationId <> 'embeddings')
+    """
+    assert scalar(unassigned_or_spilled, g=gateway) == 0
+    unmatched = scalar(
+        "SELECT count(*) FROM g WHERE CorrelationId NOT IN (SELECT CorrelationId FROM l)", g=gateway, l=llm
+    )
+    assert unmatched == 0
+    assert gateway.num_rows == scalar("SELECT count(DISTINCT CorrelationId) FROM g", g=gateway)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"failed_fraction": 1.5},
+        {"orphan_llm_fraction": 0.5, "failed_fraction": 0.4, "non_llm_fraction": 0.2},
+        {"product_ids": ()},
+        {"product_ids": ("a", "a")},
+        {"missing_gateway_hours": frozenset({datetime(2026, 3, 2, 15)})},
+        {"missing_gateway_hours": frozenset({PEAK_HOUR + timedelta(minutes=5)})},
+    ],
+)
+def test_invalid_profiles_are_refused(bad):
+    with pytest.raises(ValueError):
+        SimulationProfile(**bad)
+
+
+def test_hourly_counts_need_an_hour_start():
+    with pytest.raises(ValueError):
+        SimulatedSource().expected_hourly_requests(PEAK_HOUR + timedelta(minutes=1))

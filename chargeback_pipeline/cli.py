@@ -45,7 +45,13 @@ def main() -> None:
 @click.argument("first_day", type=Day())
 @click.argument("last_day", type=Day(), required=False)
 @click.option("--days-per-run", default=1, show_default=True, help="Days materialized by one pair of ranged runs.")
-def backfill_command(first_day: date, last_day: date | None, days_per_run: int) -> None:
+@click.option(
+    "--publish-despite-blocked-reconciliation",
+    "override_reason",
+    metavar="REASON",
+    help="Publish reports even where reconciliation blocks them; REASON is recorded beside the report.",
+)
+def backfill_command(first_day: date, last_day: date | None, days_per_run: int, override_reason: str | None) -> None:
     """Materialize every hour of FIRST_DAY..LAST_DAY (inclusive, UTC), then the daily rollups and reports."""
     from chargeback_pipeline.assets.reports import product_usage_report_key
     from chargeback_pipeline.definitions import build_resources
@@ -71,12 +77,19 @@ def backfill_command(first_day: date, last_day: date | None, days_per_run: int) 
         progress["n"] += 1
         click.echo(
             f"  [{progress['n']}/{chunks}] {chunk.first_day}..{chunk.last_day} done "
-            f"({time.monotonic() - started:.1f}s, runs {chunk.hourly_run_id[:8]} {chunk.daily_run_id[:8]})"
+            f"({time.monotonic() - started:.1f}s, runs {chunk.hourly.run_id[:8]} {chunk.daily.run_id[:8]})"
         )
 
     try:
         backfill(
-            first_day, last_day, resources, instance, days_per_run=days_per_run, on_chunk=report, log_level="WARNING"
+            first_day,
+            last_day,
+            resources,
+            instance,
+            days_per_run=days_per_run,
+            on_chunk=report,
+            log_level="WARNING",
+            publish_override_reason=override_reason,
         )
     except BackfillFailed as error:
         click.echo(f"error: {error}", err=True)
@@ -100,6 +113,7 @@ def verify_simulated_command(day: date) -> None:
     from chargeback_pipeline.assets.reports import product_usage_report_key
     from chargeback_pipeline.definitions import build_resources
     from chargeback_pipeline.settings import SourceKind, current_settings
+    from chargeback_pipeline.sources.base import TimeWindow
     from chargeback_pipeline.sources.simulated import SimulatedSource, SimulationProfile
 
     settings = current_settings()
@@ -109,18 +123,44 @@ def verify_simulated_command(day: date) -> None:
     key = product_usage_report_key(day, "parquet")
     if not store.exists(key):
         raise click.ClickException(f"no report at {store.url(key)}: run `chargeback backfill {day}` first")
-    published = pq.read_table(io.BytesIO(store.read_bytes(key)))
-    truth = SimulatedSource(
+    report = pq.read_table(io.BytesIO(store.read_bytes(key)))
+    simulator = SimulatedSource(
         SimulationProfile(requests_per_hour=settings.simulated_requests_per_hour, seed=settings.simulated_seed)
-    ).expected_daily_usage(day)
-    tokens = sum(published["total_tokens"].to_pylist())
-    if not published.equals(truth):
-        click.echo(f"MISMATCH: published {published.num_rows} rows, ground truth {truth.num_rows} rows", err=True)
-        sys.exit(1)
-    click.echo(
-        f"{day}: published report matches the simulator's ground truth exactly "
-        f"({published.num_rows} rows, {tokens:,} billable tokens)"
     )
+    products, bypass = split_simulated_report(report)
+    truth = simulator.expected_daily_usage(day)
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    bypass_truth = simulator.expected_bypass_tokens(TimeWindow(start, start + timedelta(days=1)))
+    expected_bypass = {
+        r["deployment_name"]: (r["prompt_tokens"], r["completion_tokens"]) for r in bypass_truth.to_pylist()
+    }
+    if not products.equals(truth) or bypass != expected_bypass:
+        click.echo(
+            f"MISMATCH: published {products.num_rows} product rows, ground truth {truth.num_rows}; "
+            f"unattributed {bypass} vs simulated bypass {expected_bypass}",
+            err=True,
+        )
+        sys.exit(1)
+    tokens = sum(products["total_tokens"].to_pylist())
+    click.echo(
+        f"{day}: published report matches the simulator's ground truth exactly ({products.num_rows} product rows, "
+        f"{tokens:,} billable tokens; unattributed lines equal the simulated APIM bypass on "
+        f"{len(bypass)} deployments)"
+    )
+
+
+def split_simulated_report(report):
+    """Product rows, and the `unattributed` tokens per deployment, of a published report."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from chargeback_pipeline.assets.reports import RECONCILIATION_LINES, UNATTRIBUTED
+
+    is_line = pc.is_in(report["product_id"], value_set=pa.array(RECONCILIATION_LINES))
+    unattributed = report.filter(pc.equal(report["product_id"], UNATTRIBUTED)).to_pylist()
+    return report.filter(pc.invert(is_line)), {
+        r["deployment_name"]: (r["prompt_tokens"], r["completion_tokens"]) for r in unattributed
+    }
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ and this module turns that into resources. Secrets reach resources as `dg.EnvVar
 
 import dagster as dg
 
-from chargeback_pipeline.assets import raw, reports, usage
-from chargeback_pipeline.resources import LogSourceResource, ObjectStoreResource
+from chargeback_pipeline.assets import raw, reconciliation, reports, usage
+from chargeback_pipeline.resources import DataQualityPolicy, LogSourceResource, ObjectStoreResource
 from chargeback_pipeline.settings import Settings, current_settings
 
 BLOB_CONNECTION_STRING_ENV = "CHARGEBACK_BLOB_CONNECTION_STRING"
@@ -49,6 +49,16 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         ),
         "lake": lake,
         "reports": _store(settings, settings.output_dir, ""),
+        "policy": DataQualityPolicy(
+            reconciliation_warn_percent=settings.reconciliation_warn_percent,
+            reconciliation_block_percent=settings.reconciliation_block_percent,
+            reconciliation_warn_tokens=settings.reconciliation_warn_tokens,
+            reconciliation_block_tokens=settings.reconciliation_block_tokens,
+            reconciliation_min_tokens=settings.reconciliation_min_tokens,
+            quarantine_max_percent=settings.quarantine_max_percent,
+            orphan_llm_max_percent=settings.orphan_llm_max_percent,
+            known_deployments=settings.deployment_list,
+        ),
     }
 
 
@@ -58,6 +68,8 @@ ALL_ASSETS = [
     raw.raw_deployment_metrics,
     usage.attributed_requests,
     usage.daily_product_usage,
+    reconciliation.deployment_reconciliation,
+    reconciliation.daily_reconciliation,
     reports.product_usage_report,
 ]
 

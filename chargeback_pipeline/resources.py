@@ -4,6 +4,8 @@ Each is a `ConfigurableResource`, so its configuration shows in the UI and can b
 `definitions.py` builds them once from `settings.py`, with secrets passed as `dg.EnvVar`.
 """
 
+from datetime import datetime
+
 import dagster as dg
 from azure.identity import DefaultAzureCredential
 from azure.storage.blob import ContainerClient
@@ -46,6 +48,10 @@ class LogSourceResource(dg.ConfigurableResource):
     folder: str | None = None
     simulated_requests_per_hour: int = 2000
     simulated_seed: int = 20260101
+    # Fault injection for drills and tests: SimulationProfile fractions by name (e.g. bypass_fraction),
+    # and hours (ISO 8601, UTC) whose gateway rows the simulator loses.
+    simulated_faults: dict[str, float] = {}
+    simulated_missing_gateway_hours: list[str] = []
     gateway_table: str = "ApiManagementGatewayLogs"
     llm_table: str = "ApiManagementGatewayLlmLog"
     log_analytics_workspace_id: str | None = None
@@ -69,8 +75,14 @@ class LogSourceResource(dg.ConfigurableResource):
         if kind == SourceKind.simulated:
             from chargeback_pipeline.sources.simulated import SimulatedSource, SimulationProfile
 
+            missing = frozenset(datetime.fromisoformat(h) for h in self.simulated_missing_gateway_hours)
             return SimulatedSource(
-                SimulationProfile(requests_per_hour=self.simulated_requests_per_hour, seed=self.simulated_seed)
+                SimulationProfile(
+                    requests_per_hour=self.simulated_requests_per_hour,
+                    seed=self.simulated_seed,
+                    missing_gateway_hours=missing,
+                    **self.simulated_faults,
+                )
             )
         if kind == SourceKind.folder:
             from chargeback_pipeline.sources.folder import FolderSource
@@ -88,3 +100,16 @@ class LogSourceResource(dg.ConfigurableResource):
             gateway_table=self.gateway_table,
             llm_table=self.llm_table,
         )
+
+
+class DataQualityPolicy(dg.ConfigurableResource):
+    """Thresholds of the asset checks and the deployments the pipeline knows (README: Checks)."""
+
+    reconciliation_warn_percent: float = 2.0
+    reconciliation_block_percent: float = 10.0
+    reconciliation_warn_tokens: int = 0
+    reconciliation_block_tokens: int = 0
+    reconciliation_min_tokens: int = 10_000
+    quarantine_max_percent: float = 1.0
+    orphan_llm_max_percent: float = 5.0
+    known_deployments: list[str] = []

@@ -22,15 +22,25 @@ DAILY_ASSETS = [key for a in ALL_ASSETS if a.partitions_def == daily_partitions 
 
 
 class BackfillFailed(RuntimeError):
-    pass
+    def __init__(self, message: str, result: dg.ExecuteInProcessResult):
+        super().__init__(message)
+        self.result = result
 
 
 @dataclass(frozen=True)
 class ChunkDone:
     first_day: date
     last_day: date
-    hourly_run_id: str
-    daily_run_id: str
+    hourly: dg.ExecuteInProcessResult
+    daily: dg.ExecuteInProcessResult
+
+    def check_evaluations(self) -> dict[str, dg.AssetCheckEvaluation]:
+        """The chunk's asset check results by `asset:check` name."""
+        return {
+            f"{e.asset_key.to_user_string()}:{e.check_name}": e
+            for result in (self.hourly, self.daily)
+            for e in result.get_asset_check_evaluations()
+        }
 
 
 def day_chunks(first_day: date, last_day: date, days_per_run: int) -> Iterator[tuple[date, date]]:
@@ -54,11 +64,13 @@ def _root_cause(error) -> str:
     return error.message.strip()
 
 
-def _run(selection, resources, instance, start_key: str, end_key: str, label: str, log_level: str) -> str:
+def _run(
+    selection, resources, instance, start_key: str, end_key: str, label: str, log_level: str, run_config=None
+) -> dg.ExecuteInProcessResult:
     result = dg.materialize(
         ALL_ASSETS,
         selection=selection,
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}} | (run_config or {}),
         resources=resources,
         instance=instance,
         tags={RANGE_START_TAG: start_key, RANGE_END_TAG: end_key, "chargeback/launched_by": "chargeback-cli"},
@@ -70,8 +82,8 @@ def _run(selection, resources, instance, start_key: str, end_key: str, label: st
             for event in result.all_events
             if event.is_step_failure and event.step_failure_data.error
         ]
-        raise BackfillFailed(f"{label} failed (run {result.run_id}): " + "; ".join(failures))
-    return result.run_id
+        raise BackfillFailed(f"{label} failed (run {result.run_id}): " + "; ".join(failures), result)
+    return result
 
 
 def backfill(
@@ -82,14 +94,22 @@ def backfill(
     days_per_run: int = 1,
     on_chunk: Callable[[ChunkDone], None] | None = None,
     log_level: str = "INFO",
+    publish_override_reason: str | None = None,
 ) -> list[ChunkDone]:
-    """Materialize FIRST_DAY..LAST_DAY; `log_level` is the console's (the run's event log keeps all)."""
+    """Materialize FIRST_DAY..LAST_DAY; `log_level` is the console's (the run's event log keeps all).
+
+    `publish_override_reason` publishes reports even where reconciliation blocks them, recording why.
+    """
+    daily_config = None
+    if publish_override_reason:
+        report_config = {"publish_despite_blocked_reconciliation": True, "override_reason": publish_override_reason}
+        daily_config = {"ops": {"product_usage_report": {"config": report_config}}}
     done = []
     for start, end in day_chunks(first_day, last_day, days_per_run):
         hours = (_hour_key(start, 0), _hour_key(end, 23))
         hourly = _run(HOURLY_ASSETS, resources, instance, *hours, f"hours of {start}..{end}", log_level)
         days = (f"{start:%Y-%m-%d}", f"{end:%Y-%m-%d}")
-        daily = _run(DAILY_ASSETS, resources, instance, *days, f"days {start}..{end}", log_level)
+        daily = _run(DAILY_ASSETS, resources, instance, *days, f"days {start}..{end}", log_level, daily_config)
         chunk = ChunkDone(start, end, hourly, daily)
         done.append(chunk)
         if on_chunk:

@@ -69,12 +69,15 @@ LLM_COLUMNS = tuple(LLM_LOG_SCHEMA.names)
 
 # Rows a source could not turn into the schemas above (unparseable time, non-integer tokens...).
 # They are landed beside the good rows of the same hour, never dropped: `record` is the original
-# row (JSON text) with payload/header columns removed, `reason` says what was wrong with it.
+# row (JSON text) with payload/header columns removed, `reason` says what was wrong with it, and
+# `placed_at` is the time the source filed it under (its own time if valid, else e.g. its file's
+# earliest valid time), so that windows that overlap report each rejected row in one hour only.
 SOURCE_REJECT_SCHEMA = pa.schema(
     [
         ("source_table", pa.string()),
         ("reason", pa.string()),
         ("origin", pa.string()),
         ("record", pa.string()),
+        ("placed_at", UTC_TIMESTAMP),
     ]
 )

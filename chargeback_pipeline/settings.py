@@ -49,6 +49,21 @@ class Settings(BaseSettings):
     # How far past the hour an LLM record of a request of that hour may be logged and still be joined.
     llm_join_overlap_minutes: int = Field(default=10, ge=0, le=60)
 
+    # Data-quality policy (see README "Checks"). A deployment-hour or -day breaches a level when its
+    # unattributed share exceeds the percent AND its unattributed tokens exceed the token amount;
+    # deployment-hours whose metrics count fewer than reconciliation_min_tokens are not judged.
+    reconciliation_warn_percent: float = Field(default=2.0, ge=0, le=100)
+    reconciliation_block_percent: float = Field(default=10.0, ge=0, le=100)
+    reconciliation_warn_tokens: int = Field(default=0, ge=0)
+    reconciliation_block_tokens: int = Field(default=0, ge=0)
+    reconciliation_min_tokens: int = Field(default=10_000, ge=0)
+    quarantine_max_percent: float = Field(default=1.0, ge=0, le=100)
+    # Share of an hour's LLM requests with no gateway row above which the gateway log is judged incomplete.
+    orphan_llm_max_percent: float = Field(default=5.0, ge=0, le=100)
+    # Deployments the pipeline knows (comma-separated). LLM rows naming another are quarantined. Empty:
+    # the deployments named in the pricing file, if there is one; else every deployment is accepted.
+    deployments: str = ""
+
     log_analytics_workspace_id: str | None = None
     log_analytics_endpoint: str = "https://api.loganalytics.io/v1"
     metrics_endpoint: str | None = None
@@ -73,11 +88,19 @@ class Settings(BaseSettings):
             raise ValueError(
                 "CHARGEBACK_LAKE_ON_BLOB=true needs CHARGEBACK_BLOB_ACCOUNT_URL or CHARGEBACK_BLOB_CONNECTION_STRING"
             )
+        if self.reconciliation_block_percent < self.reconciliation_warn_percent:
+            raise ValueError(
+                "CHARGEBACK_RECONCILIATION_BLOCK_PERCENT must be at least CHARGEBACK_RECONCILIATION_WARN_PERCENT"
+            )
         return self
 
     @property
     def blob_connection_string_set(self) -> bool:
         return self.blob_connection_string is not None and bool(self.blob_connection_string.get_secret_value())
+
+    @property
+    def deployment_list(self) -> list[str]:
+        return [d.strip() for d in self.deployments.split(",") if d.strip()]
 
     @property
     def resource_id_list(self) -> list[str]:

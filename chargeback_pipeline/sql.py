@@ -39,19 +39,35 @@ def _bound(sql: str, params: dict) -> dict:
     return {name: value for name, value in params.items() if f"${name}" in sql}
 
 
+def _utc(params: dict | None) -> dict:
+    return {k: (v.astimezone(UTC) if isinstance(v, datetime) else v) for k, v in (params or {}).items()}
+
+
+def build_models(
+    con: duckdb.DuckDBPyConnection, models: list[str], relations: dict[str, pa.Table], params: dict | None = None
+) -> None:
+    """Register `relations` and build `models`, in order, as temp tables other models can read."""
+    params = _utc(params)
+    for name, table in relations.items():
+        con.register(name, table)
+    for model in models:
+        sql = model_sql(model)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {model_name(model)} AS {sql}", _bound(sql, params))
+
+
+def select_model(con: duckdb.DuckDBPyConnection, model: str, params: dict | None = None) -> pa.Table:
+    """The rows of one model, over what the connection holds, as Arrow."""
+    sql = model_sql(model)
+    return con.sql(sql, params=_bound(sql, _utc(params))).to_arrow_table()
+
+
 def run_models(
     con: duckdb.DuckDBPyConnection,
     models: list[str],
     relations: dict[str, pa.Table],
     params: dict | None = None,
 ) -> pa.Table:
-    """Build `models` in order over `relations`; return the last model's rows as Arrow."""
-    params = {k: (v.astimezone(UTC) if isinstance(v, datetime) else v) for k, v in (params or {}).items()}
-    for name, table in relations.items():
-        con.register(name, table)
+    """Build all but the last of `models` over `relations`; return the last model's rows as Arrow."""
     *upstream, final = models
-    for model in upstream:
-        sql = model_sql(model)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {model_name(model)} AS {sql}", _bound(sql, params))
-    sql = model_sql(final)
-    return con.sql(sql, params=_bound(sql, params)).to_arrow_table()
+    build_models(con, upstream, relations, params)
+    return select_model(con, final, params)

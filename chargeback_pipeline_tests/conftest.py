@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from chargeback_pipeline.resources import LogSourceResource, ObjectStoreResource
+from chargeback_pipeline.resources import DataQualityPolicy, LogSourceResource, ObjectStoreResource
 
 REPO = Path(__file__).resolve().parent.parent
 AZURITE_ACCOUNT_KEY = (
@@ -73,9 +73,10 @@ def instance():
         yield test_instance
 
 
-def local_resources(tmp_path: Path, source: LogSourceResource) -> dict:
+def local_resources(tmp_path: Path, source: LogSourceResource, policy: DataQualityPolicy | None = None) -> dict:
     return {
         "source": source,
         "lake": ObjectStoreResource(local_dir=str(tmp_path / "lake")),
         "reports": ObjectStoreResource(local_dir=str(tmp_path / "reports")),
+        "policy": policy or DataQualityPolicy(),
     }

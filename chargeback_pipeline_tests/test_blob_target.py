@@ -7,7 +7,7 @@ from datetime import date
 
 from azure.storage.blob import ContainerClient
 
-from chargeback_pipeline.resources import LogSourceResource, ObjectStoreResource
+from chargeback_pipeline.resources import DataQualityPolicy, LogSourceResource, ObjectStoreResource
 from chargeback_pipeline.runner import backfill
 from chargeback_pipeline_tests.folder_data import DAY, EXPECTED_REPORT, write_export
 
@@ -20,6 +20,7 @@ def test_reports_and_lake_on_blob(tmp_path, azurite_connection_string, instance)
         "source": LogSourceResource(kind="folder", folder=str(export)),
         "lake": ObjectStoreResource(**blob, blob_prefix="lake"),
         "reports": ObjectStoreResource(**blob),
+        "policy": DataQualityPolicy(),
     }
 
     backfill(date.fromisoformat(DAY), date.fromisoformat(DAY), resources, instance)

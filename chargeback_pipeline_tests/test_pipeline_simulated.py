@@ -1,11 +1,13 @@
 """The asset graph on the embedded default source equals the simulator's ground truth exactly."""
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pyarrow.parquet as pq
 
+from chargeback_pipeline.cli import split_simulated_report
 from chargeback_pipeline.resources import LogSourceResource
 from chargeback_pipeline.runner import backfill
+from chargeback_pipeline.sources.base import TimeWindow
 from chargeback_pipeline.sources.simulated import SimulatedSource, SimulationProfile
 from chargeback_pipeline_tests.conftest import local_resources
 
@@ -20,8 +22,32 @@ def test_published_report_equals_ground_truth(tmp_path, instance):
 
     backfill(DAY, DAY, resources, instance)
 
-    published = pq.read_table(tmp_path / "reports" / f"daily/usage_date={DAY}/product_usage.parquet")
-    truth = SimulatedSource(SimulationProfile(requests_per_hour=REQUESTS_PER_HOUR)).expected_daily_usage(DAY)
-    assert published.num_rows > 20  # several products x subscriptions x models x backends
-    assert published.to_pylist() == truth.to_pylist()
-    assert published.schema == truth.schema
+    report = pq.read_table(tmp_path / "reports" / f"daily/usage_date={DAY}/product_usage.parquet")
+    products, unattributed = split_simulated_report(report)
+    simulator = SimulatedSource(SimulationProfile(requests_per_hour=REQUESTS_PER_HOUR))
+    truth = simulator.expected_daily_usage(DAY)
+    assert products.num_rows > 20  # several products x subscriptions x models x backends
+    assert products.to_pylist() == truth.to_pylist()
+    assert products.schema == truth.schema
+    start = datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC)
+    bypass = simulator.expected_bypass_tokens(TimeWindow(start, start + timedelta(days=1)))
+    assert unattributed == {
+        r["deployment_name"]: (r["prompt_tokens"], r["completion_tokens"]) for r in bypass.to_pylist()
+    }
+
+
+def test_report_lines_add_up_to_the_deployment_metrics(tmp_path, instance):
+    resources = local_resources(
+        tmp_path, LogSourceResource(kind="simulated", simulated_requests_per_hour=REQUESTS_PER_HOUR)
+    )
+
+    backfill(DAY, DAY, resources, instance)
+
+    report = pq.read_table(tmp_path / "reports" / f"daily/usage_date={DAY}/product_usage.parquet")
+    start = datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC)
+    metrics = (
+        SimulatedSource(SimulationProfile(requests_per_hour=REQUESTS_PER_HOUR))
+        .deployment_metrics(TimeWindow(start, start + timedelta(days=1)))
+        .rows
+    )
+    assert sum(report["total_tokens"].to_pylist()) == sum(metrics["Total"].to_pylist())

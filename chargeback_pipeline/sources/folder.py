@@ -5,8 +5,8 @@ every `*.json`, `*.jsonl` or `*.jsonl.gz` below them, recursively. Only the colu
 schemas are read (extra columns, payloads included, are never loaded); key order is free.
 
 A file that is empty, truncated or not JSON fails the whole fetch with its name. A row whose values
-cannot be typed is rejected with a reason, in the window of its file's earliest valid time, so it is
-reported exactly once and never silently dropped.
+cannot be typed is rejected with a reason, placed at its own time when that parses, else at its file's
+earliest valid time, so it is reported exactly once and never silently dropped.
 """
 
 from dataclasses import dataclass
@@ -56,7 +56,7 @@ def _typed(column: str, arrow_type: pa.DataType) -> tuple[str, str]:
 @dataclass
 class _ParsedTable:
     rows: pa.Table
-    rejected: pa.Table  # SOURCE_REJECT_SCHEMA plus `anchor`: the time of the window that reports it
+    rejected: pa.Table  # SOURCE_REJECT_SCHEMA
 
 
 class FolderSource:
@@ -101,19 +101,19 @@ class FolderSource:
             pc.greater_equal(parsed.rows[time_column], pa.scalar(window.start, schema.field(time_column).type)),
             pc.less(parsed.rows[time_column], pa.scalar(window.end, schema.field(time_column).type)),
         )
-        anchor = parsed.rejected["anchor"]
+        anchor = parsed.rejected["placed_at"]
         rejected_here = pc.and_(
             pc.greater_equal(anchor, pa.scalar(window.start, anchor.type)),
             pc.less(anchor, pa.scalar(window.end, anchor.type)),
         )
         return Fetched(
             rows=parsed.rows.filter(in_window),
-            rejected=parsed.rejected.filter(rejected_here).drop_columns(["anchor"]),
+            rejected=parsed.rejected.filter(rejected_here),
         )
 
     def _parse(self, folder: str, files: list[Path], schema: pa.Schema, time_column: str) -> _ParsedTable:
         if not files:
-            return _ParsedTable(schema.empty_table(), _empty_rejects())
+            return _ParsedTable(schema.empty_table(), SOURCE_REJECT_SCHEMA.empty_table())
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
         text_columns = {field.name: "VARCHAR" for field in schema}
@@ -147,11 +147,12 @@ class FolderSource:
         rejected = con.sql(
             f"""
             WITH anchors AS (
-                SELECT filename, min(parsed_time) FILTER (WHERE reason = '') AS anchor
+                SELECT filename, min(parsed_time) AS anchor
                 FROM checked GROUP BY filename
             )
-            SELECT ? AS source_table, c.reason, c.filename AS origin, {record}::VARCHAR AS record, a.anchor,
-                   a.anchor IS NULL AS unplaceable
+            SELECT ? AS source_table, c.reason, c.filename AS origin, {record}::VARCHAR AS record,
+                   coalesce(c.parsed_time, a.anchor) AS placed_at,
+                   coalesce(c.parsed_time, a.anchor) IS NULL AS unplaceable
             FROM checked AS c JOIN anchors AS a USING (filename)
             WHERE c.reason <> '' ORDER BY origin, record
             """,
@@ -163,8 +164,4 @@ class FolderSource:
                 f"source file {unplaceable['origin'][0]} has no row with a valid {time_column}: "
                 f"{unplaceable['reason'][0]}"
             )
-        return _ParsedTable(rows.cast(schema), rejected.drop_columns(["unplaceable"]))
-
-
-def _empty_rejects() -> pa.Table:
-    return SOURCE_REJECT_SCHEMA.append(pa.field("anchor", pa.timestamp("us", tz="UTC"))).empty_table()
+        return _ParsedTable(rows.cast(schema), rejected.drop_columns(["unplaceable"]).cast(SOURCE_REJECT_SCHEMA))

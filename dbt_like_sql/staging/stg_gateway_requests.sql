@@ -1,4 +1,4 @@
--- One row per gateway request of the window [$window_start, $window_end).
+-- One row per trusted gateway request of the window.
 -- The same record can be pulled twice (overlapping or repeated queries): keep one row per
 -- CorrelationId, choosing deterministically so re-runs give identical output.
 select
@@ -12,8 +12,8 @@ select
     OperationId as operation_id,
     ResponseCode as response_code,
     count(*) over (partition by CorrelationId) as gateway_records
-from raw_gateway_logs
-where TimeGenerated >= $window_start and TimeGenerated < $window_end
+from stg_gateway_checked
+where quarantine_reason is null
 qualify row_number() over (
     partition by CorrelationId
     order by TimeGenerated, IsRequestSuccess desc, ResponseCode, BackendId, ProductId, ApimSubscriptionId

@@ -1,4 +1,4 @@
--- One row per LLM log record (request chunk): exact re-pulls of the same record removed.
+-- One row per trusted LLM log record (request chunk): exact re-pulls of the same record removed.
 -- A record is identified by CorrelationId, RequestId and SequenceNumber.
 select
     TimeGenerated as llm_time,
@@ -10,7 +10,8 @@ select
     PromptTokens as prompt_tokens,
     CompletionTokens as completion_tokens,
     TotalTokens as total_tokens
-from raw_llm_logs
+from stg_llm_checked
+where quarantine_reason is null
 qualify row_number() over (
     partition by CorrelationId, coalesce(RequestId, ''), SequenceNumber
     order by TimeGenerated, PromptTokens desc, CompletionTokens desc

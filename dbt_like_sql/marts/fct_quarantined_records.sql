@@ -1,0 +1,28 @@
+-- Rows of the hour that could not be trusted, with the reason: the source's rejects (values it could
+-- not type) and the staging models' (values that make no sense). LLM rows are pulled with a margin
+-- around the hour, so only those logged inside the hour are reported here: each row in one hour only.
+with quarantined as (
+    select 'ApiManagementGatewayLogs' as source_table, quarantine_reason as reason, TimeGenerated as placed_at,
+        to_json(struct_pack(
+            TimeGenerated, CorrelationId, IsRequestSuccess, ProductId, ApimSubscriptionId, UserId, ApiId,
+            OperationId, BackendId, Region, Cache, ResponseCode, BackendResponseCode, TotalTime, BackendTime
+        ))::varchar as record
+    from stg_gateway_checked
+    where quarantine_reason is not null
+    union all
+    select 'ApiManagementGatewayLlmLog', quarantine_reason, TimeGenerated,
+        to_json(struct_pack(
+            TimeGenerated, CorrelationId, RequestId, DeploymentName, ModelName, OperationName, ApiVersion, Region,
+            PromptTokens, CompletionTokens, TotalTokens, SequenceNumber, IsStreamCompletion
+        ))::varchar
+    from stg_llm_checked
+    where quarantine_reason is not null and TimeGenerated >= $window_start and TimeGenerated < $window_end
+    union all
+    select source_table, reason, placed_at, record from raw_gateway_rejected
+    union all
+    select source_table, reason, placed_at, record from raw_llm_rejected
+    where placed_at >= $window_start and placed_at < $window_end
+)
+select source_table, reason, placed_at, record
+from quarantined
+order by source_table, reason, placed_at, record

@@ -62,8 +62,13 @@ def _hour_window(hour: datetime) -> TimeWindow:
     return TimeWindow(hour, hour + HOUR)
 
 
+# The hourly schedule lands hour H at H+1:20; an hour not landed two hours after it ends is late,
+# three hours after it is failing (the UI's freshness status flags both).
+HOURLY_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=3), warn_window=timedelta(hours=2))
+
 _common = dict(
     partitions_def=hourly_partitions,
+    freshness_policy=HOURLY_FRESHNESS,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="raw",
     owners=OWNERS,

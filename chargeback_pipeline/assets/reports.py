@@ -7,7 +7,7 @@ same name) publishes anyway and records that it did, beside the report and in th
 
 import io
 import json
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 import pyarrow as pa
@@ -30,6 +30,10 @@ UNATTRIBUTED = "unattributed"  # metric - logged: traffic that bypassed APIM or 
 LOGGED_NOT_BILLABLE = "logged-not-billable"  # logged - billable: failed requests' tokens, LLM records
 # without a gateway row, and requests whose gateway row falls on the other side of midnight.
 RECONCILIATION_LINES = (UNATTRIBUTED, LOGGED_NOT_BILLABLE)
+
+
+# Yesterday's report is expected by 02:00 UTC (its last hour lands at 00:20, then the daily step runs).
+DAILY_REPORT_FRESHNESS = dg.FreshnessPolicy.cron(deadline_cron="0 2 * * *", lower_bound_delta=timedelta(hours=2))
 
 
 class ReportConfig(dg.Config):
@@ -126,6 +130,7 @@ def _published_totals(data: dict[str, bytes]) -> dict[str, int]:
     deps=[daily_product_usage, daily_reconciliation],
     group_name="reports",
     owners=OWNERS,
+    freshness_policy=DAILY_REPORT_FRESHNESS,
     kinds={"azure", "csv", "parquet"},
     description=(
         "The published per-product usage report of the day: `daily/usage_date=YYYY-MM-DD/product_usage.csv` "

@@ -1,0 +1,155 @@
+"""Hourly token totals per Azure OpenAI deployment, from Azure Monitor platform metrics.
+
+Uses `azure-monitor-querymetrics`' `MetricsClient` (regional endpoint, batch API): metric namespace
+`Microsoft.CognitiveServices/accounts`, `ProcessedPromptTokens` and `GeneratedTokens`, aggregation
+Total, 1 hour granularity, split by deployment with `ModelDeploymentName eq '*'`.
+
+Decisions:
+- An hour without a data point (or a point without `total`) yields no row: "no traffic" and "no
+  metric emitted" look the same in the API, and downstream treats a missing row as zero.
+- The batch answer carries no resource id, so results are matched to resource ids by order; ids are
+  sent per subscription (the batch URL is per subscription), at most 50 per call (the API's limit).
+- A filtered query returns only the top `max_series` series (the service's default is 10!), so a
+  metric that comes back with `max_series` series may be cut short: that raises instead of landing
+  a partial hour.
+"""
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from itertools import groupby
+from typing import Any
+
+import pyarrow as pa
+from azure.core.exceptions import AzureError
+from azure.monitor.querymetrics import MetricsClient
+
+from chargeback_pipeline.schemas import DEPLOYMENT_METRICS_SCHEMA, RECONCILED_METRICS, SOURCE_REJECT_SCHEMA
+from chargeback_pipeline.sources.base import Fetched, TimeWindow
+
+METRIC_NAMESPACE = "Microsoft.CognitiveServices/accounts"
+DEPLOYMENT_DIMENSION = "ModelDeploymentName"
+SPLIT_BY_DEPLOYMENT = f"{DEPLOYMENT_DIMENSION} eq '*'"
+MAX_RESOURCES_PER_BATCH = 50
+SOURCE_TABLE = "deployment_metrics"
+
+
+class MetricsQueryError(RuntimeError):
+    """The metrics API failed or answered something that cannot be proven complete."""
+
+
+def subscription_of(resource_id: str) -> str:
+    parts = resource_id.strip("/").split("/")
+    if len(parts) < 2 or parts[0].lower() != "subscriptions":
+        raise ValueError(f"not an Azure resource id: {resource_id!r}")
+    return parts[1].lower()
+
+
+def _batches(resource_ids: Sequence[str]) -> list[list[str]]:
+    """Consecutive runs of one subscription, cut to the batch size; order is kept for matching."""
+    batches = []
+    for _, run in groupby(resource_ids, key=subscription_of):
+        run = list(run)
+        batches += [run[i : i + MAX_RESOURCES_PER_BATCH] for i in range(0, len(run), MAX_RESOURCES_PER_BATCH)]
+    return batches
+
+
+def _deployment_of(metadata: Mapping[str, str]) -> str | None:
+    # The service answers dimension names in lower case; match them case-insensitively.
+    return next((value for name, value in metadata.items() if name.lower() == DEPLOYMENT_DIMENSION.lower()), None)
+
+
+class DeploymentMetricsReader:
+    """Reads DEPLOYMENT_METRICS_SCHEMA rows for a window through a configured `MetricsClient`.
+
+    `call_options` are passed to every `query_resources` call (per-call retry settings, hooks).
+    """
+
+    def __init__(
+        self,
+        client: MetricsClient,
+        resource_ids: Sequence[str],
+        *,
+        max_series: int = 1000,
+        call_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._client = client
+        self._resource_ids = list(resource_ids)
+        for resource_id in self._resource_ids:
+            subscription_of(resource_id)  # fail at construction on a malformed id
+        self._max_series = max_series
+        self._call_options = dict(call_options or {})
+
+    def read(self, window: TimeWindow) -> Fetched:
+        rows: list[dict] = []
+        rejected: list[dict] = []
+        for batch in _batches(self._resource_ids):
+            results = self._query(batch, window)
+            for resource_id, result in zip(batch, results, strict=True):
+                for metric in result.metrics:
+                    self._collect(resource_id, metric, window, rows, rejected)
+        rows.sort(key=lambda row: (row["TimeStamp"], row["ResourceId"], row["ModelDeploymentName"], row["MetricName"]))
+        return Fetched(
+            rows=pa.Table.from_pylist(rows, schema=DEPLOYMENT_METRICS_SCHEMA),
+            rejected=pa.Table.from_pylist(rejected, schema=SOURCE_REJECT_SCHEMA),
+        )
+
+    def _query(self, batch: list[str], window: TimeWindow) -> list:
+        try:
+            results = self._client.query_resources(
+                resource_ids=batch,
+                metric_namespace=METRIC_NAMESPACE,
+                metric_names=list(RECONCILED_METRICS),
+                timespan=(window.start, window.end),
+                granularity=timedelta(hours=1),
+                aggregations=["Total"],
+                filter=SPLIT_BY_DEPLOYMENT,
+                max_results=self._max_series,
+                **self._call_options,
+            )
+        except AzureError as error:
+            raise MetricsQueryError(f"metrics query failed for {batch} in window {window}: {error}") from error
+        if len(results) != len(batch):
+            raise MetricsQueryError(f"metrics API answered {len(results)} results for {len(batch)} resources")
+        return results
+
+    def _collect(self, resource_id: str, metric, window: TimeWindow, rows: list, rejected: list) -> None:
+        if len(metric.timeseries) >= self._max_series:
+            raise MetricsQueryError(
+                f"{metric.name} of {resource_id} returned {len(metric.timeseries)} series, the max_series "
+                f"limit: deployments may be missing; raise max_series"
+            )
+        for series in metric.timeseries:
+            deployment = _deployment_of(series.metadata_values)
+            for point in series.data:
+                if point.total is None or not window.start <= point.timestamp < window.end:
+                    continue  # no data that hour (see module docstring), or another window's hour
+                row = {
+                    "TimeStamp": point.timestamp,
+                    "ResourceId": resource_id,
+                    "ModelDeploymentName": deployment,
+                    "MetricName": metric.name,
+                    "Total": point.total,
+                }
+                reason = self._problem(deployment, point.total)
+                if reason is None:
+                    rows.append(row | {"Total": int(point.total)})
+                else:
+                    record = {**row, "TimeStamp": point.timestamp.isoformat()}
+                    rejected.append(
+                        {
+                            "source_table": SOURCE_TABLE,
+                            "reason": reason,
+                            "origin": resource_id,
+                            "record": json.dumps(record),
+                            "placed_at": point.timestamp,
+                        }
+                    )
+
+    @staticmethod
+    def _problem(deployment: str | None, total: float) -> str | None:
+        if deployment is None:
+            return f"series without a {DEPLOYMENT_DIMENSION} dimension"
+        if not float(total).is_integer():
+            return f"Total {total!r} is not a whole number of tokens"
+        return None

@@ -1,0 +1,130 @@
+"""How this process talks to Azure Monitor: client arguments, credentials, retries and their logging.
+
+Throttling (429, with or without Retry-After), 5xx and timeouts are retried by azure-core's RetryPolicy
+(`retry_*` arguments; it honours Retry-After; `retry_timeout` bounds one call's total time). POST is
+not retried by azure-core by default, so every call marks it retryable: these queries only read. Each
+retry is logged as a WARNING. At most `max_concurrency` (<= 5, the service's per-user limit) queries
+are in flight per workspace in this process.
+
+A loopback endpoint (a local stand-in) is used over http without any credential; any other endpoint
+must be https and always authenticates (DefaultAzureCredential unless one is given).
+"""
+
+import ipaddress
+import logging
+from contextvars import ContextVar
+from threading import BoundedSemaphore, Lock
+from typing import Any
+from urllib.parse import urlsplit
+
+from azure.core.credentials import AccessToken, TokenCredential
+from azure.core.pipeline.policies import SansIOHTTPPolicy
+
+# Named explicitly, not by __name__: the source used to be one module of this name, and tests and the
+# docs filter its warnings (retries, partial results) by it. Every module of the package logs here.
+LOGGER = logging.getLogger("chargeback_pipeline.sources.log_analytics")
+
+DEFAULT_LOGS_ENDPOINT = "https://api.loganalytics.io/v1"
+MAX_WORKSPACE_CONCURRENCY = 5  # the service queues beyond 5 concurrent queries per user, then 429s
+RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+RETRYABLE_METHODS = frozenset({"GET", "HEAD", "POST"})  # POST is safe to retry: queries only read
+
+
+# --- endpoints and credentials ----------------------------------------------------------------------
+
+
+def is_loopback(endpoint: str) -> bool:
+    host = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}").hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _NoCredential:
+    """Stands in for a credential on loopback, where the authentication policy is a no-op."""
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        raise RuntimeError("loopback endpoints are never sent credentials")
+
+
+# What the current thread is querying, for the retry log lines (hooks only see the HTTP request).
+QUERY_LABEL: ContextVar[str] = ContextVar("log_analytics_query_label", default="an Azure Monitor request")
+
+
+def _warn_on_retry(request) -> None:
+    """raw_request_hook: azure-core's RetryPolicy does not log its retries, so we do."""
+    retry = request.context.get("retry_count", 0)
+    if retry:
+        LOGGER.warning(
+            "Retrying %s (retry %d) after a throttled, failed or timed-out attempt", QUERY_LABEL.get(), retry
+        )
+
+
+def _warn_on_refusal(response) -> None:
+    """raw_response_hook: runs once per attempt, inside the retry loop."""
+    status = response.http_response.status_code
+    if status in RETRIED_STATUSES:
+        retry_after = response.http_response.headers.get("Retry-After")
+        LOGGER.warning(
+            "%s answered HTTP %d%s for %s; azure-core retries it while retries and time remain",
+            urlsplit(response.http_request.url).netloc,
+            status,
+            f" (Retry-After: {retry_after}s)" if retry_after else " (no Retry-After)",
+            QUERY_LABEL.get(),
+        )
+
+
+def azure_client_arguments(
+    endpoint: str,
+    credential: TokenCredential | None,
+    *,
+    retry_total: int,
+    retry_backoff_factor: float,
+    retry_backoff_max: float,
+    retry_timeout: float,
+) -> tuple[TokenCredential, dict[str, Any]]:
+    """The credential and keyword arguments of an Azure Monitor SDK client for `endpoint`."""
+    options: dict[str, Any] = {
+        # One budget for every kind of retry; azure-core otherwise stops status retries at 3.
+        "retry_total": retry_total,
+        "retry_status": retry_total,
+        "retry_connect": retry_total,
+        "retry_read": retry_total,
+        "retry_backoff_factor": retry_backoff_factor,
+        "retry_backoff_max": retry_backoff_max,
+        "timeout": retry_timeout,  # RetryPolicy: total seconds for one call, all attempts and waits
+        "raw_request_hook": _warn_on_retry,
+        "raw_response_hook": _warn_on_refusal,
+    }
+    if is_loopback(endpoint):
+        return _NoCredential(), options | {"authentication_policy": SansIOHTTPPolicy()}
+    if not endpoint.startswith("https://"):
+        raise ValueError(f"{endpoint!r}: only loopback endpoints may be used without https")
+    if credential is None:
+        from azure.identity import DefaultAzureCredential  # imported late: slow, and unused on loopback
+
+        credential = DefaultAzureCredential()
+    return credential, options
+
+
+def metrics_audience(endpoint: str) -> str:
+    """The token audience of a regional metrics endpoint (sovereign clouds differ), e.g.
+    https://eastus.metrics.monitor.azure.com -> https://metrics.monitor.azure.com."""
+    host = urlsplit(endpoint).hostname or ""
+    _, _, cloud = host.partition(".metrics.")
+    return f"https://metrics.{cloud}" if cloud else "https://metrics.monitor.azure.com"
+
+
+# --- concurrency ------------------------------------------------------------------------------------
+
+_WORKSPACE_SLOTS: dict[str, BoundedSemaphore] = {}
+_WORKSPACE_SLOTS_LOCK = Lock()
+
+
+def workspace_slots(workspace_id: str, limit: int) -> BoundedSemaphore:
+    """The process-wide semaphore of a workspace; the first source to ask sets its size."""
+    with _WORKSPACE_SLOTS_LOCK:
+        return _WORKSPACE_SLOTS.setdefault(workspace_id.lower(), BoundedSemaphore(limit))

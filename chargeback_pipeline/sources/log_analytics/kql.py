@@ -1,0 +1,55 @@
+"""The KQL queries of the source: files in `dbt_like_sql/kql/`, bound to a table and a time window.
+
+Only values this module formats itself reach the query text: a table name that passed validation and
+datetime literals written from timezone-aware datetimes, never caller-supplied text.
+"""
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from string import Template
+
+import pyarrow as pa
+
+from chargeback_pipeline.sources.base import TimeWindow
+
+# chargeback_pipeline/sources/log_analytics/kql.py -> the repository root, beside chargeback_pipeline/.
+KQL_DIR = Path(__file__).resolve().parents[3] / "dbt_like_sql" / "kql"
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
+
+
+def kql_datetime(instant: datetime) -> str:
+    """A KQL datetime literal, formatted by us from a timezone-aware datetime (never from text)."""
+    if instant.tzinfo is None:
+        raise ValueError("query bounds must be timezone-aware")
+    return f"datetime({instant.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%fZ})"
+
+
+def validated_table_name(name: str) -> str:
+    if not _IDENTIFIER.fullmatch(name):
+        raise ValueError(f"not a Log Analytics table name: {name!r}")
+    return name
+
+
+@dataclass(frozen=True)
+class TableQuery:
+    """One KQL file bound to one table and the schema its projection lands in."""
+
+    table: str
+    schema: pa.Schema
+    template: Template
+
+    @classmethod
+    def load(cls, path: Path, table: str, schema: pa.Schema) -> "TableQuery":
+        lines = path.read_text(encoding="utf-8").splitlines()
+        text = "\n".join(line for line in lines if not line.lstrip().startswith("//")).strip()
+        return cls(validated_table_name(table), schema, Template(text))
+
+    def rows(self, window: TimeWindow) -> str:
+        return self.template.substitute(
+            table=self.table, start=kql_datetime(window.start), end=kql_datetime(window.end)
+        )
+
+    def count(self, window: TimeWindow) -> str:
+        return f"{self.rows(window)}\n| count"

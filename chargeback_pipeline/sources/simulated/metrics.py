@@ -1,0 +1,74 @@
+"""Deployment metrics: the hourly token totals Azure Monitor would report for each simulated deployment.
+
+They count the tokens of every distinct SequenceNumber-0 LLM record by its own TimeGenerated (failed
+and orphan requests included), plus bypass tokens: traffic that reached a deployment without passing
+APIM, so reconciliation always has a small, known gap to find.
+"""
+
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+
+from chargeback_pipeline.schemas import DEPLOYMENT_METRICS_SCHEMA, METRIC_COMPLETION_TOKENS, METRIC_PROMPT_TOKENS
+from chargeback_pipeline.sources.simulated.arrays import labels, timestamps
+from chargeback_pipeline.sources.simulated.deployments import (
+    DEPLOYMENT_LIST,
+    DEPLOYMENT_NAME_LABELS,
+    RESOURCE_ID_LABELS,
+)
+from chargeback_pipeline.sources.simulated.hour_requests import HourRequests
+from chargeback_pipeline.sources.simulated.hours import US_PER_HOUR, US_PER_SECOND
+from chargeback_pipeline.sources.simulated.profile import BYPASS_STREAM, SimulationProfile
+
+# The requests generated for the hour starting at an epoch microsecond (the source's cached hours).
+RequestsOf = Callable[[int], HourRequests]
+
+_BYPASS_JITTER_SHARE = 0.1  # bypass tokens = round(fraction * logged) +- up to 10 %
+_METRIC_NAME_LABELS = labels([METRIC_PROMPT_TOKENS, METRIC_COMPLETION_TOKENS])
+
+
+def deployment_metrics_table(profile: SimulationProfile, hours: range, requests_of: RequestsOf) -> pa.Table:
+    """Hourly token totals per deployment: the logged SequenceNumber-0 tokens plus bypass traffic."""
+    deployment_count = len(DEPLOYMENT_LIST)
+    # totals[hour, deployment, metric], metric 0 = prompt, 1 = completion
+    totals = np.zeros((len(hours), deployment_count, 2), dtype=np.int64)
+    for position, hour_us in enumerate(hours):
+        logged = logged_llm_tokens(hour_us, requests_of)
+        totals[position] = (logged + bypass_tokens(profile, hour_us, logged)).T
+    deployment = np.tile(np.repeat(np.arange(deployment_count), 2), len(hours))
+    metric = np.tile([0, 1], len(hours) * deployment_count)
+    columns = [
+        timestamps(np.repeat(np.array(hours, dtype=np.int64), deployment_count * 2)),
+        RESOURCE_ID_LABELS.take(deployment),
+        DEPLOYMENT_NAME_LABELS.take(deployment),
+        _METRIC_NAME_LABELS.take(metric),
+        pa.array(totals.reshape(-1)),
+    ]
+    return pa.Table.from_arrays(columns, schema=DEPLOYMENT_METRICS_SCHEMA)
+
+
+def logged_llm_tokens(hour_us: int, requests_of: RequestsOf) -> np.ndarray:
+    """(2, deployments) int64: prompt / completion tokens of the distinct SequenceNumber-0 LLM records
+    whose TimeGenerated falls in the hour (failed and orphan requests included)."""
+    logged = np.zeros((2, len(DEPLOYMENT_LIST)), dtype=np.int64)
+    # LLM records can sit a few seconds on the far side of their request's hour: look at the neighbours.
+    for generated_hour_us in (hour_us - US_PER_HOUR, hour_us, hour_us + US_PER_HOUR):
+        requests = requests_of(generated_hour_us)
+        in_hour = (
+            requests.has_llm_record & (requests.llm_time_us >= hour_us) & (requests.llm_time_us < hour_us + US_PER_HOUR)
+        )
+        deployment = requests.deployment[in_hour]
+        for metric, tokens in enumerate((requests.prompt_tokens, requests.completion_tokens)):
+            # float64 weights are exact here: an hour's sum stays far below 2**53
+            sums = np.bincount(deployment, weights=tokens[in_hour], minlength=len(DEPLOYMENT_LIST))
+            logged[metric] += np.rint(sums).astype(np.int64)
+    return logged
+
+
+def bypass_tokens(profile: SimulationProfile, hour_us: int, logged: np.ndarray) -> np.ndarray:
+    """(2, deployments): round(bypass_fraction * logged) plus deterministic jitter of up to 10 %."""
+    rng = np.random.default_rng([profile.seed, hour_us // US_PER_SECOND, BYPASS_STREAM])
+    base = np.rint(profile.bypass_fraction * logged).astype(np.int64)
+    spread = (base * _BYPASS_JITTER_SHARE).astype(np.int64)
+    return base + rng.integers(-spread, spread + 1)

@@ -1,0 +1,72 @@
+"""What traffic to simulate: the knobs of the simulator, validated once, and their defaults."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from chargeback_pipeline.sources.simulated.hours import US_PER_HOUR, epoch_us
+
+# RNG seeds are [profile seed, hour epoch seconds, stream]. Traffic uses [seed, hour] (a missing third
+# word counts as 0), so these stream ids keep the other draws apart from it.
+BYPASS_STREAM = 1
+CATALOG_STREAM = 2
+
+_DEFAULT_PRODUCT_IDS = (
+    "customer-support-bot",
+    "contract-search",
+    "hr-assistant",
+    "code-review",
+    "marketing-copy",
+    "finance-analytics",
+)
+
+
+@dataclass(frozen=True)
+class SimulationProfile:
+    """What traffic to simulate. Every knob has a realistic default; tests use them to inject faults."""
+
+    requests_per_hour: int = 2000  # mean gateway requests per hour, shaped by a diurnal curve
+    seed: int = 20260101
+    duplicate_fraction: float = 0.02  # share of gateway rows and of LLM rows emitted twice
+    failed_fraction: float = 0.03
+    chunked_fraction: float = 0.05  # LLM requests split into 2-4 records
+    non_llm_fraction: float = 0.02  # successful calls with no LLM record ("list-deployments")
+    orphan_llm_fraction: float = 0.005  # LLM records whose gateway row does not exist
+    unassigned_fraction: float = 0.03  # calls with empty ProductId and ApimSubscriptionId
+    spillover_fraction: float = 0.07  # PTU-model requests served by the pay-as-you-go backend
+    bypass_fraction: float = 0.01  # deployment tokens that never passed APIM, relative per deployment-hour
+    nonzero_chunk_token_fraction: float = 0.0  # fault: later chunks that (wrongly) carry tokens
+    missing_gateway_hours: frozenset[datetime] = frozenset()  # fault: hours whose gateway rows are lost
+    product_ids: tuple[str, ...] = _DEFAULT_PRODUCT_IDS  # ordered from heaviest to tiniest volume
+
+    def __post_init__(self) -> None:
+        if self.requests_per_hour < 0 or self.seed < 0:
+            raise ValueError("requests_per_hour and seed must be >= 0")
+        fractions = {
+            name: getattr(self, name)
+            for name in (
+                "duplicate_fraction",
+                "failed_fraction",
+                "chunked_fraction",
+                "non_llm_fraction",
+                "orphan_llm_fraction",
+                "unassigned_fraction",
+                "spillover_fraction",
+                "bypass_fraction",
+                "nonzero_chunk_token_fraction",
+            )
+        }
+        for name, value in fractions.items():
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be within [0, 1], got {value}")
+        if self.orphan_llm_fraction + self.failed_fraction + self.non_llm_fraction > 1.0:
+            raise ValueError("orphan_llm_fraction + failed_fraction + non_llm_fraction must not exceed 1")
+        if not self.product_ids or len(set(self.product_ids)) != len(self.product_ids):
+            raise ValueError("product_ids must be non-empty and unique")
+        if "" in self.product_ids:
+            raise ValueError("an empty product id is how unassigned calls look; use a name")
+        for hour in self.missing_gateway_hours:
+            if hour.tzinfo is None or epoch_us(hour) % US_PER_HOUR:
+                raise ValueError(f"missing_gateway_hours must hold timezone-aware hour starts, got {hour}")
+
+
+DEFAULT_PROFILE = SimulationProfile()

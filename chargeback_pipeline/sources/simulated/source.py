@@ -1,0 +1,119 @@
+"""SimulatedSource: the LogSource over simulated hours, and the ground truth of the same hours.
+
+Hours are generated on demand and kept in a small LRU cache: an hourly run reads an hour and its
+neighbours, and the next run reuses them, while a 10M-request day never sits in memory at once.
+"""
+
+from collections import OrderedDict
+from datetime import date, datetime
+
+import pyarrow as pa
+
+from chargeback_pipeline.schemas import GATEWAY_LOG_SCHEMA, LLM_LOG_SCHEMA
+from chargeback_pipeline.sources.base import Fetched, TimeWindow
+from chargeback_pipeline.sources.simulated.catalog import Catalog
+from chargeback_pipeline.sources.simulated.ground_truth import (
+    bypass_tokens_by_deployment,
+    daily_usage,
+    hourly_request_counts,
+)
+from chargeback_pipeline.sources.simulated.hour_requests import HourRequests
+from chargeback_pipeline.sources.simulated.hours import US_PER_HOUR, epoch_us, hours_overlapping, hours_starting_within
+from chargeback_pipeline.sources.simulated.log_rows import GeneratedHour
+from chargeback_pipeline.sources.simulated.metrics import deployment_metrics_table
+from chargeback_pipeline.sources.simulated.profile import DEFAULT_PROFILE, SimulationProfile
+from chargeback_pipeline.sources.simulated.traffic import generate_hour
+
+
+class SimulatedSource:
+    """A deterministic LogSource of simulated APIM traffic, plus the ground truth of that traffic."""
+
+    name = "simulated"
+    _CACHED_HOURS = 4  # an hourly run touches hour-1 .. hour+1; the next run reuses them
+
+    def __init__(self, profile: SimulationProfile = DEFAULT_PROFILE):
+        self.profile = profile
+        self._catalog = Catalog(profile)
+        self._missing_gateway_hours_us = {epoch_us(hour) for hour in profile.missing_gateway_hours}
+        self._hours: OrderedDict[int, GeneratedHour] = OrderedDict()
+
+    # LogSource ---------------------------------------------------------------------------------------
+
+    def gateway_logs(self, window: TimeWindow) -> Fetched:
+        start_us, end_us = epoch_us(window.start), epoch_us(window.end)
+        tables = [
+            self._hour(hour_us).gateway_rows.within(start_us, end_us)
+            for hour_us in hours_overlapping(start_us, end_us)  # gateway rows never leave their hour
+            if hour_us not in self._missing_gateway_hours_us
+        ]
+        return Fetched(_concat(tables, GATEWAY_LOG_SCHEMA))
+
+    def llm_logs(self, window: TimeWindow) -> Fetched:
+        start_us, end_us = epoch_us(window.start), epoch_us(window.end)
+        # LLM records can sit a few seconds on the far side of their request's hour.
+        tables = [
+            self._hour(hour_us).llm_rows.within(start_us, end_us)
+            for hour_us in hours_overlapping(start_us - US_PER_HOUR, end_us + US_PER_HOUR)
+        ]
+        return Fetched(_concat(tables, LLM_LOG_SCHEMA))
+
+    def deployment_metrics(self, window: TimeWindow) -> Fetched:
+        """Hourly token totals per deployment: the logged SequenceNumber-0 tokens plus bypass traffic."""
+        hours = hours_starting_within(epoch_us(window.start), epoch_us(window.end))
+        return Fetched(deployment_metrics_table(self.profile, hours, self._requests))
+
+    # Ground truth ------------------------------------------------------------------------------------
+
+    def expected_daily_usage(self, day: date) -> pa.Table:
+        """The usage report of one UTC day, computed from the generated requests, not from the logs.
+
+        Grain: (usage_date, product_id, subscription_id, model_name, deployment_name, backend_id) over
+        the distinct gateway requests of the day. Empty product / subscription -> "unassigned"; model and
+        deployment come from the SequenceNumber-0 LLM record, "unknown" without one. Tokens and calls
+        count billable requests (successful with an LLM record); failed_calls counts unsuccessful ones;
+        successful calls without LLM record and orphan LLM records are left out; first/last_seen span
+        the billable and failed requests. Sorted by the key.
+
+        It describes the traffic that happened: hours in `missing_gateway_hours` are included although
+        their gateway rows are not returned, so a pipeline that loses them falls short of this answer.
+        """
+        return daily_usage(day, self._catalog, self._requests)
+
+    def expected_hourly_requests(self, hour: datetime) -> dict:
+        """Counts of the requests generated for one hour (gateway TimeGenerated in the hour).
+
+        LLM counts cover the LLM records of this hour's requests (orphans included), wherever their
+        own TimeGenerated falls; row counts include duplicates as generated, even for a missing hour.
+        """
+        hour_us = epoch_us(hour)
+        if hour_us % US_PER_HOUR:
+            raise ValueError(f"not an hour start: {hour}")
+        missing = hour_us in self._missing_gateway_hours_us
+        return hourly_request_counts(hour_us, self._requests(hour_us), self._catalog, missing)
+
+    def expected_bypass_tokens(self, window: TimeWindow) -> pa.Table:
+        """Per deployment: tokens in deployment_metrics(window) that never passed APIM (one row each)."""
+        hours = hours_starting_within(epoch_us(window.start), epoch_us(window.end))
+        return bypass_tokens_by_deployment(self.profile, hours, self._requests)
+
+    # Internals ---------------------------------------------------------------------------------------
+
+    def _hour(self, hour_start_us: int) -> GeneratedHour:
+        """The generated hour, from a small LRU cache: memory stays bounded on 10M-request days."""
+        generated = self._hours.get(hour_start_us)
+        if generated is None:
+            generated = GeneratedHour(generate_hour(self.profile, self._catalog, hour_start_us), self._catalog)
+            self._hours[hour_start_us] = generated
+            if len(self._hours) > self._CACHED_HOURS:
+                self._hours.popitem(last=False)
+        else:
+            self._hours.move_to_end(hour_start_us)
+        return generated
+
+    def _requests(self, hour_start_us: int) -> HourRequests:
+        """The requests of a generated hour: all that metrics and ground truth need (never its rows)."""
+        return self._hour(hour_start_us).requests
+
+
+def _concat(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
+    return pa.concat_tables(tables) if tables else schema.empty_table()

@@ -44,31 +44,32 @@ def main() -> None:
 @main.command("backfill")
 @click.argument("first_day", type=Day())
 @click.argument("last_day", type=Day(), required=False)
-@click.option("--days-per-run", default=1, show_default=True, help="Days materialized by one pair of ranged runs.")
+@click.option("--days-per-run", default=1, show_default=True, help="Days materialized by one set of ranged runs.")
 @click.option(
     "--publish-despite-blocked-reconciliation",
     "override_reason",
     metavar="REASON",
-    help="Publish reports even where reconciliation blocks them; REASON is recorded beside the report.",
+    help="Publish reports and chargebacks even where reconciliation blocks them; REASON is recorded beside them.",
 )
 def backfill_command(first_day: date, last_day: date | None, days_per_run: int, override_reason: str | None) -> None:
-    """Materialize every hour of FIRST_DAY..LAST_DAY (inclusive, UTC), then the daily rollups and reports."""
-    from chargeback_pipeline.assets.reports import product_usage_report_key
-    from chargeback_pipeline.definitions import build_resources
-    from chargeback_pipeline.runner import BackfillFailed, backfill, day_chunks
+    """Materialize every hour of FIRST_DAY..LAST_DAY (inclusive, UTC), then the daily rollups, reports and
+    chargebacks, then the monthly statements of the months those days fall in."""
     from chargeback_pipeline.settings import SettingsError, current_settings
 
     last_day = last_day or first_day
     try:
-        settings = current_settings()
+        settings = current_settings()  # first: the modules below read the settings when imported
     except SettingsError as error:
         raise click.ClickException(str(error)) from None
+    from chargeback_pipeline.definitions import build_resources
+    from chargeback_pipeline.runner import BackfillFailed, backfill, day_chunks
+
     instance = _instance()
     resources = build_resources(settings)
     chunks = len(list(day_chunks(first_day, last_day, days_per_run)))
     click.echo(
         f"backfilling {first_day}..{last_day} from the {settings.source.value} source "
-        f"in {chunks * 2} runs (DAGSTER_HOME={os.environ['DAGSTER_HOME']})"
+        f"priced with {settings.pricing_file} in {chunks * 3} runs (DAGSTER_HOME={os.environ['DAGSTER_HOME']})"
     )
     started = time.monotonic()
     progress = {"n": 0}
@@ -77,7 +78,8 @@ def backfill_command(first_day: date, last_day: date | None, days_per_run: int, 
         progress["n"] += 1
         click.echo(
             f"  [{progress['n']}/{chunks}] {chunk.first_day}..{chunk.last_day} done "
-            f"({time.monotonic() - started:.1f}s, runs {chunk.hourly.run_id[:8]} {chunk.daily.run_id[:8]})"
+            f"({time.monotonic() - started:.1f}s, runs "
+            f"{' '.join(run.run_id[:8] for run in (chunk.hourly, chunk.daily, chunk.monthly))})"
         )
 
     try:
@@ -94,12 +96,27 @@ def backfill_command(first_day: date, last_day: date | None, days_per_run: int, 
     except BackfillFailed as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(1)
-    store = resources["reports"].store()
-    click.echo("reports:")
-    day = first_day
+    echo_published_files(resources["reports"].store(), first_day, last_day)
+
+
+def echo_published_files(store, first_day: date, last_day: date) -> None:
+    """Where the backfilled days' files are: CSV paths, each with its .parquet beside it."""
+    from chargeback_pipeline.assets.costs import chargeback_key
+    from chargeback_pipeline.assets.focus_export import focus_key
+    from chargeback_pipeline.assets.monthly_statement import statement_key
+    from chargeback_pipeline.assets.reports import product_usage_report_key
+
+    click.echo("published (CSV, with .parquet beside each):")
+    months, day = [], first_day
     while day <= last_day:
-        click.echo(f"  {store.url(product_usage_report_key(day, 'csv'))}")
+        click.echo(f"  {day}")
+        for label, key in (("usage", product_usage_report_key), ("chargeback", chargeback_key), ("FOCUS", focus_key)):
+            click.echo(f"    {label + ':':<12} {store.url(key(day, 'csv'))}")
+        if day.replace(day=1) not in months:
+            months.append(day.replace(day=1))
         day += timedelta(days=1)
+    for month in months:
+        click.echo(f"  {month:%Y-%m} {'statement:':<12} {store.url(statement_key(month, 'csv'))}")
 
 
 @main.command("verify-simulated")

@@ -6,8 +6,10 @@ and this module turns that into resources. Secrets reach resources as `dg.EnvVar
 
 import dagster as dg
 
-from chargeback_pipeline.assets import raw, reconciliation, reports, usage
-from chargeback_pipeline.resources import DataQualityPolicy, LogSourceResource, ObjectStoreResource
+from chargeback_pipeline.assets import costs, focus_export, monthly_statement, raw, reconciliation, reports, usage
+from chargeback_pipeline.resources import DataQualityPolicy, LogSourceResource, ObjectStoreResource, PricingResource
+from chargeback_pipeline.rollups import daily_rollup_sensor, monthly_rollup_sensor
+from chargeback_pipeline.schedules import hourly_schedule
 from chargeback_pipeline.settings import Settings, current_settings
 
 BLOB_CONNECTION_STRING_ENV = "CHARGEBACK_BLOB_CONNECTION_STRING"
@@ -57,8 +59,9 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             reconciliation_min_tokens=settings.reconciliation_min_tokens,
             quarantine_max_percent=settings.quarantine_max_percent,
             orphan_llm_max_percent=settings.orphan_llm_max_percent,
-            known_deployments=settings.deployment_list,
+            known_deployments=settings.deployment_list or sorted(settings.pricing.deployment_names()),
         ),
+        "pricing": PricingResource(path=str(settings.pricing_file)),
     }
 
 
@@ -71,11 +74,33 @@ ALL_ASSETS = [
     reconciliation.deployment_reconciliation,
     reconciliation.daily_reconciliation,
     reports.product_usage_report,
+    costs.daily_chargeback,
+    focus_export.focus_export,
+    monthly_statement.monthly_statement,
 ]
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    return dg.Definitions(assets=ALL_ASSETS, resources=build_resources(settings))
+    horizon_days = settings.catchup_hours // 24 + 2
+    return dg.Definitions(
+        assets=ALL_ASSETS,
+        resources=build_resources(settings),
+        schedules=[
+            hourly_schedule(
+                ALL_ASSETS,
+                lag_minutes=settings.schedule_lag_minutes,
+                lookback_hours=settings.late_data_lookback_hours,
+                catchup_hours=settings.catchup_hours,
+            )
+        ],
+        sensors=[
+            daily_rollup_sensor(ALL_ASSETS, horizon_days=horizon_days),
+            monthly_rollup_sensor(ALL_ASSETS, horizon_days=horizon_days),
+        ],
+        # Runs are small and sequential by nature (hours, then days); in-process execution saves the
+        # seconds a subprocess per step costs, and keeps one source query stream per run.
+        executor=dg.in_process_executor,
+    )
 
 
 defs = build_definitions(current_settings())

@@ -4,6 +4,7 @@ Keys are stable and human-readable, e.g. `raw/gateway_logs/hour=2026-11-26T13/ro
 partition's data can be found (and replaced whole on re-run) without any catalogue.
 """
 
+import hashlib
 import io
 from datetime import date, datetime
 from pathlib import Path
@@ -37,9 +38,14 @@ class Lake:
     def __init__(self, store: ObjectStore):
         self.store = store
 
-    def write(self, key: str, table: pa.Table) -> bool:
-        """Replace the partition's object; False when it already held exactly this table."""
-        return self.store.write_bytes(key, parquet_bytes(table))
+    def write(self, key: str, table: pa.Table) -> str:
+        """Replace the partition's object (a no-op when it already holds exactly these bytes).
+
+        Returns the SHA-256 of the stored bytes: the content hash downstream sensors compare.
+        """
+        data = parquet_bytes(table)
+        self.store.write_bytes(key, data)
+        return hashlib.sha256(data).hexdigest()
 
     def read(self, key: str, schema: pa.Schema | None = None) -> pa.Table:
         if not self.store.exists(key):

@@ -7,16 +7,12 @@ Three layers keep a large backfill inside those limits, whoever launched it:
   or `concurrency.pools` in dagster.yaml). Applies to UI backfills, schedules and the CLI alike.
 - `SOURCE_RUN_TAGS`: scheduled runs that query the source carry this tag; the run queue's
   `tag_concurrency_limits` (deploy/dagster.yaml) lets one such run in progress at a time.
-- `SOURCE_RETRY_POLICY`: a transient failure the Azure SDK's own retries did not absorb (throttling,
-  a 5xx, a dropped connection) retries the step after 30 s, 60 s and 120 s (+-jitter). Re-pulling is
-  idempotent: every hour's object is replaced whole, so a retry never double counts.
+- Step retries (assets/raw.py): a `TransientSourceError` the Azure SDK's own retries did not absorb
+  (throttling, a 5xx, a timeout, rows still being ingested) retries the step after 30 s, 60 s and 120 s
+  (`LogSourceResource.step_retries` / `step_retry_delay_seconds`); a broken file or bad configuration
+  fails at once. Re-pulling is idempotent: every hour's object is replaced whole, never appended.
 """
-
-import dagster as dg
 
 SOURCE_POOL = "log_analytics"
 SOURCE_RUN_TAG_KEY = "chargeback/log-analytics"
 SOURCE_RUN_TAGS = {SOURCE_RUN_TAG_KEY: "query"}
-SOURCE_RETRY_POLICY = dg.RetryPolicy(
-    max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
-)

@@ -13,6 +13,7 @@ from pydantic import PrivateAttr
 
 from chargeback_pipeline.lake import Lake
 from chargeback_pipeline.object_store import BlobObjectStore, LocalObjectStore, ObjectStore
+from chargeback_pipeline.pricing import Pricing, load_pricing
 from chargeback_pipeline.settings import SourceKind
 from chargeback_pipeline.sources.base import LogSource
 
@@ -58,6 +59,17 @@ class LogSourceResource(dg.ConfigurableResource):
     log_analytics_endpoint: str = "https://api.loganalytics.io/v1"
     metrics_endpoint: str | None = None
     openai_resource_ids: list[str] = []
+    # A fetch that still fails after the SDK's own retries (TransientSourceError) retries the step this
+    # many times, after this delay doubling each time (30, 60, 120 s). Other errors fail at once.
+    step_retries: int = 3
+    step_retry_delay_seconds: float = 30.0
+    # Log Analytics query tuning (defaults suit production; tests shorten the backoff).
+    log_analytics_max_concurrency: int = 5
+    log_analytics_retry_total: int = 6
+    log_analytics_retry_backoff_factor: float = 1.0
+    log_analytics_retry_backoff_max: float = 60.0
+    log_analytics_query_timeout: int = 300
+    log_analytics_rows_per_query: int = 100_000
     # LLM rows are pulled for the hour plus this margin on each side, to join records logged across
     # the hour boundary from their gateway row.
     llm_margin_minutes: int = 10
@@ -99,6 +111,12 @@ class LogSourceResource(dg.ConfigurableResource):
             resource_ids=self.openai_resource_ids,
             gateway_table=self.gateway_table,
             llm_table=self.llm_table,
+            max_concurrency=self.log_analytics_max_concurrency,
+            retry_total=self.log_analytics_retry_total,
+            retry_backoff_factor=self.log_analytics_retry_backoff_factor,
+            retry_backoff_max=self.log_analytics_retry_backoff_max,
+            query_timeout=self.log_analytics_query_timeout,
+            rows_per_query=self.log_analytics_rows_per_query,
         )
 
 
@@ -113,3 +131,16 @@ class DataQualityPolicy(dg.ConfigurableResource):
     quarantine_max_percent: float = 1.0
     orphan_llm_max_percent: float = 5.0
     known_deployments: list[str] = []
+
+
+class PricingResource(dg.ConfigurableResource):
+    """The pricing file (CHARGEBACK_PRICING_FILE, README "Money"), read and validated once per instance."""
+
+    path: str
+
+    _pricing: Pricing | None = PrivateAttr(default=None)
+
+    def pricing(self) -> Pricing:
+        if self._pricing is None:
+            self._pricing = load_pricing(self.path)
+        return self._pricing

@@ -1,7 +1,8 @@
 """Materialize the pipeline for a range of days, in ranged runs recorded in a Dagster instance.
 
-Used by `chargeback backfill` and by the tests. Hourly and daily assets cannot share one run, so each
-chunk of days is two runs: the hourly assets over the chunk's hours, then the daily ones over its days.
+Used by `chargeback backfill` and by the tests. Hourly, daily and monthly assets cannot share one run, so
+each chunk of days is three runs: the hourly assets over the chunk's hours, then the daily ones over its
+days, then the monthly statements of the months those days fall in (recomputed from every published day).
 A ranged run processes every partition of its range (BackfillPolicy.single_run), so a month takes a
 handful of runs, not 720.
 """
@@ -13,12 +14,15 @@ from datetime import date, timedelta
 import dagster as dg
 
 from chargeback_pipeline.definitions import ALL_ASSETS
-from chargeback_pipeline.partitions import daily_partitions, hourly_partitions
+from chargeback_pipeline.partitions import daily_partitions, hourly_partitions, monthly_partitions
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 HOURLY_ASSETS = [key for a in ALL_ASSETS if a.partitions_def == hourly_partitions for key in a.keys]
 DAILY_ASSETS = [key for a in ALL_ASSETS if a.partitions_def == daily_partitions for key in a.keys]
+MONTHLY_ASSETS = [key for a in ALL_ASSETS if a.partitions_def == monthly_partitions for key in a.keys]
+# Daily assets that publish, and so take the reconciliation override (publication_gate.PublishConfig).
+GATED_ASSETS = ("product_usage_report", "daily_chargeback")
 
 
 class BackfillFailed(RuntimeError):
@@ -33,12 +37,13 @@ class ChunkDone:
     last_day: date
     hourly: dg.ExecuteInProcessResult
     daily: dg.ExecuteInProcessResult
+    monthly: dg.ExecuteInProcessResult
 
     def check_evaluations(self) -> dict[str, dg.AssetCheckEvaluation]:
         """The chunk's asset check results by `asset:check` name."""
         return {
             f"{e.asset_key.to_user_string()}:{e.check_name}": e
-            for result in (self.hourly, self.daily)
+            for result in (self.hourly, self.daily, self.monthly)
             for e in result.get_asset_check_evaluations()
         }
 
@@ -53,13 +58,18 @@ def day_chunks(first_day: date, last_day: date, days_per_run: int) -> Iterator[t
         start = end + timedelta(days=1)
 
 
+def _month_key(day: date) -> str:
+    return f"{day:%Y-%m}-01"
+
+
 def _hour_key(day: date, hour: int) -> str:
     return f"{day:%Y-%m-%d}-{hour:02d}:00"
 
 
 def _root_cause(error) -> str:
     """The asset's own error message, unwrapped from Dagster's step-execution error."""
-    while error.cls_name and error.cls_name.startswith("Dagster") and error.cause is not None:
+    wrappers = ("Dagster", "RetryRequested")
+    while error.cls_name and error.cls_name.startswith(wrappers) and error.cause is not None:
         error = error.cause
     return error.message.strip()
 
@@ -103,14 +113,16 @@ def backfill(
     daily_config = None
     if publish_override_reason:
         report_config = {"publish_despite_blocked_reconciliation": True, "override_reason": publish_override_reason}
-        daily_config = {"ops": {"product_usage_report": {"config": report_config}}}
+        daily_config = {"ops": {asset: {"config": report_config} for asset in GATED_ASSETS}}
     done = []
     for start, end in day_chunks(first_day, last_day, days_per_run):
         hours = (_hour_key(start, 0), _hour_key(end, 23))
         hourly = _run(HOURLY_ASSETS, resources, instance, *hours, f"hours of {start}..{end}", log_level)
         days = (f"{start:%Y-%m-%d}", f"{end:%Y-%m-%d}")
         daily = _run(DAILY_ASSETS, resources, instance, *days, f"days {start}..{end}", log_level, daily_config)
-        chunk = ChunkDone(start, end, hourly, daily)
+        months = (_month_key(start), _month_key(end))
+        monthly = _run(MONTHLY_ASSETS, resources, instance, *months, f"statements of {start}..{end}", log_level)
+        chunk = ChunkDone(start, end, hourly, daily, monthly)
         done.append(chunk)
         if on_chunk:
             on_chunk(chunk)

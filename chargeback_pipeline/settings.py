@@ -11,8 +11,15 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from chargeback_pipeline.pricing import Pricing, PricingError, load_pricing
+
+PRICING_FILE_ENV = "CHARGEBACK_PRICING_FILE"
+DEFAULT_PRICING_FILE = Path("pricing.example.yaml")
+# The repository's own example, used when the default is asked for from a directory that lacks it.
+_REPOSITORY_PRICING_FILE = Path(__file__).resolve().parent.parent / DEFAULT_PRICING_FILE
 
 
 class SourceKind(StrEnum):
@@ -49,6 +56,12 @@ class Settings(BaseSettings):
     # How far past the hour an LLM record of a request of that hour may be logged and still be joined.
     llm_join_overlap_minutes: int = Field(default=10, ge=0, le=60)
 
+    # Scheduling: hour H is landed LAG minutes after it ends; every hourly run re-pulls the LOOKBACK
+    # hours before it (late rows), and reaches back up to CATCHUP hours to hours never landed.
+    schedule_lag_minutes: int = Field(default=20, ge=0, le=1440)
+    late_data_lookback_hours: int = Field(default=6, ge=0, le=168)
+    catchup_hours: int = Field(default=72, ge=1, le=24 * 31)
+
     # Data-quality policy (see README "Checks"). A deployment-hour or -day breaches a level when its
     # unattributed share exceeds the percent AND its unattributed tokens exceed the token amount;
     # deployment-hours whose metrics count fewer than reconciliation_min_tokens are not judged.
@@ -60,8 +73,10 @@ class Settings(BaseSettings):
     quarantine_max_percent: float = Field(default=1.0, ge=0, le=100)
     # Share of an hour's LLM requests with no gateway row above which the gateway log is judged incomplete.
     orphan_llm_max_percent: float = Field(default=5.0, ge=0, le=100)
+    # The pricing file (README "Money"). A relative path is relative to the current directory.
+    pricing_file: Path = DEFAULT_PRICING_FILE
     # Deployments the pipeline knows (comma-separated). LLM rows naming another are quarantined. Empty:
-    # the deployments named in the pricing file, if there is one; else every deployment is accepted.
+    # the deployments the pricing file names.
     deployments: str = ""
 
     log_analytics_workspace_id: str | None = None
@@ -70,6 +85,15 @@ class Settings(BaseSettings):
     openai_resource_ids: str = ""
     gateway_table: str = "ApiManagementGatewayLogs"
     llm_table: str = "ApiManagementGatewayLlmLog"
+
+    _pricing: Pricing | None = PrivateAttr(default=None)
+
+    @field_validator("pricing_file")
+    @classmethod
+    def _absolute_pricing_file(cls, path: Path) -> Path:
+        if path == DEFAULT_PRICING_FILE and not path.is_file() and _REPOSITORY_PRICING_FILE.is_file():
+            return _REPOSITORY_PRICING_FILE
+        return path if path.is_absolute() else Path.cwd() / path
 
     @field_validator("blob_account_url")
     @classmethod
@@ -88,11 +112,28 @@ class Settings(BaseSettings):
             raise ValueError(
                 "CHARGEBACK_LAKE_ON_BLOB=true needs CHARGEBACK_BLOB_ACCOUNT_URL or CHARGEBACK_BLOB_CONNECTION_STRING"
             )
+        if self.catchup_hours < self.late_data_lookback_hours:
+            raise ValueError("CHARGEBACK_CATCHUP_HOURS must be at least CHARGEBACK_LATE_DATA_LOOKBACK_HOURS")
         if self.reconciliation_block_percent < self.reconciliation_warn_percent:
             raise ValueError(
                 "CHARGEBACK_RECONCILIATION_BLOCK_PERCENT must be at least CHARGEBACK_RECONCILIATION_WARN_PERCENT"
             )
         return self
+
+    @model_validator(mode="after")
+    def _load_pricing(self) -> "Settings":
+        # Validated here, once, so a bad pricing file fails the code location at load, not a run later.
+        try:
+            self._pricing = load_pricing(self.pricing_file)
+        except PricingError as error:
+            raise ValueError(f"{PRICING_FILE_ENV}={self.pricing_file}: {error}") from None
+        return self
+
+    @property
+    def pricing(self) -> Pricing:
+        """The validated pricing file."""
+        assert self._pricing is not None
+        return self._pricing
 
     @property
     def blob_connection_string_set(self) -> bool:
@@ -114,8 +155,10 @@ def load_settings(**overrides) -> Settings:
     except ValidationError as error:
         problems = []
         for item in error.errors():
-            name = "CHARGEBACK_" + "_".join(str(p) for p in item["loc"]).upper() if item["loc"] else "settings"
-            problems.append(f"{name}: {item['msg']}")
+            message = item["msg"].removeprefix("Value error, ")
+            if item["loc"]:
+                message = f"CHARGEBACK_{'_'.join(str(p) for p in item['loc']).upper()}: {message}"
+            problems.append(message)  # cross-setting problems name their variables themselves
         raise SettingsError("invalid chargeback configuration: " + "; ".join(problems)) from None
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from chargeback_pipeline.resources import DataQualityPolicy, LogSourceResource, ObjectStoreResource
+from chargeback_pipeline.resources import DataQualityPolicy, LogSourceResource, ObjectStoreResource, PricingResource
 
 REPO = Path(__file__).resolve().parent.parent
 AZURITE_ACCOUNT_KEY = (
@@ -79,4 +79,5 @@ def local_resources(tmp_path: Path, source: LogSourceResource, policy: DataQuali
         "lake": ObjectStoreResource(local_dir=str(tmp_path / "lake")),
         "reports": ObjectStoreResource(local_dir=str(tmp_path / "reports")),
         "policy": policy or DataQualityPolicy(),
+        "pricing": PricingResource(path=str(REPO / "pricing.example.yaml")),
     }

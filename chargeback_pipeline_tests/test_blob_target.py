@@ -7,8 +7,9 @@ from datetime import date
 
 from azure.storage.blob import ContainerClient
 
-from chargeback_pipeline.resources import DataQualityPolicy, LogSourceResource, ObjectStoreResource
+from chargeback_pipeline.resources import DataQualityPolicy, LogSourceResource, ObjectStoreResource, PricingResource
 from chargeback_pipeline.runner import backfill
+from chargeback_pipeline_tests.conftest import REPO
 from chargeback_pipeline_tests.folder_data import DAY, EXPECTED_REPORT, write_export
 
 
@@ -21,6 +22,7 @@ def test_reports_and_lake_on_blob(tmp_path, azurite_connection_string, instance)
         "lake": ObjectStoreResource(**blob, blob_prefix="lake"),
         "reports": ObjectStoreResource(**blob),
         "policy": DataQualityPolicy(),
+        "pricing": PricingResource(path=str(REPO / "pricing.example.yaml")),
     }
 
     backfill(date.fromisoformat(DAY), date.fromisoformat(DAY), resources, instance)

@@ -27,6 +27,10 @@ ALL_CHECKS = {
     "deployment_reconciliation:tokens_reconcile_with_azure_monitor",
     "daily_reconciliation:tokens_reconcile_with_azure_monitor",
     "product_usage_report:report_files_match_rollup",
+    "daily_chargeback:costs_add_up",
+    "daily_chargeback:no_negative_lines",
+    "focus_export:focus_matches_chargeback",
+    "monthly_statement:statement_matches_daily_chargeback",
 }
 
 

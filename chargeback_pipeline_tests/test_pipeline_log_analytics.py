@@ -47,6 +47,8 @@ def log_analytics_source(logs, metrics) -> LogSourceResource:
         log_analytics_retry_total=3,
         log_analytics_retry_backoff_factor=0.01,
         log_analytics_retry_backoff_max=0.05,
+        step_retries=1,
+        step_retry_delay_seconds=0.05,
     )
 
 
@@ -108,7 +110,8 @@ def test_endless_outage_fails_the_partition_clearly_and_a_later_run_succeeds(tmp
         backfill(DAY, DAY, resources, managed_instance)
 
     message = str(failure.value)
-    assert "00000000-0000-0000-0000-00000000a11a" in message and "2026-11-20" in message
+    assert "Log Analytics query failed for workspace 00000000-0000-0000-0000-00000000a11a" in message
+    assert "window 2026-11-20T00:00:00+00:00" in message
     assert "ApiManagementGatewayLogs" in message or "ApiManagementGatewayLlmLog" in message
     assert not (tmp_path / "reports" / f"{REPORT}.csv").exists()
 

@@ -10,12 +10,14 @@ from datetime import datetime, timedelta
 import dagster as dg
 import pyarrow as pa
 
+from chargeback_pipeline.content_hash import record_hour_content
 from chargeback_pipeline.lake import Lake, hour_key
 from chargeback_pipeline.metadata import markdown_table, table_schema
 from chargeback_pipeline.partitions import hourly_partitions, hours_in
+from chargeback_pipeline.policies import SOURCE_POOL
 from chargeback_pipeline.resources import LogSourceResource, ObjectStoreResource
 from chargeback_pipeline.schemas import DEPLOYMENT_METRICS_SCHEMA, GATEWAY_LOG_SCHEMA, LLM_LOG_SCHEMA
-from chargeback_pipeline.sources.base import Fetched, TimeWindow
+from chargeback_pipeline.sources.base import Fetched, TimeWindow, TransientSourceError
 
 RAW_GATEWAY = "raw/gateway_logs"
 RAW_LLM = "raw/llm_logs"
@@ -26,6 +28,7 @@ HOUR = timedelta(hours=1)
 
 def _land(
     context: dg.AssetExecutionContext,
+    source: LogSourceResource,
     lake: Lake,
     dataset: str,
     schema: pa.Schema,
@@ -35,11 +38,22 @@ def _land(
     per_hour = []
     for hour in hours_in(context.partition_time_window):
         window = window_for_hour(hour)
-        fetched = fetch(window)
+        try:
+            fetched = fetch(window)
+        except TransientSourceError as error:
+            # The SDK already retried within the call; retry the step later, with exponential backoff.
+            # Hours landed before this one stay landed and are simply re-landed (same bytes) next time.
+            raise dg.RetryRequested(
+                max_retries=source.step_retries,
+                seconds_to_wait=source.step_retry_delay_seconds * 2**context.retry_number,
+            ) from error
         if fetched.rows.schema != schema:
             raise TypeError(f"{dataset}: source returned {fetched.rows.schema}, expected {schema}")
-        lake.write(hour_key(dataset, hour), fetched.rows)
-        lake.write(hour_key(dataset, hour, "rejected"), fetched.rejected)
+        digests = (
+            lake.write(hour_key(dataset, hour), fetched.rows),
+            lake.write(hour_key(dataset, hour, "rejected"), fetched.rejected),
+        )
+        record_hour_content(context, hour, *digests)
         per_hour.append(
             {"hour": f"{hour:%Y-%m-%d %H:00}", "rows": fetched.rows.num_rows, "rejected": fetched.rejected.num_rows}
         )
@@ -69,6 +83,7 @@ HOURLY_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=3)
 _common = dict(
     partitions_def=hourly_partitions,
     freshness_policy=HOURLY_FRESHNESS,
+    pool=SOURCE_POOL,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="raw",
     owners=OWNERS,
@@ -86,7 +101,9 @@ _common = dict(
 def raw_gateway_logs(
     context: dg.AssetExecutionContext, source: LogSourceResource, lake: ObjectStoreResource
 ) -> dg.MaterializeResult:
-    return _land(context, lake.lake(), RAW_GATEWAY, GATEWAY_LOG_SCHEMA, source.source().gateway_logs, _hour_window)
+    return _land(
+        context, source, lake.lake(), RAW_GATEWAY, GATEWAY_LOG_SCHEMA, source.source().gateway_logs, _hour_window
+    )
 
 
 @dg.asset(
@@ -103,6 +120,7 @@ def raw_llm_logs(
     margin = timedelta(minutes=source.llm_margin_minutes)
     return _land(
         context,
+        source,
         lake.lake(),
         RAW_LLM,
         LLM_LOG_SCHEMA,
@@ -123,6 +141,7 @@ def raw_deployment_metrics(
 ) -> dg.MaterializeResult:
     return _land(
         context,
+        source,
         lake.lake(),
         RAW_METRICS,
         DEPLOYMENT_METRICS_SCHEMA,

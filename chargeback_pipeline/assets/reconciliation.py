@@ -12,6 +12,7 @@ import pyarrow as pa
 from chargeback_pipeline import checks, sql
 from chargeback_pipeline.assets.raw import HOUR, OWNERS, RAW_LLM, RAW_METRICS, raw_deployment_metrics, raw_llm_logs
 from chargeback_pipeline.assets.usage import DAILY_USAGE, daily_product_usage, day_hours, known_deployments_table
+from chargeback_pipeline.content_hash import record_hour_content
 from chargeback_pipeline.lake import Lake, day_key, hour_key
 from chargeback_pipeline.metadata import markdown_table, table_schema
 from chargeback_pipeline.partitions import daily_partitions, days_in, hourly_partitions, hours_in
@@ -81,7 +82,7 @@ def deployment_reconciliation(context: dg.AssetExecutionContext, lake: ObjectSto
     judged = []
     for hour in hours_in(context.partition_time_window):
         table = reconcile_hour(store, hour, policy.known_deployments)
-        store.write(hour_key(HOURLY_RECONCILIATION, hour), table)
+        record_hour_content(context, hour, store.write(hour_key(HOURLY_RECONCILIATION, hour), table))
         judged += _with_period(
             judge(table, reconciliation_policy(policy)), lambda r: f"{r['usage_hour']:%Y-%m-%d %H:00}"
         )

@@ -1,12 +1,10 @@
 """Daily reports published to the report target (Azure Blob Storage, or a local folder).
 
-A day whose reconciliation is blocked is not published: its previous report, if any, stays untouched.
-The override (run config `publish_despite_blocked_reconciliation` with a reason, or the CLI flag of the
-same name) publishes anyway and records that it did, beside the report and in the run's metadata.
+A day whose reconciliation is blocked is not published (`publication_gate`): its previous report, if
+any, stays untouched, unless the documented override publishes it anyway and records that it did.
 """
 
 import io
-import json
 from datetime import date, timedelta
 
 import dagster as dg
@@ -14,13 +12,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from chargeback_pipeline import checks
+from chargeback_pipeline.assets.publication_gate import PublicationGate, PublishConfig
 from chargeback_pipeline.assets.raw import OWNERS
 from chargeback_pipeline.assets.reconciliation import DAILY_RECONCILIATION, daily_reconciliation
 from chargeback_pipeline.assets.usage import DAILY_USAGE, daily_product_usage, top_products
 from chargeback_pipeline.lake import day_key
 from chargeback_pipeline.metadata import markdown_table, table_schema
 from chargeback_pipeline.partitions import daily_partitions, days_in
-from chargeback_pipeline.reconciliation import BLOCK
 from chargeback_pipeline.report_files import csv_bytes, report_files
 from chargeback_pipeline.resources import ObjectStoreResource
 
@@ -36,17 +34,8 @@ RECONCILIATION_LINES = (UNATTRIBUTED, LOGGED_NOT_BILLABLE)
 DAILY_REPORT_FRESHNESS = dg.FreshnessPolicy.cron(deadline_cron="0 2 * * *", lower_bound_delta=timedelta(hours=2))
 
 
-class ReportConfig(dg.Config):
-    publish_despite_blocked_reconciliation: bool = False
-    override_reason: str = ""
-
-
 def product_usage_report_key(day: date, extension: str) -> str:
     return f"daily/usage_date={day.isoformat()}/{PRODUCT_USAGE_REPORT.removesuffix('_report')}.{extension}"
-
-
-def override_key(day: date) -> str:
-    return f"daily/usage_date={day.isoformat()}/reconciliation_override.json"
 
 
 def reconciliation_lines(usage: pa.Table, reconciliation: pa.Table) -> pa.Table:
@@ -95,25 +84,6 @@ def build_report(usage: pa.Table, reconciliation: pa.Table) -> pa.Table:
     return report.sort_by([(k, "ascending") for k in keys])
 
 
-def blocked_reasons(reconciliation: pa.Table) -> list[str]:
-    """One message per blocked deployment-day, naming the deployment, the worst hour and the numbers."""
-    reasons = []
-    for r in reconciliation.to_pylist():
-        if BLOCK not in (r["day_verdict"], r["worst_hour_verdict"]):
-            continue
-        metric = r["metric_prompt_tokens"] + r["metric_completion_tokens"]
-        logged = r["logged_prompt_tokens"] + r["logged_completion_tokens"]
-        hour_gap = r["worst_hour_metric_tokens"] - r["worst_hour_logged_tokens"]
-        reasons.append(
-            f"{r['deployment_name']} on {r['usage_date']}: metrics {metric:,} tokens, APIM logged {logged:,}, "
-            f"unattributed {metric - logged:,} ({r['unattributed_percent']}%, {r['day_verdict']}); worst hour "
-            f"{r['worst_hour']:%H:00}: metrics {r['worst_hour_metric_tokens']:,}, logged "
-            f"{r['worst_hour_logged_tokens']:,}, unattributed {hour_gap:,} "
-            f"({r['worst_hour_unattributed_percent']}%, {r['worst_hour_verdict']})"
-        )
-    return reasons
-
-
 def _published_totals(data: dict[str, bytes]) -> dict[str, int]:
     parquet = pq.read_table(io.BytesIO(data["parquet"]))
     csv_rows = data["csv"].decode("utf-8").count("\r\n") - 1
@@ -147,53 +117,35 @@ def _published_totals(data: dict[str, bytes]) -> dict[str, int]:
     ],
 )
 def product_usage_report(
-    context: dg.AssetExecutionContext, config: ReportConfig, lake: ObjectStoreResource, reports: ObjectStoreResource
+    context: dg.AssetExecutionContext, config: PublishConfig, lake: ObjectStoreResource, reports: ObjectStoreResource
 ):
     lake_store, target = lake.lake(), reports.store()
-    published, blocked, mismatches, overridden = [], [], [], []
+    gate = PublicationGate(context, config, target, "usage report")
+    published, mismatches = [], []
     report = None
     for day in days_in(context.partition_time_window):
         usage = lake_store.read(day_key(DAILY_USAGE, day))
         reconciliation = lake_store.read(day_key(DAILY_RECONCILIATION, day))
-        reasons = blocked_reasons(reconciliation)
-        if reasons and not config.publish_despite_blocked_reconciliation:
-            blocked += reasons
-            context.log.error(f"not publishing {day}: reconciliation blocked: {'; '.join(reasons)}")
+        if not gate.admits(day, reconciliation):
             continue
         report = build_report(usage, reconciliation)
         files = report_files(report)
         for extension, data in files.items():
             target.write_bytes(product_usage_report_key(day, extension), data)
-        if reasons:
-            overridden.append(str(day))
-            record = {"usage_date": str(day), "blocked": reasons, "reason": config.override_reason}
-            target.write_bytes(override_key(day), json.dumps(record, indent=2).encode())
-            context.log.warning(f"published {day} despite blocked reconciliation: {config.override_reason!r}")
-        else:
-            target.delete(override_key(day))
         read_back = {ext: target.read_bytes(product_usage_report_key(day, ext)) for ext in files}
         published_totals = _published_totals(read_back)
         expected = {"parquet_total_tokens": sum(report["total_tokens"].to_pylist()), "parquet_rows": report.num_rows}
         if read_back["csv"] != csv_bytes(report) or any(published_totals[k] != v for k, v in expected.items()):
             mismatches.append(f"{day}: published {published_totals}, rollup {expected}")
         published.append(target.url(product_usage_report_key(day, "csv")))
-    if blocked:
-        raise dg.Failure(
-            description=(
-                f"reconciliation blocked {len(blocked)} deployment-day(s); not published: {'; '.join(blocked)}. "
-                "Previously published reports are untouched. To publish anyway, run with config "
-                "publish_despite_blocked_reconciliation: true and an override_reason (CLI: "
-                "--publish-despite-blocked-reconciliation REASON)."
-            ),
-            metadata={"blocked": blocked, "published": published},
-        )
+    gate.fail_if_blocked(published)
     context.log.info(f"published {len(published)} daily report(s), last: {published[-1]}")
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": report.num_rows,
             "total_tokens": sum(report["total_tokens"].to_pylist()),
             "report_csv": dg.MetadataValue.path(published[-1]),
-            "published_despite_blocked_reconciliation": overridden,
+            "published_despite_blocked_reconciliation": gate.overridden,
             "dagster/column_schema": table_schema(report.schema),
             "top_products": markdown_table(top_products(report)),
         }

@@ -9,6 +9,7 @@ import pyarrow.compute as pc
 
 from chargeback_pipeline import checks, sql
 from chargeback_pipeline.assets.raw import HOUR, OWNERS, RAW_GATEWAY, RAW_LLM, raw_gateway_logs, raw_llm_logs
+from chargeback_pipeline.content_hash import record_hour_content
 from chargeback_pipeline.lake import Lake, day_key, hour_key
 from chargeback_pipeline.metadata import markdown_table, table_schema
 from chargeback_pipeline.partitions import daily_partitions, days_in, hourly_partitions, hours_in
@@ -115,8 +116,12 @@ def attributed_requests(
             gaps = sql.select_model(con, "marts/fct_gateway_completeness", core).to_pylist()[0]
         finally:
             con.close()
-        store.write(hour_key(ATTRIBUTED, hour), attributed)
-        store.write(hour_key(QUARANTINE, hour), quarantined)
+        record_hour_content(
+            context, hour, store.write(hour_key(ATTRIBUTED, hour), attributed), asset_key=ATTRIBUTED_KEY
+        )
+        record_hour_content(
+            context, hour, store.write(hour_key(QUARANTINE, hour), quarantined), asset_key=QUARANTINE_KEY
+        )
         schema, quarantine_schema = attributed.schema, quarantined.schema
         totals.update(
             requests=attributed.num_rows,

@@ -25,7 +25,7 @@ from azure.core.exceptions import AzureError
 from azure.monitor.querymetrics import MetricsClient
 
 from chargeback_pipeline.schemas import DEPLOYMENT_METRICS_SCHEMA, RECONCILED_METRICS, SOURCE_REJECT_SCHEMA
-from chargeback_pipeline.sources.base import Fetched, TimeWindow
+from chargeback_pipeline.sources.base import Fetched, TimeWindow, TransientSourceError
 
 METRIC_NAMESPACE = "Microsoft.CognitiveServices/accounts"
 DEPLOYMENT_DIMENSION = "ModelDeploymentName"
@@ -34,7 +34,7 @@ MAX_RESOURCES_PER_BATCH = 50
 SOURCE_TABLE = "deployment_metrics"
 
 
-class MetricsQueryError(RuntimeError):
+class MetricsQueryError(TransientSourceError):
     """The metrics API failed or answered something that cannot be proven complete."""
 
 

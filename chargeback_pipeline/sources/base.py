@@ -9,6 +9,13 @@ import pyarrow as pa
 from chargeback_pipeline.schemas import SOURCE_REJECT_SCHEMA
 
 
+class TransientSourceError(RuntimeError):
+    """The source could not answer now (throttled, unavailable, still ingesting); asking later may work.
+
+    Assets retry these with backoff; any other error (a broken file, bad configuration) fails at once.
+    """
+
+
 @dataclass(frozen=True)
 class TimeWindow:
     """A half-open UTC window [start, end) on TimeGenerated."""

@@ -1,11 +1,13 @@
 """The errors the Log Analytics source raises, apart from the SDK's own."""
 
+from chargeback_pipeline.sources.base import TransientSourceError
 
-class LogAnalyticsQueryError(RuntimeError):
+
+class LogAnalyticsQueryError(TransientSourceError):
     """A query kept failing (after retries) or could not be made complete."""
 
 
-class IncompleteWindowError(RuntimeError):
+class IncompleteWindowError(TransientSourceError):
     """The rows landed for a window do not match the window's count()."""
 
 

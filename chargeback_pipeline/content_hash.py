@@ -1,0 +1,31 @@
+"""A content hash on each hourly partition's materialization, so "did this re-pull change anything?" has an answer.
+
+Hourly assets re-materialize the last hours on every run (late data). The daily rollup sensor compares
+these hashes, not materialization times, to decide whether a day must be rolled up again: a re-pull that
+wrote the same bytes starts no run. In a ranged run each hour's event gets its own hash.
+"""
+
+import hashlib
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from chargeback_pipeline.partitions import hourly_partitions
+
+CONTENT_HASH_METADATA = "chargeback/content_hash"
+
+
+def content_hash(*digests: str) -> str:
+    """One hash over the SHA-256 digests of the objects written for an hour (`Lake.write` returns them)."""
+    return hashlib.sha256("".join(digests).encode()).hexdigest()
+
+
+def record_hour_content(
+    context: dg.AssetExecutionContext, hour: datetime, *digests: str, asset_key: dg.AssetKey | None = None
+) -> None:
+    """Put the hash of what was written for `hour` on that hour's materialization event only."""
+    context.add_asset_metadata(
+        {CONTENT_HASH_METADATA: content_hash(*digests)},
+        asset_key=asset_key,
+        partition_key=hour.astimezone(UTC).strftime(hourly_partitions.fmt),
+    )

@@ -1,0 +1,290 @@
+"""The money assets end to end: simulated days priced with the repository's pricing file, checked against
+prices the test reads from that file itself (plain YAML, not the engine's model)."""
+
+import calendar
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from fractions import Fraction
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from chargeback_pipeline import cost_checks, settings, sql
+from chargeback_pipeline.assets.costs import UNATTRIBUTED_MODEL
+from chargeback_pipeline.cli import main
+from chargeback_pipeline.definitions import build_resources
+from chargeback_pipeline.pricing import load_pricing
+from chargeback_pipeline.resources import LogSourceResource
+from chargeback_pipeline.runner import BackfillFailed, backfill
+from chargeback_pipeline_tests.conftest import REPO, local_resources
+from chargeback_pipeline_tests.test_focus import MANDATORY_COLUMNS
+
+DAYS = [date(2026, 11, 19), date(2026, 11, 20)]
+RATE = 200
+PRICING_YAML = yaml.safe_load((REPO / "pricing.example.yaml").read_text())
+MONEY_ASSETS = ("daily_chargeback:", "focus_export:", "monthly_statement:")
+
+
+def daily(folder, day: date, name: str) -> str:
+    return str(folder / "reports" / f"daily/usage_date={day}/{name}")
+
+
+def in_force(rates: list[dict], day: date) -> dict:
+    return [rate for rate in rates if rate["effective_from"] <= day][-1]
+
+
+def cents(amount: Fraction) -> Decimal:
+    return Decimal(round(amount * 100)) / 100  # half to even, like the engine
+
+
+def ptu_cost_of_day(deployment: dict, day: date) -> Decimal:
+    """The day's cost from the file: ptu_count x price, a month's hours rounded cumulatively to the cent."""
+    rate = in_force(deployment["rates"], day)
+    assert rate == in_force(deployment["rates"], day.replace(day=1)), "one rate all month, for this arithmetic"
+    if "monthly_reservation_per_ptu" in rate:
+        hours_in_month = calendar.monthrange(day.year, day.month)[1] * 24
+        per_hour = rate["ptu_count"] * Fraction(str(rate["monthly_reservation_per_ptu"])) / hours_in_month
+    else:
+        per_hour = rate["ptu_count"] * Fraction(str(rate["hourly_rate_per_ptu"]))
+    hours_before = (day.day - 1) * 24
+    return cents(per_hour * (hours_before + 24)) - cents(per_hour * hours_before)
+
+
+@pytest.fixture(scope="module")
+def backfilled(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("costs")
+    resources = local_resources(folder, LogSourceResource(kind="simulated", simulated_requests_per_hour=RATE))
+    with dg.instance_for_test() as instance:
+        [chunk] = backfill(DAYS[0], DAYS[-1], resources, instance, days_per_run=2)
+    return folder, chunk
+
+
+def test_backfill_publishes_chargeback_focus_and_statement(backfilled):
+    folder, chunk = backfilled
+    for day in DAYS:
+        for name in ("chargeback", "focus"):
+            table = pq.read_table(daily(folder, day, f"{name}.parquet"))
+            assert table.num_rows > 10
+            assert pa_csv.read_csv(daily(folder, day, f"{name}.csv")).column_names == table.column_names
+    statement = folder / "reports" / "monthly/month=2026-11/statement"
+    assert pq.read_table(f"{statement}.parquet").num_rows == pa_csv.read_csv(f"{statement}.csv").num_rows > 3
+    money_checks = {n: e.passed for n, e in chunk.check_evaluations().items() if n.startswith(MONEY_ASSETS)}
+    assert money_checks == {
+        "daily_chargeback:costs_add_up": True,
+        "daily_chargeback:no_negative_lines": True,
+        "focus_export:focus_matches_chargeback": True,
+        "monthly_statement:statement_matches_daily_chargeback": True,
+    }
+
+
+def test_ptu_cost_per_deployment_is_the_pricing_files_cost_of_24_hours(backfilled):
+    folder, _ = backfilled
+    ptu_backends = {bid: b for bid, b in PRICING_YAML["backends"].items() if b["kind"] == "ptu"}
+    for day in DAYS:
+        lines = pq.read_table(daily(folder, day, "chargeback.parquet")).to_pylist()
+        for backend_id, backend in ptu_backends.items():
+            for name, deployment in backend["deployments"].items():
+                charged = sum(
+                    r["ptu_cost"] for r in lines if (r["backend_id"], r["deployment_name"]) == (backend_id, name)
+                )
+                assert charged == ptu_cost_of_day(deployment, day), (day, name)
+                assert charged > 400  # 866.66 / 866.67 (gpt-41-ptu) and 433.33 / 433.34 (gpt-4o-ptu) a day
+    assert {r["paygo_cost"] for r in lines if r["backend_id"] in ptu_backends} == {Decimal(0)}
+
+
+def test_paygo_lines_are_tokens_times_the_files_prices(backfilled):
+    folder, _ = backfilled
+    paygo = {bid for bid, b in PRICING_YAML["backends"].items() if b["kind"] == "paygo"}
+    for day in DAYS:
+        lines = [
+            r for r in pq.read_table(daily(folder, day, "chargeback.parquet")).to_pylist() if r["backend_id"] in paygo
+        ]
+        assert len({r["deployment_name"] for r in lines}) == 3 and {r["cost_type"] for r in lines} == {"paygo"}
+        exact_by_deployment = {}
+        for line in lines:
+            model = PRICING_YAML["backends"][line["backend_id"]]["deployments"][line["deployment_name"]]["model"]
+            prices = in_force(PRICING_YAML["models"][model]["rates"], day)
+            exact = (
+                line["prompt_tokens"] * Fraction(str(prices["input_per_1k"]))
+                + line["completion_tokens"] * Fraction(str(prices["output_per_1k"]))
+            ) / 1000
+            assert abs(Fraction(line["paygo_cost"]) - exact) < Fraction(1, 100)  # within a cent: a fair split
+            exact_by_deployment[line["deployment_name"]] = exact_by_deployment.get(line["deployment_name"], 0) + exact
+        for name, exact in exact_by_deployment.items():
+            charged = sum(r["paygo_cost"] for r in lines if r["deployment_name"] == name)
+            assert charged == cents(exact), name  # the deployment-day, rounded once, to the cent
+            assert charged == sum(r["total_cost"] for r in lines if r["deployment_name"] == name)
+
+
+def test_statement_total_is_the_sum_of_its_days(backfilled):
+    folder, _ = backfilled
+    statement = pq.read_table(folder / "reports" / "monthly/month=2026-11/statement.parquet").to_pylist()
+    days = [r for day in DAYS for r in pq.read_table(daily(folder, day, "chargeback.parquet")).to_pylist()]
+    assert sum(r["total_cost"] for r in statement) == sum(r["total_cost"] for r in days) > 2500
+    for product in {r["product_id"] for r in days}:
+        [row] = [r for r in statement if r["product_id"] == product]
+        assert row["total_cost"] == sum(r["total_cost"] for r in days if r["product_id"] == product)
+        assert row["total_tokens"] == sum(r["total_tokens"] for r in days if r["product_id"] == product)
+    assert {(r["days_covered"], r["days_in_month"]) for r in statement} == {(2, 30)}
+
+
+def test_statement_lists_the_days_it_lacks(backfilled):
+    _, chunk = backfilled
+    [materialization] = chunk.monthly.asset_materializations_for_node("monthly_statement")
+    missing = materialization.metadata["days_missing"].value
+    assert len(missing) == 28 and "2026-11-18" in missing and "2026-11-19" not in missing
+
+
+def test_focus_export_has_every_mandatory_column_and_bills_the_chargeback(backfilled):
+    folder, _ = backfilled
+    for day in DAYS:
+        focus = pq.read_table(daily(folder, day, "focus.parquet"))
+        assert set(MANDATORY_COLUMNS) <= set(focus.column_names)
+        assert set(MANDATORY_COLUMNS) <= set(pa_csv.read_csv(daily(folder, day, "focus.csv")).column_names)
+        chargeback = pq.read_table(daily(folder, day, "chargeback.parquet"))
+        assert sum(focus["BilledCost"].to_pylist()) == sum(chargeback["total_cost"].to_pylist())
+
+
+def test_blocked_day_publishes_no_chargeback_until_overridden(tmp_path, instance):
+    day = DAYS[-1]
+    source = LogSourceResource(
+        kind="simulated", simulated_requests_per_hour=RATE, simulated_faults={"bypass_fraction": 0.25}
+    )
+
+    with pytest.raises(BackfillFailed, match=r"reconciliation blocked .*chargeback not published"):
+        backfill(day, day, local_resources(tmp_path, source), instance)
+
+    for name in ("chargeback.csv", "chargeback.parquet", "focus.csv", "focus.parquet"):
+        assert not (tmp_path / "reports" / f"daily/usage_date={day}" / name).exists()
+    assert not (tmp_path / "reports" / "monthly").exists()
+
+    backfill(day, day, local_resources(tmp_path, source), instance, publish_override_reason="INC-7")
+
+    lines = pq.read_table(daily(tmp_path, day, "chargeback.parquet")).to_pylist()
+    unattributed = sum(r["total_cost"] for r in lines if r["product_id"] == "unattributed")
+    assert unattributed > Decimal("0.2") * sum(r["total_cost"] for r in lines)  # a quarter of tokens bypassed APIM
+
+
+@pytest.fixture
+def environment(tmp_path, monkeypatch):
+    """CHARGEBACK_* variables pointing into tmp_path; the settings cache is cleared on both sides."""
+    for name, value in {
+        "CHARGEBACK_LAKE_DIR": tmp_path / "lake",
+        "CHARGEBACK_OUTPUT_DIR": tmp_path / "reports",
+        "DAGSTER_HOME": tmp_path / "dagster_home",
+        "CHARGEBACK_SIMULATED_REQUESTS_PER_HOUR": 50,
+    }.items():
+        monkeypatch.setenv(name, str(value))
+    settings.current_settings.cache_clear()
+    yield monkeypatch
+    settings.current_settings.cache_clear()
+
+
+def test_cli_backfill_prints_where_the_files_are(tmp_path, environment):
+    day = DAYS[0]
+    result = CliRunner().invoke(main, ["backfill", str(day)])
+
+    assert result.exit_code == 0, result.output
+    reports = tmp_path / "reports"
+    for path in (
+        reports / f"daily/usage_date={day}/chargeback.csv",
+        reports / f"daily/usage_date={day}/focus.csv",
+        reports / "monthly/month=2026-11/statement.csv",
+    ):
+        assert str(path) in result.output and path.exists()
+        assert path.with_suffix(".parquet").exists()
+
+
+def test_bad_pricing_file_fails_at_load_naming_the_variable_and_setting(tmp_path, environment):
+    bad = tmp_path / "pricing.yaml"
+    bad.write_text((REPO / "pricing.example.yaml").read_text().replace("ptu_count: 100", "ptu_count: -1"))
+    environment.setenv("CHARGEBACK_PRICING_FILE", str(bad))
+
+    result = CliRunner().invoke(main, ["backfill", str(DAYS[0])])
+
+    assert result.exit_code != 0
+    assert f"CHARGEBACK_PRICING_FILE={bad}" in result.output
+    assert "pricing.backends.aoai-ptu-eastus.deployments.gpt-41-ptu.rates[0].ptu_count" in result.output
+
+
+def test_known_deployments_default_to_the_pricing_files(environment):
+    policy = build_resources(settings.load_settings())["policy"]
+    assert policy.known_deployments == [
+        "embedding-large-paygo", "gpt-41-paygo", "gpt-41-ptu", "gpt-4o-paygo", "gpt-4o-ptu"
+    ]  # fmt: skip
+    environment.setenv("CHARGEBACK_DEPLOYMENTS", "gpt-41-ptu")
+    assert build_resources(settings.load_settings())["policy"].known_deployments == ["gpt-41-ptu"]
+
+
+def test_relative_pricing_file_is_read_from_the_current_directory(tmp_path, environment):
+    (tmp_path / "prices.yaml").write_text((REPO / "pricing.example.yaml").read_text())
+    environment.chdir(tmp_path)
+    environment.setenv("CHARGEBACK_PRICING_FILE", "prices.yaml")
+    assert settings.load_settings().pricing_file == tmp_path / "prices.yaml"
+    assert build_resources(settings.load_settings())["pricing"].pricing().currency == "USD"
+
+
+def test_costs_add_up_fails_naming_the_deployment_day_that_is_off():
+    pricing = load_pricing(REPO / "pricing.example.yaml")
+    day = DAYS[0]
+    lines = [
+        {"backend_id": "aoai-ptu-eastus", "deployment_name": "gpt-41-ptu", "total_cost": Decimal("866.67")},
+        {"backend_id": "aoai-ptu-eastus", "deployment_name": "gpt-4o-ptu", "total_cost": Decimal("433.32")},
+    ]
+
+    comparison = cost_checks.ptu_cost_comparison(pricing, day, pa.Table.from_pylist(lines))
+    result = cost_checks.costs_add_up(dg.AssetKey("daily_chargeback"), comparison)
+
+    assert not result.passed
+    assert result.metadata["ptu_deployment_days_off"].value == 1
+    assert [(r["deployment_name"], r["difference"]) for r in comparison] == [
+        ("gpt-41-ptu", Decimal(0)),
+        ("gpt-4o-ptu", Decimal("-0.01")),
+    ]
+
+
+def test_no_negative_lines_counts_them():
+    columns = dict.fromkeys(cost_checks.NUMERIC_COLUMNS, 0)
+    lines = pa.Table.from_pylist([columns, {**columns, "paygo_cost": Decimal("-0.01")}, {**columns, "calls": -1}])
+
+    result = cost_checks.no_negative_lines(dg.AssetKey("daily_chargeback"), lines)
+
+    assert not result.passed and result.metadata["negative_lines"].value == 2
+
+
+def test_unattributed_tokens_are_clipped_at_zero_and_the_clipped_amount_kept():
+    hour = datetime(2026, 11, 20, 5, tzinfo=UTC)
+
+    def hour_of(deployment: str, has_metrics: bool, metric: tuple[int, int], logged: tuple[int, int]) -> dict:
+        return {
+            "usage_hour": hour,
+            "deployment_name": deployment,
+            "has_metrics": has_metrics,
+            **dict(zip(("metric_prompt_tokens", "metric_completion_tokens"), metric, strict=True)),
+            **dict(zip(("logged_prompt_tokens", "logged_completion_tokens"), logged, strict=True)),
+        }
+
+    reconciliation = pa.Table.from_pylist(
+        [hour_of("gpt-41-ptu", True, (900, 70), (800, 100)), hour_of("gpt-4o-ptu", False, (0, 0), (50, 5))]
+    )
+    con = sql.connect()
+    try:
+        rows = sql.run_models(con, [UNATTRIBUTED_MODEL], {"deployment_reconciliation": reconciliation}).to_pylist()
+    finally:
+        con.close()
+
+    assert rows == [
+        {
+            "usage_hour": hour,
+            "deployment_name": "gpt-41-ptu",
+            "prompt_tokens": 100,
+            "completion_tokens": 0,  # 30 more logged than metered: not a negative charge ...
+            "clipped_prompt_tokens": 0,
+            "clipped_completion_tokens": 30,  # ... but kept, for the asset's metadata
+        }
+    ]  # an hour without metrics has no gap to charge

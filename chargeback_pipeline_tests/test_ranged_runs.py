@@ -1,0 +1,50 @@
+"""A ranged run over several days publishes the same bytes as one run per partition.
+
+So a month backfilled in a handful of ranged runs (`chargeback backfill --days-per-run`, or a UI backfill,
+which BackfillPolicy.single_run turns into the same range-tagged runs) gives the very reports the hourly
+schedule produces hour by hour.
+"""
+
+from datetime import date, timedelta
+
+import dagster as dg
+
+from chargeback_pipeline.definitions import ALL_ASSETS
+from chargeback_pipeline.resources import LogSourceResource
+from chargeback_pipeline.runner import backfill
+from chargeback_pipeline_tests.conftest import local_resources
+from chargeback_pipeline_tests.ticks import DAILY, HOURLY, MONTHLY
+
+FIRST = date(2026, 1, 5)
+DAYS = [FIRST + timedelta(days=n) for n in range(3)]
+
+
+def report_files(root) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_three_day_ranged_run_equals_one_run_per_partition(tmp_path):
+    # In-memory storage: this test compares files, and 75 runs on SQLite files would take twice as long.
+    instance = dg.DagsterInstance.ephemeral()
+    ranged = local_resources(tmp_path / "ranged", LogSourceResource(simulated_requests_per_hour=200))
+    single = local_resources(tmp_path / "single", LogSourceResource(simulated_requests_per_hour=200))
+
+    chunks = backfill(DAYS[0], DAYS[-1], ranged, instance, days_per_run=3)
+    for day in DAYS:
+        for hour in range(24):
+            run = dg.materialize(
+                ALL_ASSETS, selection=HOURLY, partition_key=f"{day}-{hour:02d}:00", resources=single, instance=instance
+            )
+            assert run.success
+    for day in DAYS:
+        run = dg.materialize(ALL_ASSETS, selection=DAILY, partition_key=f"{day}", resources=single, instance=instance)
+        assert run.success
+    if MONTHLY:  # the statement of the month so far
+        month = f"{FIRST:%Y-%m}-01"
+        run = dg.materialize(ALL_ASSETS, selection=MONTHLY, partition_key=month, resources=single, instance=instance)
+        assert run.success
+
+    assert len(chunks) == 1  # the three days took one run for their hours, then one for their days (and month)
+    published = report_files(tmp_path / "ranged" / "reports")
+    assert {f"daily/usage_date={day}/product_usage.csv" for day in DAYS} <= published.keys()
+    assert published == report_files(tmp_path / "single" / "reports")

@@ -60,6 +60,26 @@ DEPLOYMENT_METRICS_SCHEMA = pa.schema(
     ]
 )
 
+# The published per-product usage report (`daily/usage_date=.../product_usage.*`): a contract other
+# tools read. The daily rollup's SQL produces exactly this; the simulator's ground truth uses it too.
+PRODUCT_USAGE_SCHEMA = pa.schema(
+    [
+        ("usage_date", pa.date32()),
+        ("product_id", pa.string()),
+        ("subscription_id", pa.string()),
+        ("model_name", pa.string()),
+        ("deployment_name", pa.string()),
+        ("backend_id", pa.string()),
+        ("prompt_tokens", pa.int64()),
+        ("completion_tokens", pa.int64()),
+        ("total_tokens", pa.int64()),
+        ("calls", pa.int64()),
+        ("failed_calls", pa.int64()),
+        ("first_seen", UTC_TIMESTAMP),
+        ("last_seen", UTC_TIMESTAMP),
+    ]
+)
+
 METRIC_PROMPT_TOKENS = "ProcessedPromptTokens"
 METRIC_COMPLETION_TOKENS = "GeneratedTokens"
 RECONCILED_METRICS = (METRIC_PROMPT_TOKENS, METRIC_COMPLETION_TOKENS)

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import numpy as np
 import pyarrow as pa
 
-from chargeback_pipeline.schemas import UTC_TIMESTAMP
+from chargeback_pipeline.schemas import PRODUCT_USAGE_SCHEMA
 from chargeback_pipeline.sources.simulated.arrays import timestamps
 from chargeback_pipeline.sources.simulated.catalog import Catalog
 from chargeback_pipeline.sources.simulated.deployments import (
@@ -26,23 +26,8 @@ from chargeback_pipeline.sources.simulated.metrics import RequestsOf, bypass_tok
 from chargeback_pipeline.sources.simulated.profile import SimulationProfile
 from chargeback_pipeline.sources.simulated.usage_groups import UsageGroups
 
-EXPECTED_DAILY_USAGE_SCHEMA = pa.schema(
-    [
-        ("usage_date", pa.date32()),
-        ("product_id", pa.string()),
-        ("subscription_id", pa.string()),
-        ("model_name", pa.string()),
-        ("deployment_name", pa.string()),
-        ("backend_id", pa.string()),
-        ("prompt_tokens", pa.int64()),
-        ("completion_tokens", pa.int64()),
-        ("total_tokens", pa.int64()),
-        ("calls", pa.int64()),
-        ("failed_calls", pa.int64()),
-        ("first_seen", UTC_TIMESTAMP),
-        ("last_seen", UTC_TIMESTAMP),
-    ]
-)
+# The ground truth has the published report's exact schema (defined once, in schemas.py).
+EXPECTED_DAILY_USAGE_SCHEMA = PRODUCT_USAGE_SCHEMA
 DAILY_USAGE_KEY = (
     "usage_date",
     "product_id",

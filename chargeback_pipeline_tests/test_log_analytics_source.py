@@ -57,6 +57,7 @@ def server(simulated):
 @pytest.fixture
 def standin(server):
     server.heal()
+    server.wait_until_idle()  # a query abandoned by an earlier test's client must not count here
     server.reset_counters()
     yield server
     server.heal()
@@ -114,8 +115,9 @@ def test_throttling_and_unavailability_are_retried_and_logged(standin, simulated
 
 
 def test_a_timed_out_query_is_retried_and_logged(standin, simulated, caplog):
-    standin.slow_next(1, delay_seconds=1.0)  # the first query (the count) outlasts the client's patience
-    source = make_source(standin, read_timeout=0.3)
+    standin.slow_next(1, delay_seconds=4.0)  # the first query (the count) outlasts the client's patience
+    # patience long enough for a normal answer on a loaded machine, short of the slow one
+    source = make_source(standin, read_timeout=1.5)
 
     with caplog.at_level(logging.WARNING, logger=LOGGER_NAME):
         gateway = source.gateway_logs(HOUR)

@@ -10,8 +10,8 @@ import dagster as dg
 import pyarrow as pa
 
 from chargeback_pipeline import checks, sql
-from chargeback_pipeline.assets.raw import HOUR, OWNERS, RAW_LLM, RAW_METRICS, raw_deployment_metrics, raw_llm_logs
-from chargeback_pipeline.assets.usage import DAILY_USAGE, daily_product_usage, day_hours, known_deployments_table
+from chargeback_pipeline.assets.raw import OWNERS, RAW_LLM, RAW_METRICS, raw_deployment_metrics, raw_llm_logs
+from chargeback_pipeline.assets.usage import DAILY_USAGE, daily_product_usage, day_hours, hour_params
 from chargeback_pipeline.content_hash import record_hour_content
 from chargeback_pipeline.lake import Lake, day_key, hour_key
 from chargeback_pipeline.metadata import markdown_table, table_schema
@@ -36,18 +36,18 @@ def reconciliation_policy(policy: DataQualityPolicy) -> ReconciliationPolicy:
     )
 
 
-def reconcile_hour(lake: Lake, hour, known_deployments: list[str]) -> pa.Table:
-    con = sql.connect()
+def reconcile_hour(lake: Lake, hour, known_deployments: list[str], database=None) -> pa.Table:
+    """One hour's per-deployment reconciliation. `database`: a `sql.shared_database()` to work in."""
+    con = sql.connect(database)
     try:
         return sql.run_models(
             con,
             ["staging/stg_llm_checked", "staging/stg_llm_records", "marts/fct_deployment_reconciliation"],
             relations={
-                "raw_llm_logs": lake.read(hour_key(RAW_LLM, hour), LLM_LOG_SCHEMA),
-                "raw_deployment_metrics": lake.read(hour_key(RAW_METRICS, hour), DEPLOYMENT_METRICS_SCHEMA),
-                "known_deployments": known_deployments_table(known_deployments),
+                "raw_llm_logs": lake.relation(hour_key(RAW_LLM, hour), LLM_LOG_SCHEMA),
+                "raw_deployment_metrics": lake.relation(hour_key(RAW_METRICS, hour), DEPLOYMENT_METRICS_SCHEMA),
             },
-            params={"window_start": hour, "window_end": hour + HOUR},
+            params=hour_params(hour, known_deployments),
         )
     finally:
         con.close()
@@ -80,12 +80,13 @@ def _with_period(rows: list[dict], period_of) -> list[dict]:
 def deployment_reconciliation(context: dg.AssetExecutionContext, lake: ObjectStoreResource, policy: DataQualityPolicy):
     store = lake.lake()
     judged = []
-    for hour in hours_in(context.partition_time_window):
-        table = reconcile_hour(store, hour, policy.known_deployments)
-        record_hour_content(context, hour, store.write(hour_key(HOURLY_RECONCILIATION, hour), table))
-        judged += _with_period(
-            judge(table, reconciliation_policy(policy)), lambda r: f"{r['usage_hour']:%Y-%m-%d %H:00}"
-        )
+    with sql.shared_database() as database:
+        for hour in hours_in(context.partition_time_window):
+            table = reconcile_hour(store, hour, policy.known_deployments, database)
+            record_hour_content(context, hour, store.write(hour_key(HOURLY_RECONCILIATION, hour), table))
+            judged += _with_period(
+                judge(table, reconciliation_policy(policy)), lambda r: f"{r['usage_hour']:%Y-%m-%d %H:00}"
+            )
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(judged),

@@ -1,6 +1,7 @@
 """Attribution (hourly, with its quarantine) and the per-product daily rollup, computed in DuckDB."""
 
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
@@ -34,24 +35,109 @@ def known_deployments_table(names: list[str]) -> pa.Table:
     return pa.table({"deployment_name": pa.array(sorted(names), pa.string())})
 
 
+def hour_params(hour: datetime, known_deployments: list[str], **more) -> dict:
+    """The bound parameters of an hour's models."""
+    return {"window_start": hour, "window_end": hour + HOUR, "known_deployments": list(known_deployments), **more}
+
+
 def stage_hour(con, lake: Lake, hour: datetime, known_deployments: list[str]) -> None:
-    """Register one hour's landed raw logs and build the staging models over them."""
+    """Register one hour's landed raw logs and build the staging models over them (the ephemeral ones
+    are inlined into the marts that read them; pass the marts `hour_params` too)."""
     sql.build_models(
         con,
         STAGING_MODELS,
         relations={
-            "raw_gateway_logs": lake.read(hour_key(RAW_GATEWAY, hour), GATEWAY_LOG_SCHEMA),
-            "raw_llm_logs": lake.read(hour_key(RAW_LLM, hour), LLM_LOG_SCHEMA),
-            "raw_gateway_rejected": lake.read(hour_key(RAW_GATEWAY, hour, "rejected"), SOURCE_REJECT_SCHEMA),
-            "raw_llm_rejected": lake.read(hour_key(RAW_LLM, hour, "rejected"), SOURCE_REJECT_SCHEMA),
-            "known_deployments": known_deployments_table(known_deployments),
+            "raw_gateway_logs": lake.relation(hour_key(RAW_GATEWAY, hour), GATEWAY_LOG_SCHEMA),
+            "raw_llm_logs": lake.relation(hour_key(RAW_LLM, hour), LLM_LOG_SCHEMA),
+            "raw_gateway_rejected": lake.relation(hour_key(RAW_GATEWAY, hour, "rejected"), SOURCE_REJECT_SCHEMA),
+            "raw_llm_rejected": lake.relation(hour_key(RAW_LLM, hour, "rejected"), SOURCE_REJECT_SCHEMA),
         },
-        params={"window_start": hour, "window_end": hour + HOUR},
+        params=hour_params(hour, known_deployments),
     )
 
 
 def _count(column: pa.ChunkedArray) -> int:
     return pc.sum(column.cast(pa.int64())).as_py() or 0
+
+
+_HOUR_MEASURES = """
+    select
+        count(*) as requests,
+        count(distinct correlation_id) + (count(*) > count(correlation_id))::int as distinct_ids,
+        count(*) filter (where is_billable) as billable,
+        count(*) - count(*) filter (where is_success) as failed,
+        count(*) - count(*) filter (where has_llm_record) as without_llm_record,
+        coalesce(sum(total_tokens) filter (where is_billable), 0) as billable_tokens,
+        coalesce(sum(gateway_records), 0) - count(*) as duplicates,
+        coalesce(sum(nonzero_later_chunks), 0) as chunk_tokens,
+        count(*) filter (where llm_records > 1) as chunked
+    from attributed
+"""
+
+
+def hour_measures(con, attributed: pa.Table) -> dict[str, int]:
+    """An hour's counts for the metadata and checks, in one pass of DuckDB over its attributed requests
+    (a null id, were there one, counts as one more distinct id, as pyarrow's unique() counts it)."""
+    con.register("attributed", attributed)
+    try:
+        cursor = con.execute(_HOUR_MEASURES)
+        names = [column[0] for column in cursor.description]
+        (row,) = cursor.fetchall()
+        return {name: int(value) for name, value in zip(names, row, strict=True)}
+    finally:
+        con.unregister("attributed")
+
+
+@dataclass(frozen=True)
+class AttributedHour:
+    """What attributing one hour wrote (as content digests) and measured."""
+
+    hour: datetime
+    attributed_digest: str
+    quarantined_digest: str
+    measures: dict[str, int]
+    quarantined_rows: int
+    reasons: Counter
+    gaps: dict
+    schema: pa.Schema
+    quarantine_schema: pa.Schema
+
+
+def attribute_hour(
+    store: Lake, hour: datetime, known_deployments: list[str], margin: timedelta, database=None
+) -> AttributedHour:
+    """Attribute one hour: its requests, its quarantined rows and its completeness, written to the lake.
+    `database`: a `sql.shared_database()` to work in (default: a database of its own)."""
+    con = sql.connect(database)
+    try:
+        stage_hour(con, store, hour, known_deployments)
+        params = hour_params(hour, known_deployments, core_start=hour + margin, core_end=hour + HOUR - margin)
+        attributed = sql.select_model(con, "marts/fct_attributed_requests", params)
+        measures = hour_measures(con, attributed)
+        # Raw rows the attribution did not use failed the checks: only then are the raw rows searched
+        # for them (a clean hour is not checked twice).
+        raw_rows = sql.select_model(con, "intermediate/int_hour_row_counts", params).to_pylist()[0]
+        trusted_gateway_rows = measures["requests"] + measures["duplicates"]
+        params["gateway_has_untrusted_rows"] = raw_rows["gateway_rows"] != trusted_gateway_rows
+        params["llm_has_untrusted_rows"] = raw_rows["llm_rows"] != raw_rows["trusted_llm_rows"]
+        quarantined = sql.select_model(con, "marts/fct_quarantined_records", params)
+        gaps = sql.select_model(con, "marts/fct_gateway_completeness", params).to_pylist()[0]
+    finally:
+        con.close()
+    return AttributedHour(
+        hour=hour,
+        attributed_digest=store.write(hour_key(ATTRIBUTED, hour), attributed),
+        quarantined_digest=store.write(hour_key(QUARANTINE, hour), quarantined),
+        measures=measures,
+        quarantined_rows=quarantined.num_rows,
+        reasons=Counter(
+            f"{t}: {r}"
+            for t, r in zip(quarantined["source_table"].to_pylist(), quarantined["reason"].to_pylist(), strict=True)
+        ),
+        gaps=gaps,
+        schema=attributed.schema,
+        quarantine_schema=quarantined.schema,
+    )
 
 
 @dg.multi_asset(
@@ -105,40 +191,18 @@ def attributed_requests(
     reasons = Counter()
     completeness = []
     schema = quarantine_schema = None
-    for hour in hours_in(context.partition_time_window):
-        con = sql.connect()
-        try:
-            stage_hour(con, store, hour, policy.known_deployments)
-            window = {"window_start": hour, "window_end": hour + HOUR}
-            attributed = sql.select_model(con, "marts/fct_attributed_requests", window)
-            quarantined = sql.select_model(con, "marts/fct_quarantined_records", window)
-            core = {"core_start": hour + margin, "core_end": hour + HOUR - margin}
-            gaps = sql.select_model(con, "marts/fct_gateway_completeness", core).to_pylist()[0]
-        finally:
-            con.close()
-        record_hour_content(
-            context, hour, store.write(hour_key(ATTRIBUTED, hour), attributed), asset_key=ATTRIBUTED_KEY
-        )
-        record_hour_content(
-            context, hour, store.write(hour_key(QUARANTINE, hour), quarantined), asset_key=QUARANTINE_KEY
-        )
-        schema, quarantine_schema = attributed.schema, quarantined.schema
-        totals.update(
-            requests=attributed.num_rows,
-            distinct_ids=len(pc.unique(attributed["correlation_id"])),
-            billable=_count(attributed["is_billable"]),
-            failed=attributed.num_rows - _count(attributed["is_success"]),
-            without_llm_record=attributed.num_rows - _count(attributed["has_llm_record"]),
-            billable_tokens=_count(attributed.filter(attributed["is_billable"])["total_tokens"]),
-            duplicates=_count(attributed["gateway_records"]) - attributed.num_rows,
-            chunk_tokens=_count(attributed["nonzero_later_chunks"]),
-            chunked=_count(pc.greater(attributed["llm_records"], 1)),
-            quarantined=quarantined.num_rows,
-        )
-        reasons.update(
-            f"{t}: {r}"
-            for t, r in zip(quarantined["source_table"].to_pylist(), quarantined["reason"].to_pylist(), strict=True)
-        )
+    with sql.shared_database() as database:
+        attributed_hours = [
+            attribute_hour(store, hour, policy.known_deployments, margin, database)
+            for hour in hours_in(context.partition_time_window)
+        ]
+    for done in attributed_hours:
+        hour, gaps = done.hour, done.gaps
+        record_hour_content(context, hour, done.attributed_digest, asset_key=ATTRIBUTED_KEY)
+        record_hour_content(context, hour, done.quarantined_digest, asset_key=QUARANTINE_KEY)
+        schema, quarantine_schema = done.schema, done.quarantine_schema
+        totals.update(done.measures, quarantined=done.quarantined_rows)
+        reasons.update(done.reasons)
         completeness.append(
             {
                 "hour": f"{hour:%Y-%m-%d %H:00}",
@@ -185,19 +249,27 @@ def day_hours(day: date) -> list[datetime]:
 
 def rollup_day(lake: Lake, day: date) -> tuple[pa.Table, dict]:
     """Per-product usage of one day from its 24 attributed hours, and the hours' own billable totals."""
-    attributed = pa.concat_tables([lake.read(hour_key(ATTRIBUTED, hour)) for hour in day_hours(day)])
-    billable = attributed.filter(attributed["is_billable"])
-    hourly_totals = {
-        "total_tokens": _count(billable["total_tokens"]),
-        "calls": billable.num_rows,
-        "failed_calls": attributed.num_rows - _count(attributed["is_success"]),
-    }
+    # DuckDB reads the day's 24 attributed hours itself, only the columns it needs: a large tenant's
+    # day (10M requests) is never held in memory.
+    attributed = lake.relation([hour_key(ATTRIBUTED, hour) for hour in day_hours(day)])
     con = sql.connect()
     try:
-        usage = sql.run_models(con, [DAILY_USAGE_MODEL], {"attributed_requests": attributed}, {"usage_date": day})
+        sql.register(con, "attributed_requests", attributed)
+        ((tokens, calls, failed),) = con.execute(_HOURLY_TOTALS).fetchall()
+        usage = sql.select_model(con, DAILY_USAGE_MODEL, {"usage_date": day})
     finally:
         con.close()
-    return usage, hourly_totals
+    return usage, {"total_tokens": int(tokens), "calls": int(calls), "failed_calls": int(failed)}
+
+
+# The hours' own totals, over every attributed row (whatever its date), for the daily-equals-hourly check.
+_HOURLY_TOTALS = """
+    select
+        coalesce(sum(total_tokens) filter (where is_billable), 0),
+        count(*) filter (where is_billable),
+        count(*) - count(*) filter (where is_success)
+    from attributed_requests
+"""
 
 
 @dg.asset(

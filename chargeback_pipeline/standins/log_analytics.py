@@ -219,6 +219,12 @@ class LogAnalyticsStandIn(BackgroundHTTPServer):
             self.delay_seconds = 0.0
             self.truncate_at = SERVICE_ROW_LIMIT
 
+    def wait_until_idle(self, timeout_seconds: float = 30.0) -> None:
+        """Wait for queries still being answered (e.g. slow ones a client gave up on) to finish."""
+        deadline = time.monotonic() + timeout_seconds
+        while self._in_flight and time.monotonic() < deadline:
+            time.sleep(0.02)
+
     def reset_counters(self) -> None:
         with self._lock:
             self.received.clear()
@@ -242,21 +248,25 @@ class LogAnalyticsStandIn(BackgroundHTTPServer):
             fault = self._faults.popleft() if self._faults else self._always
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        headers: dict = {}
         try:
             time.sleep(self.delay_seconds + (fault.delay_seconds if fault else 0.0))
             if fault is not None and fault.status is not None:
-                retry_after = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
-                send_json(handler, fault.status, error_body(fault.status, "injected fault"), retry_after)
+                headers = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
+                status, payload = fault.status, error_body(fault.status, "injected fault")
             elif self.workspace_id not in (None, match["workspace"]):
-                send_json(handler, 404, error_body(404, f"workspace {match['workspace']} not found"))
+                status, payload = 404, error_body(404, f"workspace {match['workspace']} not found")
             else:
-                send_json(handler, *self._execute(request))
+                status, payload = self._execute(request)
         finally:
+            # The query stops being "in flight" once answered, before the answer is sent: a client that
+            # has read it may start its next query at once, and must not be counted twice.
             with self._lock:
                 self._in_flight -= 1
                 late_rows, self._late_rows = self._late_rows, []
                 for name, rows in late_rows:
                     self._tables[name] = pa.concat_tables([self._tables[name], rows], promote_options="permissive")
+        send_json(handler, status, payload, headers)
 
     def _execute(self, request: dict) -> tuple[int, dict]:
         try:

@@ -1,5 +1,6 @@
 -- One row per LLM request (CorrelationId). Token counts are taken from SequenceNumber 0 only: later
 -- chunks of a long message should carry zeros, and any that do not are counted, never added.
+-- A table, built once per hour: two marts read it.
 select
     correlation_id,
     min(llm_time) filter (where sequence_number = 0) as llm_time,
@@ -14,6 +15,8 @@ select
         and (prompt_tokens <> 0 or completion_tokens <> 0 or total_tokens <> 0)
     ) as nonzero_later_chunks,
     -- A request whose SequenceNumber 0 record is missing keeps its row (with zero tokens), flagged.
-    count(*) filter (where sequence_number = 0) > 0 as has_token_record
+    count(*) filter (where sequence_number = 0) > 0 as has_token_record,
+    -- Its trusted raw rows, re-pulled copies included: the hour's untrusted rows are the rest.
+    sum(copies) as llm_rows
 from stg_llm_records
 group by correlation_id

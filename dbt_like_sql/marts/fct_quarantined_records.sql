@@ -1,6 +1,8 @@
 -- Rows of the hour that could not be trusted, with the reason: the source's rejects (values it could
 -- not type) and the staging models' (values that make no sense). LLM rows are pulled with a margin
 -- around the hour, so only those logged inside the hour are reported here: each row in one hour only.
+-- $gateway_has_untrusted_rows / $llm_has_untrusted_rows: whether any raw row failed the checks (the
+-- attribution counts its trusted rows); a clean hour's raw rows are not checked a second time.
 with quarantined as (
     select 'ApiManagementGatewayLogs' as source_table, quarantine_reason as reason, TimeGenerated as placed_at,
         to_json(struct_pack(
@@ -8,7 +10,7 @@ with quarantined as (
             OperationId, BackendId, Region, Cache, ResponseCode, BackendResponseCode, TotalTime, BackendTime
         ))::varchar as record
     from stg_gateway_checked
-    where quarantine_reason is not null
+    where $gateway_has_untrusted_rows and quarantine_reason is not null
     union all
     select 'ApiManagementGatewayLlmLog', quarantine_reason, TimeGenerated,
         to_json(struct_pack(
@@ -16,7 +18,8 @@ with quarantined as (
             PromptTokens, CompletionTokens, TotalTokens, SequenceNumber, IsStreamCompletion
         ))::varchar
     from stg_llm_checked
-    where quarantine_reason is not null and TimeGenerated >= $window_start and TimeGenerated < $window_end
+    where $llm_has_untrusted_rows and quarantine_reason is not null
+        and TimeGenerated >= $window_start and TimeGenerated < $window_end
     union all
     select source_table, reason, placed_at, record from raw_gateway_rejected
     union all

@@ -1,0 +1,95 @@
+"""A multi-day backfill through Dagster with ranged runs, as `chargeback backfill` does it.
+
+Runs `chargeback_pipeline.runner.backfill` (every asset of the definitions: landing from the simulator,
+attribution, reconciliation, reports and whatever else the graph holds) against a fresh SQLite Dagster
+instance, with the resources `definitions.build_resources` builds from settings. Reports total wall time,
+the number of runs, and, from each run's event log, the time inside asset bodies against Dagster's own
+(run creation and start, planning, resource set-up, event log writes, run end).
+"""
+
+import os
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+from bench.harness import run_child
+from bench.machine import describe
+
+
+def backfill(config: dict) -> dict:
+    home = Path(config["workdir"]) / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    os.environ["DAGSTER_HOME"] = str(home)
+
+    import dagster as dg
+    import pyarrow.parquet as pq
+
+    from bench.stages import SourceTimer, run_breakdown
+    from chargeback_pipeline.definitions import build_resources
+    from chargeback_pipeline.runner import backfill as run_backfill
+    from chargeback_pipeline.settings import load_settings
+
+    SourceTimer.install()
+    work = Path(config["workdir"])
+    settings = load_settings(
+        lake_dir=work / "lake",
+        output_dir=work / "reports",
+        simulated_requests_per_hour=config["requests_per_hour"],
+    )
+    instance = dg.DagsterInstance.get()
+    first = date.fromisoformat(config["first_day"])
+    last = first + timedelta(days=config["days"] - 1)
+    progress = []
+
+    def on_chunk(chunk) -> None:
+        progress.append(time.perf_counter())
+        print(f"  chunk {chunk.first_day}..{chunk.last_day} done at {progress[-1] - started:.1f}s", flush=True)
+
+    started = time.perf_counter()
+    called_at = time.time()
+    run_backfill(
+        first, last, build_resources(settings), instance, days_per_run=config["days_per_run"], on_chunk=on_chunk,
+        log_level="WARNING",
+    )  # fmt: skip
+    wall = time.perf_counter() - started
+    records = instance.get_run_records()
+    compute = events = 0.0
+    for record in records:
+        part = run_breakdown(instance, record.dagster_run.run_id, called_at, called_at)
+        compute += part["compute_s"]
+        events += part["events"]
+    gateway_rows = sum(
+        pq.ParquetFile(p).metadata.num_rows for p in (work / "lake/raw/gateway_logs").glob("*/rows.parquet")
+    )
+    return {
+        "wall_s": wall,
+        "runs": len(records),
+        "compute_s": compute,
+        "dagster_s": wall - compute,
+        "source_s": SourceTimer.seconds,
+        "events": int(events),
+        "gateway_rows": gateway_rows,
+        "chunk_seconds": [b - a for a, b in zip([started, *progress], progress, strict=False)],
+    }
+
+
+def run_backfill(workdir: Path, first_day: date, days: int, requests_per_hour: int, days_per_run: int) -> dict:
+    import shutil
+
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    config = {
+        "workdir": str(workdir),
+        "first_day": first_day.isoformat(),
+        "days": days,
+        "requests_per_hour": requests_per_hour,
+        "days_per_run": days_per_run,
+    }
+    print(f"[{time.strftime('%H:%M:%S')}] backfill {days} days at {requests_per_hour:,}/h, {days_per_run} days per run")
+    result = run_child("backfill", config, workdir / "logs", timeout=6 * 3600)
+    result.update(config, machine=describe())
+    import json
+
+    (workdir / "results.json").write_text(json.dumps(result, indent=2, default=str))
+    return result

@@ -1,0 +1,112 @@
+"""`python -m bench ...`: see BENCHMARKS.md for what each command measures."""
+
+import argparse
+import json
+import sys
+from datetime import date
+from pathlib import Path
+
+DEFAULT_DAY = "2026-03-02"
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _child(piece: str, config: dict) -> None:
+    from bench.harness import emit
+
+    if piece in ("duckdb_single", "duckdb_hourly", "scan_only", "pandas"):
+        from bench.floors import FLOORS
+
+        emit(FLOORS[piece](config))
+    elif piece == "ingest":
+        from bench.ingest import ingest
+
+        emit(ingest(config))
+    elif piece == "serve_standin":
+        from bench.ingest import serve
+
+        serve(config)
+    elif piece == "backfill":
+        from bench.backfill import backfill
+
+        emit(backfill(config))
+    else:
+        from bench.stages import stage
+
+        emit(stage(piece, config))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="one simulated day: landing, each stage, Dagster, floors, ingest")
+    run.add_argument("--requests-per-day", type=int, default=10_000_000)
+    run.add_argument("--quick", action="store_true", help="a 1M-request day (overrides --requests-per-day)")
+    run.add_argument("--repeats", type=int, default=3)
+    run.add_argument("--land-repeats", type=int, default=None, help="repeats that re-land (default: all)")
+    run.add_argument("--day", default=DEFAULT_DAY)
+    run.add_argument("--workdir", type=Path, default=None)
+    run.add_argument("--no-pandas", action="store_true")
+    run.add_argument("--no-ingest", action="store_true")
+    run.add_argument("--e2e", action="store_true", help="also land + transform once through Dagster")
+    run.add_argument("--ingest-hour", type=int, default=12, help="UTC hour of the day pulled in the ingest bench")
+
+    ingest = commands.add_parser("ingest", help="Log Analytics ingest through LogsQueryClient vs its floors")
+    ingest.add_argument("--requests-per-day", type=int, default=10_000_000)
+    ingest.add_argument("--hour", type=int, default=12)
+    ingest.add_argument("--repeats", type=int, default=3)
+    ingest.add_argument("--day", default=DEFAULT_DAY)
+    ingest.add_argument("--workdir", type=Path, default=None)
+
+    backfill = commands.add_parser("backfill", help="an N-day backfill through Dagster with ranged runs")
+    backfill.add_argument("--days", type=int, default=30)
+    backfill.add_argument("--requests-per-hour", type=int, default=100_000)
+    backfill.add_argument("--days-per-run", type=int, default=7)
+    backfill.add_argument("--first-day", default="2026-02-01")
+    backfill.add_argument("--workdir", type=Path, default=None)
+
+    child = commands.add_parser("child", help=argparse.SUPPRESS)
+    child.add_argument("piece")
+    child.add_argument("config")
+
+    args = parser.parse_args(argv)
+    if args.command == "child":
+        _child(args.piece, json.loads(args.config))
+        return
+
+    from bench.report import print_backfill, print_day, print_ingest
+
+    if args.command == "run":
+        from bench.day import run_day
+        from bench.ingest import run_ingest
+
+        requests = 1_000_000 if args.quick else args.requests_per_day
+        workdir = args.workdir or RESULTS / f"day-{requests}"
+        floors = ["duckdb_single", "duckdb_hourly", "scan_only"] + ([] if args.no_pandas else ["pandas"])
+        summary = run_day(
+            workdir,
+            date.fromisoformat(args.day),
+            requests,
+            args.repeats,
+            args.repeats if args.land_repeats is None else args.land_repeats,
+            floors,
+            args.e2e,
+        )
+        if not args.no_ingest:
+            summary["ingest"] = run_ingest(workdir, args.day, requests, args.ingest_hour, args.repeats)
+            (workdir / "results.json").write_text(json.dumps(summary, indent=2, default=str))
+        print_day(summary, sys.argv)
+    elif args.command == "ingest":
+        from bench.ingest import run_ingest
+
+        workdir = args.workdir or RESULTS / f"ingest-{args.requests_per_day}"
+        result = run_ingest(workdir, args.day, args.requests_per_day, args.hour, args.repeats)
+        print_ingest(result)
+    elif args.command == "backfill":
+        from bench.backfill import run_backfill
+
+        workdir = args.workdir or RESULTS / f"backfill-{args.days}d-{args.requests_per_hour}"
+        result = run_backfill(
+            workdir, date.fromisoformat(args.first_day), args.days, args.requests_per_hour, args.days_per_run
+        )
+        print_backfill(result, sys.argv)

@@ -1,0 +1,224 @@
+"""Ingest: one simulated hour pulled through the real `LogsQueryClient` from the local Log Analytics stand-in.
+
+The stand-in runs in its own process and answers every query from a cache after its first answer, so the
+timed runs measure the client side only: from the HTTP response to landed Parquet, not the stand-in's
+KQL and JSON rendering (which a real workspace does on its own servers).
+
+- pipeline: the real `raw_gateway_logs` and `raw_llm_logs` asset functions over the hour (count query,
+  pieces of 100,000 rows, 5 in flight, DuckDB parsing of the answer, typing, rejects, Parquet written);
+- floor `sdk_rows`: a plain `LogsQueryClient` asking the same row queries (not the count queries) with
+  the same concurrency and returning the SDK's own `LogsQueryResult` rows, nothing more;
+- floor `http_bytes`: the same calls returning the raw response body (transfer only, no parsing).
+"""
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from bench.harness import REPO, run_child
+
+WORKSPACE = "00000000-0000-0000-0000-0000000be4c7"
+GATEWAY_TABLE = "ApiManagementGatewayLogs"
+LLM_TABLE = "ApiManagementGatewayLlmLog"
+MARGIN = timedelta(minutes=10)
+
+
+def hour_start(config: dict) -> datetime:
+    day = date.fromisoformat(config["day"])
+    return datetime(day.year, day.month, day.day, config["hour"], tzinfo=UTC)
+
+
+# --- the stand-in's process ---------------------------------------------------------------------------
+
+
+def serve(config: dict) -> None:
+    """Serve the hour's simulated tables on loopback; print `PORT n`; stop when stdin closes."""
+    from chargeback_pipeline.sources.base import TimeWindow
+    from chargeback_pipeline.sources.simulated import SimulatedSource, SimulationProfile
+    from chargeback_pipeline.standins import send_json
+    from chargeback_pipeline.standins.log_analytics import LogAnalyticsStandIn
+
+    class CachingStandIn(LogAnalyticsStandIn):
+        """Answers a query it has answered before from the bytes it sent then."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.answers: dict[tuple, bytes] = {}
+
+        def handle(self, handler, body: bytes) -> None:
+            request = json.loads(body or b"{}")
+            key = (request.get("query"), request.get("timespan"))
+            data = self.answers.get(key)
+            if data is None:
+                status, payload = self._execute(request)
+                if status != 200:
+                    send_json(handler, status, payload)
+                    return
+                data = self.answers[key] = json.dumps(payload, separators=(",", ":")).encode()
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/json; charset=utf-8")
+            handler.send_header("Content-Length", str(len(data)))
+            handler.end_headers()
+            handler.wfile.write(data)
+
+    start = hour_start(config)
+    simulator = SimulatedSource(SimulationProfile(requests_per_hour=config["requests_per_hour"]))
+    tables = {
+        GATEWAY_TABLE: simulator.gateway_logs(TimeWindow(start, start + timedelta(hours=1))).rows,
+        LLM_TABLE: simulator.llm_logs(TimeWindow(start - MARGIN, start + timedelta(hours=1) + MARGIN)).rows,
+    }
+    with CachingStandIn(tables) as standin:
+        print(f"PORT {standin.port} {tables[GATEWAY_TABLE].num_rows} {tables[LLM_TABLE].num_rows}", flush=True)
+        sys.stdin.read()  # until the parent closes our stdin
+
+
+# --- the measuring process ----------------------------------------------------------------------------
+
+
+class _NoCredential:
+    def get_token(self, *scopes, **kwargs):
+        raise RuntimeError("a loopback stand-in is never sent credentials")
+
+
+def _recording_queries():
+    """Record every (query, timespan) LogsQueryClient is asked, by wrapping the class's method."""
+    from azure.monitor.query import LogsQueryClient
+
+    calls: list[tuple[str, tuple]] = []
+    original = LogsQueryClient.query_workspace
+
+    def recorded(self, workspace_id, query, **kwargs):
+        calls.append((query, kwargs.get("timespan")))
+        return original(self, workspace_id, query, **kwargs)
+
+    LogsQueryClient.query_workspace = recorded
+    return calls, lambda: setattr(LogsQueryClient, "query_workspace", original)
+
+
+def ingest(config: dict) -> dict:
+    from azure.core.pipeline.policies import SansIOHTTPPolicy
+    from azure.monitor.query import LogsQueryClient
+
+    from bench.stages import call_asset, pipeline_resources
+    from chargeback_pipeline.assets import raw
+
+    start = hour_start(config)
+    endpoint = f"http://127.0.0.1:{config['port']}/v1"
+    source = {"kind": "log_analytics", "log_analytics_workspace_id": WORKSPACE, "log_analytics_endpoint": endpoint}
+    lake = Path(config["workdir"]) / "lake"
+
+    def pipeline() -> float:
+        shutil.rmtree(lake, ignore_errors=True)
+        resources = pipeline_resources(config, **source)  # a new source: no client state carried over
+        started = time.perf_counter()
+        for asset in (raw.raw_gateway_logs, raw.raw_llm_logs):
+            call_asset(asset, start, start + timedelta(hours=1), resources)
+        return time.perf_counter() - started
+
+    calls, restore = _recording_queries()
+    pipeline()  # warm-up: the stand-in renders and caches every answer
+    restore()
+    row_queries = [(q, span) for q, span in calls if not q.rstrip().endswith("| count")]
+
+    # Loopback: no authentication policy, so the credential is never asked for a token.
+    client = LogsQueryClient(_NoCredential(), endpoint=endpoint, authentication_policy=SansIOHTTPPolicy())
+
+    def sdk_rows() -> tuple[float, int]:
+        def one(call):
+            result = client.query_workspace(WORKSPACE, call[0], timespan=call[1])
+            return len(result.tables[0].rows)
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=5) as pool:
+            rows = sum(pool.map(one, row_queries))
+        return time.perf_counter() - started, rows
+
+    def http_bytes() -> tuple[float, int]:
+        def one(call):
+            received = []
+
+            def body_only(_response, chunks, _headers) -> dict:
+                received.append(len(b"".join(chunks)))
+                return {"error": None}  # all the SDK looks at before handing back the answer
+
+            client.query_workspace(WORKSPACE, call[0], timespan=call[1], stream=True, cls=body_only)
+            return received[0]
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=5) as pool:
+            size = sum(pool.map(one, row_queries))
+        return time.perf_counter() - started, size
+
+    import pyarrow.parquet as pq
+
+    runs = {"pipeline_s": [], "sdk_rows_s": [], "http_bytes_s": []}
+    rows = body_bytes = 0
+    for _ in range(config["repeats"]):
+        runs["pipeline_s"].append(pipeline())
+        seconds, rows = sdk_rows()
+        runs["sdk_rows_s"].append(seconds)
+        seconds, body_bytes = http_bytes()
+        runs["http_bytes_s"].append(seconds)
+    landed = {
+        name: sum(pq.ParquetFile(p).metadata.num_rows for p in (lake / "raw" / name).glob("*/rows.parquet"))
+        for name in ("gateway_logs", "llm_logs")
+    }
+    if landed["gateway_logs"] + landed["llm_logs"] != rows:
+        raise RuntimeError(f"the floors returned {rows} rows, the pipeline landed {landed}")
+    result = {key: statistics.median(values) for key, values in runs.items()}
+    result.update(
+        {f"{key}_all": values for key, values in runs.items()},
+        rows=rows,
+        gateway_rows=landed["gateway_logs"],
+        llm_rows=landed["llm_logs"],
+        queries=len(calls),
+        row_queries=len(row_queries),
+        response_mb=body_bytes / 1e6,
+        wall_s=result["pipeline_s"],
+    )
+    return result
+
+
+# --- the parent -------------------------------------------------------------------------------------------
+
+
+def run_ingest(workdir: Path, day: str, requests_per_day: int, hour: int, repeats: int) -> dict:
+    workdir = Path(workdir) / "ingest"
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = {"workdir": str(workdir), "day": day, "hour": hour, "requests_per_hour": requests_per_day // 24}
+    print(f"[{time.strftime('%H:%M:%S')}] ingest: starting the Log Analytics stand-in with hour {hour}", flush=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bench", "child", "serve_standin", json.dumps(config)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=open(workdir / "standin.log", "w"),  # noqa: SIM115 - closed with the process
+        cwd=REPO,
+        text=True,
+        env={**os.environ},
+    )
+    try:
+        line = server.stdout.readline().split()
+        if not line or line[0] != "PORT":
+            raise RuntimeError(f"the stand-in did not start (see {workdir / 'standin.log'})")
+        config.update(port=int(line[1]), repeats=repeats)
+        result = run_child("ingest", config, workdir / "logs")
+    finally:
+        server.stdin.close()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    result.update(day=day, hour=hour, requests_per_day=requests_per_day, repeats=repeats)
+    print(
+        f"[{time.strftime('%H:%M:%S')}] ingest: pipeline {result['pipeline_s']:.2f} s, SDK rows "
+        f"{result['sdk_rows_s']:.2f} s, raw bytes {result['http_bytes_s']:.2f} s for {result['rows']:,} rows",
+        flush=True,
+    )
+    return result

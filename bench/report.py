@@ -1,0 +1,170 @@
+"""Printing benchmark results as the markdown tables BENCHMARKS.md holds."""
+
+GIB = 2**30
+MIB = 2**20
+
+
+def _wall(r: dict) -> str:
+    if r.get("repeats", 1) > 1 and "wall_min_s" in r:
+        return f"{r['wall_s']:.2f} ({r['wall_min_s']:.2f}-{r['wall_max_s']:.2f})"
+    return f"{r['wall_s']:.2f}"
+
+
+def _rate(rows: float, seconds: float) -> str:
+    return f"{rows / seconds / 1e6:.2f} M" if seconds > 0 and rows else "-"
+
+
+def _mem(r: dict) -> str:
+    return f"{r['peak_rss_bytes'] / MIB:,.0f}"
+
+
+def print_machine(machine: dict) -> None:
+    print(
+        f"Machine: {machine['nproc']} cores ({machine['cpu_model']}), {machine['memory_gib']} GiB, {machine['os']}; "
+        f"Python {machine['python']}, DuckDB {machine['duckdb']}, Dagster {machine['dagster']}, "
+        f"pyarrow {machine['pyarrow']}, pandas {machine['pandas']}"
+    )
+
+
+def print_day(summary: dict, argv: list[str]) -> None:
+    res, rows = summary["results"], summary["rows"]
+    raw_rows = rows["gateway_rows"] + rows["llm_rows"]
+    print()
+    print(f"Command: python -m bench {' '.join(argv[1:])}")
+    print_machine(summary["machine"])
+    print(
+        f"Day {summary['day']}: {summary['requests_per_day']:,} requests simulated; landed {rows['gateway_rows']:,} "
+        f"gateway rows and {rows['llm_rows']:,} LLM rows (hour + 10 min margins); {rows['attributed_rows']:,} "
+        f"attributed requests. Medians of {summary['repeats']} runs (min-max), each piece in a fresh process."
+    )
+    baseline = res.get("baseline", {}).get("peak_rss_bytes", 0)
+    print(f"Peak RSS of a process that only imports the pipeline and Dagster: {baseline / MIB:,.0f} MiB.")
+    print()
+    print("| stage | wall s | CPU s | rows in | rows/s | peak RSS MiB | load |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    stage_rows = {
+        "land": raw_rows,
+        "attribute": raw_rows,
+        "reconcile_hourly": rows["llm_rows"],
+        "rollup": rows["attributed_rows"],
+        "transform_direct": raw_rows,
+        "transform_dagster": raw_rows,
+        "e2e_dagster": raw_rows,
+        "duckdb_single": raw_rows,
+        "duckdb_hourly": raw_rows,
+        "scan_only": raw_rows,
+        "pandas": raw_rows,
+    }
+    labels = {
+        "land": "landing raw Parquet (simulator + write)",
+        "attribute": "attributed_requests (24 h)",
+        "reconcile_hourly": "deployment_reconciliation (24 h)",
+        "rollup": "daily_product_usage",
+        "reconcile_daily": "daily_reconciliation",
+        "report": "product_usage_report (report writing)",
+        "transform_direct": "**transform, asset bodies only**",
+        "transform_dagster": "**transform through Dagster (2 runs)**",
+        "e2e_dagster": "landing + transform through Dagster",
+        "duckdb_single": "floor: one bare DuckDB query",
+        "duckdb_hourly": "floor: bare DuckDB, 24 hourly slices",
+        "scan_only": "floor: scan + filter needed columns",
+        "pandas": "peer: pandas rollup",
+    }
+    for piece, label in labels.items():
+        if piece not in res:
+            continue
+        r = res[piece]
+        n = stage_rows.get(piece, r.get("output_rows", 0))
+        cpu = f"{r['cpu_s']:.1f}" if "cpu_s" in r else "-"
+        load = f"{r['load_before']:.1f}" if "load_before" in r else "-"
+        print(f"| {label} | {_wall(r)} | {cpu} | {n:,} | {_rate(n, r['wall_s'])} | {_mem(r)} | {load} |")
+    if "land" in res:
+        land = res["land"]
+        print(
+            f"\nLanding: {land['source_s']:.2f} s of it is the simulator generating rows, "
+            f"{land['landing_s']:.2f} s writing Parquet ({_rate(raw_rows, land['landing_s'])} rows/s)."
+        )
+    dag, direct = res.get("transform_dagster"), res.get("transform_direct")
+    if dag and direct:
+        print(
+            f"\nDagster: transform through Dagster {dag['wall_s']:.2f} s vs the same asset bodies without a run "
+            f"{direct['wall_s']:.2f} s: overhead {dag['wall_s'] - direct['wall_s']:+.2f} s. By the runs' event logs: "
+            f"{dag['compute_s']:.2f} s inside asset bodies, {dag['dagster_s']:.2f} s Dagster's "
+            f"({100 * dag['dagster_s'] / dag['wall_s']:.1f} %; run start {dag['run_start_s']:.2f} s over 2 runs, "
+            f"{dag['events']:.0f} events written)."
+        )
+    print_targets(summary)
+    totals = summary.get("pipeline_totals")
+    if totals:
+        checks = []
+        for floor in ("duckdb_single", "duckdb_hourly", "pandas"):
+            if floor in res:
+                same = all(res[floor].get(k) == v for k, v in totals.items())
+                checks.append(f"{floor} {'=' if same else '≠'} pipeline")
+        print(f"\nSame rollup (rows, tokens, calls, failed calls): {', '.join(checks)}.")
+    if "ingest" in summary:
+        print_ingest(summary["ingest"])
+
+
+def print_targets(summary: dict) -> None:
+    res = summary["results"]
+    dag, bare, report, pandas = (res.get(k) for k in ("transform_dagster", "duckdb_single", "report", "pandas"))
+    if not (dag and bare and report):
+        return
+    limit = 1.5 * bare["wall_s"] + report["wall_s"]
+    print("\n| target | measured | limit | met |")
+    print("|---|---:|---:|:-:|")
+    print(
+        f"| transform time <= 1.5 x bare DuckDB + report writing | {dag['wall_s']:.2f} s | {limit:.2f} s "
+        f"| {'yes' if dag['wall_s'] <= limit else 'no'} |"
+    )
+    print(
+        f"| transform peak memory <= 1 GiB | {dag['peak_rss_bytes'] / GIB:.2f} GiB | 1.00 GiB "
+        f"| {'yes' if dag['peak_rss_bytes'] <= GIB else 'no'} |"
+    )
+    if pandas:
+        speed = pandas["wall_s"] / dag["wall_s"]
+        memory = pandas["peak_rss_bytes"] / dag["peak_rss_bytes"]
+        print(f"| >= 5x faster than pandas | {speed:.1f}x | 5x | {'yes' if speed >= 5 else 'no'} |")
+        print(f"| <= 1/5 of pandas' memory | 1/{memory:.1f} | 1/5 | {'yes' if memory >= 5 else 'no'} |")
+
+
+def print_ingest(result: dict) -> None:
+    print()
+    print(
+        f"Ingest: hour {result['hour']} of {result['day']} at {result['requests_per_day']:,} requests/day, "
+        f"{result['rows']:,} rows ({result['gateway_rows']:,} gateway + {result['llm_rows']:,} LLM) in "
+        f"{result['queries']} queries through LogsQueryClient from the local stand-in (answers pre-rendered, "
+        f"so the stand-in's own KQL and JSON work is not timed). Medians of {result['repeats']} runs."
+    )
+    print("\n| path | wall s | rows/s | pipeline time / this |")
+    print("|---|---:|---:|---:|")
+    pipeline = result["pipeline_s"]
+    for key, label in (
+        ("pipeline_s", "pipeline: raw_gateway_logs + raw_llm_logs, HTTP answer -> landed Parquet"),
+        ("sdk_rows_s", "floor: LogsQueryClient returning the rows (SDK's own parsing)"),
+        ("http_bytes_s", "floor: LogsQueryClient returning the raw body (no parsing)"),
+    ):
+        print(f"| {label} | {result[key]:.2f} | {_rate(result['rows'], result[key])} | {pipeline / result[key]:.2f}x |")
+
+
+def print_backfill(result: dict, argv: list[str]) -> None:
+    print()
+    print(f"Command: python -m bench {' '.join(argv[1:])}")
+    print_machine(result["machine"])
+    print(
+        f"\nBackfill {result['first_day']} + {result['days']} days at {result['requests_per_hour']:,} requests/hour, "
+        f"{result['days_per_run']} days per ranged run pair: {result['runs']} Dagster runs, "
+        f"{result['gateway_rows']:,} gateway rows landed."
+    )
+    print("\n| measure | value |")
+    print("|---|---:|")
+    print(f"| total wall time | {result['wall_s']:.1f} s ({result['wall_s'] / 60:.1f} min) |")
+    print(f"| of it the simulator generating rows | {result['source_s']:.1f} s |")
+    print(f"| inside asset bodies (simulator included) | {result['compute_s']:.1f} s |")
+    print(f"| Dagster's own (run start, planning, event log) | {result['dagster_s']:.1f} s |")
+    print(f"| Dagster share of total | {100 * result['dagster_s'] / result['wall_s']:.1f} % |")
+    without_simulator = result["wall_s"] - result["source_s"]
+    print(f"| Dagster share excluding the simulator | {100 * result['dagster_s'] / without_simulator:.1f} % |")
+    print(f"| events written | {result['events']:,} |")
+    print(f"| peak RSS | {result['peak_rss_bytes'] / MIB:,.0f} MiB |")

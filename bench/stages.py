@@ -1,0 +1,245 @@
+"""Child side: the pipeline's own stages, run on one simulated day in a local lake.
+
+Each stage calls the real asset function (`asset.op.compute_fn`) with the real resources and a minimal
+context (the partition window and a logger): the asset's own code, without a Dagster run around it.
+`transform_dagster` runs the same assets as two ranged Dagster runs (hourly, then daily), the way
+`chargeback backfill` does, against a persistent SQLite instance, and splits each run's wall time into
+time inside the asset bodies and Dagster's own (run start, planning, event log) from the event log.
+"""
+
+import inspect
+import logging
+import os
+import time
+from datetime import date, datetime
+from functools import wraps
+
+import dagster as dg
+
+from bench.common import day_window, paths
+from chargeback_pipeline.assets import raw, reconciliation, reports, usage
+from chargeback_pipeline.resources import DataQualityPolicy, LogSourceResource, ObjectStoreResource
+from chargeback_pipeline.sources.simulated import SimulatedSource
+
+HOURLY_LANDING = [raw.raw_gateway_logs, raw.raw_llm_logs, raw.raw_deployment_metrics]
+HOURLY_TRANSFORM = [usage.attributed_requests, reconciliation.deployment_reconciliation]
+DAILY_TRANSFORM = [usage.daily_product_usage, reconciliation.daily_reconciliation, reports.product_usage_report]
+PIPELINE_ASSETS = [*HOURLY_LANDING, *HOURLY_TRANSFORM, *DAILY_TRANSFORM]
+DERIVED_DATASETS = [
+    usage.ATTRIBUTED,
+    usage.QUARANTINE,
+    usage.DAILY_USAGE,
+    reconciliation.HOURLY_RECONCILIATION,
+    reconciliation.DAILY_RECONCILIATION,
+]
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+LOGGER = logging.getLogger("bench")
+
+
+def pipeline_resources(config: dict, **source_options) -> dict:
+    where = paths(config)
+    source = source_options or {"kind": "simulated", "simulated_requests_per_hour": config["requests_per_hour"]}
+    return {
+        "source": LogSourceResource(**source),
+        "lake": ObjectStoreResource(local_dir=str(where["lake"])),
+        "reports": ObjectStoreResource(local_dir=str(where["reports"])),
+        "policy": DataQualityPolicy(),
+    }
+
+
+class StageContext:
+    """What the asset bodies use of their context: the (ranged) partition window and a logger."""
+
+    def __init__(self, start: datetime, end: datetime):
+        self.partition_time_window = dg.TimeWindow(start, end)
+        self.log = LOGGER
+
+    def add_asset_metadata(self, *args, **kwargs) -> None:
+        pass
+
+    def add_output_metadata(self, *args, **kwargs) -> None:
+        pass
+
+
+def call_asset(asset: dg.AssetsDefinition, start: datetime, end: datetime, resources: dict) -> list:
+    """Run an asset's own function over [start, end); its MaterializeResults and check results."""
+    fn = asset.op.compute_fn.decorated_fn
+    kwargs = {}
+    for name, parameter in inspect.signature(fn).parameters.items():
+        if name == "context":
+            continue
+        kwargs[name] = parameter.annotation() if name == "config" else resources[name]
+    out = fn(StageContext(start, end), **kwargs)
+    return list(out) if inspect.isgenerator(out) else [out]
+
+
+def row_count(results: list) -> int:
+    total = 0
+    for result in results:
+        if isinstance(result, dg.MaterializeResult) and result.metadata:
+            value = result.metadata.get("dagster/row_count", 0)
+            total += getattr(value, "value", value) or 0
+    return total
+
+
+def failed_checks(results: list) -> list[str]:
+    return [r.check_name for r in results if isinstance(r, dg.AssetCheckResult) and not r.passed]
+
+
+class SourceTimer:
+    """Times the simulated source's fetches (class-level wrap: reaches the instance a run builds too)."""
+
+    seconds = 0.0
+    calls = 0
+
+    @classmethod
+    def install(cls) -> None:
+        for name in ("gateway_logs", "llm_logs", "deployment_metrics"):
+            original = getattr(SimulatedSource, name)
+
+            @wraps(original)
+            def timed(self, window, _original=original):
+                started = time.perf_counter()
+                try:
+                    return _original(self, window)
+                finally:
+                    cls.seconds += time.perf_counter() - started
+                    cls.calls += 1
+
+            setattr(SimulatedSource, name, timed)
+
+
+def run_assets(assets: list, config: dict, start: datetime, end: datetime) -> dict:
+    resources = pipeline_resources(config)
+    started = time.perf_counter()
+    results = []
+    for asset in assets:
+        results += call_asset(asset, start, end, resources)
+    wall = time.perf_counter() - started
+    return {"wall_s": wall, "output_rows": row_count(results), "failed_checks": failed_checks(results)}
+
+
+def stage(name: str, config: dict) -> dict:
+    day = date.fromisoformat(config["day"])
+    start, end = day_window(day)
+    if name == "baseline":  # the same imports, no work: the floor under every stage's peak memory
+        return {"wall_s": 0.0}
+    if name == "land":
+        SourceTimer.install()
+        result = run_assets(HOURLY_LANDING, config, start, end)
+        result["source_s"] = SourceTimer.seconds
+        result["landing_s"] = result["wall_s"] - SourceTimer.seconds
+        return result
+    assets = {
+        "attribute": [usage.attributed_requests],
+        "reconcile_hourly": [reconciliation.deployment_reconciliation],
+        "rollup": [usage.daily_product_usage],
+        "reconcile_daily": [reconciliation.daily_reconciliation],
+        "report": [reports.product_usage_report],
+        "transform_direct": [*HOURLY_TRANSFORM, *DAILY_TRANSFORM],
+    }
+    if name in assets:
+        return run_assets(assets[name], config, start, end)
+    if name == "transform_dagster":
+        return transform_dagster(config, day)
+    if name == "e2e_dagster":
+        return e2e_dagster(config, day)
+    raise ValueError(f"unknown stage {name!r}")
+
+
+# --- through Dagster ------------------------------------------------------------------------------
+
+
+def instance_for(config: dict) -> dg.DagsterInstance:
+    home = paths(config)["dagster_home"]
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return dg.DagsterInstance.get()
+
+
+def run_breakdown(instance: dg.DagsterInstance, run_id: str, called_at: float, returned_at: float) -> dict:
+    """Split one run's wall time (epoch seconds) into asset compute and Dagster overhead, by its event log.
+
+    Compute of a step = from its STEP_START to the first event its asset body produced (its first
+    materialization or check result: the bodies yield them only after all their work). Everything else
+    (run creation and start, planning, resource set-up, writing the per-partition materialization and
+    check events, run end) is Dagster's.
+    """
+    records = instance.get_records_for_run(run_id, limit=1_000_000).records
+    step_start, first_output, compute = {}, {}, 0.0
+    run_started = None
+    for record in records:
+        entry = record.event_log_entry
+        event = entry.dagster_event
+        if event is None:
+            continue
+        kind = event.event_type
+        if kind == dg.DagsterEventType.RUN_START:
+            run_started = entry.timestamp
+        elif kind == dg.DagsterEventType.STEP_START:
+            step_start[event.step_key] = entry.timestamp
+        elif kind in (dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+            first_output.setdefault(event.step_key, entry.timestamp)
+    for step, began in step_start.items():
+        compute += first_output.get(step, began) - began
+    wall = returned_at - called_at
+    return {
+        "wall_s": wall,
+        "compute_s": compute,
+        "dagster_s": wall - compute,
+        "run_start_s": (run_started or called_at) - called_at,
+        "events": len(records),
+    }
+
+
+def materialize(config: dict, assets: list, start_key: str, end_key: str, instance) -> dict:
+    selection = [key for asset in assets for key in asset.keys]
+    called_at = time.time()
+    result = dg.materialize(
+        PIPELINE_ASSETS,
+        selection=selection,
+        resources=pipeline_resources(config),
+        instance=instance,
+        tags={RANGE_START_TAG: start_key, RANGE_END_TAG: end_key},
+        raise_on_error=True,
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+    )
+    returned_at = time.time()
+    return run_breakdown(instance, result.run_id, called_at, returned_at)
+
+
+def _add(total: dict, part: dict) -> None:
+    for key, value in part.items():
+        total[key] = total.get(key, 0) + value
+
+
+def transform_dagster(config: dict, day: date) -> dict:
+    """attributed_requests + deployment_reconciliation over the day's 24 hours (one ranged run), then
+    daily_product_usage + daily_reconciliation + product_usage_report (a second run)."""
+    instance = instance_for(config)
+    total: dict = {}
+    hourly = materialize(config, HOURLY_TRANSFORM, f"{day}-00:00", f"{day}-23:00", instance)
+    daily = materialize(config, DAILY_TRANSFORM, f"{day}", f"{day}", instance)
+    _add(total, hourly)
+    _add(total, daily)
+    total.update({f"hourly_run_{k}": v for k, v in hourly.items()})
+    total.update({f"daily_run_{k}": v for k, v in daily.items()})
+    total["runs"] = 2
+    return total
+
+
+def e2e_dagster(config: dict, day: date) -> dict:
+    """Landing and transform of the day through Dagster: the hourly run lands and attributes, the daily
+    run rolls up and publishes (the two runs of `chargeback backfill DAY`)."""
+    SourceTimer.install()
+    instance = instance_for(config)
+    total: dict = {}
+    hourly = materialize(config, [*HOURLY_LANDING, *HOURLY_TRANSFORM], f"{day}-00:00", f"{day}-23:00", instance)
+    daily = materialize(config, DAILY_TRANSFORM, f"{day}", f"{day}", instance)
+    _add(total, hourly)
+    _add(total, daily)
+    total["source_s"] = SourceTimer.seconds
+    total["runs"] = 2
+    return total

@@ -42,5 +42,10 @@ lint: $(BIN)/chargeback
 ui: $(BIN)/chargeback $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
 
+## A quick benchmark (1M-request day); see BENCHMARKS.md for the 10M-request run.
+bench: $(BIN)/chargeback
+	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
+	$(BIN)/python -m bench run --quick
+
 clean:
 	rm -rf data .dagster_home

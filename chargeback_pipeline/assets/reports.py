@@ -16,6 +16,7 @@ from chargeback_pipeline.assets.publication_gate import PublicationGate, Publish
 from chargeback_pipeline.assets.raw import OWNERS
 from chargeback_pipeline.assets.reconciliation import DAILY_RECONCILIATION, daily_reconciliation
 from chargeback_pipeline.assets.usage import DAILY_USAGE, daily_product_usage, top_products
+from chargeback_pipeline.chargeback_schemas import UNATTRIBUTED_PRODUCT
 from chargeback_pipeline.lake import day_key
 from chargeback_pipeline.metadata import markdown_table, table_schema
 from chargeback_pipeline.partitions import daily_partitions, days_in
@@ -24,7 +25,7 @@ from chargeback_pipeline.resources import ObjectStoreResource
 
 PRODUCT_USAGE_REPORT = "product_usage_report"
 # Lines that make a day's report add up to what the deployments metered (and Azure bills):
-UNATTRIBUTED = "unattributed"  # metric - logged: traffic that bypassed APIM or was not logged
+UNATTRIBUTED = UNATTRIBUTED_PRODUCT  # metric - logged: traffic that bypassed APIM or was not logged
 LOGGED_NOT_BILLABLE = "logged-not-billable"  # logged - billable: failed requests' tokens, LLM records
 # without a gateway row, and requests whose gateway row falls on the other side of midnight.
 RECONCILIATION_LINES = (UNATTRIBUTED, LOGGED_NOT_BILLABLE)

@@ -6,6 +6,10 @@ partition's data can be found (and replaced whole on re-run) without any catalog
 
 import hashlib
 import io
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
@@ -63,6 +67,18 @@ def lake_parquet_bytes(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
+@dataclass
+class PendingObject:
+    """A partition's object being written to a local file (by DuckDB's own Parquet writer, say); stored
+    when the `Lake.writing` block ends, which sets `digest`."""
+
+    path: Path
+    digest: str = ""
+
+    def schema(self) -> pa.Schema:
+        return pq.read_schema(self.path)
+
+
 class Lake:
     def __init__(self, store: ObjectStore):
         self.store = store
@@ -75,6 +91,17 @@ class Lake:
         data = lake_parquet_bytes(table)
         self.store.write_bytes(key, data)
         return hashlib.sha256(data).hexdigest()
+
+    @contextmanager
+    def writing(self, key: str) -> Iterator[PendingObject]:
+        """Write the partition's object to a local temporary file, then store it (replacing it whole, as
+        `write` does) when the block ends without error; nothing is stored if it raises."""
+        with tempfile.TemporaryDirectory(prefix="lake-") as directory:
+            pending = PendingObject(Path(directory) / "object.parquet")
+            yield pending
+            data = pending.path.read_bytes()
+            self.store.write_bytes(key, data)
+            pending.digest = hashlib.sha256(data).hexdigest()
 
     def read(self, key: str, schema: pa.Schema | None = None) -> pa.Table:
         if not self.store.exists(key):

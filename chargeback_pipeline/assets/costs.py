@@ -37,9 +37,11 @@ def chargeback_key(day: date, extension: str) -> str:
 def allocation_inputs(lake: Lake, day: date) -> tuple[pa.Table, pa.Table]:
     """The day's billable usage per hour and line, and its unattributed tokens per deployment-hour."""
     hours = day_hours(day)
+    # DuckDB reads the day's attributed hours itself, only the columns the model uses: a large tenant's
+    # day (10M requests) is never held in memory.
     relations = {
-        "attributed_requests": pa.concat_tables([lake.read(hour_key(ATTRIBUTED, h)) for h in hours]),
-        "deployment_reconciliation": pa.concat_tables([lake.read(hour_key(HOURLY_RECONCILIATION, h)) for h in hours]),
+        "attributed_requests": lake.relation([hour_key(ATTRIBUTED, h) for h in hours]),
+        "deployment_reconciliation": lake.relation([hour_key(HOURLY_RECONCILIATION, h) for h in hours]),
     }
     con = sql.connect()
     try:

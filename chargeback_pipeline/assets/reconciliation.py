@@ -10,15 +10,22 @@ import dagster as dg
 import pyarrow as pa
 
 from chargeback_pipeline import checks, sql
-from chargeback_pipeline.assets.raw import OWNERS, RAW_LLM, RAW_METRICS, raw_deployment_metrics, raw_llm_logs
-from chargeback_pipeline.assets.usage import DAILY_USAGE, daily_product_usage, day_hours, hour_params
+from chargeback_pipeline.assets.raw import OWNERS, RAW_METRICS, raw_deployment_metrics
+from chargeback_pipeline.assets.usage import (
+    ATTRIBUTED_KEY,
+    DAILY_USAGE,
+    LOGGED_TOKENS,
+    daily_product_usage,
+    day_hours,
+    hour_params,
+)
 from chargeback_pipeline.content_hash import record_hour_content
 from chargeback_pipeline.lake import Lake, day_key, hour_key
 from chargeback_pipeline.metadata import markdown_table, table_schema
 from chargeback_pipeline.partitions import daily_partitions, days_in, hourly_partitions, hours_in
 from chargeback_pipeline.reconciliation import BLOCK, NO_METRICS, OK, TOO_SMALL, WARN, ReconciliationPolicy, judge
 from chargeback_pipeline.resources import DataQualityPolicy, ObjectStoreResource
-from chargeback_pipeline.schemas import DEPLOYMENT_METRICS_SCHEMA, LLM_LOG_SCHEMA
+from chargeback_pipeline.schemas import DEPLOYMENT_METRICS_SCHEMA
 
 HOURLY_RECONCILIATION = "deployment_reconciliation"
 DAILY_RECONCILIATION = "daily_reconciliation"
@@ -37,14 +44,15 @@ def reconciliation_policy(policy: DataQualityPolicy) -> ReconciliationPolicy:
 
 
 def reconcile_hour(lake: Lake, hour, known_deployments: list[str], database=None) -> pa.Table:
-    """One hour's per-deployment reconciliation. `database`: a `sql.shared_database()` to work in."""
+    """One hour's per-deployment reconciliation: the metrics against the tokens logged in the hour, which
+    the attribution wrote. `database`: a `sql.shared_database()` to work in."""
     con = sql.connect(database)
     try:
         return sql.run_models(
             con,
-            ["staging/stg_llm_checked", "staging/stg_llm_records", "marts/fct_deployment_reconciliation"],
+            ["marts/fct_deployment_reconciliation"],
             relations={
-                "raw_llm_logs": lake.relation(hour_key(RAW_LLM, hour), LLM_LOG_SCHEMA),
+                "hourly_logged_tokens": lake.relation(hour_key(LOGGED_TOKENS, hour)),
                 "raw_deployment_metrics": lake.relation(hour_key(RAW_METRICS, hour), DEPLOYMENT_METRICS_SCHEMA),
             },
             params=hour_params(hour, known_deployments),
@@ -60,14 +68,14 @@ def _with_period(rows: list[dict], period_of) -> list[dict]:
 @dg.asset(
     partitions_def=hourly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[raw_llm_logs, raw_deployment_metrics],
+    deps=[dg.AssetDep(ATTRIBUTED_KEY), raw_deployment_metrics],
     group_name="reconciliation",
     owners=OWNERS,
     kinds={"duckdb", "parquet"},
     description=(
         "Per deployment and hour: metric tokens (Azure Monitor ProcessedPromptTokens / GeneratedTokens) "
-        "against tokens APIM logged, bucketed by the LLM record's own time. The gap is traffic that "
-        "bypassed APIM or was not logged."
+        "against tokens APIM logged, bucketed by the LLM record's own time (the attribution's de-duplicated "
+        "LLM records, every logged request counted). The gap is traffic that bypassed APIM or was not logged."
     ),
     check_specs=[
         dg.AssetCheckSpec(

@@ -20,6 +20,10 @@ from chargeback_pipeline.schemas import GATEWAY_LOG_SCHEMA, LLM_LOG_SCHEMA, SOUR
 ATTRIBUTED = "attributed_requests"
 QUARANTINE = "quarantined_records"
 DAILY_USAGE = "daily_product_usage"
+# The hour's logged tokens per deployment: written by the attribution (which de-duplicates the LLM log
+# anyway), read by deployment_reconciliation.
+LOGGED_TOKENS = "hourly_logged_tokens"
+LOGGED_TOKENS_MODEL = "intermediate/int_hour_logged_tokens"
 STAGING_MODELS = [
     "staging/stg_gateway_checked",
     "staging/stg_gateway_requests",
@@ -75,17 +79,14 @@ _HOUR_MEASURES = """
 """
 
 
-def hour_measures(con, attributed: pa.Table) -> dict[str, int]:
+def hour_measures(con, attributed: sql.Relation) -> dict[str, int]:
     """An hour's counts for the metadata and checks, in one pass of DuckDB over its attributed requests
-    (a null id, were there one, counts as one more distinct id, as pyarrow's unique() counts it)."""
-    con.register("attributed", attributed)
-    try:
-        cursor = con.execute(_HOUR_MEASURES)
-        names = [column[0] for column in cursor.description]
-        (row,) = cursor.fetchall()
-        return {name: int(value) for name, value in zip(names, row, strict=True)}
-    finally:
-        con.unregister("attributed")
+    (a null id, were there one, counts as one more distinct id)."""
+    sql.register(con, "attributed", attributed)
+    cursor = con.execute(_HOUR_MEASURES)
+    names = [column[0] for column in cursor.description]
+    (row,) = cursor.fetchall()
+    return {name: int(value) for name, value in zip(names, row, strict=True)}
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class AttributedHour:
 
     hour: datetime
     attributed_digest: str
+    logged_tokens_digest: str
     quarantined_digest: str
     measures: dict[str, int]
     quarantined_rows: int
@@ -106,14 +108,22 @@ class AttributedHour:
 def attribute_hour(
     store: Lake, hour: datetime, known_deployments: list[str], margin: timedelta, database=None
 ) -> AttributedHour:
-    """Attribute one hour: its requests, its quarantined rows and its completeness, written to the lake.
+    """Attribute one hour: its requests, its quarantined rows, its logged tokens per deployment (for the
+    reconciliation) and its completeness, written to the lake.
     `database`: a `sql.shared_database()` to work in (default: a database of its own)."""
     con = sql.connect(database)
     try:
         stage_hour(con, store, hour, known_deployments)
         params = hour_params(hour, known_deployments, core_start=hour + margin, core_end=hour + HOUR - margin)
-        attributed = sql.select_model(con, "marts/fct_attributed_requests", params)
-        measures = hour_measures(con, attributed)
+        # DuckDB writes the hour's requests itself (in parallel, never held in Python); the counts are
+        # then read back from the written file.
+        with store.writing(hour_key(ATTRIBUTED, hour)) as attributed:
+            sql.copy_model(con, "marts/fct_attributed_requests", params, attributed.path)
+            measures = hour_measures(con, sql.ParquetFiles((str(attributed.path),)))
+            schema = attributed.schema()
+        ((several,),) = con.execute("select count(*) from int_llm_requests where names_several_deployments").fetchall()
+        params["has_requests_on_several_deployments"] = several > 0
+        logged_tokens = sql.select_model(con, LOGGED_TOKENS_MODEL, params)
         # Raw rows the attribution did not use failed the checks: only then are the raw rows searched
         # for them (a clean hour is not checked twice).
         raw_rows = sql.select_model(con, "intermediate/int_hour_row_counts", params).to_pylist()[0]
@@ -126,7 +136,8 @@ def attribute_hour(
         con.close()
     return AttributedHour(
         hour=hour,
-        attributed_digest=store.write(hour_key(ATTRIBUTED, hour), attributed),
+        attributed_digest=attributed.digest,
+        logged_tokens_digest=store.write(hour_key(LOGGED_TOKENS, hour), logged_tokens),
         quarantined_digest=store.write(hour_key(QUARANTINE, hour), quarantined),
         measures=measures,
         quarantined_rows=quarantined.num_rows,
@@ -135,7 +146,7 @@ def attribute_hour(
             for t, r in zip(quarantined["source_table"].to_pylist(), quarantined["reason"].to_pylist(), strict=True)
         ),
         gaps=gaps,
-        schema=attributed.schema,
+        schema=schema,
         quarantine_schema=quarantined.schema,
     )
 
@@ -198,7 +209,7 @@ def attributed_requests(
         ]
     for done in attributed_hours:
         hour, gaps = done.hour, done.gaps
-        record_hour_content(context, hour, done.attributed_digest, asset_key=ATTRIBUTED_KEY)
+        record_hour_content(context, hour, done.attributed_digest, done.logged_tokens_digest, asset_key=ATTRIBUTED_KEY)
         record_hour_content(context, hour, done.quarantined_digest, asset_key=QUARANTINE_KEY)
         schema, quarantine_schema = done.schema, done.quarantine_schema
         totals.update(done.measures, quarantined=done.quarantined_rows)

@@ -1,6 +1,7 @@
 -- One row per LLM request (CorrelationId). Token counts are taken from SequenceNumber 0 only: later
 -- chunks of a long message should carry zeros, and any that do not are counted, never added.
--- A table, built once per hour: two marts read it.
+-- The hour's logged tokens for the reconciliation (int_hour_logged_tokens) come from here too, so
+-- the LLM log is de-duplicated once per hour. A table, built once per hour: several models read it.
 select
     correlation_id,
     min(llm_time) filter (where sequence_number = 0) as llm_time,
@@ -17,6 +18,20 @@ select
     -- A request whose SequenceNumber 0 record is missing keeps its row (with zero tokens), flagged.
     count(*) filter (where sequence_number = 0) > 0 as has_token_record,
     -- Its trusted raw rows, re-pulled copies included: the hour's untrusted rows are the rest.
-    sum(copies) as llm_rows
+    sum(copies) as llm_rows,
+    -- Logged inside the hour by the record's own time (the file spans a margin around the hour): what
+    -- the deployment's metrics for this hour also counted.
+    count(*) filter (where sequence_number = 0 and llm_time >= $window_start and llm_time < $window_end)
+        as window_token_records,
+    coalesce(sum(prompt_tokens) filter (
+        where sequence_number = 0 and llm_time >= $window_start and llm_time < $window_end
+    ), 0)::bigint as window_prompt_tokens,
+    coalesce(sum(completion_tokens) filter (
+        where sequence_number = 0 and llm_time >= $window_start and llm_time < $window_end
+    ), 0)::bigint as window_completion_tokens,
+    -- APIM sends a request to one deployment; a request whose token records name two is reconciled
+    -- record by record instead (int_hour_logged_tokens).
+    min(deployment_name) filter (where sequence_number = 0)
+        <> max(deployment_name) filter (where sequence_number = 0) as names_several_deployments
 from stg_llm_records
 group by correlation_id

@@ -2,19 +2,9 @@
 -- the tokens APIM logged. Logged tokens are bucketed by the LLM record's own TimeGenerated, because
 -- the metrics count tokens when the deployment processed them, and include every logged request
 -- (failed ones and those without a gateway row too). The gap is traffic that bypassed APIM or was
--- not logged: unattributed tokens.
-with logged as (
-    select
-        deployment_name,
-        sum(prompt_tokens)::bigint as logged_prompt_tokens,
-        sum(completion_tokens)::bigint as logged_completion_tokens,
-        count(*) as logged_requests
-    from stg_llm_records
-    where sequence_number = 0 and llm_time >= $window_start and llm_time < $window_end
-    group by deployment_name
-),
-
-metered as (
+-- not logged: unattributed tokens. hourly_logged_tokens is the hour's int_hour_logged_tokens, which
+-- the attribution wrote (it de-duplicates the LLM log once for both).
+with metered as (
     select
         ModelDeploymentName as deployment_name,
         sum(Total) filter (where MetricName = 'ProcessedPromptTokens')::bigint as metric_prompt_tokens,
@@ -34,5 +24,5 @@ select
     coalesce(l.logged_completion_tokens, 0)::bigint as logged_completion_tokens,
     coalesce(l.logged_requests, 0)::bigint as logged_requests
 from metered as m
-full outer join logged as l on m.deployment_name = l.deployment_name
+full outer join hourly_logged_tokens as l on m.deployment_name = l.deployment_name
 order by deployment_name

@@ -1,13 +1,19 @@
 """A multi-day backfill through Dagster with ranged runs, as `chargeback backfill` does it.
 
 Runs `chargeback_pipeline.runner.backfill` (every asset of the definitions: landing from the simulator,
-attribution, reconciliation, reports and whatever else the graph holds) against a fresh SQLite Dagster
-instance, with the resources `definitions.build_resources` builds from settings. Reports total wall time,
-the number of runs, and, from each run's event log, the time inside asset bodies against Dagster's own
-(run creation and start, planning, resource set-up, event log writes, run end).
+attribution, reconciliation, reports and whatever else the graph holds) against a fresh Dagster instance,
+with the resources `definitions.build_resources` builds from settings. Reports total wall time, the number
+of runs, and, from each run's event log, the time inside asset bodies against Dagster's own (run creation
+and start, planning, resource set-up, event log writes, run end).
+
+The instance's storage is SQLite (Dagster's default, in `<workdir>/dagster_home`) or, with
+`instance="postgres"`, PostgreSQL as in production (deploy/dagster.yaml): a throwaway local server in
+`<workdir>/postgres` (bench/postgres.py), started by the parent around the child that runs the backfill.
 """
 
+import json
 import os
+import shutil
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -17,9 +23,17 @@ from bench.machine import describe
 
 
 def backfill(config: dict) -> dict:
+    import yaml  # a dependency of dagster's
+
     home = Path(config["workdir"]) / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    instance_yaml: dict = {"telemetry": {"enabled": False}}
+    if config.get("postgres"):  # dagster-postgres's `postgres_db` settings of the parent's local server
+        # The driver dagster-postgres depends on (psycopg2-binary): SQLAlchemy 2.1 maps a bare `postgresql://`
+        # to psycopg 3, which nothing here installs.
+        db = {**config["postgres"], "scheme": "postgresql+psycopg2"}
+        instance_yaml["storage"] = {"postgres": {"postgres_db": db}}
+    (home / "dagster.yaml").write_text(yaml.safe_dump(instance_yaml, sort_keys=False))
     os.environ["DAGSTER_HOME"] = str(home)
 
     import dagster as dg
@@ -74,9 +88,16 @@ def backfill(config: dict) -> dict:
     }
 
 
-def run_backfill(workdir: Path, first_day: date, days: int, requests_per_hour: int, days_per_run: int) -> dict:
-    import shutil
+def run_backfill(
+    workdir: Path, first_day: date, days: int, requests_per_hour: int, days_per_run: int, instance: str = "sqlite"
+) -> dict:
+    if instance not in ("sqlite", "postgres"):
+        raise ValueError(f"instance must be sqlite or postgres, not {instance!r}")
+    if instance == "postgres":
+        import importlib.util
 
+        if importlib.util.find_spec("dagster_postgres") is None:
+            raise SystemExit("--instance postgres needs dagster-postgres: pip install -e '.[bench]'")
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     config = {
@@ -85,11 +106,24 @@ def run_backfill(workdir: Path, first_day: date, days: int, requests_per_hour: i
         "days": days,
         "requests_per_hour": requests_per_hour,
         "days_per_run": days_per_run,
+        "instance": instance,
     }
-    print(f"[{time.strftime('%H:%M:%S')}] backfill {days} days at {requests_per_hour:,}/h, {days_per_run} days per run")
-    result = run_child("backfill", config, workdir / "logs", timeout=6 * 3600)
-    result.update(config, machine=describe())
-    import json
+    print(
+        f"[{time.strftime('%H:%M:%S')}] backfill {days} days at {requests_per_hour:,}/h, {days_per_run} days per run, "
+        f"{instance} Dagster instance"
+    )
+    if instance == "postgres":
+        from bench.postgres import PostgresUnavailable, local_postgres, server_version
 
+        try:
+            with local_postgres(workdir / "postgres") as postgres:
+                print(f"  PostgreSQL on 127.0.0.1:{postgres['port']} (data in {workdir / 'postgres'})", flush=True)
+                result = run_child("backfill", {**config, "postgres": postgres}, workdir / "logs", timeout=6 * 3600)
+        except PostgresUnavailable as error:
+            raise SystemExit(f"--instance postgres: {error}") from error
+        result["postgres_server"] = server_version()
+    else:
+        result = run_child("backfill", config, workdir / "logs", timeout=6 * 3600)
+    result.update(config, machine=describe())
     (workdir / "results.json").write_text(json.dumps(result, indent=2, default=str))
     return result

@@ -64,6 +64,13 @@ def main(argv: list[str] | None = None) -> None:
     backfill.add_argument("--days-per-run", type=int, default=7)
     backfill.add_argument("--first-day", default="2026-02-01")
     backfill.add_argument("--workdir", type=Path, default=None)
+    backfill.add_argument(
+        "--instance",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="Dagster instance storage: SQLite (default) or, as in production, PostgreSQL (a throwaway local "
+        "server; needs the PostgreSQL server binaries on PATH and dagster-postgres)",
+    )
 
     child = commands.add_parser("child", help=argparse.SUPPRESS)
     child.add_argument("piece")
@@ -105,8 +112,14 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "backfill":
         from bench.backfill import run_backfill
 
-        workdir = args.workdir or RESULTS / f"backfill-{args.days}d-{args.requests_per_hour}"
+        suffix = "" if args.instance == "sqlite" else f"-{args.instance}"
+        workdir = args.workdir or RESULTS / f"backfill-{args.days}d-{args.requests_per_hour}{suffix}"
         result = run_backfill(
-            workdir, date.fromisoformat(args.first_day), args.days, args.requests_per_hour, args.days_per_run
+            workdir,
+            date.fromisoformat(args.first_day),
+            args.days,
+            args.requests_per_hour,
+            args.days_per_run,
+            args.instance,
         )
         print_backfill(result, sys.argv)

@@ -152,6 +152,7 @@ def print_backfill(result: dict, argv: list[str]) -> None:
     print()
     print(f"Command: python -m bench {' '.join(argv[1:])}")
     print_machine(result["machine"])
+    print(f"Dagster instance storage: {result.get('instance', 'sqlite')} {result.get('postgres_server', '')}".rstrip())
     print(
         f"\nBackfill {result['first_day']} + {result['days']} days at {result['requests_per_hour']:,} requests/hour, "
         f"{result['days_per_run']} days per ranged run pair: {result['runs']} Dagster runs, "

@@ -1,0 +1,147 @@
+"""One hour's attribution on hand-made raw logs: what it writes to the lake, byte for byte and row for row.
+
+The hour's logged tokens per deployment (what the reconciliation compares with Azure Monitor) come from
+the attribution's de-duplicated LLM records; these tests hold them to the record-level definition,
+including a request whose token records name two deployments.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from chargeback_pipeline.assets.raw import RAW_GATEWAY, RAW_LLM, RAW_METRICS
+from chargeback_pipeline.assets.reconciliation import reconcile_hour
+from chargeback_pipeline.assets.usage import ATTRIBUTED, LOGGED_TOKENS, attribute_hour
+from chargeback_pipeline.lake import Lake, hour_key
+from chargeback_pipeline.object_store import LocalObjectStore
+from chargeback_pipeline.schemas import (
+    DEPLOYMENT_METRICS_SCHEMA,
+    GATEWAY_LOG_SCHEMA,
+    LLM_LOG_SCHEMA,
+    SOURCE_REJECT_SCHEMA,
+)
+
+HOUR = datetime(2026, 3, 10, 9, tzinfo=UTC)
+MARGIN = timedelta(minutes=10)
+
+
+def at(minutes: float) -> datetime:
+    return HOUR + timedelta(minutes=minutes)
+
+
+def gateway_row(correlation_id: str, minutes: float, product: str = "alpha", success: bool = True) -> dict:
+    return {
+        "TimeGenerated": at(minutes),
+        "CorrelationId": correlation_id,
+        "IsRequestSuccess": success,
+        "ProductId": product,
+        "ApimSubscriptionId": "sub-1",
+        "ApiId": "azure-openai",
+        "OperationId": "chat",
+        "BackendId": "ptu",
+        "ResponseCode": 200 if success else 500,
+    }
+
+
+def llm_row(correlation_id, minutes, prompt, completion, deployment="gpt-ptu", sequence=0, request=None) -> dict:
+    return {
+        "TimeGenerated": at(minutes),
+        "CorrelationId": correlation_id,
+        "RequestId": request or f"req-{correlation_id}",
+        "DeploymentName": deployment,
+        "ModelName": "gpt-4.1",
+        "PromptTokens": prompt,
+        "CompletionTokens": completion,
+        "TotalTokens": prompt + completion,
+        "SequenceNumber": sequence,
+    }
+
+
+GATEWAY = [
+    gateway_row("c-1", 5),
+    gateway_row("c-1", 5),  # pulled twice
+    gateway_row("c-2", 20, product="beta"),
+    gateway_row("c-3", 30, success=False),
+    gateway_row("c-4", 59.9),  # its LLM record is logged after the hour
+    gateway_row("c-5", 40),  # its token records name two deployments
+]
+LLM = [
+    llm_row("c-1", 5, 100, 10),
+    llm_row("c-1", 5, 100, 10),  # pulled twice
+    llm_row("c-2", 20, 200, 20),
+    llm_row("c-2", 20.5, 0, 0, sequence=1),  # a later chunk
+    llm_row("c-3", 30, 300, 0),  # failed request, still logged
+    llm_row("c-4", 60.2, 400, 40),  # logged in the next hour: attributed here, reconciled there
+    llm_row("c-5", 40, 500, 50, deployment="gpt-ptu", request="r-5a"),
+    llm_row("c-5", 40, 600, 60, deployment="gpt-paygo", request="r-5b"),
+    llm_row("c-6", -5, 700, 70),  # logged before the hour (its gateway row is in the previous hour)
+    llm_row("c-7", 45, 800, 80, deployment="gpt-paygo"),  # no gateway row: bypass or lost, still logged
+]
+METRICS = [
+    {"TimeStamp": HOUR, "ModelDeploymentName": "gpt-ptu", "MetricName": "ProcessedPromptTokens", "Total": 1_100},
+    {"TimeStamp": HOUR, "ModelDeploymentName": "gpt-ptu", "MetricName": "GeneratedTokens", "Total": 80},
+]
+
+
+def landed_lake(root) -> Lake:
+    lake = Lake(LocalObjectStore(root))
+    lake.write(hour_key(RAW_GATEWAY, HOUR), pa.Table.from_pylist(GATEWAY, GATEWAY_LOG_SCHEMA))
+    lake.write(hour_key(RAW_LLM, HOUR), pa.Table.from_pylist(LLM, LLM_LOG_SCHEMA))
+    lake.write(hour_key(RAW_METRICS, HOUR), pa.Table.from_pylist(METRICS, DEPLOYMENT_METRICS_SCHEMA))
+    for dataset in (RAW_GATEWAY, RAW_LLM):
+        lake.write(hour_key(dataset, HOUR, "rejected"), SOURCE_REJECT_SCHEMA.empty_table())
+    return lake
+
+
+def logged_by_definition() -> dict[str, tuple[int, int, int]]:
+    """Per deployment: prompt, completion and records of the distinct SequenceNumber 0 records logged in
+    the hour, straight from the definition (one record per CorrelationId, RequestId, SequenceNumber)."""
+    records = {
+        (r["CorrelationId"], r["RequestId"], r["SequenceNumber"]): r
+        for r in LLM
+        if r["SequenceNumber"] == 0 and HOUR <= r["TimeGenerated"] < HOUR + timedelta(hours=1)
+    }
+    totals: dict[str, tuple[int, int, int]] = {}
+    for r in records.values():
+        prompt, completion, count = totals.get(r["DeploymentName"], (0, 0, 0))
+        totals[r["DeploymentName"]] = (prompt + r["PromptTokens"], completion + r["CompletionTokens"], count + 1)
+    return totals
+
+
+def test_logged_tokens_follow_the_record_level_definition_across_deployments(tmp_path):
+    lake = landed_lake(tmp_path)
+    attribute_hour(lake, HOUR, [], MARGIN)
+    logged = lake.read(hour_key(LOGGED_TOKENS, HOUR)).to_pylist()
+    assert {
+        r["deployment_name"]: (r["logged_prompt_tokens"], r["logged_completion_tokens"], r["logged_requests"])
+        for r in logged
+    } == logged_by_definition()
+    # c-1 once, c-2, c-3 and c-5's first record on the PTU; c-5's second record and c-7 on pay-as-you-go.
+    assert logged_by_definition() == {"gpt-ptu": (1_100, 80, 4), "gpt-paygo": (1_400, 140, 2)}
+
+    reconciled = {r["deployment_name"]: r for r in reconcile_hour(lake, HOUR, []).to_pylist()}
+    assert reconciled["gpt-ptu"]["metric_prompt_tokens"] == reconciled["gpt-ptu"]["logged_prompt_tokens"] == 1_100
+    assert not reconciled["gpt-paygo"]["has_metrics"]
+    assert reconciled["gpt-paygo"]["logged_completion_tokens"] == 140
+
+
+def test_attributed_hour_has_one_schema_and_the_same_bytes_on_every_run(tmp_path):
+    lake = landed_lake(tmp_path)
+    first = attribute_hour(lake, HOUR, [], MARGIN)
+    path = tmp_path / hour_key(ATTRIBUTED, HOUR)
+    table = pq.read_table(path)
+    # DuckDB writes the file; no column may be marked required just because this hour holds no null.
+    assert all(field.nullable for field in table.schema)
+    assert table.column_names[:3] == ["request_time", "usage_date", "correlation_id"]
+    assert table["correlation_id"].to_pylist() == ["c-1", "c-2", "c-3", "c-5", "c-4"]  # by request time
+    rows = {r["correlation_id"]: r for r in table.to_pylist()}
+    assert rows["c-1"]["gateway_records"] == 2 and rows["c-1"]["total_tokens"] == 110
+    assert rows["c-4"]["prompt_tokens"] == 400  # its LLM record, logged after the hour, is in the margin
+    assert rows["c-5"]["prompt_tokens"] == 1_100 and rows["c-5"]["llm_records"] == 2
+    assert not rows["c-3"]["is_billable"] and rows["c-3"]["has_llm_record"]
+    assert first.measures["requests"] == 5 and first.measures["duplicates"] == 1
+
+    again = attribute_hour(lake, HOUR, [], MARGIN)
+    assert again.attributed_digest == first.attributed_digest
+    assert again.logged_tokens_digest == first.logged_tokens_digest

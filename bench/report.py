@@ -45,7 +45,6 @@ def print_day(summary: dict, argv: list[str]) -> None:
     stage_rows = {
         "land": raw_rows,
         "attribute": raw_rows,
-        "reconcile_hourly": rows["llm_rows"],
         "rollup": rows["attributed_rows"],
         "transform_direct": raw_rows,
         "transform_dagster": raw_rows,
@@ -58,7 +57,7 @@ def print_day(summary: dict, argv: list[str]) -> None:
     labels = {
         "land": "landing raw Parquet (simulator + write)",
         "attribute": "attributed_requests (24 h)",
-        "reconcile_hourly": "deployment_reconciliation (24 h)",
+        "reconcile_hourly": "deployment_reconciliation (24 h; reads the logged tokens attribution wrote)",
         "rollup": "daily_product_usage",
         "reconcile_daily": "daily_reconciliation",
         "report": "product_usage_report (report writing)",

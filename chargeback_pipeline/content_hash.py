@@ -6,6 +6,7 @@ wrote the same bytes starts no run. In a ranged run each hour's event gets its o
 """
 
 import hashlib
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -20,12 +21,36 @@ def content_hash(*digests: str) -> str:
     return hashlib.sha256("".join(digests).encode()).hexdigest()
 
 
+def hour_partition_key(hour: datetime) -> str:
+    return hour.astimezone(UTC).strftime(hourly_partitions.fmt)
+
+
 def record_hour_content(
-    context: dg.AssetExecutionContext, hour: datetime, *digests: str, asset_key: dg.AssetKey | None = None
+    context: dg.AssetExecutionContext,
+    hour: datetime,
+    *digests: str,
+    asset_key: dg.AssetKey | None = None,
+    metadata: Mapping[str, object] | None = None,
 ) -> None:
-    """Put the hash of what was written for `hour` on that hour's materialization event only."""
+    """Put the hash of what was written for `hour`, and the hour's own `metadata` (its row count...),
+    on that hour's materialization event only."""
     context.add_asset_metadata(
-        {CONTENT_HASH_METADATA: content_hash(*digests)},
+        {CONTENT_HASH_METADATA: content_hash(*digests), **(metadata or {})},
         asset_key=asset_key,
-        partition_key=hour.astimezone(UTC).strftime(hourly_partitions.fmt),
+        partition_key=hour_partition_key(hour),
     )
+
+
+def record_run_summary(
+    context: dg.AssetExecutionContext,
+    hours: Sequence[datetime],
+    metadata: Mapping[str, object],
+    asset_key: dg.AssetKey | None = None,
+) -> None:
+    """Metadata about the whole ranged run (totals, schema, previews), on its last hour's event only.
+
+    Dagster copies a MaterializeResult's metadata onto every partition's event of a ranged run (168
+    copies in a week's run, each written twice to the event log): the run's totals then read as each
+    hour's, and the event log pays for every copy. The last hour's event is the asset's latest
+    materialization, the one the UI shows."""
+    context.add_asset_metadata(metadata, asset_key=asset_key, partition_key=hour_partition_key(hours[-1]))

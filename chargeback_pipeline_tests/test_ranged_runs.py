@@ -8,7 +8,9 @@ schedule produces hour by hour.
 from datetime import date, timedelta
 
 import dagster as dg
+import pyarrow.parquet as pq
 
+from chargeback_pipeline.content_hash import CONTENT_HASH_METADATA
 from chargeback_pipeline.definitions import ALL_ASSETS
 from chargeback_pipeline.resources import LogSourceResource
 from chargeback_pipeline.runner import backfill
@@ -48,3 +50,22 @@ def test_a_three_day_ranged_run_equals_one_run_per_partition(tmp_path):
     published = report_files(tmp_path / "ranged" / "reports")
     assert {f"daily/usage_date={day}/product_usage.csv" for day in DAYS} <= published.keys()
     assert published == report_files(tmp_path / "single" / "reports")
+
+
+def test_each_hour_of_a_ranged_run_carries_its_own_row_count(tmp_path):
+    """A ranged run's event for an hour says that hour's rows (and content hash); the run's totals, schema
+    and previews are on its last hour's event only, not copied onto every hour."""
+    instance = dg.DagsterInstance.ephemeral()
+    resources = local_resources(tmp_path, LogSourceResource(simulated_requests_per_hour=200))
+    (chunk,) = backfill(DAYS[0], DAYS[0], resources, instance, days_per_run=1)
+    for node, dataset in (("raw_gateway_logs", "raw/gateway_logs"), ("attributed_requests", "attributed_requests")):
+        events = [m for m in chunk.hourly.asset_materializations_for_node(node) if m.asset_key.to_user_string() == node]
+        assert [m.partition for m in events] == [f"{DAYS[0]}-{hour:02d}:00" for hour in range(24)]
+        for event in events:  # partition "2026-01-05-07:00" is the lake's "hour=2026-01-05T07"
+            path = tmp_path / "lake" / dataset / f"hour={event.partition[:10]}T{event.partition[11:13]}/rows.parquet"
+            assert event.metadata["dagster/row_count"].value == pq.ParquetFile(path).metadata.num_rows, path
+            assert CONTENT_HASH_METADATA in event.metadata
+        counts = [event.metadata["dagster/row_count"].value for event in events]
+        assert len(set(counts)) > 1  # hours differ: no run total copied onto every hour
+        assert events[-1].metadata["run_rows"].value == sum(counts)
+        assert all("run_rows" not in event.metadata for event in events[:-1])

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 import dagster as dg
 import pyarrow as pa
 
-from chargeback_pipeline.content_hash import record_hour_content
+from chargeback_pipeline.content_hash import record_hour_content, record_run_summary
 from chargeback_pipeline.lake import Lake, hour_key
 from chargeback_pipeline.metadata import markdown_table, table_schema
 from chargeback_pipeline.partitions import hourly_partitions, hours_in
@@ -36,7 +36,8 @@ def _land(
     window_for_hour: Callable[[datetime], TimeWindow],
 ) -> dg.MaterializeResult:
     per_hour = []
-    for hour in hours_in(context.partition_time_window):
+    hours = hours_in(context.partition_time_window)
+    for hour in hours:
         window = window_for_hour(hour)
         try:
             fetched = fetch(window)
@@ -53,23 +54,27 @@ def _land(
             lake.write(hour_key(dataset, hour), fetched.rows),
             lake.write(hour_key(dataset, hour, "rejected"), fetched.rejected),
         )
-        record_hour_content(context, hour, *digests)
+        hour_metadata = {"dagster/row_count": fetched.rows.num_rows, "rejected_rows": fetched.rejected.num_rows}
+        record_hour_content(context, hour, *digests, metadata=hour_metadata)
         per_hour.append(
             {"hour": f"{hour:%Y-%m-%d %H:00}", "rows": fetched.rows.num_rows, "rejected": fetched.rejected.num_rows}
         )
-        context.log.info(f"{dataset} {window}: {fetched.rows.num_rows} rows, {fetched.rejected.num_rows} rejected")
     rows = sum(h["rows"] for h in per_hour)
     rejected = sum(h["rejected"] for h in per_hour)
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": rows,
-            "rejected_rows": rejected,
+    context.log.info(f"{dataset}: {len(per_hour)} hours, {rows} rows, {rejected} rejected")
+    record_run_summary(
+        context,
+        hours,
+        {
+            "run_rows": rows,
+            "run_rejected_rows": rejected,
             "hours": len(per_hour),
             "lake_prefix": dataset,
             "dagster/column_schema": table_schema(schema),
             "rows_per_hour": markdown_table(pa.Table.from_pylist(per_hour), limit=24),
-        }
+        },
     )
+    return dg.MaterializeResult()
 
 
 def _hour_window(hour: datetime) -> TimeWindow:

@@ -19,7 +19,7 @@ from chargeback_pipeline.assets.usage import (
     day_hours,
     hour_params,
 )
-from chargeback_pipeline.content_hash import record_hour_content
+from chargeback_pipeline.content_hash import record_hour_content, record_run_summary
 from chargeback_pipeline.lake import Lake, day_key, hour_key
 from chargeback_pipeline.metadata import markdown_table, table_schema
 from chargeback_pipeline.partitions import daily_partitions, days_in, hourly_partitions, hours_in
@@ -89,21 +89,26 @@ def deployment_reconciliation(context: dg.AssetExecutionContext, lake: ObjectSto
     store = lake.lake()
     judged = []
     with sql.shared_database() as database:
-        for hour in hours_in(context.partition_time_window):
+        hours = hours_in(context.partition_time_window)
+        for hour in hours:
             table = reconcile_hour(store, hour, policy.known_deployments, database)
-            record_hour_content(context, hour, store.write(hour_key(HOURLY_RECONCILIATION, hour), table))
+            digest = store.write(hour_key(HOURLY_RECONCILIATION, hour), table)
+            record_hour_content(context, hour, digest, metadata={"dagster/row_count": table.num_rows})
             judged += _with_period(
                 judge(table, reconciliation_policy(policy)), lambda r: f"{r['usage_hour']:%Y-%m-%d %H:00}"
             )
-    yield dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": len(judged),
+    record_run_summary(
+        context,
+        hours,
+        {
+            "run_rows": len(judged),
             "metric_tokens": sum(r["metric_tokens"] for r in judged),
             "logged_tokens": sum(r["logged_tokens"] for r in judged),
             "unattributed_tokens": sum(r["unattributed_tokens"] for r in judged),
             "dagster/column_schema": table_schema(table.schema),
-        }
+        },
     )
+    yield dg.MaterializeResult()
     yield checks.reconciliation(dg.AssetKey(HOURLY_RECONCILIATION), hours=judged, days=[], blocking=False)
 
 

@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 
 from chargeback_pipeline import checks, sql
 from chargeback_pipeline.assets.raw import HOUR, OWNERS, RAW_GATEWAY, RAW_LLM, raw_gateway_logs, raw_llm_logs
-from chargeback_pipeline.content_hash import record_hour_content
+from chargeback_pipeline.content_hash import record_hour_content, record_run_summary
 from chargeback_pipeline.lake import Lake, day_key, hour_key
 from chargeback_pipeline.metadata import markdown_table, table_schema
 from chargeback_pipeline.partitions import daily_partitions, days_in, hourly_partitions, hours_in
@@ -209,8 +209,21 @@ def attributed_requests(
         ]
     for done in attributed_hours:
         hour, gaps = done.hour, done.gaps
-        record_hour_content(context, hour, done.attributed_digest, done.logged_tokens_digest, asset_key=ATTRIBUTED_KEY)
-        record_hour_content(context, hour, done.quarantined_digest, asset_key=QUARANTINE_KEY)
+        record_hour_content(
+            context,
+            hour,
+            done.attributed_digest,
+            done.logged_tokens_digest,
+            asset_key=ATTRIBUTED_KEY,
+            metadata={"dagster/row_count": done.measures["requests"]},
+        )
+        record_hour_content(
+            context,
+            hour,
+            done.quarantined_digest,
+            asset_key=QUARANTINE_KEY,
+            metadata={"dagster/row_count": done.quarantined_rows},
+        )
         schema, quarantine_schema = done.schema, done.quarantine_schema
         totals.update(done.measures, quarantined=done.quarantined_rows)
         reasons.update(done.reasons)
@@ -224,10 +237,12 @@ def attributed_requests(
                 ),
             }
         )
-    yield dg.MaterializeResult(
-        asset_key=ATTRIBUTED_KEY,
-        metadata={
-            "dagster/row_count": totals["requests"],
+    hours = [done.hour for done in attributed_hours]
+    record_run_summary(
+        context,
+        hours,
+        {
+            "run_rows": totals["requests"],
             "billable_requests": totals["billable"],
             "failed_requests": totals["failed"],
             "requests_without_llm_record": totals["without_llm_record"],
@@ -236,15 +251,20 @@ def attributed_requests(
             "later_chunks_with_tokens": totals["chunk_tokens"],
             "dagster/column_schema": table_schema(schema),
         },
+        asset_key=ATTRIBUTED_KEY,
     )
-    yield dg.MaterializeResult(
-        asset_key=QUARANTINE_KEY,
-        metadata={
-            "dagster/row_count": totals["quarantined"],
+    record_run_summary(
+        context,
+        hours,
+        {
+            "run_rows": totals["quarantined"],
             "by_reason": dg.MetadataValue.json(dict(sorted(reasons.items()))),
             "dagster/column_schema": table_schema(quarantine_schema),
         },
+        asset_key=QUARANTINE_KEY,
     )
+    yield dg.MaterializeResult(asset_key=ATTRIBUTED_KEY)
+    yield dg.MaterializeResult(asset_key=QUARANTINE_KEY)
     yield checks.uniqueness(ATTRIBUTED_KEY, totals["requests"], totals["distinct_ids"])
     yield checks.sequence_zero_tokens(ATTRIBUTED_KEY, totals["chunk_tokens"], totals["chunked"])
     yield checks.gateway_completeness(ATTRIBUTED_KEY, completeness, policy.orphan_llm_max_percent)

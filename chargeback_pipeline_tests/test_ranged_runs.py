@@ -5,6 +5,7 @@ which BackfillPolicy.single_run turns into the same range-tagged runs) gives the
 schedule produces hour by hour.
 """
 
+import os
 from datetime import date, timedelta
 
 import dagster as dg
@@ -13,7 +14,7 @@ import pyarrow.parquet as pq
 from chargeback_pipeline.content_hash import CONTENT_HASH_METADATA
 from chargeback_pipeline.definitions import ALL_ASSETS
 from chargeback_pipeline.resources import LogSourceResource
-from chargeback_pipeline.runner import backfill
+from chargeback_pipeline.runner import HOURLY_ASSETS, backfill
 from chargeback_pipeline_tests.conftest import local_resources
 from chargeback_pipeline_tests.ticks import DAILY, HOURLY, MONTHLY
 
@@ -69,3 +70,10 @@ def test_each_hour_of_a_ranged_run_carries_its_own_row_count(tmp_path):
         assert len(set(counts)) > 1  # hours differ: no run total copied onto every hour
         assert events[-1].metadata["run_rows"].value == sum(counts)
         assert all("run_rows" not in event.metadata for event in events[:-1])
+
+    # The backfill's runs plan each asset once (not once per hour), and leave the environment as it was.
+    planned = instance.get_records_for_run(
+        chunk.hourly.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+    ).records
+    assert len(planned) == len(HOURLY_ASSETS)
+    assert "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS" not in os.environ

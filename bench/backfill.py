@@ -1,6 +1,6 @@
 """A multi-day backfill through Dagster with ranged runs, as `chargeback backfill` does it.
 
-Runs `chargeback_pipeline.runner.backfill` (every asset of the definitions: landing from the simulator,
+Runs `chargeback_pipeline.cli.backfill.backfill` (every asset of the definitions: landing from the simulator,
 attribution, reconciliation, reports and whatever else the graph holds) against a fresh Dagster instance,
 with the resources `definitions.build_resources` builds from settings. Reports total wall time, the number
 of runs, and, from each run's event log, the time inside asset bodies against Dagster's own (run creation
@@ -40,17 +40,15 @@ def backfill(config: dict) -> dict:
     import pyarrow.parquet as pq
 
     from bench.stages import SourceTimer, run_breakdown
-    from chargeback_pipeline.definitions import build_resources
-    from chargeback_pipeline.runner import backfill as run_backfill
+    from chargeback_pipeline.cli.backfill import backfill as run_backfill
+    from chargeback_pipeline.definitions import build_definitions
     from chargeback_pipeline.settings import load_settings
 
     SourceTimer.install()
     work = Path(config["workdir"])
-    settings = load_settings(
-        lake_dir=work / "lake",
-        output_dir=work / "reports",
-        simulated_requests_per_hour=config["requests_per_hour"],
-    )
+    # The simulated source's own setting (this is the benchmark's child process: its environment only).
+    os.environ["CHARGEBACK_SIMULATED_REQUESTS_PER_HOUR"] = str(config["requests_per_hour"])
+    settings = load_settings(lake_dir=work / "lake", output_dir=work / "reports")
     instance = dg.DagsterInstance.get()
     first = date.fromisoformat(config["first_day"])
     last = first + timedelta(days=config["days"] - 1)
@@ -63,7 +61,7 @@ def backfill(config: dict) -> dict:
     started = time.perf_counter()
     called_at = time.time()
     run_backfill(
-        first, last, build_resources(settings), instance, days_per_run=config["days_per_run"], on_chunk=on_chunk,
+        first, last, build_definitions(settings), instance, days_per_run=config["days_per_run"], on_chunk=on_chunk,
         log_level="WARNING",
     )  # fmt: skip
     wall = time.perf_counter() - started

@@ -106,19 +106,20 @@ def ingest(config: dict) -> dict:
     from azure.core.pipeline.policies import SansIOHTTPPolicy
     from azure.monitor.query import LogsQueryClient
 
-    from bench.stages import call_asset, pipeline_resources
-    from chargeback_pipeline.assets import raw
+    from bench.stages import ASSETS, call_asset, pipeline_resources
+    from chargeback_pipeline.sources.log_analytics.resource import LogAnalyticsSourceResource
 
     start = hour_start(config)
     endpoint = f"http://127.0.0.1:{config['port']}/v1"
-    source = {"kind": "log_analytics", "log_analytics_workspace_id": WORKSPACE, "log_analytics_endpoint": endpoint}
+    source = {"log_analytics_workspace_id": WORKSPACE, "log_analytics_endpoint": endpoint}
     lake = Path(config["workdir"]) / "lake"
 
     def pipeline() -> float:
         shutil.rmtree(lake, ignore_errors=True)
-        resources = pipeline_resources(config, **source)  # a new source: no client state carried over
+        # A new source: no client state carried over.
+        resources = pipeline_resources(config, LogAnalyticsSourceResource(**source))
         started = time.perf_counter()
-        for asset in (raw.raw_gateway_logs, raw.raw_llm_logs):
+        for asset in (ASSETS["raw_gateway_logs"], ASSETS["raw_llm_logs"]):
             call_asset(asset, start, start + timedelta(hours=1), resources)
         return time.perf_counter() - started
 

@@ -13,10 +13,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from chargeback_pipeline import sql
-from chargeback_pipeline.assets import usage
-from chargeback_pipeline.lake import Lake
-from chargeback_pipeline.object_store import LocalObjectStore
+from chargeback_pipeline.core import attribution as usage
+from chargeback_pipeline.core.periods import HOUR
+from chargeback_pipeline.storage import sql
+from chargeback_pipeline.storage.lake import Lake
+from chargeback_pipeline.storage.object_store import LocalObjectStore
 
 RAW = ("raw/gateway_logs", "raw/llm_logs", "raw/deployment_metrics")
 MARGIN = timedelta(minutes=10)
@@ -40,7 +41,7 @@ def profile_steps(store: Lake, hour: datetime, out: Path, database) -> dict:
     steps: dict = {}
     con = sql.connect(database)
     try:
-        params = usage.hour_params(hour, [], core_start=hour + MARGIN, core_end=hour + usage.HOUR - MARGIN)
+        params = usage.hour_params(hour, [], core_start=hour + MARGIN, core_end=hour + HOUR - MARGIN)
         timed(steps, "int_llm_requests", lambda: usage.stage_hour(con, store, hour, []))
         timed(steps, "attributed write", lambda: sql.copy_model(con, "marts/fct_attributed_requests", params, out))
         written = sql.ParquetFiles((str(out),))

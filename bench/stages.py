@@ -17,31 +17,35 @@ from functools import wraps
 import dagster as dg
 
 from bench.common import day_window, paths
-from chargeback_pipeline.assets import raw, reconciliation, reports, usage
-from chargeback_pipeline.resources import DataQualityPolicy, LogSourceResource, ObjectStoreResource
+from chargeback_pipeline.defs.assets import build_assets
+from chargeback_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, Calendar
+from chargeback_pipeline.defs.resources import DataQualityPolicy, ObjectStoreResource
+from chargeback_pipeline.settings import Settings
+from chargeback_pipeline.sources.resource import LogSourceResource
 from chargeback_pipeline.sources.simulated import SimulatedSource
+from chargeback_pipeline.sources.simulated.resource import SimulatedSourceResource
+from chargeback_pipeline.storage import keys
 
-HOURLY_LANDING = [raw.raw_gateway_logs, raw.raw_llm_logs, raw.raw_deployment_metrics]
-HOURLY_TRANSFORM = [usage.attributed_requests, reconciliation.deployment_reconciliation]
-DAILY_TRANSFORM = [usage.daily_product_usage, reconciliation.daily_reconciliation, reports.product_usage_report]
+CALENDAR = Calendar.starting(Settings.model_fields["partitions_start"].default)
+ASSETS = {key.to_user_string(): asset for asset in build_assets(CALENDAR) for key in asset.keys}
+HOURLY_LANDING = [ASSETS["raw_gateway_logs"], ASSETS["raw_llm_logs"], ASSETS["raw_deployment_metrics"]]
+HOURLY_TRANSFORM = [ASSETS["attributed_requests"], ASSETS["deployment_reconciliation"]]
+DAILY_TRANSFORM = [ASSETS["daily_product_usage"], ASSETS["daily_reconciliation"], ASSETS["product_usage_report"]]
 PIPELINE_ASSETS = [*HOURLY_LANDING, *HOURLY_TRANSFORM, *DAILY_TRANSFORM]
 DERIVED_DATASETS = [
-    usage.ATTRIBUTED,
-    usage.QUARANTINE,
-    usage.DAILY_USAGE,
-    reconciliation.HOURLY_RECONCILIATION,
-    reconciliation.DAILY_RECONCILIATION,
+    keys.ATTRIBUTED,
+    keys.QUARANTINE,
+    keys.DAILY_USAGE,
+    keys.HOURLY_RECONCILIATION,
+    keys.DAILY_RECONCILIATION,
 ]
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 LOGGER = logging.getLogger("bench")
 
 
-def pipeline_resources(config: dict, **source_options) -> dict:
+def pipeline_resources(config: dict, source: LogSourceResource | None = None) -> dict:
     where = paths(config)
-    source = source_options or {"kind": "simulated", "simulated_requests_per_hour": config["requests_per_hour"]}
     return {
-        "source": LogSourceResource(**source),
+        "source": source or SimulatedSourceResource(simulated_requests_per_hour=config["requests_per_hour"]),
         "lake": ObjectStoreResource(local_dir=str(where["lake"])),
         "reports": ObjectStoreResource(local_dir=str(where["reports"])),
         "policy": DataQualityPolicy(),
@@ -132,11 +136,11 @@ def stage(name: str, config: dict) -> dict:
         result["landing_s"] = result["wall_s"] - SourceTimer.seconds
         return result
     assets = {
-        "attribute": [usage.attributed_requests],
-        "reconcile_hourly": [reconciliation.deployment_reconciliation],
-        "rollup": [usage.daily_product_usage],
-        "reconcile_daily": [reconciliation.daily_reconciliation],
-        "report": [reports.product_usage_report],
+        "attribute": [ASSETS["attributed_requests"]],
+        "reconcile_hourly": [ASSETS["deployment_reconciliation"]],
+        "rollup": [ASSETS["daily_product_usage"]],
+        "reconcile_daily": [ASSETS["daily_reconciliation"]],
+        "report": [ASSETS["product_usage_report"]],
         "transform_direct": [*HOURLY_TRANSFORM, *DAILY_TRANSFORM],
     }
     if name in assets:

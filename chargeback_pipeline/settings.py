@@ -1,44 +1,51 @@
-"""All configuration, read from the environment once and validated at load time.
+"""Every setting, read from the environment (CHARGEBACK_<NAME>) when asked for, never at import.
 
-This is the only module that reads `os.environ` (through pydantic-settings). A malformed value fails
-the code location at load with the setting's name and the reason, instead of failing a run hours later.
-Secrets (the Blob connection string) are not held here: `definitions.py` hands them to resources as
-`dg.EnvVar`, so they never appear in the Dagster UI or the run config.
+`load_settings()` reads and validates them all: the general ones below, the data-quality thresholds
+(`core.quality.QualityPolicy`, declared there once) and the chosen source's own settings (the fields of
+its resource, `sources.registry`). A malformed value fails the code location at load with the
+variable's name and the reason, instead of failing a run hours later. Secrets (the Blob connection
+string) are not held here: `definitions.py` hands them to resources as `dg.EnvVar`, so they never
+appear in the Dagster UI or the run config.
 """
 
 from datetime import date
-from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import get_origin
 
-from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from chargeback_pipeline.pricing import Pricing, PricingError, load_pricing
+from chargeback_pipeline.core.billing.pricing import Pricing, PricingError, load_pricing
+from chargeback_pipeline.core.quality import QualityPolicy
+from chargeback_pipeline.sources.registry import SOURCE_RESOURCES
+from chargeback_pipeline.sources.resource import LogSourceResource
 
+ENV_PREFIX = "CHARGEBACK_"
 PRICING_FILE_ENV = "CHARGEBACK_PRICING_FILE"
+BLOB_CONNECTION_STRING_ENV = "CHARGEBACK_BLOB_CONNECTION_STRING"
 DEFAULT_PRICING_FILE = Path("pricing.example.yaml")
 # The repository's own example, used when the default is asked for from a directory that lacks it.
 _REPOSITORY_PRICING_FILE = Path(__file__).resolve().parent.parent / DEFAULT_PRICING_FILE
-
-
-class SourceKind(StrEnum):
-    simulated = "simulated"
-    folder = "folder"
-    log_analytics = "log_analytics"
 
 
 class SettingsError(ValueError):
     """A configuration value is missing or malformed; the message names the variable."""
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CHARGEBACK_", extra="ignore", frozen=True)
+class Settings(BaseSettings, QualityPolicy):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
-    source: SourceKind = SourceKind.simulated
-    source_folder: Path | None = None
-    simulated_requests_per_hour: int = Field(default=2000, ge=0, le=5_000_000)
-    simulated_seed: int = 20260101
+    # Which source (sources.registry); its own settings are its resource's fields.
+    source: str = "simulated"
 
     # Where landed raw Parquet and intermediate tables live (the "lake"), and where reports go.
     lake_dir: Path = Path("data/lake")
@@ -53,8 +60,6 @@ class Settings(BaseSettings):
 
     # First hour the partitions start at (UTC). Backfills cannot reach earlier.
     partitions_start: date = date(2026, 1, 1)
-    # How far past the hour an LLM record of a request of that hour may be logged and still be joined.
-    llm_join_overlap_minutes: int = Field(default=10, ge=0, le=60)
 
     # Scheduling: hour H is landed LAG minutes after it ends; every hourly run re-pulls the LOOKBACK
     # hours before it (late rows), and reaches back up to CATCHUP hours to hours never landed.
@@ -62,31 +67,21 @@ class Settings(BaseSettings):
     late_data_lookback_hours: int = Field(default=6, ge=0, le=168)
     catchup_hours: int = Field(default=72, ge=1, le=24 * 31)
 
-    # Data-quality policy (see README "Checks"). A deployment-hour or -day breaches a level when its
-    # unattributed share exceeds the percent AND its unattributed tokens exceed the token amount;
-    # deployment-hours whose metrics count fewer than reconciliation_min_tokens are not judged.
-    reconciliation_warn_percent: float = Field(default=2.0, ge=0, le=100)
-    reconciliation_block_percent: float = Field(default=10.0, ge=0, le=100)
-    reconciliation_warn_tokens: int = Field(default=0, ge=0)
-    reconciliation_block_tokens: int = Field(default=0, ge=0)
-    reconciliation_min_tokens: int = Field(default=10_000, ge=0)
-    quarantine_max_percent: float = Field(default=1.0, ge=0, le=100)
-    # Share of an hour's LLM requests with no gateway row above which the gateway log is judged incomplete.
-    orphan_llm_max_percent: float = Field(default=5.0, ge=0, le=100)
     # The pricing file (README "Money"). A relative path is relative to the current directory.
     pricing_file: Path = DEFAULT_PRICING_FILE
     # Deployments the pipeline knows (comma-separated). LLM rows naming another are quarantined. Empty:
     # the deployments the pricing file names.
     deployments: str = ""
 
-    log_analytics_workspace_id: str | None = None
-    log_analytics_endpoint: str = "https://api.loganalytics.io/v1"
-    metrics_endpoint: str | None = None
-    openai_resource_ids: str = ""
-    gateway_table: str = "ApiManagementGatewayLogs"
-    llm_table: str = "ApiManagementGatewayLlmLog"
-
     _pricing: Pricing | None = PrivateAttr(default=None)
+    _source_resource: LogSourceResource | None = PrivateAttr(default=None)
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, value: str) -> str:
+        if value not in SOURCE_RESOURCES:
+            raise ValueError(f"must be one of {', '.join(SOURCE_RESOURCES)}, got {value!r}")
+        return value
 
     @field_validator("pricing_file")
     @classmethod
@@ -103,21 +98,13 @@ class Settings(BaseSettings):
         return value or None
 
     @model_validator(mode="after")
-    def _source_needs(self) -> "Settings":
-        if self.source == SourceKind.folder and self.source_folder is None:
-            raise ValueError("CHARGEBACK_SOURCE=folder needs CHARGEBACK_SOURCE_FOLDER")
-        if self.source == SourceKind.log_analytics and not self.log_analytics_workspace_id:
-            raise ValueError("CHARGEBACK_SOURCE=log_analytics needs CHARGEBACK_LOG_ANALYTICS_WORKSPACE_ID")
+    def _consistent(self) -> "Settings":
         if self.lake_on_blob and not (self.blob_account_url or self.blob_connection_string_set):
             raise ValueError(
                 "CHARGEBACK_LAKE_ON_BLOB=true needs CHARGEBACK_BLOB_ACCOUNT_URL or CHARGEBACK_BLOB_CONNECTION_STRING"
             )
         if self.catchup_hours < self.late_data_lookback_hours:
             raise ValueError("CHARGEBACK_CATCHUP_HOURS must be at least CHARGEBACK_LATE_DATA_LOOKBACK_HOURS")
-        if self.reconciliation_block_percent < self.reconciliation_warn_percent:
-            raise ValueError(
-                "CHARGEBACK_RECONCILIATION_BLOCK_PERCENT must be at least CHARGEBACK_RECONCILIATION_WARN_PERCENT"
-            )
         return self
 
     @model_validator(mode="after")
@@ -136,30 +123,80 @@ class Settings(BaseSettings):
         return self._pricing
 
     @property
+    def source_resource(self) -> LogSourceResource:
+        """The chosen source's resource, configured from its CHARGEBACK_<FIELD> variables."""
+        assert self._source_resource is not None, "build Settings with load_settings()"
+        return self._source_resource
+
+    @property
     def blob_connection_string_set(self) -> bool:
         return self.blob_connection_string is not None and bool(self.blob_connection_string.get_secret_value())
+
+    @property
+    def rollup_horizon_days(self) -> int:
+        """How far back the rollup sensors look for changed days: the catch-up window and two days."""
+        return self.catchup_hours // 24 + 2
 
     @property
     def deployment_list(self) -> list[str]:
         return [d.strip() for d in self.deployments.split(",") if d.strip()]
 
     @property
-    def resource_id_list(self) -> list[str]:
-        return [r.strip() for r in self.openai_resource_ids.split(",") if r.strip()]
+    def quality(self) -> QualityPolicy:
+        return QualityPolicy(**self.thresholds())
+
+
+class _SourceEnvironment(BaseSettings):
+    # No JSON decoding: a list setting is comma-separated in the environment (split below).
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True, enable_decoding=False)
+
+
+def _split_commas(value):
+    return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
+
+
+def _source_environment(resource: type[LogSourceResource]) -> type[BaseSettings]:
+    """A settings class with the resource's fields (their types, defaults and bounds), read from the
+    environment. Mapping fields are set in code only (fault drills), never from the environment."""
+    fields = {
+        name: (info.annotation, info)
+        for name, info in resource.model_fields.items()
+        if get_origin(info.annotation) is not dict
+    }
+    lists = [name for name, (annotation, _) in fields.items() if get_origin(annotation) is list]
+    validators = {"split_commas": field_validator(*lists, mode="before")(_split_commas)} if lists else {}
+    return create_model(
+        f"{resource.__name__}Environment", __base__=_SourceEnvironment, __validators__=validators, **fields
+    )
+
+
+def _problems(error: ValidationError) -> list[str]:
+    problems = []
+    for item in error.errors():
+        message = item["msg"].removeprefix("Value error, ")
+        if item["loc"]:
+            message = f"{ENV_PREFIX}{'_'.join(str(p) for p in item['loc']).upper()}: {message}"
+        problems.append(message)  # cross-setting problems name their variables themselves
+    return problems
 
 
 def load_settings(**overrides) -> Settings:
-    """Settings from the environment (plus explicit overrides), with errors that name the variable."""
+    """Settings from the environment (plus explicit overrides of the general ones), with errors that name
+    the variable."""
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as error:
-        problems = []
-        for item in error.errors():
-            message = item["msg"].removeprefix("Value error, ")
-            if item["loc"]:
-                message = f"CHARGEBACK_{'_'.join(str(p) for p in item['loc']).upper()}: {message}"
-            problems.append(message)  # cross-setting problems name their variables themselves
-        raise SettingsError("invalid chargeback configuration: " + "; ".join(problems)) from None
+        raise SettingsError("invalid chargeback configuration: " + "; ".join(_problems(error))) from None
+    resource = SOURCE_RESOURCES[settings.source]
+    try:
+        values = _source_environment(resource)().model_dump(exclude_unset=True)
+        settings._source_resource = resource(**values)
+    except ValidationError as error:
+        problems = "; ".join(_problems(error))
+        raise SettingsError(
+            f"invalid chargeback configuration (CHARGEBACK_SOURCE={settings.source}): {problems}"
+        ) from None
+    return settings
 
 
 @lru_cache(maxsize=1)

@@ -5,14 +5,21 @@ import shutil
 import socket
 import subprocess
 import time
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from chargeback_pipeline.resources import DataQualityPolicy, LogSourceResource, ObjectStoreResource, PricingResource
+from chargeback_pipeline.defs.assets import build_assets
+from chargeback_pipeline.defs.partitions import Calendar
+from chargeback_pipeline.defs.resources import DataQualityPolicy, ObjectStoreResource, PricingResource
+from chargeback_pipeline.sources.resource import LogSourceResource
 
 REPO = Path(__file__).resolve().parent.parent
+# The tests' partitions start where the settings' default does (CHARGEBACK_PARTITIONS_START).
+CALENDAR = Calendar.starting(date(2026, 1, 1))
+ASSETS = build_assets(CALENDAR)
 AZURITE_ACCOUNT_KEY = (
     # Azurite's published development key (not a secret): https://learn.microsoft.com/azure/storage/common/storage-use-azurite
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
@@ -81,3 +88,8 @@ def local_resources(tmp_path: Path, source: LogSourceResource, policy: DataQuali
         "policy": policy or DataQualityPolicy(),
         "pricing": PricingResource(path=str(REPO / "pricing.example.yaml")),
     }
+
+
+def pipeline(resources: dict) -> dg.Definitions:
+    """The pipeline's assets on the tests' calendar, with these resources (what `cli.backfill` runs)."""
+    return dg.Definitions(assets=ASSETS, resources=resources)

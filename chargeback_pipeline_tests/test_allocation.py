@@ -11,17 +11,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chargeback_pipeline.allocation import allocate_day
-from chargeback_pipeline.chargeback_schemas import (
+from chargeback_pipeline.core.billing.allocation import allocate_day
+from chargeback_pipeline.core.billing.money import ptu_hourly_costs, split_by_largest_remainder
+from chargeback_pipeline.core.billing.pricing import NoRateError, Pricing, UnknownDeploymentError, parse_pricing
+from chargeback_pipeline.core.billing.schemas import (
     DAILY_CHARGEBACK_SCHEMA,
     HOURLY_USAGE_SCHEMA,
     PLATFORM_UNALLOCATED_PRODUCT,
     UNATTRIBUTED_PRODUCT,
     UNATTRIBUTED_SCHEMA,
 )
-from chargeback_pipeline.money import ptu_hourly_costs, split_by_largest_remainder
-from chargeback_pipeline.pricing import NoRateError, Pricing, UnknownDeploymentError, parse_pricing
-from chargeback_pipeline.statements import MONTHLY_STATEMENT_SCHEMA, monthly_statement
+from chargeback_pipeline.core.billing.statements import MONTHLY_STATEMENT_SCHEMA, monthly_statement
 
 DAY = date(2026, 1, 5)
 TEN = datetime(2026, 1, 5, 10, tzinfo=UTC)

@@ -7,12 +7,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from chargeback_pipeline.schemas import DEPLOYMENT_METRICS_SCHEMA
 from chargeback_pipeline.sources.azure_metrics import MetricsQueryError
 from chargeback_pipeline.sources.base import TimeWindow
 from chargeback_pipeline.sources.log_analytics import LogAnalyticsSource, metrics_audience
 from chargeback_pipeline.sources.simulated import SimulatedSource, SimulationProfile
 from chargeback_pipeline.standins.metrics import MetricsStandIn
+from chargeback_pipeline.storage.schemas import DEPLOYMENT_METRICS_SCHEMA
 
 HOUR = TimeWindow(datetime(2026, 1, 1, 15, tzinfo=UTC), datetime(2026, 1, 1, 16, tzinfo=UTC))
 THREE_HOURS = TimeWindow(HOUR.start - timedelta(hours=1), HOUR.end + timedelta(hours=1))

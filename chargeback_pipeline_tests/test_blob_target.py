@@ -7,9 +7,10 @@ from datetime import date
 
 from azure.storage.blob import ContainerClient
 
-from chargeback_pipeline.resources import DataQualityPolicy, LogSourceResource, ObjectStoreResource, PricingResource
-from chargeback_pipeline.runner import backfill
-from chargeback_pipeline_tests.conftest import REPO
+from chargeback_pipeline.cli.backfill import backfill
+from chargeback_pipeline.defs.resources import DataQualityPolicy, ObjectStoreResource, PricingResource
+from chargeback_pipeline.sources.folder.resource import FolderSourceResource
+from chargeback_pipeline_tests.conftest import REPO, pipeline
 from chargeback_pipeline_tests.folder_data import DAY, EXPECTED_REPORT, write_export
 
 
@@ -18,14 +19,14 @@ def test_reports_and_lake_on_blob(tmp_path, azurite_connection_string, instance)
     export = write_export(tmp_path / "export")
     blob = dict(blob_connection_string=azurite_connection_string, blob_container=container_name)
     resources = {
-        "source": LogSourceResource(kind="folder", folder=str(export)),
+        "source": FolderSourceResource(source_folder=str(export)),
         "lake": ObjectStoreResource(**blob, blob_prefix="lake"),
         "reports": ObjectStoreResource(**blob),
         "policy": DataQualityPolicy(),
         "pricing": PricingResource(path=str(REPO / "pricing.example.yaml")),
     }
 
-    backfill(date.fromisoformat(DAY), date.fromisoformat(DAY), resources, instance)
+    backfill(date.fromisoformat(DAY), date.fromisoformat(DAY), pipeline(resources), instance)
 
     container = ContainerClient.from_connection_string(azurite_connection_string, container_name)
     names = {b.name for b in container.list_blobs()}

@@ -7,14 +7,17 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from chargeback_pipeline import checks
-from chargeback_pipeline.assets.usage import ATTRIBUTED_KEY
-from chargeback_pipeline.reconciliation import BLOCK, OK, TOO_SMALL, WARN, ReconciliationPolicy, judge
-from chargeback_pipeline.resources import DataQualityPolicy, LogSourceResource
-from chargeback_pipeline.runner import BackfillFailed, backfill
+from chargeback_pipeline.cli.backfill import BackfillFailed, backfill
+from chargeback_pipeline.core.quality import QualityPolicy
+from chargeback_pipeline.core.reconciliation import BLOCK, OK, TOO_SMALL, WARN, judge
+from chargeback_pipeline.defs.attribution import checks
+from chargeback_pipeline.defs.attribution.attributed_requests import ATTRIBUTED_KEY
+from chargeback_pipeline.defs.resources import DataQualityPolicy
 from chargeback_pipeline.sources.base import TimeWindow
+from chargeback_pipeline.sources.folder.resource import FolderSourceResource
 from chargeback_pipeline.sources.simulated import SimulatedSource, SimulationProfile
-from chargeback_pipeline_tests.conftest import local_resources
+from chargeback_pipeline.sources.simulated.resource import SimulatedSourceResource
+from chargeback_pipeline_tests.conftest import local_resources, pipeline
 from chargeback_pipeline_tests.folder_data import DAY, gateway, llm, write_export
 
 SIM_DAY = date(2026, 11, 20)
@@ -37,8 +40,7 @@ ALL_CHECKS = {
 
 def simulated(tmp_path, **faults):
     missing = faults.pop("missing_gateway_hours", [])
-    source = LogSourceResource(
-        kind="simulated",
+    source = SimulatedSourceResource(
         simulated_requests_per_hour=RATE,
         simulated_faults=faults,
         simulated_missing_gateway_hours=[h.isoformat() for h in missing],
@@ -51,7 +53,7 @@ def profile(**faults) -> SimulatedSource:
 
 
 def test_all_checks_pass_on_clean_simulated_data(tmp_path, instance):
-    [chunk] = backfill(SIM_DAY, SIM_DAY, simulated(tmp_path), instance)
+    [chunk] = backfill(SIM_DAY, SIM_DAY, pipeline(simulated(tmp_path)), instance)
 
     evaluations = chunk.check_evaluations()
     assert set(evaluations) == ALL_CHECKS
@@ -69,12 +71,12 @@ def _day_bounds(day: date):
 
 
 def test_bypass_above_threshold_blocks_the_report_and_keeps_the_old_one(tmp_path, instance):
-    backfill(SIM_DAY, SIM_DAY, simulated(tmp_path), instance)
+    backfill(SIM_DAY, SIM_DAY, pipeline(simulated(tmp_path)), instance)
     report = tmp_path / "reports" / f"daily/usage_date={SIM_DAY}/product_usage.csv"
     before = report.read_bytes()
 
     with pytest.raises(BackfillFailed, match=r"reconciliation blocked .*gpt-41-ptu on 2026-11-20") as failure:
-        backfill(SIM_DAY, SIM_DAY, simulated(tmp_path, bypass_fraction=0.25), instance)
+        backfill(SIM_DAY, SIM_DAY, pipeline(simulated(tmp_path, bypass_fraction=0.25)), instance)
 
     assert report.read_bytes() == before
     [evaluation] = [
@@ -91,7 +93,13 @@ def test_bypass_above_threshold_blocks_the_report_and_keeps_the_old_one(tmp_path
 
 
 def test_override_publishes_a_blocked_day_and_records_it(tmp_path, instance):
-    backfill(SIM_DAY, SIM_DAY, simulated(tmp_path, bypass_fraction=0.25), instance, publish_override_reason="INC-42")
+    backfill(
+        SIM_DAY,
+        SIM_DAY,
+        pipeline(simulated(tmp_path, bypass_fraction=0.25)),
+        instance,
+        publish_override_reason="INC-42",
+    )
 
     folder = tmp_path / "reports" / f"daily/usage_date={SIM_DAY}"
     record = json.loads((folder / "reconciliation_override.json").read_text())
@@ -100,7 +108,7 @@ def test_override_publishes_a_blocked_day_and_records_it(tmp_path, instance):
 
 
 def test_warning_level_warns_without_blocking(tmp_path, instance):
-    [chunk] = backfill(SIM_DAY, SIM_DAY, simulated(tmp_path, bypass_fraction=0.05), instance)
+    [chunk] = backfill(SIM_DAY, SIM_DAY, pipeline(simulated(tmp_path, bypass_fraction=0.05)), instance)
 
     evaluation = chunk.check_evaluations()["daily_reconciliation:tokens_reconcile_with_azure_monitor"]
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
@@ -110,7 +118,7 @@ def test_warning_level_warns_without_blocking(tmp_path, instance):
 
 def test_missing_gateway_hour_fails_completeness_naming_the_hour(tmp_path, instance):
     lost = datetime(2026, 11, 20, 14, tzinfo=UTC)
-    [chunk] = backfill(SIM_DAY, SIM_DAY, simulated(tmp_path, missing_gateway_hours=[lost]), instance)
+    [chunk] = backfill(SIM_DAY, SIM_DAY, pipeline(simulated(tmp_path, missing_gateway_hours=[lost])), instance)
 
     evaluation = chunk.check_evaluations()["attributed_requests:gateway_log_complete"]
     assert not evaluation.passed
@@ -119,7 +127,7 @@ def test_missing_gateway_hour_fails_completeness_naming_the_hour(tmp_path, insta
 
 
 def test_duplicates_are_removed_and_counted_exactly(tmp_path, instance):
-    [chunk] = backfill(SIM_DAY, SIM_DAY, simulated(tmp_path, duplicate_fraction=0.3), instance)
+    [chunk] = backfill(SIM_DAY, SIM_DAY, pipeline(simulated(tmp_path, duplicate_fraction=0.3)), instance)
 
     evaluations = chunk.check_evaluations()
     unique = evaluations["attributed_requests:one_row_per_correlation_id"]
@@ -144,7 +152,7 @@ def test_uniqueness_check_fails_on_duplicate_rows():
 
 
 def test_tokens_on_later_chunks_are_flagged_not_counted(tmp_path, instance):
-    [chunk] = backfill(SIM_DAY, SIM_DAY, simulated(tmp_path, nonzero_chunk_token_fraction=0.5), instance)
+    [chunk] = backfill(SIM_DAY, SIM_DAY, pipeline(simulated(tmp_path, nonzero_chunk_token_fraction=0.5)), instance)
 
     evaluation = chunk.check_evaluations()["attributed_requests:tokens_only_from_sequence_zero"]
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
@@ -173,11 +181,11 @@ def test_corrupt_rows_are_quarantined_with_reasons_and_fail_the_rate(tmp_path, i
     )
     resources = local_resources(
         tmp_path,
-        LogSourceResource(kind="folder", folder=str(export)),
+        FolderSourceResource(source_folder=str(export)),
         DataQualityPolicy(known_deployments=["gpt-41-ptu", "gpt-4o-paygo"], quarantine_max_percent=1.0),
     )
 
-    [chunk] = backfill(date.fromisoformat(DAY), date.fromisoformat(DAY), resources, instance)
+    [chunk] = backfill(date.fromisoformat(DAY), date.fromisoformat(DAY), pipeline(resources), instance)
 
     evaluation = chunk.check_evaluations()["attributed_requests:quarantine_rate_within_limit"]
     assert not evaluation.passed
@@ -212,7 +220,7 @@ def test_reconciliation_levels(metric, logged, verdict):
         "logged_prompt_tokens": logged,
         "logged_completion_tokens": 0,
     }
-    [judged] = judge(pa.Table.from_pylist([row]), ReconciliationPolicy())
+    [judged] = judge(pa.Table.from_pylist([row]), QualityPolicy())
     assert judged["verdict"] == verdict
     assert judged["unattributed_tokens"] == metric - logged
 
@@ -226,5 +234,5 @@ def test_absolute_levels_spare_small_gaps():
         "logged_prompt_tokens": 16_000,
         "logged_completion_tokens": 0,
     }
-    policy = ReconciliationPolicy(warn_tokens=5_000, block_tokens=5_000)
+    policy = QualityPolicy(reconciliation_warn_tokens=5_000, reconciliation_block_tokens=5_000)
     assert judge(pa.Table.from_pylist([row]), policy)[0]["verdict"] == OK

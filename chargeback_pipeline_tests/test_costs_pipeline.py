@@ -14,14 +14,16 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from chargeback_pipeline import cost_checks, settings, sql
-from chargeback_pipeline.assets.costs import UNATTRIBUTED_MODEL
-from chargeback_pipeline.cli import main
+from chargeback_pipeline import settings
+from chargeback_pipeline.cli.backfill import BackfillFailed, backfill
+from chargeback_pipeline.cli.commands import main
+from chargeback_pipeline.core.billing.pricing import load_pricing
+from chargeback_pipeline.core.cost_inputs import UNATTRIBUTED_MODEL
 from chargeback_pipeline.definitions import build_resources
-from chargeback_pipeline.pricing import load_pricing
-from chargeback_pipeline.resources import LogSourceResource
-from chargeback_pipeline.runner import BackfillFailed, backfill
-from chargeback_pipeline_tests.conftest import REPO, local_resources
+from chargeback_pipeline.defs.billing import checks as cost_checks
+from chargeback_pipeline.sources.simulated.resource import SimulatedSourceResource
+from chargeback_pipeline.storage import sql
+from chargeback_pipeline_tests.conftest import REPO, local_resources, pipeline
 from chargeback_pipeline_tests.test_focus import MANDATORY_COLUMNS
 
 DAYS = [date(2026, 11, 19), date(2026, 11, 20)]
@@ -58,9 +60,9 @@ def ptu_cost_of_day(deployment: dict, day: date) -> Decimal:
 @pytest.fixture(scope="module")
 def backfilled(tmp_path_factory):
     folder = tmp_path_factory.mktemp("costs")
-    resources = local_resources(folder, LogSourceResource(kind="simulated", simulated_requests_per_hour=RATE))
+    resources = local_resources(folder, SimulatedSourceResource(simulated_requests_per_hour=RATE))
     with dg.instance_for_test() as instance:
-        [chunk] = backfill(DAYS[0], DAYS[-1], resources, instance, days_per_run=2)
+        [chunk] = backfill(DAYS[0], DAYS[-1], pipeline(resources), instance, days_per_run=2)
     return folder, chunk
 
 
@@ -152,18 +154,16 @@ def test_focus_export_has_every_mandatory_column_and_bills_the_chargeback(backfi
 
 def test_blocked_day_publishes_no_chargeback_until_overridden(tmp_path, instance):
     day = DAYS[-1]
-    source = LogSourceResource(
-        kind="simulated", simulated_requests_per_hour=RATE, simulated_faults={"bypass_fraction": 0.25}
-    )
+    source = SimulatedSourceResource(simulated_requests_per_hour=RATE, simulated_faults={"bypass_fraction": 0.25})
 
     with pytest.raises(BackfillFailed, match=r"reconciliation blocked .*chargeback not published"):
-        backfill(day, day, local_resources(tmp_path, source), instance)
+        backfill(day, day, pipeline(local_resources(tmp_path, source)), instance)
 
     for name in ("chargeback.csv", "chargeback.parquet", "focus.csv", "focus.parquet"):
         assert not (tmp_path / "reports" / f"daily/usage_date={day}" / name).exists()
     assert not (tmp_path / "reports" / "monthly").exists()
 
-    backfill(day, day, local_resources(tmp_path, source), instance, publish_override_reason="INC-7")
+    backfill(day, day, pipeline(local_resources(tmp_path, source)), instance, publish_override_reason="INC-7")
 
     lines = pq.read_table(daily(tmp_path, day, "chargeback.parquet")).to_pylist()
     unattributed = sum(r["total_cost"] for r in lines if r["product_id"] == "unattributed")

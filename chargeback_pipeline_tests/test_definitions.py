@@ -11,9 +11,14 @@ from pathlib import Path
 import pytest
 
 import chargeback_pipeline
-from chargeback_pipeline.definitions import defs
-from chargeback_pipeline.partitions import daily_partitions, hourly_partitions, monthly_partitions
+from chargeback_pipeline.definitions import build_definitions
+from chargeback_pipeline.defs.partitions import Calendar
+from chargeback_pipeline.settings import load_settings
 from chargeback_pipeline_tests.conftest import REPO
+
+SETTINGS = load_settings()
+defs = build_definitions(SETTINGS)
+CALENDAR = Calendar.starting(SETTINGS.partitions_start)
 
 FRESH_IMPORT = """
 import json, warnings
@@ -21,7 +26,7 @@ with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     import dagster as dg
     from chargeback_pipeline.definitions import defs
-    dg.Definitions.validate_loadable(defs)
+    dg.Definitions.validate_loadable(defs())
 print(json.dumps([[w.category.__name__, w.filename, w.lineno, str(w.message)] for w in caught]))
 """
 PACKAGE = str(Path(chargeback_pipeline.__file__).parent)
@@ -60,9 +65,9 @@ def test_every_partitioned_asset_is_run_by_the_schedule_or_a_sensor():
         "monthly_rollup": defs.resolve_sensor_def("monthly_rollup"),
     }
     partitions = {
-        "hourly_attribution": hourly_partitions,
-        "daily_rollup": daily_partitions,
-        "monthly_rollup": monthly_partitions,
+        "hourly_attribution": CALENDAR.hourly,
+        "daily_rollup": CALENDAR.daily,
+        "monthly_rollup": CALENDAR.monthly,
     }
 
     for name, definition in automation.items():
@@ -86,3 +91,18 @@ def test_dagster_validates_the_code_location(tmp_path):
 
     assert validated.returncode == 0, validated.stdout + validated.stderr
     assert "All code locations passed validation" in validated.stdout + validated.stderr
+
+
+def test_dg_check_defs_passes(tmp_path):
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    venv = Path(sys.executable).parent.parent
+    checked = subprocess.run(
+        [str(venv / "bin" / "dg"), "check", "defs"],
+        cwd=REPO,
+        env={**os.environ, "DAGSTER_HOME": str(tmp_path), "VIRTUAL_ENV": str(venv)},
+        capture_output=True,
+        text=True,
+    )
+
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "All definitions loaded successfully" in checked.stdout + checked.stderr

@@ -12,9 +12,9 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
-from chargeback_pipeline.allocation import allocate_day
-from chargeback_pipeline.focus import FOCUS_SCHEMA, FOCUS_VERSION, to_focus
-from chargeback_pipeline.pricing import ISO_4217_MINOR_UNITS, load_pricing
+from chargeback_pipeline.core.billing.allocation import allocate_day
+from chargeback_pipeline.core.billing.focus import FOCUS_SCHEMA, FOCUS_VERSION, to_focus
+from chargeback_pipeline.core.billing.pricing import ISO_4217_MINOR_UNITS, load_pricing
 from chargeback_pipeline_tests.test_allocation import (
     PAYGO,
     PAYGO_DEPLOYMENT,

@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from chargeback_pipeline.assets.raw import RAW_GATEWAY, RAW_LLM, RAW_METRICS
-from chargeback_pipeline.assets.reconciliation import reconcile_hour
-from chargeback_pipeline.assets.usage import ATTRIBUTED, LOGGED_TOKENS, attribute_hour
-from chargeback_pipeline.lake import Lake, hour_key
-from chargeback_pipeline.object_store import LocalObjectStore
-from chargeback_pipeline.schemas import (
+from chargeback_pipeline.core.attribution import attribute_hour
+from chargeback_pipeline.core.reconciliation import reconcile_hour
+from chargeback_pipeline.storage.keys import ATTRIBUTED, LOGGED_TOKENS, RAW_GATEWAY, RAW_LLM, RAW_METRICS, hour_key
+from chargeback_pipeline.storage.lake import Lake
+from chargeback_pipeline.storage.object_store import LocalObjectStore
+from chargeback_pipeline.storage.schemas import (
     DEPLOYMENT_METRICS_SCHEMA,
     GATEWAY_LOG_SCHEMA,
     LLM_LOG_SCHEMA,

@@ -7,9 +7,9 @@ from datetime import UTC, date, datetime
 
 import pyarrow.parquet as pq
 
-from chargeback_pipeline.resources import LogSourceResource
-from chargeback_pipeline.runner import backfill
-from chargeback_pipeline_tests.conftest import local_resources
+from chargeback_pipeline.cli.backfill import backfill
+from chargeback_pipeline.sources.folder.resource import FolderSourceResource
+from chargeback_pipeline_tests.conftest import local_resources, pipeline
 from chargeback_pipeline_tests.folder_data import DAY, EXPECTED_REPORT, gateway, llm, write_export
 from chargeback_pipeline_tests.ticks import Daemon, partitions_of
 
@@ -39,7 +39,7 @@ def files(root) -> dict:
 
 def test_a_late_row_is_billed_by_the_next_tick_exactly_once_and_a_quiet_tick_touches_nothing(tmp_path, instance):
     export = write_export(tmp_path / "export")
-    resources = local_resources(tmp_path, LogSourceResource(kind="folder", folder=str(export)))
+    resources = local_resources(tmp_path, FolderSourceResource(source_folder=str(export)))
     daemon = Daemon(instance, resources, catchup_hours=22)
     daemon.tick(at(10, 23))
     tick = daemon.tick(at(11, 0))  # the day is complete and published
@@ -70,16 +70,16 @@ def test_a_late_row_is_billed_by_the_next_tick_exactly_once_and_a_quiet_tick_tou
 
 def test_a_row_later_than_the_lookback_is_billed_by_a_backfill(tmp_path, instance):
     export = write_export(tmp_path / "export")
-    resources = local_resources(tmp_path, LogSourceResource(kind="folder", folder=str(export)))
+    resources = local_resources(tmp_path, FolderSourceResource(source_folder=str(export)))
     daemon = Daemon(instance, resources, catchup_hours=6)
-    backfill(date.fromisoformat(DAY), date.fromisoformat(DAY), resources, instance)
+    backfill(date.fromisoformat(DAY), date.fromisoformat(DAY), pipeline(resources), instance)
 
     # 10:30 was last re-pulled at 17:20; this row arrives after midnight.
     add_late_rows(export, "very-late.jsonl", [gateway("c-30", "10:30:00", "alpha")], [llm("c-30", "10:30:01", 50, 5)])
     assert daemon.tick(at(11, 1)).hourly.success
     assert alpha_tokens_and_calls(tmp_path) == ALPHA[5:8]  # not billed by the schedule
 
-    backfill(date.fromisoformat(DAY), date.fromisoformat(DAY), resources, instance)
+    backfill(date.fromisoformat(DAY), date.fromisoformat(DAY), pipeline(resources), instance)
     assert alpha_tokens_and_calls(tmp_path) == (ALPHA[5] + 50, ALPHA[6] + 5, ALPHA[7] + 1)
     daemon.tick(at(11, 2))
     assert alpha_tokens_and_calls(tmp_path) == (ALPHA[5] + 50, ALPHA[6] + 5, ALPHA[7] + 1)  # still once

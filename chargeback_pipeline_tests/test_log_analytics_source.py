@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pytest
 
-from chargeback_pipeline.schemas import GATEWAY_LOG_SCHEMA, LLM_LOG_SCHEMA, SOURCE_REJECT_SCHEMA
 from chargeback_pipeline.sources.base import TimeWindow
 from chargeback_pipeline.sources.log_analytics import (
     KQL_DIR,
@@ -19,6 +18,7 @@ from chargeback_pipeline.sources.log_analytics import (
 )
 from chargeback_pipeline.sources.simulated import SimulatedSource, SimulationProfile
 from chargeback_pipeline.standins.log_analytics import LogAnalyticsStandIn
+from chargeback_pipeline.storage.schemas import GATEWAY_LOG_SCHEMA, LLM_LOG_SCHEMA, SOURCE_REJECT_SCHEMA
 
 GATEWAY = "ApiManagementGatewayLogs"
 LLM = "ApiManagementGatewayLlmLog"

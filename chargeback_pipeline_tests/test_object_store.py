@@ -6,7 +6,7 @@ import uuid
 import pytest
 from azure.storage.blob import ContainerClient
 
-from chargeback_pipeline.object_store import BlobObjectStore, LocalObjectStore
+from chargeback_pipeline.storage.object_store import BlobObjectStore, LocalObjectStore
 
 
 @pytest.fixture(params=["local", "blob"])

@@ -6,10 +6,10 @@ from datetime import date
 import pyarrow.parquet as pq
 import pytest
 
-from chargeback_pipeline.lake import hour_key
-from chargeback_pipeline.resources import LogSourceResource
-from chargeback_pipeline.runner import BackfillFailed, backfill
-from chargeback_pipeline_tests.conftest import local_resources
+from chargeback_pipeline.cli.backfill import BackfillFailed, backfill
+from chargeback_pipeline.sources.folder.resource import FolderSourceResource
+from chargeback_pipeline.storage.keys import hour_key
+from chargeback_pipeline_tests.conftest import local_resources, pipeline
 from chargeback_pipeline_tests.folder_data import DAY, EXPECTED_REPORT, gateway, llm, write_export
 
 REPORT_KEY = f"daily/usage_date={DAY}/product_usage"
@@ -23,7 +23,7 @@ def export(tmp_path):
 
 @pytest.fixture
 def resources(tmp_path, export):
-    return local_resources(tmp_path, LogSourceResource(kind="folder", folder=str(export)))
+    return local_resources(tmp_path, FolderSourceResource(source_folder=str(export)))
 
 
 def report_rows(tmp_path) -> list[tuple]:
@@ -34,7 +34,7 @@ def report_rows(tmp_path) -> list[tuple]:
 
 
 def test_every_request_counted_once_and_exclusions_excluded(tmp_path, resources, instance):
-    backfill(THE_DAY, THE_DAY, resources, instance)
+    backfill(THE_DAY, THE_DAY, pipeline(resources), instance)
 
     assert report_rows(tmp_path) == sorted(EXPECTED_REPORT)
     report = pq.read_table(tmp_path / "reports" / f"{REPORT_KEY}.parquet")
@@ -46,7 +46,7 @@ def test_every_request_counted_once_and_exclusions_excluded(tmp_path, resources,
 
 
 def test_raw_landing_keeps_only_needed_columns(tmp_path, resources, instance):
-    backfill(THE_DAY, THE_DAY, resources, instance)
+    backfill(THE_DAY, THE_DAY, pipeline(resources), instance)
 
     landed = pq.read_table(tmp_path / "lake" / hour_key("raw/gateway_logs", day_hour(8)))
     assert "CallerIpAddress" not in landed.column_names
@@ -62,23 +62,23 @@ def day_hour(hour: int):
 
 
 def test_rerun_is_byte_identical(tmp_path, resources, instance):
-    backfill(THE_DAY, THE_DAY, resources, instance)
+    backfill(THE_DAY, THE_DAY, pipeline(resources), instance)
     first = {ext: (tmp_path / "reports" / f"{REPORT_KEY}.{ext}").read_bytes() for ext in ("csv", "parquet")}
 
-    backfill(THE_DAY, THE_DAY, resources, instance)
+    backfill(THE_DAY, THE_DAY, pipeline(resources), instance)
 
     again = {ext: (tmp_path / "reports" / f"{REPORT_KEY}.{ext}").read_bytes() for ext in ("csv", "parquet")}
     assert again == first
 
 
 def test_late_rows_give_the_new_truth_never_a_double_count(tmp_path, export, resources, instance):
-    backfill(THE_DAY, THE_DAY, resources, instance)
+    backfill(THE_DAY, THE_DAY, pipeline(resources), instance)
     late_gateway = [gateway("c-20", "14:10:00", "alpha"), gateway("c-01", "08:15:00.1234567", "alpha")]
     late_llm = [llm("c-20", "14:10:01", 1000, 100), llm("c-01", "08:15:01", 100, 20)]  # c-01 re-delivered
     (export / "ApiManagementGatewayLogs" / "late.jsonl").write_text("".join(json.dumps(r) + "\n" for r in late_gateway))
     (export / "ApiManagementGatewayLlmLog" / "late.jsonl").write_text("".join(json.dumps(r) + "\n" for r in late_llm))
 
-    backfill(THE_DAY, THE_DAY, resources, instance)
+    backfill(THE_DAY, THE_DAY, pipeline(resources), instance)
 
     alpha = next(row for row in report_rows(tmp_path) if row[0] == "alpha")
     expected_alpha = next(row for row in EXPECTED_REPORT if row[0] == "alpha")
@@ -94,7 +94,7 @@ def test_untypeable_rows_are_landed_as_rejected_with_a_reason(tmp_path, export, 
         json.dumps(gateway("c-32", "15:30:00", "alpha")) + "\n" + "".join(json.dumps(r) + "\n" for r in bad)
     )
 
-    backfill(THE_DAY, THE_DAY, resources, instance)
+    backfill(THE_DAY, THE_DAY, pipeline(resources), instance)
 
     rejected = pq.read_table(tmp_path / "lake" / hour_key("raw/gateway_logs", day_hour(15), "rejected"))
     reasons = sorted(rejected["reason"].to_pylist())
@@ -117,4 +117,4 @@ def test_broken_source_files_fail_the_partition_naming_the_file(
     (export / "ApiManagementGatewayLlmLog" / "broken.jsonl").write_bytes(content)
 
     with pytest.raises(BackfillFailed, match=rf"broken\.jsonl.*{problem}|{problem}.*broken\.jsonl"):
-        backfill(THE_DAY, THE_DAY, resources, instance)
+        backfill(THE_DAY, THE_DAY, pipeline(resources), instance)

@@ -8,14 +8,15 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from chargeback_pipeline.resources import LogSourceResource
-from chargeback_pipeline.runner import BackfillFailed, backfill
+from chargeback_pipeline.cli.backfill import BackfillFailed, backfill
 from chargeback_pipeline.sources.base import TimeWindow
+from chargeback_pipeline.sources.log_analytics.resource import LogAnalyticsSourceResource
 from chargeback_pipeline.sources.simulated import PAYGO_BACKEND_ID, PTU_BACKEND_ID, SimulatedSource, SimulationProfile
 from chargeback_pipeline.sources.simulated import account_resource_id as resource_id
+from chargeback_pipeline.sources.simulated.resource import SimulatedSourceResource
 from chargeback_pipeline.standins.log_analytics import LogAnalyticsStandIn
 from chargeback_pipeline.standins.metrics import MetricsStandIn
-from chargeback_pipeline_tests.conftest import local_resources
+from chargeback_pipeline_tests.conftest import local_resources, pipeline
 
 DAY = date(2026, 11, 20)
 RATE = 400
@@ -37,9 +38,8 @@ def standins():
         yield logs, metrics
 
 
-def log_analytics_source(logs, metrics) -> LogSourceResource:
-    return LogSourceResource(
-        kind="log_analytics",
+def log_analytics_source(logs, metrics) -> LogAnalyticsSourceResource:
+    return LogAnalyticsSourceResource(
         log_analytics_workspace_id="00000000-0000-0000-0000-00000000a11a",
         log_analytics_endpoint=logs.endpoint,
         metrics_endpoint=metrics.endpoint,
@@ -64,11 +64,13 @@ def test_a_day_through_the_real_sdks_equals_the_embedded_default(tmp_path, stand
     logs.heal()
     logs.truncate_at = 1_000  # every hour (~400-700 requests, more LLM rows) is split until complete
 
-    backfill(DAY, DAY, local_resources(tmp_path / "la", log_analytics_source(logs, metrics)), managed_instance)
+    backfill(
+        DAY, DAY, pipeline(local_resources(tmp_path / "la", log_analytics_source(logs, metrics))), managed_instance
+    )
     backfill(
         DAY,
         DAY,
-        local_resources(tmp_path / "sim", LogSourceResource(kind="simulated", simulated_requests_per_hour=RATE)),
+        pipeline(local_resources(tmp_path / "sim", SimulatedSourceResource(simulated_requests_per_hour=RATE))),
         managed_instance,
     )
 
@@ -86,7 +88,9 @@ def test_throttling_is_retried_and_shows_in_the_run_log(tmp_path, standins, mana
     logs.fail_next(1, status=429)
     logs.fail_next(1, status=503)
 
-    [chunk] = backfill(DAY, DAY, local_resources(tmp_path, log_analytics_source(logs, metrics)), managed_instance)
+    [chunk] = backfill(
+        DAY, DAY, pipeline(local_resources(tmp_path, log_analytics_source(logs, metrics))), managed_instance
+    )
 
     run_log = [
         record.user_message
@@ -107,7 +111,7 @@ def test_endless_outage_fails_the_partition_clearly_and_a_later_run_succeeds(tmp
     resources = local_resources(tmp_path, log_analytics_source(logs, metrics))
 
     with pytest.raises(BackfillFailed) as failure:
-        backfill(DAY, DAY, resources, managed_instance)
+        backfill(DAY, DAY, pipeline(resources), managed_instance)
 
     message = str(failure.value)
     assert "Log Analytics query failed for workspace 00000000-0000-0000-0000-00000000a11a" in message
@@ -116,5 +120,5 @@ def test_endless_outage_fails_the_partition_clearly_and_a_later_run_succeeds(tmp
     assert not (tmp_path / "reports" / f"{REPORT}.csv").exists()
 
     logs.heal()
-    backfill(DAY, DAY, resources, managed_instance)
+    backfill(DAY, DAY, pipeline(resources), managed_instance)
     assert (tmp_path / "reports" / f"{REPORT}.csv").exists()

@@ -4,26 +4,24 @@ from datetime import UTC, date, datetime, timedelta
 
 import pyarrow.parquet as pq
 
-from chargeback_pipeline.cli import split_simulated_report
-from chargeback_pipeline.resources import LogSourceResource
-from chargeback_pipeline.runner import backfill
+from chargeback_pipeline.cli.backfill import backfill
+from chargeback_pipeline.core.reports import split_report
 from chargeback_pipeline.sources.base import TimeWindow
 from chargeback_pipeline.sources.simulated import SimulatedSource, SimulationProfile
-from chargeback_pipeline_tests.conftest import local_resources
+from chargeback_pipeline.sources.simulated.resource import SimulatedSourceResource
+from chargeback_pipeline_tests.conftest import local_resources, pipeline
 
 DAY = date(2026, 11, 20)
 REQUESTS_PER_HOUR = 600
 
 
 def test_published_report_equals_ground_truth(tmp_path, instance):
-    resources = local_resources(
-        tmp_path, LogSourceResource(kind="simulated", simulated_requests_per_hour=REQUESTS_PER_HOUR)
-    )
+    resources = local_resources(tmp_path, SimulatedSourceResource(simulated_requests_per_hour=REQUESTS_PER_HOUR))
 
-    backfill(DAY, DAY, resources, instance)
+    backfill(DAY, DAY, pipeline(resources), instance)
 
     report = pq.read_table(tmp_path / "reports" / f"daily/usage_date={DAY}/product_usage.parquet")
-    products, unattributed = split_simulated_report(report)
+    products, unattributed = split_report(report)
     simulator = SimulatedSource(SimulationProfile(requests_per_hour=REQUESTS_PER_HOUR))
     truth = simulator.expected_daily_usage(DAY)
     assert products.num_rows > 20  # several products x subscriptions x models x backends
@@ -37,11 +35,9 @@ def test_published_report_equals_ground_truth(tmp_path, instance):
 
 
 def test_report_lines_add_up_to_the_deployment_metrics(tmp_path, instance):
-    resources = local_resources(
-        tmp_path, LogSourceResource(kind="simulated", simulated_requests_per_hour=REQUESTS_PER_HOUR)
-    )
+    resources = local_resources(tmp_path, SimulatedSourceResource(simulated_requests_per_hour=REQUESTS_PER_HOUR))
 
-    backfill(DAY, DAY, resources, instance)
+    backfill(DAY, DAY, pipeline(resources), instance)
 
     report = pq.read_table(tmp_path / "reports" / f"daily/usage_date={DAY}/product_usage.parquet")
     start = datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC)

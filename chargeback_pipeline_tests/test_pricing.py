@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from chargeback_pipeline.pricing import (
+from chargeback_pipeline.core.billing.pricing import (
     BackendKind,
     NoRateError,
     PricingError,

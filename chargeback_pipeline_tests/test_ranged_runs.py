@@ -11,11 +11,10 @@ from datetime import date, timedelta
 import dagster as dg
 import pyarrow.parquet as pq
 
-from chargeback_pipeline.content_hash import CONTENT_HASH_METADATA
-from chargeback_pipeline.definitions import ALL_ASSETS
-from chargeback_pipeline.resources import LogSourceResource
-from chargeback_pipeline.runner import HOURLY_ASSETS, backfill
-from chargeback_pipeline_tests.conftest import local_resources
+from chargeback_pipeline.cli.backfill import backfill
+from chargeback_pipeline.defs.automation.fingerprints import CONTENT_HASH_METADATA
+from chargeback_pipeline.sources.simulated.resource import SimulatedSourceResource
+from chargeback_pipeline_tests.conftest import ASSETS, local_resources, pipeline
 from chargeback_pipeline_tests.ticks import DAILY, HOURLY, MONTHLY
 
 FIRST = date(2026, 1, 5)
@@ -29,22 +28,22 @@ def report_files(root) -> dict[str, bytes]:
 def test_a_three_day_ranged_run_equals_one_run_per_partition(tmp_path):
     # In-memory storage: this test compares files, and 75 runs on SQLite files would take twice as long.
     instance = dg.DagsterInstance.ephemeral()
-    ranged = local_resources(tmp_path / "ranged", LogSourceResource(simulated_requests_per_hour=200))
-    single = local_resources(tmp_path / "single", LogSourceResource(simulated_requests_per_hour=200))
+    ranged = local_resources(tmp_path / "ranged", SimulatedSourceResource(simulated_requests_per_hour=200))
+    single = local_resources(tmp_path / "single", SimulatedSourceResource(simulated_requests_per_hour=200))
 
-    chunks = backfill(DAYS[0], DAYS[-1], ranged, instance, days_per_run=3)
+    chunks = backfill(DAYS[0], DAYS[-1], pipeline(ranged), instance, days_per_run=3)
     for day in DAYS:
         for hour in range(24):
             run = dg.materialize(
-                ALL_ASSETS, selection=HOURLY, partition_key=f"{day}-{hour:02d}:00", resources=single, instance=instance
+                ASSETS, selection=HOURLY, partition_key=f"{day}-{hour:02d}:00", resources=single, instance=instance
             )
             assert run.success
     for day in DAYS:
-        run = dg.materialize(ALL_ASSETS, selection=DAILY, partition_key=f"{day}", resources=single, instance=instance)
+        run = dg.materialize(ASSETS, selection=DAILY, partition_key=f"{day}", resources=single, instance=instance)
         assert run.success
     if MONTHLY:  # the statement of the month so far
         month = f"{FIRST:%Y-%m}-01"
-        run = dg.materialize(ALL_ASSETS, selection=MONTHLY, partition_key=month, resources=single, instance=instance)
+        run = dg.materialize(ASSETS, selection=MONTHLY, partition_key=month, resources=single, instance=instance)
         assert run.success
 
     assert len(chunks) == 1  # the three days took one run for their hours, then one for their days (and month)
@@ -57,8 +56,8 @@ def test_each_hour_of_a_ranged_run_carries_its_own_row_count(tmp_path):
     """A ranged run's event for an hour says that hour's rows (and content hash); the run's totals, schema
     and previews are on its last hour's event only, not copied onto every hour."""
     instance = dg.DagsterInstance.ephemeral()
-    resources = local_resources(tmp_path, LogSourceResource(simulated_requests_per_hour=200))
-    (chunk,) = backfill(DAYS[0], DAYS[0], resources, instance, days_per_run=1)
+    resources = local_resources(tmp_path, SimulatedSourceResource(simulated_requests_per_hour=200))
+    (chunk,) = backfill(DAYS[0], DAYS[0], pipeline(resources), instance, days_per_run=1)
     for node, dataset in (("raw_gateway_logs", "raw/gateway_logs"), ("attributed_requests", "attributed_requests")):
         events = [m for m in chunk.hourly.asset_materializations_for_node(node) if m.asset_key.to_user_string() == node]
         assert [m.partition for m in events] == [f"{DAYS[0]}-{hour:02d}:00" for hour in range(24)]
@@ -75,5 +74,5 @@ def test_each_hour_of_a_ranged_run_carries_its_own_row_count(tmp_path):
     planned = instance.get_records_for_run(
         chunk.hourly.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
     ).records
-    assert len(planned) == len(HOURLY_ASSETS)
+    assert len(planned) == len(HOURLY)
     assert "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS" not in os.environ

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pyarrow as pa
 
-from chargeback_pipeline.report_files import csv_bytes, report_files
+from chargeback_pipeline.storage.report_files import csv_bytes, report_files
 
 HOSTILE = ["comma, inside", 'quote " inside', "line\nbreak", "crlf\r\nbreak", "ünïcødé 製品 🚀", "", " padded "]
 

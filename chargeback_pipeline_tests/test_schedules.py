@@ -8,17 +8,17 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from chargeback_pipeline.content_hash import CONTENT_HASH_METADATA
-from chargeback_pipeline.partitions import hourly_partitions
-from chargeback_pipeline.policies import SOURCE_RUN_TAG_KEY
-from chargeback_pipeline.resources import LogSourceResource
-from chargeback_pipeline.schedules import RANGE_END_TAG, RANGE_START_TAG, hour_key
-from chargeback_pipeline_tests.conftest import local_resources
+from chargeback_pipeline.defs.automation.fingerprints import CONTENT_HASH_METADATA
+from chargeback_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
+from chargeback_pipeline.defs.partitions import hour_partition_key as hour_key
+from chargeback_pipeline.defs.source_limits import SOURCE_RUN_TAG_KEY
+from chargeback_pipeline.sources.folder.resource import FolderSourceResource
+from chargeback_pipeline_tests.conftest import CALENDAR, local_resources
 from chargeback_pipeline_tests.folder_data import DAY, EXPECTED_REPORT, write_export
 from chargeback_pipeline_tests.ticks import DAILY, HOURLY, Daemon, partitions_of
 
 HOUR = timedelta(hours=1)
-START = hourly_partitions.start
+START = CALENDAR.hourly.start
 
 
 def at(month: int, day: int, hour: int, minute: int = 20) -> datetime:
@@ -88,7 +88,7 @@ def report_rows(tmp_path) -> list[tuple]:
 
 def test_a_day_is_rolled_up_when_its_hours_are_in_and_again_only_if_one_changed(tmp_path, instance):
     export = write_export(tmp_path / "export")
-    resources = local_resources(tmp_path, LogSourceResource(kind="folder", folder=str(export)))
+    resources = local_resources(tmp_path, FolderSourceResource(source_folder=str(export)))
     daemon = Daemon(instance, resources, catchup_hours=22)
 
     assert requested(daemon.hourly_request(at(3, 10, 23))) == ("2026-03-10-00:00", "2026-03-10-22:00")
@@ -106,7 +106,7 @@ def test_a_day_is_rolled_up_when_its_hours_are_in_and_again_only_if_one_changed(
 
 def test_a_failed_run_is_caught_up_by_the_next_tick_after_the_fix(tmp_path, instance):
     export = write_export(tmp_path / "export")
-    resources = local_resources(tmp_path, LogSourceResource(kind="folder", folder=str(export)))
+    resources = local_resources(tmp_path, FolderSourceResource(source_folder=str(export)))
     daemon = Daemon(instance, resources, lookback_hours=2, catchup_hours=12)
     assert daemon.tick(at(3, 10, 13)).hourly.success
     broken = export / "ApiManagementGatewayLlmLog" / "broken.jsonl"
@@ -125,7 +125,7 @@ def test_a_failed_run_is_caught_up_by_the_next_tick_after_the_fix(tmp_path, inst
     tick = daemon.tick(at(3, 11, 0))  # five ticks missed (daemon down): caught up in one run
     assert partitions_of(tick.daily) == [DAY]
     statuses = instance.get_status_by_partition(
-        HOURLY[0], [hour_key(at(3, 10, h, 0)) for h in range(24)], hourly_partitions
+        HOURLY[0], [hour_key(at(3, 10, h, 0)) for h in range(24)], CALENDAR.hourly
     )
     assert set(statuses.values()) == {dg.AssetPartitionStatus.MATERIALIZED}
     assert report_rows(tmp_path) == sorted(EXPECTED_REPORT)
@@ -133,7 +133,7 @@ def test_a_failed_run_is_caught_up_by_the_next_tick_after_the_fix(tmp_path, inst
 
 def test_a_rollup_that_keeps_failing_is_tried_three_times_then_waits_for_its_inputs_to_change(tmp_path, instance):
     export = write_export(tmp_path / "export")
-    daemon = Daemon(instance, local_resources(tmp_path, LogSourceResource(kind="folder", folder=str(export))))
+    daemon = Daemon(instance, local_resources(tmp_path, FolderSourceResource(source_folder=str(export))))
     (sensor, _), *_ = daemon.sensors
     report_materialized(instance, at(3, 10, 0, 0), at(3, 10, 23, 0), content="v1")  # in the event log only
 

@@ -12,12 +12,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chargeback_pipeline.schemas import (
-    DEPLOYMENT_METRICS_SCHEMA,
-    GATEWAY_LOG_SCHEMA,
-    LLM_LOG_SCHEMA,
-    SOURCE_REJECT_SCHEMA,
-)
 from chargeback_pipeline.sources.base import LogSource, TimeWindow
 from chargeback_pipeline.sources.simulated import (
     DAILY_USAGE_KEY,
@@ -28,6 +22,12 @@ from chargeback_pipeline.sources.simulated import (
     SIMULATED_DEPLOYMENTS,
     SimulatedSource,
     SimulationProfile,
+)
+from chargeback_pipeline.storage.schemas import (
+    DEPLOYMENT_METRICS_SCHEMA,
+    GATEWAY_LOG_SCHEMA,
+    LLM_LOG_SCHEMA,
+    SOURCE_REJECT_SCHEMA,
 )
 
 HOUR = timedelta(hours=1)

@@ -7,12 +7,11 @@ from datetime import UTC, date, datetime, time, timedelta
 import pyarrow.parquet as pq
 import pytest
 
-from chargeback_pipeline.assets.reports import product_usage_report_key
-from chargeback_pipeline.cli import split_simulated_report
-from chargeback_pipeline.partitions import hourly_partitions
-from chargeback_pipeline.resources import LogSourceResource
+from chargeback_pipeline.core.reports import split_report
 from chargeback_pipeline.sources.simulated import SimulatedSource, SimulationProfile
-from chargeback_pipeline_tests.conftest import local_resources
+from chargeback_pipeline.sources.simulated.resource import SimulatedSourceResource
+from chargeback_pipeline.storage.keys import product_usage_report_key
+from chargeback_pipeline_tests.conftest import CALENDAR, local_resources
 from chargeback_pipeline_tests.ticks import Daemon, partitions_of
 
 REQUESTS_PER_HOUR = 200
@@ -21,9 +20,9 @@ HOUR = timedelta(hours=1)
 
 @pytest.mark.slow
 def test_a_week_runs_from_the_schedules_alone(tmp_path, instance):
-    resources = local_resources(tmp_path, LogSourceResource(simulated_requests_per_hour=REQUESTS_PER_HOUR))
+    resources = local_resources(tmp_path, SimulatedSourceResource(simulated_requests_per_hour=REQUESTS_PER_HOUR))
     daemon = Daemon(instance, resources)  # lag 20 min, lookback 6 h, catch-up 72 h
-    start = hourly_partitions.start
+    start = CALENDAR.hourly.start
     week = [start.date() + timedelta(days=n) for n in range(7)]
     published: dict[date, object] = {}
 
@@ -47,5 +46,5 @@ def test_a_week_runs_from_the_schedules_alone(tmp_path, instance):
     store = resources["reports"].store()
     for day in week:
         report = pq.read_table(io.BytesIO(store.read_bytes(product_usage_report_key(day, "parquet"))))
-        products, _ = split_simulated_report(report)
+        products, _ = split_report(report)
         assert products.equals(truth.expected_daily_usage(day)), day

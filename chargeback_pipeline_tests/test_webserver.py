@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from chargeback_pipeline.definitions import defs
+from chargeback_pipeline.definitions import build_definitions
+from chargeback_pipeline.settings import load_settings
 from chargeback_pipeline_tests.conftest import REPO
 
 WEBSERVER = str(Path(sys.executable).parent / "dagster-webserver")
@@ -31,6 +32,8 @@ QUERY = """
   }
 }
 """
+
+defs = build_definitions(load_settings())
 
 
 def graphql(url: str, query: str) -> dict:

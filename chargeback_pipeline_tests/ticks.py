@@ -9,14 +9,20 @@ from typing import NamedTuple
 
 import dagster as dg
 
-from chargeback_pipeline.definitions import ALL_ASSETS
-from chargeback_pipeline.partitions import daily_partitions, hourly_partitions, monthly_partitions
-from chargeback_pipeline.rollups import daily_rollup_sensor, monthly_rollup_sensor
-from chargeback_pipeline.schedules import hourly_schedule, partitioned_keys
+from chargeback_pipeline.defs.automation.schedules import hourly_schedule
+from chargeback_pipeline.defs.automation.sensors import daily_rollup_sensor, monthly_rollup_sensor
+from chargeback_pipeline.defs.partitions import partitioned_keys
+from chargeback_pipeline.settings import Settings
+from chargeback_pipeline_tests.conftest import ASSETS, CALENDAR
 
-HOURLY = partitioned_keys(ALL_ASSETS, hourly_partitions)
-DAILY = partitioned_keys(ALL_ASSETS, daily_partitions)
-MONTHLY = partitioned_keys(ALL_ASSETS, monthly_partitions)
+HOURLY = partitioned_keys(ASSETS, CALENDAR.hourly)
+DAILY = partitioned_keys(ASSETS, CALENDAR.daily)
+MONTHLY = partitioned_keys(ASSETS, CALENDAR.monthly)
+DEFAULTS = {
+    "lag_minutes": Settings.model_fields["schedule_lag_minutes"].default,
+    "lookback_hours": Settings.model_fields["late_data_lookback_hours"].default,
+    "catchup_hours": Settings.model_fields["catchup_hours"].default,
+}
 
 
 class Tick(NamedTuple):
@@ -32,12 +38,14 @@ def partitions_of(runs: list[dg.ExecuteInProcessResult]) -> list[str]:
 class Daemon:
     def __init__(self, instance: dg.DagsterInstance, resources: dict, **schedule_settings):
         self.instance, self.resources = instance, resources
-        self.schedule = hourly_schedule(ALL_ASSETS, **schedule_settings)
-        self.sensors = [(daily_rollup_sensor(ALL_ASSETS), DAILY)]
+        settings = DEFAULTS | schedule_settings
+        self.schedule = hourly_schedule(ASSETS, CALENDAR.hourly, **settings)
+        horizon_days = Settings().rollup_horizon_days  # the default settings' rollup horizon
+        self.sensors = [(daily_rollup_sensor(ASSETS, CALENDAR, horizon_days), DAILY)]
         if MONTHLY:
-            self.sensors.append((monthly_rollup_sensor(ALL_ASSETS), MONTHLY))
+            self.sensors.append((monthly_rollup_sensor(ASSETS, CALENDAR, horizon_days), MONTHLY))
         self.definitions = dg.Definitions(
-            assets=ALL_ASSETS, schedules=[self.schedule], sensors=[s for s, _ in self.sensors], resources=resources
+            assets=ASSETS, schedules=[self.schedule], sensors=[s for s, _ in self.sensors], resources=resources
         )
 
     def hourly_request(self, at: datetime) -> dg.RunRequest | None:
@@ -52,7 +60,7 @@ class Daemon:
 
     def run(self, request: dg.RunRequest, selection: list[dg.AssetKey]) -> dg.ExecuteInProcessResult:
         return dg.materialize(
-            ALL_ASSETS,
+            ASSETS,
             selection=selection,
             partition_key=request.partition_key,
             resources=self.resources,

@@ -24,8 +24,8 @@ import pyarrow as pa
 from azure.core.exceptions import AzureError
 from azure.monitor.querymetrics import MetricsClient
 
-from chargeback_pipeline.schemas import DEPLOYMENT_METRICS_SCHEMA, RECONCILED_METRICS, SOURCE_REJECT_SCHEMA
 from chargeback_pipeline.sources.base import Fetched, TimeWindow, TransientSourceError
+from chargeback_pipeline.storage.schemas import DEPLOYMENT_METRICS_SCHEMA, RECONCILED_METRICS, SOURCE_REJECT_SCHEMA
 
 METRIC_NAMESPACE = "Microsoft.CognitiveServices/accounts"
 DEPLOYMENT_DIMENSION = "ModelDeploymentName"

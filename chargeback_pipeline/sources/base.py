@@ -6,7 +6,7 @@ from typing import Protocol
 
 import pyarrow as pa
 
-from chargeback_pipeline.schemas import SOURCE_REJECT_SCHEMA
+from chargeback_pipeline.storage.schemas import SOURCE_REJECT_SCHEMA
 
 
 class TransientSourceError(RuntimeError):

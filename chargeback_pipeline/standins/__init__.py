@@ -7,6 +7,7 @@ and hand runs exercise the same code path as production, wire format included:
 - `metrics.MetricsStandIn`: `POST /subscriptions/{sub}/metrics:getBatch`.
 
 `python -m chargeback_pipeline.standins --help` serves simulated tables by hand.
+May import: `standins`, `sources` (the simulator, to serve), `storage`. Never `dagster`.
 """
 
 import json

@@ -18,9 +18,9 @@ from urllib.parse import parse_qs, urlsplit
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from chargeback_pipeline.schemas import DEPLOYMENT_METRICS_SCHEMA
 from chargeback_pipeline.standins import BackgroundHTTPServer, send_json
 from chargeback_pipeline.standins.log_analytics import error_body, parse_duration, parse_timespan
+from chargeback_pipeline.storage.schemas import DEPLOYMENT_METRICS_SCHEMA
 
 DIMENSION = "ModelDeploymentName"
 DEFAULT_TOP = 10  # the service's default number of series when a filter is given

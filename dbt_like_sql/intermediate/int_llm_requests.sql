@@ -33,5 +33,5 @@ select
     -- record by record instead (int_hour_logged_tokens).
     min(deployment_name) filter (where sequence_number = 0)
         <> max(deployment_name) filter (where sequence_number = 0) as names_several_deployments
-from stg_llm_records
+from stg_apim__llm_records
 group by correlation_id

@@ -25,6 +25,6 @@ select
     coalesce(l.nonzero_later_chunks, 0)::integer as nonzero_later_chunks,
     coalesce(l.has_token_record, false) as has_token_record,
     g.gateway_records::integer as gateway_records
-from stg_gateway_requests as g
+from stg_apim__gateway_requests as g
 left join int_llm_requests as l on g.correlation_id = l.correlation_id
 order by g.request_time, g.correlation_id

@@ -5,5 +5,5 @@ select
     count(*) as core_llm_requests,
     count(*) filter (where g.CorrelationId is null) as core_llm_requests_without_gateway_row
 from int_llm_requests as l
-left join (select distinct CorrelationId from stg_gateway_checked) as g on l.correlation_id = g.CorrelationId
+left join (select distinct CorrelationId from stg_apim__gateway_checked) as g on l.correlation_id = g.CorrelationId
 where l.llm_time >= $core_start and l.llm_time < $core_end

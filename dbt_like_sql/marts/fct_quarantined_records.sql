@@ -9,7 +9,7 @@ with quarantined as (
             TimeGenerated, CorrelationId, IsRequestSuccess, ProductId, ApimSubscriptionId, UserId, ApiId,
             OperationId, BackendId, Region, Cache, ResponseCode, BackendResponseCode, TotalTime, BackendTime
         ))::varchar as record
-    from stg_gateway_checked
+    from stg_apim__gateway_checked
     where $gateway_has_untrusted_rows and quarantine_reason is not null
     union all
     select 'ApiManagementGatewayLlmLog', quarantine_reason, TimeGenerated,
@@ -17,7 +17,7 @@ with quarantined as (
             TimeGenerated, CorrelationId, RequestId, DeploymentName, ModelName, OperationName, ApiVersion, Region,
             PromptTokens, CompletionTokens, TotalTokens, SequenceNumber, IsStreamCompletion
         ))::varchar
-    from stg_llm_checked
+    from stg_apim__llm_checked
     where $llm_has_untrusted_rows and quarantine_reason is not null
         and TimeGenerated >= $window_start and TimeGenerated < $window_end
     union all

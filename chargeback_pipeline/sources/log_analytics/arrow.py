@@ -16,9 +16,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from chargeback_pipeline.schemas import SOURCE_REJECT_SCHEMA, UTC_TIMESTAMP
 from chargeback_pipeline.sources.base import Fetched, TimeWindow
 from chargeback_pipeline.sources.log_analytics.errors import UnexpectedAnswerError
+from chargeback_pipeline.storage.schemas import SOURCE_REJECT_SCHEMA, UTC_TIMESTAMP
 
 TIME_COLUMN = "TimeGenerated"  # where a rejected row is placed, when its time can be read
 # The answer is read with every cell as text: typing happens per cell afterwards, so one bad cell

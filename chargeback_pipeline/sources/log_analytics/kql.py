@@ -15,7 +15,7 @@ import pyarrow as pa
 from chargeback_pipeline.sources.base import TimeWindow
 
 # chargeback_pipeline/sources/log_analytics/kql.py -> the repository root, beside chargeback_pipeline/.
-KQL_DIR = Path(__file__).resolve().parents[3] / "dbt_like_sql" / "kql"
+KQL_DIR = Path(__file__).resolve().parent
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 
 

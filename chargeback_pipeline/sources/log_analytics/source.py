@@ -20,7 +20,6 @@ from azure.core.credentials import TokenCredential
 from azure.monitor.query import LogsQueryClient
 from azure.monitor.querymetrics import MetricsClient
 
-from chargeback_pipeline.schemas import DEPLOYMENT_METRICS_SCHEMA, GATEWAY_LOG_SCHEMA, LLM_LOG_SCHEMA
 from chargeback_pipeline.sources.azure_metrics import DeploymentMetricsReader
 from chargeback_pipeline.sources.base import Fetched, TimeWindow
 from chargeback_pipeline.sources.log_analytics.arrow import concat_fetched, split_checked
@@ -37,6 +36,7 @@ from chargeback_pipeline.sources.log_analytics.client import (
 from chargeback_pipeline.sources.log_analytics.errors import IncompleteWindowError, LogAnalyticsQueryError
 from chargeback_pipeline.sources.log_analytics.kql import KQL_DIR, TableQuery
 from chargeback_pipeline.sources.log_analytics.query import WorkspaceQueries
+from chargeback_pipeline.storage.schemas import DEPLOYMENT_METRICS_SCHEMA, GATEWAY_LOG_SCHEMA, LLM_LOG_SCHEMA
 
 MAX_SERVER_TIMEOUT_SECONDS = 600  # the service's own ceiling for one query
 READ_TIMEOUT_MARGIN_SECONDS = 30  # the client waits a little longer than the server may work

@@ -7,7 +7,7 @@ hold millions of requests.
 import numpy as np
 import pyarrow as pa
 
-from chargeback_pipeline.schemas import UTC_TIMESTAMP
+from chargeback_pipeline.storage.schemas import UTC_TIMESTAMP
 
 
 def cumulative(weights) -> np.ndarray:

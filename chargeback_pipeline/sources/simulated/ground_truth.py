@@ -9,7 +9,6 @@ from datetime import UTC, date, datetime, time, timedelta
 import numpy as np
 import pyarrow as pa
 
-from chargeback_pipeline.schemas import PRODUCT_USAGE_SCHEMA
 from chargeback_pipeline.sources.simulated.arrays import timestamps
 from chargeback_pipeline.sources.simulated.catalog import Catalog
 from chargeback_pipeline.sources.simulated.deployments import (
@@ -25,6 +24,7 @@ from chargeback_pipeline.sources.simulated.hours import EPOCH, US_PER_HOUR, epoc
 from chargeback_pipeline.sources.simulated.metrics import RequestsOf, bypass_tokens, logged_llm_tokens
 from chargeback_pipeline.sources.simulated.profile import SimulationProfile
 from chargeback_pipeline.sources.simulated.usage_groups import UsageGroups
+from chargeback_pipeline.storage.schemas import PRODUCT_USAGE_SCHEMA
 
 # The ground truth has the published report's exact schema (defined once, in schemas.py).
 EXPECTED_DAILY_USAGE_SCHEMA = PRODUCT_USAGE_SCHEMA

@@ -10,7 +10,6 @@ from typing import NamedTuple
 import numpy as np
 import pyarrow as pa
 
-from chargeback_pipeline.schemas import GATEWAY_LOG_SCHEMA, LLM_LOG_SCHEMA
 from chargeback_pipeline.sources.simulated.arrays import hex_strings, labels, timestamps
 from chargeback_pipeline.sources.simulated.catalog import Catalog
 from chargeback_pipeline.sources.simulated.deployments import (
@@ -28,6 +27,7 @@ from chargeback_pipeline.sources.simulated.workloads import (
     NON_LLM_OPERATION,
     WORKLOAD_GATEWAY_OPERATION,
 )
+from chargeback_pipeline.storage.schemas import GATEWAY_LOG_SCHEMA, LLM_LOG_SCHEMA
 
 _CHUNK_SPACING_US = 1000
 _CACHE_LABELS = labels(CACHE_VALUES)

@@ -10,7 +10,6 @@ from collections.abc import Callable
 import numpy as np
 import pyarrow as pa
 
-from chargeback_pipeline.schemas import DEPLOYMENT_METRICS_SCHEMA, METRIC_COMPLETION_TOKENS, METRIC_PROMPT_TOKENS
 from chargeback_pipeline.sources.simulated.arrays import labels, timestamps
 from chargeback_pipeline.sources.simulated.deployments import (
     DEPLOYMENT_LIST,
@@ -20,6 +19,11 @@ from chargeback_pipeline.sources.simulated.deployments import (
 from chargeback_pipeline.sources.simulated.hour_requests import HourRequests
 from chargeback_pipeline.sources.simulated.hours import US_PER_HOUR, US_PER_SECOND
 from chargeback_pipeline.sources.simulated.profile import BYPASS_STREAM, SimulationProfile
+from chargeback_pipeline.storage.schemas import (
+    DEPLOYMENT_METRICS_SCHEMA,
+    METRIC_COMPLETION_TOKENS,
+    METRIC_PROMPT_TOKENS,
+)
 
 # The requests generated for the hour starting at an epoch microsecond (the source's cached hours).
 RequestsOf = Callable[[int], HourRequests]

@@ -9,7 +9,6 @@ from datetime import date, datetime
 
 import pyarrow as pa
 
-from chargeback_pipeline.schemas import GATEWAY_LOG_SCHEMA, LLM_LOG_SCHEMA
 from chargeback_pipeline.sources.base import Fetched, TimeWindow
 from chargeback_pipeline.sources.simulated.catalog import Catalog
 from chargeback_pipeline.sources.simulated.ground_truth import (
@@ -23,6 +22,7 @@ from chargeback_pipeline.sources.simulated.log_rows import GeneratedHour
 from chargeback_pipeline.sources.simulated.metrics import deployment_metrics_table
 from chargeback_pipeline.sources.simulated.profile import DEFAULT_PROFILE, SimulationProfile
 from chargeback_pipeline.sources.simulated.traffic import generate_hour
+from chargeback_pipeline.storage.schemas import GATEWAY_LOG_SCHEMA, LLM_LOG_SCHEMA
 
 
 class SimulatedSource:

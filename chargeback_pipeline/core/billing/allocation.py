@@ -1,0 +1,98 @@
+"""Money: turn attributed token usage into a bill per APIM product that adds up to what Azure invoices.
+
+Pure functions over pyarrow Tables (no Dagster, no I/O). `allocate_day` makes the daily chargeback
+lines; `statements.monthly_statement` sums them per product and `focus.to_focus` exports them.
+
+How a day is priced (rates are those in force on that day, see `chargeback_pipeline.pricing`):
+- PTU: every deployed hour costs what the pricing file says, rounded cumulatively over the month
+  (`money`), and is split over the hour's users by weighted tokens under the unused-capacity policy
+  (`ptu_allocation`).
+- Pay-as-you-go spillover: each line is priced directly by its tokens (`paygo_allocation`).
+- Every split is a largest-remainder split at the minor unit (`money`): the lines of a deployment-hour
+  (PTU) or deployment-day (pay-as-you-go) sum exactly to its cost and no line is negative.
+"""
+
+from collections import defaultdict
+from datetime import date, datetime
+from decimal import Decimal
+
+import pyarrow as pa
+
+from chargeback_pipeline.core.billing.allocation_inputs import unattributed_lines, usage_lines
+from chargeback_pipeline.core.billing.chargeback_lines import DayLines, LineKey
+from chargeback_pipeline.core.billing.money import to_money
+from chargeback_pipeline.core.billing.paygo_allocation import allocate_paygo
+from chargeback_pipeline.core.billing.pricing import NoRateError, Pricing
+from chargeback_pipeline.core.billing.ptu_allocation import allocate_ptu
+from chargeback_pipeline.core.billing.schemas import DAILY_CHARGEBACK_SCHEMA, CostType
+
+
+def allocate_day(hourly_usage: pa.Table, unattributed: pa.Table, pricing: Pricing, day: date) -> pa.Table:
+    """The daily chargeback lines of `day` (UTC), in DAILY_CHARGEBACK_SCHEMA.
+
+    hourly_usage: HOURLY_USAGE_SCHEMA, billable requests, one row per group and hour (repeated groups
+    are summed). unattributed: UNATTRIBUTED_SCHEMA, tokens of the deployment metrics that the logs do
+    not hold (>= 0), optionally with backend_id. Rows of other days are ignored. Every PTU deployment
+    of the pricing file is charged for every deployed hour of the day, used or not.
+    Raises UnknownDeploymentError for a backend or deployment the pricing file does not price, and
+    NoRateError for pay-as-you-go usage on a day before the model's first price.
+    """
+    if isinstance(day, datetime):
+        day = day.date()
+    usage = usage_lines(hourly_usage, pricing, day) + unattributed_lines(unattributed, pricing, day)
+    built = DayLines(pricing, day)
+    for item in usage:
+        built.add_tokens(item)
+    allocate_ptu(built, [u for u in usage if u.key.cost_type == CostType.ptu])
+    allocate_paygo(built, [u for u in usage if u.key.cost_type == CostType.paygo])
+    return _daily_table(built)
+
+
+def _rate_effective_from(pricing: Pricing, key: LineKey, day: date) -> date | None:
+    deployment = pricing.deployment(key.backend_id, key.deployment_name)
+    try:
+        if key.cost_type == CostType.paygo:
+            return pricing.token_prices_on(deployment.model, day).effective_from
+        return deployment.rate_on(day).effective_from
+    except NoRateError:
+        return None  # a PTU deployment not yet priced that day (it costs nothing then)
+
+
+def _daily_table(built: DayLines) -> pa.Table:
+    pricing, minor_unit = built.pricing, built.pricing.currency_minor_unit
+    rows = []
+    for key in sorted(built.lines, key=LineKey.order):
+        line = built.lines[key]
+        if line.is_empty():
+            continue
+        rows.append(
+            {
+                "usage_date": built.day,
+                "product_id": key.product_id,
+                "subscription_id": key.subscription_id,
+                "model_name": key.model_name,
+                "deployment_name": key.deployment_name,
+                "backend_id": key.backend_id,
+                "cost_type": key.cost_type.value,
+                "calls": line.calls,
+                "prompt_tokens": line.prompt_tokens,
+                "completion_tokens": line.completion_tokens,
+                "total_tokens": line.prompt_tokens + line.completion_tokens,
+                "weighted_tokens": line.weighted_tokens,
+                "output_token_weight": built.weight_of(key),
+                "ptu_cost": to_money(line.ptu_minor, minor_unit),
+                "paygo_cost": to_money(line.paygo_minor, minor_unit),
+                "total_cost": to_money(line.ptu_minor + line.paygo_minor, minor_unit),
+                "currency": pricing.currency,
+                "rate_effective_from": _rate_effective_from(pricing, key, built.day),
+            }
+        )
+    return pa.Table.from_pylist(rows, schema=DAILY_CHARGEBACK_SCHEMA)
+
+
+def daily_totals_by_deployment(daily_lines: pa.Table) -> dict[tuple[str, str], Decimal]:
+    """Total cost per (backend_id, deployment_name): what to compare with Azure's cost details."""
+    totals: defaultdict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for row in daily_lines.select(["backend_id", "deployment_name", "total_cost"]).to_pylist():
+        totals[(row["backend_id"], row["deployment_name"])] += row["total_cost"]
+    return dict(totals)

@@ -1,0 +1,175 @@
+"""The FOCUS 1.2 export: the daily chargeback lines as a FinOps cost and usage dataset.
+
+FOCUS (FinOps Open Cost and Usage Specification) is what FinOps tools read. One FOCUS row per daily
+chargeback line; mandatory columns in FOCUS's own names, custom ones prefixed `x_`. Pure (no I/O).
+"""
+
+import json
+from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
+
+import pyarrow as pa
+
+from chargeback_pipeline.core.billing.pricing import Pricing
+from chargeback_pipeline.core.billing.schemas import MONEY, PLATFORM_UNALLOCATED_PRODUCT, QUANTITY, CostType
+from chargeback_pipeline.core.periods import month_start, next_month_start, utc_day_start
+from chargeback_pipeline.storage.schemas import UTC_TIMESTAMP
+
+FOCUS_VERSION = "1.2"
+FOCUS_SERVICE_CATEGORY = "AI and Machine Learning"
+FOCUS_SERVICE_SUBCATEGORY = "Generative AI"
+FOCUS_SERVICE_NAME = "Azure OpenAI"
+FOCUS_PROVIDER = "Microsoft"
+TAG_PREFIX = "chargeback/"
+
+FOCUS_SCHEMA = pa.schema(
+    [
+        ("BilledCost", MONEY),
+        ("BillingAccountId", pa.string()),
+        ("BillingAccountName", pa.string()),
+        ("BillingCurrency", pa.string()),
+        ("BillingPeriodEnd", UTC_TIMESTAMP),
+        ("BillingPeriodStart", UTC_TIMESTAMP),
+        ("ChargeCategory", pa.string()),
+        ("ChargeClass", pa.string()),
+        ("ChargeDescription", pa.string()),
+        ("ChargeFrequency", pa.string()),
+        ("ChargePeriodEnd", UTC_TIMESTAMP),
+        ("ChargePeriodStart", UTC_TIMESTAMP),
+        ("ConsumedQuantity", QUANTITY),
+        ("ConsumedUnit", pa.string()),
+        ("ContractedCost", MONEY),
+        ("EffectiveCost", MONEY),
+        ("InvoiceIssuerName", pa.string()),
+        ("ListCost", MONEY),
+        ("PricingQuantity", QUANTITY),
+        ("PricingUnit", pa.string()),
+        ("ProviderName", pa.string()),
+        ("PublisherName", pa.string()),
+        ("ResourceId", pa.string()),
+        ("ResourceName", pa.string()),
+        ("ResourceType", pa.string()),
+        ("ServiceCategory", pa.string()),
+        ("ServiceName", pa.string()),
+        ("ServiceSubcategory", pa.string()),
+        ("SubAccountId", pa.string()),
+        ("SubAccountName", pa.string()),
+        ("Tags", pa.string()),
+        ("x_ApiManagementProductId", pa.string()),
+        ("x_ApiManagementSubscriptionId", pa.string()),
+        ("x_ModelName", pa.string()),
+        ("x_DeploymentName", pa.string()),
+        ("x_BackendId", pa.string()),
+        ("x_CostType", pa.string()),
+        ("x_Calls", pa.int64()),
+        ("x_PromptTokens", pa.int64()),
+        ("x_CompletionTokens", pa.int64()),
+        ("x_WeightedTokens", QUANTITY),
+        ("x_ProvisionedCost", MONEY),
+        ("x_PayAsYouGoCost", MONEY),
+        ("x_RateEffectiveFrom", pa.date32()),
+    ]
+)
+
+
+def to_focus(daily_lines: pa.Table, pricing: Pricing) -> pa.Table:
+    """The daily lines as a FOCUS 1.2 cost and usage dataset (FOCUS_SCHEMA), one row per line.
+
+    These are allocated (internal) charges: BilledCost = EffectiveCost = ContractedCost = ListCost =
+    the line's total cost (the pricing file holds the prices actually paid). ChargeCategory is Usage,
+    ChargeClass null, ChargeFrequency Recurring for PTU lines (the hours cost whether used or not) and
+    Usage-Based for pay-as-you-go, charge period the UTC day, billing period the calendar month,
+    SubAccountId the APIM product. Quantities: ConsumedQuantity is the line's tokens (ConsumedUnit "Tokens");
+    PricingQuantity is what the cost was computed from: weighted tokens for PTU lines ("Tokens", 0 for
+    unused capacity), tokens / 1000 for pay-as-you-go ("1000 Tokens").
+    """
+    rows = [_focus_row(line, pricing) for line in daily_lines.to_pylist()]
+    return pa.Table.from_pylist(rows, schema=FOCUS_SCHEMA)
+
+
+def _focus_row(line: dict, pricing: Pricing) -> dict:
+    charge_start = utc_day_start(line["usage_date"])
+    billing_month = month_start(line["usage_date"])
+    cost = line["total_cost"]
+    resource_id = _focus_resource_id(pricing, line["backend_id"], line["deployment_name"])
+    return {
+        "BilledCost": cost,
+        "BillingAccountId": pricing.focus.billing_account_id,
+        "BillingAccountName": pricing.focus.billing_account_name,
+        "BillingCurrency": line["currency"],
+        "BillingPeriodEnd": datetime.combine(next_month_start(billing_month), time(), UTC),
+        "BillingPeriodStart": datetime.combine(billing_month, time(), UTC),
+        "ChargeCategory": "Usage",
+        "ChargeClass": None,  # not a correction of an already invoiced period
+        "ChargeDescription": _charge_description(line),
+        # PTU hours are charged whether used or not; tokens on pay-as-you-go only when used.
+        "ChargeFrequency": "Usage-Based" if line["cost_type"] == CostType.paygo else "Recurring",
+        "ChargePeriodEnd": charge_start + timedelta(days=1),
+        "ChargePeriodStart": charge_start,
+        "ConsumedQuantity": Decimal(line["total_tokens"]),
+        "ConsumedUnit": "Tokens",
+        "ContractedCost": cost,
+        "EffectiveCost": cost,
+        "InvoiceIssuerName": FOCUS_PROVIDER,
+        "ListCost": cost,
+        **_focus_pricing_quantity(line),
+        "ProviderName": FOCUS_PROVIDER,
+        "PublisherName": FOCUS_PROVIDER,
+        "ResourceId": resource_id,
+        "ResourceName": line["deployment_name"] if resource_id else None,
+        "ResourceType": "Azure OpenAI deployment" if resource_id else None,
+        "ServiceCategory": FOCUS_SERVICE_CATEGORY,
+        "ServiceName": FOCUS_SERVICE_NAME,
+        "ServiceSubcategory": FOCUS_SERVICE_SUBCATEGORY,
+        "SubAccountId": line["product_id"],
+        "SubAccountName": line["product_id"],
+        "Tags": _focus_tags(line),
+        "x_ApiManagementProductId": line["product_id"],
+        "x_ApiManagementSubscriptionId": line["subscription_id"],
+        "x_ModelName": line["model_name"],
+        "x_DeploymentName": line["deployment_name"],
+        "x_BackendId": line["backend_id"],
+        "x_CostType": line["cost_type"],
+        "x_Calls": line["calls"],
+        "x_PromptTokens": line["prompt_tokens"],
+        "x_CompletionTokens": line["completion_tokens"],
+        "x_WeightedTokens": line["weighted_tokens"],
+        "x_ProvisionedCost": line["ptu_cost"],
+        "x_PayAsYouGoCost": line["paygo_cost"],
+        "x_RateEffectiveFrom": line["rate_effective_from"],
+    }
+
+
+def _focus_pricing_quantity(line: dict) -> dict:
+    if line["cost_type"] == CostType.paygo:
+        return {"PricingQuantity": Decimal(line["total_tokens"]) / 1000, "PricingUnit": "1000 Tokens"}
+    weighted = line["weighted_tokens"] if line["cost_type"] == CostType.ptu else Decimal(0)
+    return {"PricingQuantity": weighted, "PricingUnit": "Tokens"}
+
+
+def _focus_resource_id(pricing: Pricing, backend_id: str, deployment_name: str) -> str | None:
+    backend = pricing.backends.get(backend_id)
+    if backend is None or not backend.resource_id:
+        return None  # FOCUS: ResourceName and ResourceType are null whenever ResourceId is
+    return f"{backend.resource_id.rstrip('/')}/deployments/{deployment_name}"
+
+
+def _charge_description(line: dict) -> str:
+    where = f"{line['deployment_name']} ({line['model_name']})"
+    if line["cost_type"] == CostType.paygo:
+        return f"Pay-as-you-go tokens on {where}"
+    if line["cost_type"] == CostType.ptu:
+        return f"Share of provisioned throughput of {where} by weighted tokens"
+    if line["product_id"] == PLATFORM_UNALLOCATED_PRODUCT:
+        return f"Unused provisioned throughput of {where}, left with the platform"
+    return f"Fixed share of unused provisioned throughput of {where}"
+
+
+def _focus_tags(line: dict) -> str:
+    tags = {
+        f"{TAG_PREFIX}apim-subscription": line["subscription_id"],
+        f"{TAG_PREFIX}model": line["model_name"],
+        f"{TAG_PREFIX}deployment": line["deployment_name"],
+        f"{TAG_PREFIX}cost-type": line["cost_type"],
+    }
+    return json.dumps({key: value for key, value in tags.items() if value is not None}, sort_keys=True)

@@ -1,0 +1,77 @@
+"""The tables of the money engine: its two inputs, the daily chargeback lines, and the names they use.
+
+Money is exact decimal (never binary floats), always a whole number of the currency's minor unit.
+"""
+
+from enum import StrEnum
+
+import pyarrow as pa
+
+from chargeback_pipeline.storage.schemas import UTC_TIMESTAMP
+
+UNATTRIBUTED_PRODUCT = "unattributed"  # tokens in the deployment metrics that no APIM log accounts for
+PLATFORM_UNALLOCATED_PRODUCT = "platform-unallocated"  # PTU capacity nobody is charged for
+RESERVED_PRODUCTS = frozenset({UNATTRIBUTED_PRODUCT, PLATFORM_UNALLOCATED_PRODUCT})
+
+
+class CostType(StrEnum):
+    ptu = "ptu"  # share of a PTU deployment's hours, by weighted tokens
+    ptu_unused = "ptu_unused"  # unused PTU capacity: the platform line, or a fixed share
+    paygo = "paygo"  # pay-as-you-go tokens, priced directly
+
+
+MONEY = pa.decimal128(18, 6)
+QUANTITY = pa.decimal128(38, 6)
+
+# Input 1: billable APIM requests, one row per group and hour.
+HOURLY_USAGE_SCHEMA = pa.schema(
+    [
+        ("usage_hour", UTC_TIMESTAMP),
+        ("product_id", pa.string()),
+        ("subscription_id", pa.string()),
+        ("model_name", pa.string()),
+        ("deployment_name", pa.string()),
+        ("backend_id", pa.string()),
+        ("prompt_tokens", pa.int64()),
+        ("completion_tokens", pa.int64()),
+        ("calls", pa.int64()),
+    ]
+)
+# Optional usage column, read when pricing.cached_tokens is `deduct` (no source fills it today).
+CACHED_PROMPT_TOKENS = "cached_prompt_tokens"
+
+# Input 2: tokens the deployment metrics count and the APIM logs do not, per deployment-hour.
+UNATTRIBUTED_SCHEMA = pa.schema(
+    [
+        ("usage_hour", UTC_TIMESTAMP),
+        ("deployment_name", pa.string()),
+        ("prompt_tokens", pa.int64()),
+        ("completion_tokens", pa.int64()),
+    ]
+)
+# Optional unattributed column; needed only when one deployment name exists on several backends.
+BACKEND_ID = "backend_id"
+
+# Output: the chargeback lines of a day.
+DAILY_CHARGEBACK_SCHEMA = pa.schema(
+    [
+        ("usage_date", pa.date32()),
+        ("product_id", pa.string()),
+        ("subscription_id", pa.string()),  # null on unattributed and unused-capacity lines
+        ("model_name", pa.string()),
+        ("deployment_name", pa.string()),
+        ("backend_id", pa.string()),
+        ("cost_type", pa.string()),  # a CostType value
+        ("calls", pa.int64()),
+        ("prompt_tokens", pa.int64()),
+        ("completion_tokens", pa.int64()),
+        ("total_tokens", pa.int64()),
+        ("weighted_tokens", QUANTITY),  # null where the model's output weight is unknown (paygo only)
+        ("output_token_weight", QUANTITY),
+        ("ptu_cost", MONEY),
+        ("paygo_cost", MONEY),
+        ("total_cost", MONEY),
+        ("currency", pa.string()),
+        ("rate_effective_from", pa.date32()),  # the PTU rate or token prices the day was priced with
+    ]
+)

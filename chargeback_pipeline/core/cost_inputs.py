@@ -1,0 +1,40 @@
+"""The money engine's inputs, read from the lake: a day's billable usage and unattributed tokens
+(SQL models over the attributed hours), and a month's published daily chargebacks."""
+
+from datetime import date
+
+import pyarrow as pa
+
+from chargeback_pipeline.core.attribution import attributed_day
+from chargeback_pipeline.core.billing.schemas import DAILY_CHARGEBACK_SCHEMA
+from chargeback_pipeline.core.periods import day_hours, days_of_month
+from chargeback_pipeline.storage import keys, sql
+from chargeback_pipeline.storage.lake import Lake
+
+HOURLY_USAGE_MODEL = "marts/fct_hourly_billable_usage"
+UNATTRIBUTED_MODEL = "marts/fct_hourly_unattributed_tokens"
+
+
+def allocation_inputs(lake: Lake, day: date) -> tuple[pa.Table, pa.Table]:
+    """The day's billable usage per hour and line, and its unattributed tokens per deployment-hour."""
+    relations = {
+        "attributed_requests": attributed_day(lake, day),
+        "deployment_reconciliation": lake.relation(
+            [keys.hour_key(keys.HOURLY_RECONCILIATION, hour) for hour in day_hours(day)]
+        ),
+    }
+    con = sql.connect()
+    try:
+        sql.build_models(con, [], relations)
+        return sql.select_model(con, HOURLY_USAGE_MODEL, {"usage_date": day}), sql.select_model(con, UNATTRIBUTED_MODEL)
+    finally:
+        con.close()
+
+
+def published_days(lake: Lake, month: date) -> tuple[pa.Table, list[date]]:
+    """The daily chargeback lines of the month's days that have one, and the days that have none."""
+    days = days_of_month(month)
+    present = [day for day in days if lake.store.exists(keys.day_key(keys.DAILY_CHARGEBACK, day))]
+    missing = [day for day in days if day not in present]
+    tables = [lake.read(keys.day_key(keys.DAILY_CHARGEBACK, day), DAILY_CHARGEBACK_SCHEMA) for day in present]
+    return (pa.concat_tables(tables) if tables else DAILY_CHARGEBACK_SCHEMA.empty_table()), missing

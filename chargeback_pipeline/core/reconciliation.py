@@ -1,0 +1,174 @@
+"""Judging logged tokens against the deployments' own metrics, per deployment-hour and -day.
+
+A deployment-hour (or -day) breaches a level when the share of its metric tokens that APIM did not
+log exceeds the level's percent AND the gap exceeds the level's token amount. The gap is judged by
+its size either way: more tokens logged than metered is as suspicious as fewer. Periods whose metrics
+count fewer than `min_tokens` are not judged (a few stray tokens make huge percentages).
+"""
+
+from datetime import date, datetime
+
+import pyarrow as pa
+
+from chargeback_pipeline.core.attribution import hour_params
+from chargeback_pipeline.core.periods import day_hours
+from chargeback_pipeline.core.quality import QualityPolicy
+from chargeback_pipeline.storage import keys, sql
+from chargeback_pipeline.storage.lake import Lake
+from chargeback_pipeline.storage.schemas import DEPLOYMENT_METRICS_SCHEMA
+
+OK, WARN, BLOCK, NO_METRICS, TOO_SMALL = "ok", "warn", "block", "no metrics", "below minimum"
+SEVERITY = {OK: 0, TOO_SMALL: 0, NO_METRICS: 1, WARN: 2, BLOCK: 3}
+TOKEN_COLUMNS = ("metric_prompt_tokens", "metric_completion_tokens", "logged_prompt_tokens", "logged_completion_tokens")
+HOURLY_MODEL = "marts/fct_deployment_reconciliation"
+DAILY_TOTALS_MODEL = "marts/fct_daily_reconciliation_totals"
+
+
+def judge(rows: pa.Table, policy: QualityPolicy) -> list[dict]:
+    """Rows with metric_* and logged_* token columns, plus the gap, its percent and a verdict."""
+    judged = []
+    for row in rows.to_pylist():
+        metric = row["metric_prompt_tokens"] + row["metric_completion_tokens"]
+        logged = row["logged_prompt_tokens"] + row["logged_completion_tokens"]
+        gap = metric - logged
+        percent = round(100.0 * gap / metric, 3) if metric else None
+        if not row["has_metrics"]:
+            verdict = NO_METRICS
+        elif metric < policy.reconciliation_min_tokens:
+            verdict = TOO_SMALL
+        elif abs(percent) > policy.reconciliation_block_percent and abs(gap) > policy.reconciliation_block_tokens:
+            verdict = BLOCK
+        elif abs(percent) > policy.reconciliation_warn_percent and abs(gap) > policy.reconciliation_warn_tokens:
+            verdict = WARN
+        else:
+            verdict = OK
+        judged.append(
+            {
+                **row,
+                "metric_tokens": metric,
+                "logged_tokens": logged,
+                "unattributed_prompt_tokens": row["metric_prompt_tokens"] - row["logged_prompt_tokens"],
+                "unattributed_completion_tokens": row["metric_completion_tokens"] - row["logged_completion_tokens"],
+                "unattributed_tokens": gap,
+                "unattributed_percent": percent,
+                "verdict": verdict,
+            }
+        )
+    return judged
+
+
+def describe(row: dict, period: str) -> str:
+    return (
+        f"{row['deployment_name']} {period}: metrics {row['metric_tokens']:,} tokens, APIM logged "
+        f"{row['logged_tokens']:,}, unattributed {row['unattributed_tokens']:,} ({row['unattributed_percent']}%)"
+    )
+
+
+def with_period(rows: list[dict], period_of) -> list[dict]:
+    """Judged rows, each with the period it judges as text (for messages and check tables)."""
+    return [{**row, "period": period_of(row)} for row in rows]
+
+
+def hour_period(row: dict) -> str:
+    return f"{row['usage_hour']:%Y-%m-%d %H:00}"
+
+
+def reconcile_hour(lake: Lake, hour: datetime, known_deployments: list[str], database=None) -> pa.Table:
+    """One hour's per-deployment reconciliation: the metrics against the tokens logged in the hour, which
+    the attribution wrote. `database`: a `sql.shared_database()` to work in."""
+    con = sql.connect(database)
+    try:
+        return sql.run_models(
+            con,
+            [HOURLY_MODEL],
+            relations={
+                "hourly_logged_tokens": lake.relation(keys.hour_key(keys.LOGGED_TOKENS, hour)),
+                "raw_deployment_metrics": lake.relation(
+                    keys.hour_key(keys.RAW_METRICS, hour), DEPLOYMENT_METRICS_SCHEMA
+                ),
+            },
+            params=hour_params(hour, known_deployments),
+        )
+    finally:
+        con.close()
+
+
+DAILY_RECONCILIATION_SCHEMA = pa.schema(
+    [
+        ("usage_date", pa.date32()),
+        ("deployment_name", pa.string()),
+        ("has_metrics", pa.bool_()),
+        *[(c, pa.int64()) for c in TOKEN_COLUMNS],
+        ("billable_prompt_tokens", pa.int64()),
+        ("billable_completion_tokens", pa.int64()),
+        ("unattributed_prompt_tokens", pa.int64()),
+        ("unattributed_completion_tokens", pa.int64()),
+        ("unattributed_percent", pa.float64()),
+        ("day_verdict", pa.string()),
+        ("worst_hour", pa.timestamp("us", tz="UTC")),
+        ("worst_hour_verdict", pa.string()),
+        ("worst_hour_metric_tokens", pa.int64()),
+        ("worst_hour_logged_tokens", pa.int64()),
+        ("worst_hour_unattributed_percent", pa.float64()),
+    ]
+)
+
+
+def reconcile_day(lake: Lake, day: date, policy: QualityPolicy) -> tuple[pa.Table, list[dict], list[dict]]:
+    """The day's per-deployment reconciliation: totals (`marts/fct_daily_reconciliation_totals`), the
+    split of the gap, the day's verdict and its worst hour's; with the judged hours and days."""
+    hours = pa.concat_tables([lake.read(keys.hour_key(keys.HOURLY_RECONCILIATION, h)) for h in day_hours(day)])
+    con = sql.connect()
+    try:
+        sql.build_models(
+            con,
+            [],
+            {"deployment_reconciliation": hours, "daily_product_usage": lake.read(keys.day_key(keys.DAILY_USAGE, day))},
+        )
+        totals = sql.select_model(con, DAILY_TOTALS_MODEL, {"usage_date": day})
+    finally:
+        con.close()
+    judged_hours = with_period(judge(hours, policy), hour_period)
+    judged_days = with_period(judge(totals, policy), lambda _: f"{day}")
+    worst_hour = _worst_hours(judged_hours)
+    table = pa.Table.from_pylist(
+        [
+            {
+                **{k: r[k] for k in ("usage_date", "deployment_name", "has_metrics", *TOKEN_COLUMNS)},
+                "billable_prompt_tokens": r["billable_prompt_tokens"],
+                "billable_completion_tokens": r["billable_completion_tokens"],
+                "unattributed_prompt_tokens": r["unattributed_prompt_tokens"],
+                "unattributed_completion_tokens": r["unattributed_completion_tokens"],
+                "unattributed_percent": r["unattributed_percent"],
+                "day_verdict": r["verdict"],
+                **_worst_hour_columns(worst_hour.get(r["deployment_name"])),
+            }
+            for r in judged_days
+        ],
+        schema=DAILY_RECONCILIATION_SCHEMA,
+    )
+    return table, judged_hours, judged_days
+
+
+def _worst_hours(judged_hours: list[dict]) -> dict[str, dict]:
+    """Per deployment, its most severe hour (then the largest gap in percent)."""
+    worst: dict[str, dict] = {}
+    for row in judged_hours:
+        current = worst.get(row["deployment_name"])
+        if current is None or (SEVERITY[row["verdict"]], abs(row["unattributed_percent"] or 0)) > (
+            SEVERITY[current["verdict"]],
+            abs(current["unattributed_percent"] or 0),
+        ):
+            worst[row["deployment_name"]] = row
+    return worst
+
+
+def _worst_hour_columns(hour: dict | None) -> dict:
+    hour = hour or {"usage_hour": None, "verdict": OK, "metric_tokens": 0, "logged_tokens": 0}
+    return {
+        "worst_hour": hour["usage_hour"],
+        "worst_hour_verdict": hour["verdict"],
+        "worst_hour_metric_tokens": hour["metric_tokens"],
+        "worst_hour_logged_tokens": hour["logged_tokens"],
+        "worst_hour_unattributed_percent": hour.get("unattributed_percent"),
+    }

@@ -1,0 +1,28 @@
+"""The asset graph: every asset of every stage, on one calendar of partitions."""
+
+import dagster as dg
+
+from chargeback_pipeline.defs.attribution.attributed_requests import attributed_requests_asset
+from chargeback_pipeline.defs.attribution.daily_product_usage import daily_product_usage_asset
+from chargeback_pipeline.defs.billing.daily_chargeback import daily_chargeback_asset
+from chargeback_pipeline.defs.billing.focus_export import focus_export_asset
+from chargeback_pipeline.defs.billing.monthly_statement import monthly_statement_asset
+from chargeback_pipeline.defs.ingest.raw_logs import raw_log_assets
+from chargeback_pipeline.defs.partitions import Calendar
+from chargeback_pipeline.defs.publishing.product_usage_report import product_usage_report_asset
+from chargeback_pipeline.defs.reconciliation.daily_reconciliation import daily_reconciliation_asset
+from chargeback_pipeline.defs.reconciliation.deployment_reconciliation import deployment_reconciliation_asset
+
+
+def build_assets(calendar: Calendar) -> list[dg.AssetsDefinition]:
+    return [
+        *raw_log_assets(calendar),
+        attributed_requests_asset(calendar),
+        daily_product_usage_asset(calendar),
+        deployment_reconciliation_asset(calendar),
+        daily_reconciliation_asset(calendar),
+        product_usage_report_asset(calendar),
+        daily_chargeback_asset(calendar),
+        focus_export_asset(calendar),
+        monthly_statement_asset(calendar),
+    ]

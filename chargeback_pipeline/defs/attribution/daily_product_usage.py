@@ -1,0 +1,67 @@
+"""`daily_product_usage` (daily): per-product usage of each day from its 24 attributed hours, and the check
+that the day adds up to its hours."""
+
+from collections import Counter
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from chargeback_pipeline.core.attribution import rollup_day
+from chargeback_pipeline.core.reports import top_products
+from chargeback_pipeline.defs.attribution import checks
+from chargeback_pipeline.defs.metadata import OWNERS, markdown_table, table_schema
+from chargeback_pipeline.defs.partitions import Calendar, days_in
+from chargeback_pipeline.defs.resources import ObjectStoreResource
+from chargeback_pipeline.storage import keys
+
+DAILY_USAGE_KEY = dg.AssetKey("daily_product_usage")
+TOTAL_COLUMNS = ("total_tokens", "calls", "failed_calls")
+
+
+def roll_up_days(context: dg.AssetExecutionContext, lake: ObjectStoreResource):
+    store = lake.lake()
+    tables, hourly_sum = [], Counter()
+    for day in days_in(context.partition_time_window):
+        usage, hourly_totals = rollup_day(store, day)
+        store.write(keys.day_key(keys.DAILY_USAGE, day), usage)
+        tables.append(usage)
+        hourly_sum.update(hourly_totals)
+    usage = pa.concat_tables(tables)
+    daily_totals = {k: pc.sum(usage[k].cast(pa.int64())).as_py() or 0 for k in TOTAL_COLUMNS}
+    yield dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": usage.num_rows,
+            **daily_totals,
+            "products": len(pc.unique(usage["product_id"])),
+            "dagster/column_schema": table_schema(usage.schema),
+            "top_products": markdown_table(top_products(usage)),
+        }
+    )
+    yield checks.daily_equals_hourly(DAILY_USAGE_KEY, daily_totals, dict(hourly_sum))
+
+
+def daily_product_usage_asset(calendar: Calendar) -> dg.AssetsDefinition:
+    @dg.asset(
+        partitions_def=calendar.daily,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=["attributed_requests"],
+        group_name="usage",
+        owners=OWNERS,
+        kinds={"duckdb", "parquet"},
+        description=(
+            "Per-product usage of the day (UTC) by subscription, model, deployment and backend: prompt, "
+            "completion and total tokens and calls of billable requests, failed calls, first and last seen."
+        ),
+        check_specs=[
+            dg.AssetCheckSpec(
+                checks.DAILY_EQUALS_HOURLY,
+                asset=DAILY_USAGE_KEY,
+                description="Token, call and failed-call totals equal the sum of the day's 24 attributed hours.",
+            )
+        ],
+    )
+    def daily_product_usage(context: dg.AssetExecutionContext, lake: ObjectStoreResource):
+        yield from roll_up_days(context, lake)
+
+    return daily_product_usage

@@ -1,0 +1,232 @@
+"""The daily and monthly steps: sensors that roll days (and months) up once their inputs are in, and again
+whenever one of those changed.
+
+`daily_rollup`: for each recent day whose 24 hours are materialized for every hourly asset the daily
+assets read, it fingerprints those hours' content (the `chargeback/content_hash` each hourly asset
+records per partition) and requests a run of the daily-partitioned assets for that day, unless the day
+was last rolled up from the same fingerprint. A re-pull that changed nothing leaves the fingerprint as
+it was: no run starts and no file is touched. `monthly_rollup` does the same one level up, for the
+months whose days were rolled up again (the month in progress included: it covers the days so far).
+
+A failed rollup is asked for again after the inputs are next materialized (the next hourly run), not
+every few minutes, and at most three times for the same inputs: a day held back by a blocked
+reconciliation waits for its data to change or for someone to publish it with the override. One still
+queued or running is not asked for twice.
+"""
+
+import hashlib
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+import dagster as dg
+
+from chargeback_pipeline.defs.automation.fingerprints import CONTENT_HASH_METADATA
+from chargeback_pipeline.defs.partitions import Calendar, partitioned_keys
+
+ROLLUP_INPUTS_TAG = "chargeback/rollup_inputs"
+MAX_ATTEMPTS = 3  # failed rollups of the same inputs before the sensor leaves the partition to a human
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+FAILED = dg.DagsterRunStatus.FAILURE
+
+
+def _latest_by_partition(
+    instance: dg.DagsterInstance, key: dg.AssetKey, partition_keys: Sequence[str]
+) -> dict[str, dg.EventLogRecord]:
+    """The latest materialization record of each partition that has one."""
+    found, wanted, cursor = {}, set(partition_keys), None
+    while wanted:
+        page = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=sorted(wanted)), limit=1000, cursor=cursor
+        )
+        for record in page.records:  # newest first
+            found.setdefault(record.partition_key, record)
+        wanted -= found.keys()
+        if not page.has_more:
+            break
+        cursor = page.cursor
+    return found
+
+
+def _content(record: dg.EventLogRecord) -> str:
+    value = record.asset_materialization.metadata.get(CONTENT_HASH_METADATA)
+    # Without a content hash every materialization counts as a change: correct, only less frugal.
+    return str(value.value) if value is not None else f"event-{record.storage_id}"
+
+
+def fingerprints(
+    instance: dg.DagsterInstance,
+    inputs: Sequence[dg.AssetKey],
+    fine_keys: dict[str, list[str]],
+    complete_only: bool,
+) -> dict[str, tuple[str, int]]:
+    """Per coarse partition: a fingerprint of its fine partitions' content, and their newest storage id.
+
+    With `complete_only`, a partition some of whose fine partitions are not materialized is left out.
+    """
+    latest = {
+        key: _latest_by_partition(instance, key, [pk for pks in fine_keys.values() for pk in pks]) for key in inputs
+    }
+    found = {}
+    for coarse_key, keys in fine_keys.items():
+        records = [(key, pk, latest[key].get(pk)) for key in inputs for pk in keys]
+        present = [(key, pk, record) for key, pk, record in records if record is not None]
+        if not present or (complete_only and len(present) < len(records)):
+            continue
+        digest = hashlib.sha256()
+        for key, pk, record in present:
+            digest.update(f"{key.to_user_string()}|{pk}|{_content(record)}\n".encode())
+        found[coarse_key] = (digest.hexdigest()[:32], max(record.storage_id for _, _, record in present))
+    return found
+
+
+def up_to_date(
+    instance: dg.DagsterInstance, outputs: Sequence[dg.AssetKey], inputs: dict[str, tuple[str, int]]
+) -> set[str]:
+    """Partitions every output was last materialized from their current inputs.
+
+    That is, by a run a rollup sensor tagged with the current fingerprint, or by an untagged run (a UI or
+    CLI backfill) recorded after the newest materialization of the partition's inputs.
+    """
+    latest = {key: _latest_by_partition(instance, key, list(inputs)) for key in outputs}
+    run_ids = sorted({record.run_id for records in latest.values() for record in records.values()})
+    runs = instance.get_run_records(dg.RunsFilter(run_ids=run_ids)) if run_ids else []
+    tags = {r.dagster_run.run_id: r.dagster_run.tags for r in runs}
+
+    def current(record: dg.EventLogRecord | None, fingerprint: str, newest_input: int) -> bool:
+        if record is None:
+            return False
+        tagged = tags.get(record.run_id, {}).get(ROLLUP_INPUTS_TAG)
+        return tagged == fingerprint or (tagged is None and record.storage_id > newest_input)
+
+    return {
+        pk
+        for pk, (fingerprint, newest_input) in inputs.items()
+        if all(current(latest[key].get(pk), fingerprint, newest_input) for key in outputs)
+    }
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """Coarse partitions (days, months) computed from fine ones (hours, days) of the assets they read."""
+
+    fine: dg.TimeWindowPartitionsDefinition
+    coarse: dg.TimeWindowPartitionsDefinition
+    complete_only: bool  # a day waits for all its hours; a month in progress is stated as far as it goes
+    horizon: timedelta  # how far before the newest input partition to look for changes
+
+    def inputs(self, assets: Sequence) -> list[dg.AssetKey]:
+        """The fine-partitioned assets that the coarse-partitioned ones read."""
+        fine, coarse = partitioned_keys(assets, self.fine), partitioned_keys(assets, self.coarse)
+        specs = [s for a in assets if isinstance(a, dg.AssetsDefinition) for s in a.specs if s.key in coarse]
+        read = {dep.asset_key for spec in specs for dep in spec.deps}
+        return [key for key in fine if key in read] or fine
+
+    def coarse_keys(self, newest_fine_key: str) -> list[str]:
+        """The coarse partitions from `horizon` before the newest fine partition up to the one holding it."""
+        anchor = self.fine.time_window_for_partition_key(newest_fine_key).start
+        moment, keys = max(anchor - self.horizon, self.coarse.start), []
+        while moment <= anchor:
+            keys.append(self.coarse.get_partition_key_for_timestamp(moment.timestamp()))
+            moment = self.coarse.time_window_for_partition_key(keys[-1]).end
+        return keys
+
+    def requests(
+        self, instance: dg.DagsterInstance, inputs: Sequence[dg.AssetKey], outputs: Sequence[dg.AssetKey]
+    ) -> list[dg.RunRequest] | dg.SkipReason:
+        newest = max(
+            (r for key in inputs for r in instance.fetch_materializations(key, limit=1).records),
+            key=lambda r: r.storage_id,
+            default=None,
+        )
+        if newest is None:
+            return dg.SkipReason("none of the partitions this rollup reads is materialized yet")
+        fine_keys = {
+            key: self.fine.get_partition_keys_in_time_window(self.coarse.time_window_for_partition_key(key))
+            for key in self.coarse_keys(newest.partition_key)
+        }
+        by_partition = fingerprints(instance, inputs, fine_keys, self.complete_only)
+        done = up_to_date(instance, outputs, by_partition)
+        stale = {pk: fp for pk, (fp, _) in sorted(by_partition.items()) if pk not in done}
+        if not stale:
+            return dg.SkipReason(f"{', '.join(fine_keys)}: rolled up from their current inputs, or not complete")
+        earlier = instance.get_run_records(
+            dg.RunsFilter(tags={ROLLUP_INPUTS_TAG: list(stale.values())}, statuses=[*IN_FLIGHT, FAILED])
+        )
+        running = {r.dagster_run.tags[ROLLUP_INPUTS_TAG] for r in earlier if r.dagster_run.status != FAILED}
+        failures = Counter(r.dagster_run.tags[ROLLUP_INPUTS_TAG] for r in earlier if r.dagster_run.status == FAILED)
+        return [
+            # The newest input's storage id in the run key: a failed rollup is asked for again after the
+            # inputs are next materialized (a run key is never used twice), not every few minutes.
+            dg.RunRequest(run_key=f"{pk}:{fp}:{newest.storage_id}", partition_key=pk, tags={ROLLUP_INPUTS_TAG: fp})
+            for pk, fp in stale.items()
+            if fp not in running and failures[fp] < MAX_ATTEMPTS
+        ] or dg.SkipReason(
+            f"the rollups of {', '.join(stale)} are queued or running, or failed {MAX_ATTEMPTS} times with the "
+            "same inputs (a blocked reconciliation?): they run again when their inputs change"
+        )
+
+
+def rollup_sensor(
+    name: str,
+    rollup: Rollup,
+    assets: Sequence,
+    minimum_interval_seconds: int,
+    default_status: dg.DefaultSensorStatus,
+    description: str,
+) -> dg.SensorDefinition:
+    inputs, outputs = rollup.inputs(assets), partitioned_keys(assets, rollup.coarse)
+
+    @dg.sensor(
+        name=name,
+        target=outputs,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=default_status,
+        description=description,
+    )
+    def _sensor(context: dg.SensorEvaluationContext):
+        return rollup.requests(context.instance, inputs, outputs)
+
+    return _sensor
+
+
+def daily_rollup_sensor(
+    assets: Sequence,
+    calendar: Calendar,
+    horizon_days: int,
+    minimum_interval_seconds: int = 300,
+    default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
+) -> dg.SensorDefinition:
+    return rollup_sensor(
+        "daily_rollup",
+        Rollup(calendar.hourly, calendar.daily, complete_only=True, horizon=timedelta(days=horizon_days)),
+        assets,
+        minimum_interval_seconds,
+        default_status,
+        "Runs the daily assets for a day once all its hours are materialized, and again whenever the content "
+        f"of one of its hours changed (late rows). Looks at the last {horizon_days} days.",
+    )
+
+
+def monthly_rollup_sensor(
+    assets: Sequence,
+    calendar: Calendar,
+    horizon_days: int,
+    minimum_interval_seconds: int = 300,
+    default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
+) -> dg.SensorDefinition:
+    return rollup_sensor(
+        "monthly_rollup",
+        Rollup(calendar.daily, calendar.monthly, complete_only=False, horizon=timedelta(days=horizon_days)),
+        assets,
+        minimum_interval_seconds,
+        default_status,
+        "Runs the monthly assets for a month whenever one of its days was rolled up again: the month in "
+        f"progress covers the days so far. Looks at the months of the last {horizon_days} days.",
+    )

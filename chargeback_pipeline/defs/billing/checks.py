@@ -1,0 +1,101 @@
+"""Checks of the money assets: each recomputes a total independently and shows both numbers.
+
+These only judge; the assets measure while they build.
+"""
+
+from collections import Counter
+from datetime import date
+from decimal import Decimal
+
+import dagster as dg
+import pyarrow as pa
+
+from chargeback_pipeline.core.billing.allocation import daily_totals_by_deployment
+from chargeback_pipeline.core.billing.money import ptu_hourly_costs
+from chargeback_pipeline.core.billing.pricing import BackendKind, Pricing
+from chargeback_pipeline.defs.metadata import markdown_rows
+
+COSTS_ADD_UP = "costs_add_up"
+NO_NEGATIVE_LINES = "no_negative_lines"
+STATEMENT_MATCHES_DAYS = "statement_matches_daily_chargeback"
+FOCUS_MATCHES_CHARGEBACK = "focus_matches_chargeback"
+NUMERIC_COLUMNS = ("calls", "prompt_tokens", "completion_tokens", "weighted_tokens", "ptu_cost", "paygo_cost")
+
+
+def ptu_cost_comparison(pricing: Pricing, day: date, lines: pa.Table) -> list[dict]:
+    """Per PTU deployment: the day's 24 hour costs from the pricing file, and what its lines charge."""
+    charged = daily_totals_by_deployment(lines)
+    rows = []
+    for backend_id, backend in sorted(pricing.backends.items()):
+        if backend.kind != BackendKind.ptu:
+            continue
+        for name in sorted(backend.deployments):
+            hours = sum(ptu_hourly_costs(pricing, backend_id, name, day), Decimal(0))
+            lines_sum = charged.get((backend_id, name), Decimal(0))
+            rows.append(
+                {
+                    "usage_date": day,
+                    "deployment_name": name,
+                    "backend_id": backend_id,
+                    "hours_cost": hours,
+                    "lines_sum": lines_sum,
+                    "difference": lines_sum - hours,
+                }
+            )
+    return rows
+
+
+def costs_add_up(asset: dg.AssetKey, comparison: list[dict]) -> dg.AssetCheckResult:
+    wrong = [row for row in comparison if row["difference"] != 0]
+    return dg.AssetCheckResult(
+        asset_key=asset,
+        check_name=COSTS_ADD_UP,
+        passed=not wrong,
+        metadata={
+            "ptu_deployment_days_checked": len(comparison),
+            "ptu_deployment_days_off": len(wrong),
+            "ptu_hours_cost": float(sum((r["hours_cost"] for r in comparison), Decimal(0))),
+            "ptu_lines_sum": float(sum((r["lines_sum"] for r in comparison), Decimal(0))),
+            "per_deployment_day": markdown_rows(wrong or comparison, limit=30, empty="_no PTU deployments_"),
+        },
+    )
+
+
+def no_negative_lines(asset: dg.AssetKey, lines: pa.Table) -> dg.AssetCheckResult:
+    negative = [row for row in lines.to_pylist() if any((row[column] or 0) < 0 for column in NUMERIC_COLUMNS)]
+    return dg.AssetCheckResult(
+        asset_key=asset,
+        check_name=NO_NEGATIVE_LINES,
+        passed=not negative,
+        metadata={
+            "lines_checked": lines.num_rows,
+            "negative_lines": len(negative),
+            "columns_checked": list(NUMERIC_COLUMNS),
+            "examples": markdown_rows(negative[:10], empty="_none_"),
+        },
+    )
+
+
+def cost_per_product(table: pa.Table, period: date, product_column: str, cost_column: str) -> Counter:
+    """{(period, product): cost} of a table: chargeback or statement (product_id, total_cost), FOCUS
+    (SubAccountId, BilledCost). Add them up with Counter.update, which, unlike +, keeps zeros and negatives."""
+    totals: Counter = Counter()
+    for product, cost in zip(table[product_column].to_pylist(), table[cost_column].to_pylist(), strict=True):
+        totals[(str(period), product)] += cost
+    return totals
+
+
+def totals_match(asset: dg.AssetKey, check_name: str, published: dict, expected: dict) -> dg.AssetCheckResult:
+    """Published totals (read back from the file) against totals recomputed from the daily lines."""
+    wrong = sorted(key for key in expected.keys() | published.keys() if published.get(key) != expected.get(key))
+    return dg.AssetCheckResult(
+        asset_key=asset,
+        check_name=check_name,
+        passed=not wrong,
+        metadata={
+            "published_total_cost": float(sum(published.values(), Decimal(0))),
+            "daily_lines_total_cost": float(sum(expected.values(), Decimal(0))),
+            "keys_checked": len(expected),
+            "mismatches": [f"{key}: published {published.get(key)}, daily lines {expected.get(key)}" for key in wrong],
+        },
+    )

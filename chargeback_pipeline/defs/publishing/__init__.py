@@ -1,0 +1,1 @@
+"""The published usage report, and the reconciliation gate that every published daily file passes."""

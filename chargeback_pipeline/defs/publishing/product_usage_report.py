@@ -1,0 +1,106 @@
+"""`product_usage_report` (daily): the per-product usage report of each day, published to the report
+target (Azure Blob Storage, or a local folder) as CSV and Parquet.
+
+A day whose reconciliation is blocked is not published (`gate`): its previous report, if any, stays
+untouched, unless the documented override publishes it anyway and records that it did.
+"""
+
+import io
+from datetime import timedelta
+
+import dagster as dg
+import pyarrow.parquet as pq
+
+from chargeback_pipeline.core.reports import build_report, top_products
+from chargeback_pipeline.defs.metadata import OWNERS, markdown_table, table_schema
+from chargeback_pipeline.defs.partitions import Calendar, days_in
+from chargeback_pipeline.defs.publishing import checks
+from chargeback_pipeline.defs.publishing.gate import PublicationGate, PublishConfig
+from chargeback_pipeline.defs.resources import ObjectStoreResource
+from chargeback_pipeline.storage import keys
+from chargeback_pipeline.storage.report_files import csv_bytes, report_files
+
+PRODUCT_USAGE_REPORT_KEY = dg.AssetKey("product_usage_report")
+# Yesterday's report is expected by 02:00 UTC (its last hour lands at 00:20, then the daily step runs).
+DAILY_REPORT_FRESHNESS = dg.FreshnessPolicy.cron(deadline_cron="0 2 * * *", lower_bound_delta=timedelta(hours=2))
+
+
+def _published_totals(data: dict[str, bytes]) -> dict[str, int]:
+    parquet = pq.read_table(io.BytesIO(data["parquet"]))
+    csv_rows = data["csv"].decode("utf-8").count("\r\n") - 1
+    return {
+        "parquet_total_tokens": sum(parquet["total_tokens"].to_pylist()),
+        "parquet_rows": parquet.num_rows,
+        "csv_rows": csv_rows if b'"' not in data["csv"] else parquet.num_rows,
+    }
+
+
+def publish_reports(
+    context: dg.AssetExecutionContext, config: PublishConfig, lake: ObjectStoreResource, reports: ObjectStoreResource
+):
+    lake_store, target = lake.lake(), reports.store()
+    gate = PublicationGate(context, config, target, "usage report")
+    published, mismatches = [], []
+    report = None
+    for day in days_in(context.partition_time_window):
+        usage = lake_store.read(keys.day_key(keys.DAILY_USAGE, day))
+        reconciliation = lake_store.read(keys.day_key(keys.DAILY_RECONCILIATION, day))
+        if not gate.admits(day, reconciliation):
+            continue
+        report = build_report(usage, reconciliation)
+        files = report_files(report)
+        for extension, data in files.items():
+            target.write_bytes(keys.product_usage_report_key(day, extension), data)
+        read_back = {ext: target.read_bytes(keys.product_usage_report_key(day, ext)) for ext in files}
+        published_totals = _published_totals(read_back)
+        expected = {"parquet_total_tokens": sum(report["total_tokens"].to_pylist()), "parquet_rows": report.num_rows}
+        if read_back["csv"] != csv_bytes(report) or any(published_totals[k] != v for k, v in expected.items()):
+            mismatches.append(f"{day}: published {published_totals}, rollup {expected}")
+        published.append(target.url(keys.product_usage_report_key(day, "csv")))
+    gate.fail_if_blocked(published)
+    context.log.info(f"published {len(published)} daily report(s), last: {published[-1]}")
+    yield dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": report.num_rows,
+            "total_tokens": sum(report["total_tokens"].to_pylist()),
+            "report_csv": dg.MetadataValue.path(published[-1]),
+            "published_despite_blocked_reconciliation": gate.overridden,
+            "dagster/column_schema": table_schema(report.schema),
+            "top_products": markdown_table(top_products(report)),
+        }
+    )
+    yield checks.report_matches_rollup(PRODUCT_USAGE_REPORT_KEY, mismatches, len(published))
+
+
+def product_usage_report_asset(calendar: Calendar) -> dg.AssetsDefinition:
+    @dg.asset(
+        partitions_def=calendar.daily,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=["daily_product_usage", "daily_reconciliation"],
+        group_name="reports",
+        owners=OWNERS,
+        freshness_policy=DAILY_REPORT_FRESHNESS,
+        kinds={"azure", "csv", "parquet"},
+        description=(
+            "The published per-product usage report of the day: `daily/usage_date=YYYY-MM-DD/product_usage.csv` "
+            "and `.parquet` in the report container, replaced whole on every run; plus `unattributed` and "
+            "`logged-not-billable` lines per deployment so totals add up to the deployments' metrics. Not "
+            "published while the day's reconciliation is blocked."
+        ),
+        check_specs=[
+            dg.AssetCheckSpec(
+                checks.REPORT_MATCHES_ROLLUP,
+                asset=PRODUCT_USAGE_REPORT_KEY,
+                description="The published files, read back, hold the rollup's rows and token totals.",
+            )
+        ],
+    )
+    def product_usage_report(
+        context: dg.AssetExecutionContext,
+        config: PublishConfig,
+        lake: ObjectStoreResource,
+        reports: ObjectStoreResource,
+    ):
+        yield from publish_reports(context, config, lake, reports)
+
+    return product_usage_report

@@ -1,0 +1,1 @@
+"""Logged tokens against the deployments' own metrics, hourly and daily, with the check that gates publication."""

@@ -1,0 +1,5 @@
+"""Logs exported from Log Analytics into a folder, one JSON object a line (see `source`)."""
+
+from chargeback_pipeline.sources.folder.source import FolderSource, SourceFileError
+
+__all__ = ["FolderSource", "SourceFileError"]

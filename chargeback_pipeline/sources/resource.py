@@ -1,0 +1,37 @@
+"""What every source's Dagster resource has in common. The sources themselves know nothing of Dagster:
+each source folder keeps its Dagster glue in one `resource.py`, a subclass of `LogSourceResource`."""
+
+import dagster as dg
+from pydantic import Field, PrivateAttr
+
+from chargeback_pipeline.sources.base import LogSource
+
+
+class LogSourceResource(dg.ConfigurableResource):
+    """The APIM logs and deployment metrics the raw assets land. Subclasses build their source."""
+
+    # LLM rows are pulled for the hour plus this margin on each side, to join records logged across
+    # the hour boundary from their gateway row.
+    llm_join_overlap_minutes: int = Field(default=10, ge=0, le=60)
+    # A fetch that still fails after the source's own retries (TransientSourceError) retries the step
+    # this many times, after this delay doubling each time (30, 60, 120 s). Other errors fail at once.
+    step_retries: int = Field(default=3, ge=0, le=10)
+    step_retry_delay_seconds: float = Field(default=30.0, ge=0, le=3600)
+
+    _source: LogSource | None = PrivateAttr(default=None)
+
+    def source(self) -> LogSource:
+        # One source per resource instance, so a ranged run reuses clients and parsed files.
+        if self._source is None:
+            self._source = self.build_source()
+        return self._source
+
+    def build_source(self) -> LogSource:
+        raise NotImplementedError(f"{type(self).__name__} must build its source")
+
+
+class LogTablesResource(LogSourceResource):
+    """A source that reads the APIM diagnostic tables by name (an export folder, a workspace)."""
+
+    gateway_table: str = "ApiManagementGatewayLogs"
+    llm_table: str = "ApiManagementGatewayLlmLog"

@@ -1,0 +1,58 @@
+"""Every object key of the lake and of the published reports, in one place.
+
+Keys are stable and human-readable, so a partition's data can be found (and replaced whole on re-run)
+without any catalogue: `raw/gateway_logs/hour=2026-11-26T13/rows.parquet`,
+`daily/usage_date=2026-11-26/chargeback.csv`, `monthly/month=2026-11/statement.parquet`.
+"""
+
+from datetime import date, datetime
+
+# Lake datasets (Parquet, one object per partition).
+RAW_GATEWAY = "raw/gateway_logs"
+RAW_LLM = "raw/llm_logs"
+RAW_METRICS = "raw/deployment_metrics"
+ATTRIBUTED = "attributed_requests"
+QUARANTINE = "quarantined_records"
+# The hour's logged tokens per deployment: written by the attribution (which de-duplicates the LLM log
+# anyway), read by the hourly reconciliation.
+LOGGED_TOKENS = "hourly_logged_tokens"
+HOURLY_RECONCILIATION = "deployment_reconciliation"
+DAILY_USAGE = "daily_product_usage"
+DAILY_RECONCILIATION = "daily_reconciliation"
+DAILY_CHARGEBACK = "daily_chargeback"
+
+# A source's rows it could not type are landed beside the hour's rows under this part name.
+REJECTED_PART = "rejected"
+
+
+def hour_key(dataset: str, hour: datetime, part: str = "rows") -> str:
+    return f"{dataset}/hour={hour:%Y-%m-%dT%H}/{part}.parquet"
+
+
+def day_key(dataset: str, day: date, part: str = "rows") -> str:
+    return f"{dataset}/usage_date={day.isoformat()}/{part}.parquet"
+
+
+def _daily_report_key(day: date, name: str, extension: str) -> str:
+    return f"daily/usage_date={day.isoformat()}/{name}.{extension}"
+
+
+def product_usage_report_key(day: date, extension: str) -> str:
+    return _daily_report_key(day, "product_usage", extension)
+
+
+def chargeback_key(day: date, extension: str) -> str:
+    return _daily_report_key(day, "chargeback", extension)
+
+
+def focus_key(day: date, extension: str) -> str:
+    return _daily_report_key(day, "focus", extension)
+
+
+def override_key(day: date) -> str:
+    """Where a day published despite a blocked reconciliation records why."""
+    return _daily_report_key(day, "reconciliation_override", "json")
+
+
+def statement_key(month: date, extension: str) -> str:
+    return f"monthly/month={month:%Y-%m}/statement.{extension}"

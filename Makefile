@@ -4,6 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 AZURITE := .tools/node_modules/.bin/azurite-blob
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+# The demo's history: the last DEMO_DAYS days (UTC) up to yesterday, at a low simulated rate, so `make demo`
+# stays well under a minute. `make demo` and `make ui` share these (partitions starting at the first demo
+# day, the same simulated rate), so the UI shows the demo's partitions and its schedule lands the same traffic.
+DEMO_DAYS ?= 7
+DEMO_REQUESTS_PER_HOUR ?= 200
+DEMO_FIRST_DAY := $(shell $(PYTHON) -c "import datetime as d; print(d.datetime.now(d.timezone.utc).date() - d.timedelta(days=$(DEMO_DAYS)))")
+demo ui: export CHARGEBACK_PARTITIONS_START ?= $(DEMO_FIRST_DAY)
+demo ui: export CHARGEBACK_SIMULATED_REQUESTS_PER_HOUR ?= $(DEMO_REQUESTS_PER_HOUR)
 
 .PHONY: setup demo test lint ui bench clean
 
@@ -23,9 +31,10 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 
 setup: $(BIN)/chargeback $(AZURITE) $(DAGSTER_HOME)/dagster.yaml
 
-## Backfill yesterday (UTC) on the simulated source, check it against the simulator's ground truth.
+## Backfill the last DEMO_DAYS days (UTC) on the simulated source, check yesterday against the simulator's
+## ground truth.
 demo: $(BIN)/chargeback $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/chargeback backfill yesterday
+	$(BIN)/chargeback backfill $(DEMO_FIRST_DAY) yesterday --days-per-run $(DEMO_DAYS)
 	$(BIN)/chargeback verify-simulated yesterday
 	@echo
 	@echo "Open the Dagster UI on these runs:  make ui   (then http://127.0.0.1:3000)"
@@ -39,6 +48,7 @@ lint: $(BIN)/chargeback
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+## The Dagster UI and daemon over the demo's DAGSTER_HOME: the hourly schedule and the rollup sensors run.
 ui: $(BIN)/chargeback $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
 

@@ -111,7 +111,11 @@ def ingest(config: dict) -> dict:
 
     start = hour_start(config)
     endpoint = f"http://127.0.0.1:{config['port']}/v1"
-    source = {"log_analytics_workspace_id": WORKSPACE, "log_analytics_endpoint": endpoint}
+    source = {
+        "log_analytics_workspace_id": WORKSPACE,
+        "log_analytics_endpoint": endpoint,
+        "reconcile_with_azure_monitor": False,
+    }
     lake = Path(config["workdir"]) / "lake"
 
     def pipeline() -> float:

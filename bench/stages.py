@@ -1,7 +1,8 @@
 """Child side: the pipeline's own stages, run on one simulated day in a local lake.
 
 Each stage calls the real asset function (`asset.op.compute_fn`) with the real resources and a minimal
-context (the partition window and a logger): the asset's own code, without a Dagster run around it.
+context (the partition window, a logger, what its per-partition checks read): the asset's own code,
+without a Dagster run around it.
 `transform_dagster` runs the same assets as two ranged Dagster runs (hourly, then daily), the way
 `chargeback backfill` does, against a persistent SQLite instance, and splits each run's wall time into
 time inside the asset bodies and Dagster's own (run start, planning, event log) from the event log.
@@ -12,14 +13,15 @@ import logging
 import os
 import time
 from datetime import date, datetime
-from functools import wraps
+from functools import cache, wraps
+from types import SimpleNamespace
 
 import dagster as dg
 
 from bench.common import day_window, paths
 from chargeback_pipeline.defs.assets import build_assets
 from chargeback_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, Calendar
-from chargeback_pipeline.defs.resources import DataQualityPolicy, ObjectStoreResource
+from chargeback_pipeline.defs.resources import DataQualityPolicy, ObjectStoreResource, PricingResource
 from chargeback_pipeline.settings import Settings
 from chargeback_pipeline.sources.resource import LogSourceResource
 from chargeback_pipeline.sources.simulated import SimulatedSource
@@ -49,24 +51,40 @@ def pipeline_resources(config: dict, source: LogSourceResource | None = None) ->
         "lake": ObjectStoreResource(local_dir=str(where["lake"])),
         "reports": ObjectStoreResource(local_dir=str(where["reports"])),
         "policy": DataQualityPolicy(),
+        # No pricing file: the transform benchmark measures usage and reconciliation, not money.
+        "pricing": PricingResource(),
     }
 
 
 class StageContext:
-    """What the asset bodies use of their context: the (ranged) partition window and a logger."""
+    """What the asset bodies use of their context: the (ranged) partition window, a logger, the per-partition
+    metadata they record, and what their per-partition check results need (the asset and its checks, an
+    instance with no materialization, a run id)."""
 
-    def __init__(self, start: datetime, end: datetime):
+    def __init__(self, start: datetime, end: datetime, asset: dg.AssetsDefinition | None = None):
         self.partition_time_window = dg.TimeWindow(start, end)
         self.log = LOGGER
+        self.assets_def = asset
+        self.selected_asset_check_keys = set(asset.check_keys) if asset is not None else set()
+        self.run = SimpleNamespace(run_id="bench")
+        self.instance = _instance()
+        self.recorded: list[dict] = []
 
-    def add_asset_metadata(self, *args, **kwargs) -> None:
-        pass
+    def add_asset_metadata(self, metadata, *args, **kwargs) -> None:
+        self.recorded.append(dict(metadata))
 
     def add_output_metadata(self, *args, **kwargs) -> None:
         pass
 
 
-def call_asset(asset: dg.AssetsDefinition, start: datetime, end: datetime, resources: dict) -> list:
+@cache
+def _instance() -> dg.DagsterInstance:
+    return dg.DagsterInstance.ephemeral()
+
+
+def call_asset(
+    asset: dg.AssetsDefinition, start: datetime, end: datetime, resources: dict, context: StageContext | None = None
+) -> list:
     """Run an asset's own function over [start, end); its MaterializeResults and check results."""
     fn = asset.op.compute_fn.decorated_fn
     kwargs = {}
@@ -74,21 +92,22 @@ def call_asset(asset: dg.AssetsDefinition, start: datetime, end: datetime, resou
         if name == "context":
             continue
         kwargs[name] = parameter.annotation() if name == "config" else resources[name]
-    out = fn(StageContext(start, end), **kwargs)
+    out = fn(context or StageContext(start, end, asset), **kwargs)
     return list(out) if inspect.isgenerator(out) else [out]
 
 
-def row_count(results: list) -> int:
+def row_count(results: list, recorded: list[dict] = ()) -> int:
+    """Rows the assets wrote: each partition's `dagster/row_count` (and any on a MaterializeResult)."""
     total = 0
-    for result in results:
-        if isinstance(result, dg.MaterializeResult) and result.metadata:
-            value = result.metadata.get("dagster/row_count", 0)
-            total += getattr(value, "value", value) or 0
+    for metadata in [*recorded, *(r.metadata for r in results if isinstance(r, dg.MaterializeResult))]:
+        value = (metadata or {}).get("dagster/row_count", 0)
+        total += getattr(value, "value", value) or 0
     return total
 
 
 def failed_checks(results: list) -> list[str]:
-    return [r.check_name for r in results if isinstance(r, dg.AssetCheckResult) and not r.passed]
+    checks = (dg.AssetCheckResult, dg.AssetCheckEvaluation)
+    return [r.check_name for r in results if isinstance(r, checks) and not r.passed]
 
 
 class SourceTimer:
@@ -117,11 +136,13 @@ class SourceTimer:
 def run_assets(assets: list, config: dict, start: datetime, end: datetime) -> dict:
     resources = pipeline_resources(config)
     started = time.perf_counter()
-    results = []
+    results, recorded = [], []
     for asset in assets:
-        results += call_asset(asset, start, end, resources)
+        context = StageContext(start, end, asset)
+        results += call_asset(asset, start, end, resources, context)
+        recorded += context.recorded
     wall = time.perf_counter() - started
-    return {"wall_s": wall, "output_rows": row_count(results), "failed_checks": failed_checks(results)}
+    return {"wall_s": wall, "output_rows": row_count(results, recorded), "failed_checks": failed_checks(results)}
 
 
 def stage(name: str, config: dict) -> dict:

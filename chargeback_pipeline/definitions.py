@@ -11,6 +11,7 @@ import dagster as dg
 from chargeback_pipeline.defs.assets import build_assets
 from chargeback_pipeline.defs.automation.schedules import hourly_schedule
 from chargeback_pipeline.defs.automation.sensors import daily_rollup_sensor, monthly_rollup_sensor
+from chargeback_pipeline.defs.jobs import PipelineJobs
 from chargeback_pipeline.defs.partitions import Calendar
 from chargeback_pipeline.defs.resources import DataQualityPolicy, ObjectStoreResource, PricingResource
 from chargeback_pipeline.settings import BLOB_CONNECTION_STRING_ENV, Settings, current_settings
@@ -40,19 +41,20 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "source": settings.source_resource,
         "lake": lake,
         "reports": _store(settings, settings.output_dir, ""),
-        "policy": DataQualityPolicy(
-            **settings.thresholds(),
-            known_deployments=settings.deployment_list or sorted(settings.pricing.deployment_names()),
-        ),
-        "pricing": PricingResource(path=str(settings.pricing_file)),
+        "policy": DataQualityPolicy(**settings.thresholds(), known_deployments=settings.deployment_list),
+        "pricing": PricingResource(path=str(settings.pricing_file or "")),
     }
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     calendar = Calendar.starting(settings.partitions_start)
     assets = build_assets(calendar)
+    # Named jobs (hours, days, months): the schedule, the sensors and `chargeback backfill` all run these,
+    # so every run in the UI says which step it was.
+    jobs = PipelineJobs.of(assets)
     return dg.Definitions(
         assets=assets,
+        jobs=jobs.all(),
         resources=build_resources(settings),
         schedules=[
             hourly_schedule(
@@ -61,11 +63,12 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 lag_minutes=settings.schedule_lag_minutes,
                 lookback_hours=settings.late_data_lookback_hours,
                 catchup_hours=settings.catchup_hours,
+                job=jobs.hourly,
             )
         ],
         sensors=[
-            daily_rollup_sensor(assets, calendar, horizon_days=settings.rollup_horizon_days),
-            monthly_rollup_sensor(assets, calendar, horizon_days=settings.rollup_horizon_days),
+            daily_rollup_sensor(assets, calendar, horizon_days=settings.rollup_horizon_days, job=jobs.daily),
+            monthly_rollup_sensor(assets, calendar, horizon_days=settings.rollup_horizon_days, job=jobs.monthly),
         ],
         # Runs are small and sequential by nature (hours, then days); in-process execution saves the
         # seconds a subprocess per step costs, and keeps one source query stream per run.

@@ -67,10 +67,11 @@ class Settings(BaseSettings, QualityPolicy):
     late_data_lookback_hours: int = Field(default=6, ge=0, le=168)
     catchup_hours: int = Field(default=72, ge=1, le=24 * 31)
 
-    # The pricing file (README "Money"). A relative path is relative to the current directory.
-    pricing_file: Path = DEFAULT_PRICING_FILE
-    # Deployments the pipeline knows (comma-separated). LLM rows naming another are quarantined. Empty:
-    # the deployments the pricing file names.
+    # The pricing file (README "Money"). A relative path is relative to the current directory. Empty:
+    # no pricing file; usage, reconciliation and the usage report run, the cost assets say what to set.
+    pricing_file: Path | None = DEFAULT_PRICING_FILE
+    # An optional allow-list of deployments (comma-separated): LLM rows naming another are quarantined.
+    # Empty: every deployment the source shows.
     deployments: str = ""
 
     _pricing: Pricing | None = PrivateAttr(default=None)
@@ -83,9 +84,16 @@ class Settings(BaseSettings, QualityPolicy):
             raise ValueError(f"must be one of {', '.join(SOURCE_RESOURCES)}, got {value!r}")
         return value
 
+    @field_validator("pricing_file", mode="before")
+    @classmethod
+    def _empty_means_none(cls, value):
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("pricing_file")
     @classmethod
-    def _absolute_pricing_file(cls, path: Path) -> Path:
+    def _absolute_pricing_file(cls, path: Path | None) -> Path | None:
+        if path is None:
+            return None
         if path == DEFAULT_PRICING_FILE and not path.is_file() and _REPOSITORY_PRICING_FILE.is_file():
             return _REPOSITORY_PRICING_FILE
         return path if path.is_absolute() else Path.cwd() / path
@@ -110,6 +118,8 @@ class Settings(BaseSettings, QualityPolicy):
     @model_validator(mode="after")
     def _load_pricing(self) -> "Settings":
         # Validated here, once, so a bad pricing file fails the code location at load, not a run later.
+        if self.pricing_file is None:
+            return self
         try:
             self._pricing = load_pricing(self.pricing_file)
         except PricingError as error:
@@ -117,9 +127,8 @@ class Settings(BaseSettings, QualityPolicy):
         return self
 
     @property
-    def pricing(self) -> Pricing:
-        """The validated pricing file."""
-        assert self._pricing is not None
+    def pricing(self) -> Pricing | None:
+        """The validated pricing file, or None when none is configured."""
         return self._pricing
 
     @property

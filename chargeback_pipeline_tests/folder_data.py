@@ -32,7 +32,7 @@ def gateway(correlation_id, time, product, success=True, backend=PTU, subscripti
     }
 
 
-def llm(correlation_id, time, prompt, completion, sequence=0, model="gpt-4.1", deployment="gpt-41-ptu"):
+def llm(correlation_id, time, prompt, completion, sequence=0, model="gpt-4.1", deployment="gpt-4.1"):
     return {
         "ModelName": model,  # key order differs from the gateway rows on purpose
         "TimeGenerated": f"{DAY}T{time}Z" if "T" not in time else time,
@@ -75,22 +75,28 @@ LLM_ROWS = [
     llm("c-07", "11:00:02", 40, 10),
     llm("c-08", "11:59:58", 7, 3),
     llm("c-09", "12:30:00", 999, 999),  # orphan: no gateway row
-    llm("c-10", "13:00:01", 5, 5, model="gpt-4o", deployment="gpt-4o-paygo"),
+    llm("c-10", "13:00:01", 5, 5, model="gpt-4o", deployment="gpt-4o"),
     llm("c-11", "2026-03-11T00:00:03Z", 1, 1),
 ]
 
 # The report the pipeline must publish for DAY (product, subscription, model, deployment, backend, p, c, calls, failed)
 EXPECTED_REPORT = [
-    ("alpha", "sub-1", "gpt-4.1", "gpt-41-ptu", PTU, 100 + 200 + 40 + 7 + 1, 20 + 50 + 10 + 3 + 1, 5, 0),
-    ("beta", "sub-1", "gpt-4.1", "gpt-41-ptu", PTU, 0, 0, 0, 1),
+    ("alpha", "sub-1", "gpt-4.1", "gpt-4.1", PTU, 100 + 200 + 40 + 7 + 1, 20 + 50 + 10 + 3 + 1, 5, 0),
+    ("beta", "sub-1", "gpt-4.1", "gpt-4.1", PTU, 0, 0, 0, 1),
     ("beta", "sub-1", "unknown", "unknown", PTU, 0, 0, 0, 1),
-    (HOSTILE_PRODUCT, "sub-9", "gpt-4o", "gpt-4o-paygo", PAYGO, 5, 5, 1, 0),
-    ("unassigned", "unassigned", "gpt-4.1", "gpt-41-ptu", PTU, 10, 5, 1, 0),
+    (HOSTILE_PRODUCT, "sub-9", "gpt-4o", "gpt-4o", PAYGO, 5, 5, 1, 0),
+    ("unassigned", "unassigned", "gpt-4.1", "gpt-4.1", PTU, 10, 5, 1, 0),
 ]
 
 
+# The days the tests' runs reach (the day before and after DAY too: margins, lookbacks, catch-up).
+EXPORTED_DAYS = ("2026-03-09", DAY, "2026-03-11")
+NO_METRICS = "hand-made export: no Azure Monitor metrics, reconciliation not possible"
+
+
 def write_export(root: Path, gateway_rows=GATEWAY_ROWS, llm_rows=LLM_ROWS) -> Path:
-    """Write the rows the way exports arrive: nested folders, .jsonl.gz, .jsonl and .json files."""
+    """Write the rows the way exports arrive: nested folders, .jsonl.gz, .jsonl and .json files; and, as an
+    exporter does, declare every hour of EXPORTED_DAYS in which a table had no row (`_EMPTY_` markers)."""
     gateway_dir = root / "ApiManagementGatewayLogs" / "y=2026" / "m=03"
     llm_dir = root / "ApiManagementGatewayLlmLog"
     gateway_dir.mkdir(parents=True, exist_ok=True)
@@ -100,4 +106,19 @@ def write_export(root: Path, gateway_rows=GATEWAY_ROWS, llm_rows=LLM_ROWS) -> Pa
         file.writelines(json.dumps(row) + "\n" for row in gateway_rows[:half])
     (gateway_dir / "part-2.jsonl").write_text("".join(json.dumps(r) + "\n" for r in gateway_rows[half:]))
     (llm_dir / "llm.json").write_text("".join(json.dumps(r) + "\n" for r in llm_rows))
+    declare_quiet_hours(root / "ApiManagementGatewayLogs", gateway_rows)
+    declare_quiet_hours(root / "ApiManagementGatewayLlmLog", llm_rows)
+    metrics_dir = root / "metrics"
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    for day in EXPORTED_DAYS:
+        (metrics_dir / f"_EMPTY_{day}").write_text(NO_METRICS)
     return root
+
+
+def declare_quiet_hours(folder: Path, rows: list[dict], days=EXPORTED_DAYS) -> None:
+    """An `_EMPTY_<day>` marker for each day without rows, `_EMPTY_<day>T<hour>` for each quiet hour."""
+    busy = {str(row.get("TimeGenerated"))[:13] for row in rows}
+    for day in days:
+        quiet = [f"{day}T{hour:02}" for hour in range(24) if f"{day}T{hour:02}" not in busy]
+        for period in [day] if len(quiet) == 24 else quiet:
+            (folder / f"_EMPTY_{period}").write_text("no requests in this period")

@@ -13,7 +13,13 @@ from hypothesis import strategies as st
 
 from chargeback_pipeline.core.billing.allocation import allocate_day
 from chargeback_pipeline.core.billing.money import ptu_hourly_costs, split_by_largest_remainder
-from chargeback_pipeline.core.billing.pricing import NoRateError, Pricing, UnknownDeploymentError, parse_pricing
+from chargeback_pipeline.core.billing.pricing import (
+    NoRateError,
+    Pricing,
+    PricingError,
+    UnknownDeploymentError,
+    parse_pricing,
+)
 from chargeback_pipeline.core.billing.schemas import (
     DAILY_CHARGEBACK_SCHEMA,
     HOURLY_USAGE_SCHEMA,
@@ -353,14 +359,34 @@ def test_rows_of_other_days_are_ignored():
 
 def test_unknown_deployment_or_backend_is_a_clear_error():
     pricing = make_pricing()
-    with pytest.raises(
-        UnknownDeploymentError, match="deployment 'gpt-5-ptu' on backend 'aoai-ptu' is not in the pricing"
-    ):
+    with pytest.raises(UnknownDeploymentError, match="does not price everything") as raised:
         allocate_day(usage(("A", 1, 1, "gpt-5-ptu", PTU)), NO_UNATTRIBUTED, pricing, DAY)
-    with pytest.raises(UnknownDeploymentError, match="backend 'aoai-westus' is not in the pricing file"):
+    assert f"  {PTU}:\n    deployments:\n      gpt-5-ptu:\n        model: gpt-4.1" in str(raised.value)
+    with pytest.raises(UnknownDeploymentError, match="does not price everything") as raised:
         allocate_day(usage(("A", 1, 1, PTU_DEPLOYMENT, "aoai-westus")), NO_UNATTRIBUTED, pricing, DAY)
+    assert "  aoai-westus:\n    kind: ptu | paygo\n" in str(raised.value)
     with pytest.raises(UnknownDeploymentError, match="deployment 'dev-deployment' is not in the pricing file"):
         allocate_day(usage(), unattributed(("dev-deployment", 1, 1)), pricing, DAY)
+
+
+def test_every_missing_price_is_listed_in_one_error():
+    """One run names everything the day needs that the file lacks, as YAML to add, not the first only."""
+    pricing = make_pricing()
+    day_usage = usage(("A", 1, 1, "gpt-5-ptu", PTU), ("B", 1, 1, "gpt-6", "aoai-westus"))
+    with pytest.raises(UnknownDeploymentError) as raised:
+        allocate_day(day_usage, NO_UNATTRIBUTED, pricing, DAY)
+    message = str(raised.value)
+    assert "gpt-5-ptu" in message and "aoai-westus" in message and "gpt-6" in message
+
+
+def test_a_model_change_within_a_day_is_one_clear_error():
+    pricing = make_pricing()
+    morning = usage(("A", 1, 1, PTU_DEPLOYMENT, PTU), hour=datetime(2026, 1, 5, 9, tzinfo=UTC))
+    afternoon = usage(("A", 1, 1, PTU_DEPLOYMENT, PTU), hour=datetime(2026, 1, 5, 15, tzinfo=UTC), extra={})
+    afternoon = afternoon.set_column(3, "model_name", pa.array(["gpt-4o-2024-11-20"]))
+    with pytest.raises(PricingError, match="model changed on 2026-01-05") as raised:
+        allocate_day(pa.concat_tables([morning, afternoon]), NO_UNATTRIBUTED, pricing, DAY)
+    assert "gpt-4.1 09:00-09:59, gpt-4o 15:00-15:59" in str(raised.value)
 
 
 def test_paygo_usage_before_the_first_price_is_a_clear_error():

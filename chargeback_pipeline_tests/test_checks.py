@@ -32,6 +32,7 @@ ALL_CHECKS = {
     "daily_reconciliation:tokens_reconcile_with_azure_monitor",
     "product_usage_report:report_files_match_rollup",
     "daily_chargeback:costs_add_up",
+    "daily_chargeback:paygo_matches_metered_tokens",
     "daily_chargeback:no_negative_lines",
     "focus_export:focus_matches_chargeback",
     "monthly_statement:statement_matches_daily_chargeback",
@@ -59,7 +60,7 @@ def test_all_checks_pass_on_clean_simulated_data(tmp_path, instance):
     assert set(evaluations) == ALL_CHECKS
     assert {name: e.passed for name, e in evaluations.items()} == dict.fromkeys(ALL_CHECKS, True)
     daily = evaluations["daily_reconciliation:tokens_reconcile_with_azure_monitor"].metadata
-    truth = profile().expected_bypass_tokens(TimeWindow(*_day_bounds(SIM_DAY)))
+    truth = profile().expected_unattributed_tokens(TimeWindow(*_day_bounds(SIM_DAY)))
     assert daily["unattributed_tokens"].value == sum(truth["prompt_tokens"].to_pylist()) + sum(
         truth["completion_tokens"].to_pylist()
     )
@@ -75,7 +76,7 @@ def test_bypass_above_threshold_blocks_the_report_and_keeps_the_old_one(tmp_path
     report = tmp_path / "reports" / f"daily/usage_date={SIM_DAY}/product_usage.csv"
     before = report.read_bytes()
 
-    with pytest.raises(BackfillFailed, match=r"reconciliation blocked .*gpt-41-ptu on 2026-11-20") as failure:
+    with pytest.raises(BackfillFailed, match=r"reconciliation blocked .*gpt-4\.1 .*2026-11-20") as failure:
         backfill(SIM_DAY, SIM_DAY, pipeline(simulated(tmp_path, bypass_fraction=0.25)), instance)
 
     assert report.read_bytes() == before
@@ -85,9 +86,10 @@ def test_bypass_above_threshold_blocks_the_report_and_keeps_the_old_one(tmp_path
         if e.asset_key == dg.AssetKey("daily_reconciliation")
     ]
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
-    assert evaluation.metadata["blocking"].value is True
-    assert any("gpt-41-ptu 2026-11-20" in line and "%)" in line for line in evaluation.metadata["blocked"].value)
-    truth = profile(bypass_fraction=0.25).expected_bypass_tokens(TimeWindow(*_day_bounds(SIM_DAY)))
+    assert evaluation.metadata["gates_publication"].value is True
+    blocked = evaluation.metadata["blocked"].value
+    assert any("gpt-4.1 (aoai-ptu-eastus) 2026-11-20" in line and "%)" in line for line in blocked)
+    truth = profile(bypass_fraction=0.25).expected_unattributed_tokens(TimeWindow(*_day_bounds(SIM_DAY)))
     expected_gap = sum(truth["prompt_tokens"].to_pylist()) + sum(truth["completion_tokens"].to_pylist())
     assert evaluation.metadata["unattributed_tokens"].value == expected_gap
 
@@ -112,7 +114,7 @@ def test_warning_level_warns_without_blocking(tmp_path, instance):
 
     evaluation = chunk.check_evaluations()["daily_reconciliation:tokens_reconcile_with_azure_monitor"]
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
-    assert evaluation.metadata["warnings"].value and not evaluation.metadata["blocked"].value
+    assert evaluation.metadata["warnings"].value and "blocked" not in evaluation.metadata  # empty: left out
     assert (tmp_path / "reports" / f"daily/usage_date={SIM_DAY}/product_usage.csv").exists()
 
 
@@ -132,13 +134,13 @@ def test_duplicates_are_removed_and_counted_exactly(tmp_path, instance):
     evaluations = chunk.check_evaluations()
     unique = evaluations["attributed_requests:one_row_per_correlation_id"]
     assert unique.passed and unique.metadata["extra_rows"].value == 0
-    # the run's totals are on its last hour's event (content_hash.record_run_summary)
-    materialization = [
+    # each hour's event carries that hour's own count
+    materializations = [
         m for m in chunk.hourly.asset_materializations_for_node("attributed_requests") if m.asset_key == ATTRIBUTED_KEY
-    ][-1]
+    ]
     source = profile(duplicate_fraction=0.3)
     expected = sum(source.expected_hourly_requests(h)["duplicate_gateway_rows"] for h in _hours(SIM_DAY))
-    assert materialization.metadata["duplicate_gateway_rows_removed"].value == expected > 0
+    assert sum(m.metadata["duplicate_gateway_rows_removed"].value for m in materializations) == expected > 0
 
 
 def _hours(day: date):
@@ -182,7 +184,7 @@ def test_corrupt_rows_are_quarantined_with_reasons_and_fail_the_rate(tmp_path, i
     resources = local_resources(
         tmp_path,
         FolderSourceResource(source_folder=str(export)),
-        DataQualityPolicy(known_deployments=["gpt-41-ptu", "gpt-4o-paygo"], quarantine_max_percent=1.0),
+        DataQualityPolicy(known_deployments=["gpt-4.1", "gpt-4o"], quarantine_max_percent=1.0),
     )
 
     [chunk] = backfill(date.fromisoformat(DAY), date.fromisoformat(DAY), pipeline(resources), instance)

@@ -2,7 +2,7 @@
 prices the test reads from that file itself (plain YAML, not the engine's model)."""
 
 import calendar
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
@@ -17,10 +17,12 @@ from click.testing import CliRunner
 from chargeback_pipeline import settings
 from chargeback_pipeline.cli.backfill import BackfillFailed, backfill
 from chargeback_pipeline.cli.commands import main
-from chargeback_pipeline.core.billing.pricing import load_pricing
+from chargeback_pipeline.core.billing.pricing import PricingError, load_pricing
 from chargeback_pipeline.core.cost_inputs import UNATTRIBUTED_MODEL
 from chargeback_pipeline.definitions import build_resources
 from chargeback_pipeline.defs.billing import checks as cost_checks
+from chargeback_pipeline.sources.base import TimeWindow
+from chargeback_pipeline.sources.simulated import SimulatedSource, SimulationProfile
 from chargeback_pipeline.sources.simulated.resource import SimulatedSourceResource
 from chargeback_pipeline.storage import sql
 from chargeback_pipeline_tests.conftest import REPO, local_resources, pipeline
@@ -78,6 +80,7 @@ def test_backfill_publishes_chargeback_focus_and_statement(backfilled):
     money_checks = {n: e.passed for n, e in chunk.check_evaluations().items() if n.startswith(MONEY_ASSETS)}
     assert money_checks == {
         "daily_chargeback:costs_add_up": True,
+        "daily_chargeback:paygo_matches_metered_tokens": True,
         "daily_chargeback:no_negative_lines": True,
         "focus_export:focus_matches_chargeback": True,
         "monthly_statement:statement_matches_daily_chargeback": True,
@@ -95,7 +98,7 @@ def test_ptu_cost_per_deployment_is_the_pricing_files_cost_of_24_hours(backfille
                     r["ptu_cost"] for r in lines if (r["backend_id"], r["deployment_name"]) == (backend_id, name)
                 )
                 assert charged == ptu_cost_of_day(deployment, day), (day, name)
-                assert charged > 400  # 866.66 / 866.67 (gpt-41-ptu) and 433.33 / 433.34 (gpt-4o-ptu) a day
+                assert charged > 400  # 866.66 / 866.67 (gpt-4.1) and 433.33 / 433.34 (gpt-4o) a day
     assert {r["paygo_cost"] for r in lines if r["backend_id"] in ptu_backends} == {Decimal(0)}
 
 
@@ -121,6 +124,52 @@ def test_paygo_lines_are_tokens_times_the_files_prices(backfilled):
             charged = sum(r["paygo_cost"] for r in lines if r["deployment_name"] == name)
             assert charged == cents(exact), name  # the deployment-day, rounded once, to the cent
             assert charged == sum(r["total_cost"] for r in lines if r["deployment_name"] == name)
+
+
+def azure_invoice(day: date) -> dict[str, Decimal]:
+    """What Azure invoices for `day` per resource, from the simulator's own metrics and the pricing file
+    alone: every PTU deployment's deployed hours at its rates, every pay-as-you-go deployment's metered
+    tokens at its model's prices, rounded to the cent once per resource-deployment-day."""
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    metrics = SimulatedSource(SimulationProfile(requests_per_hour=RATE)).deployment_metrics(
+        TimeWindow(start, start + timedelta(days=1))
+    )
+    metered: dict[tuple[str, str], dict[str, int]] = {}
+    for row in metrics.rows.to_pylist():
+        key = (row["ResourceId"].rsplit("/", 1)[-1], row["ModelDeploymentName"])  # backend = account name
+        metered.setdefault(key, {}).setdefault(row["MetricName"], 0)
+        metered[key][row["MetricName"]] += row["Total"]
+    invoice: dict[str, Decimal] = {}
+    for backend_id, backend in PRICING_YAML["backends"].items():
+        for name, deployment in backend["deployments"].items():
+            if backend["kind"] == "ptu":
+                cost = ptu_cost_of_day(deployment, day)
+            else:
+                prices = in_force(PRICING_YAML["models"][deployment["model"]]["rates"], day)
+                tokens = metered.get((backend_id, name), {})
+                cost = cents(
+                    (
+                        tokens.get("ProcessedPromptTokens", 0) * Fraction(str(prices["input_per_1k"]))
+                        + tokens.get("GeneratedTokens", 0) * Fraction(str(prices["output_per_1k"]))
+                    )
+                    / 1000
+                )
+            invoice[backend_id] = invoice.get(backend_id, Decimal(0)) + cost
+    return invoice
+
+
+def test_each_day_adds_up_to_what_azure_invoices_per_resource(backfilled):
+    """The spillover topology (the same deployment names on the PTU resource and the pay-as-you-go one):
+    per resource and day, the chargeback's lines sum to the invoice, to the cent."""
+    folder, _ = backfilled
+    for day in DAYS:
+        lines = pq.read_table(daily(folder, day, "chargeback.parquet")).to_pylist()
+        charged: dict[str, Decimal] = {}
+        for line in lines:
+            charged[line["backend_id"]] = charged.get(line["backend_id"], Decimal(0)) + line["total_cost"]
+        assert charged == azure_invoice(day), day
+        spilled = {r["deployment_name"] for r in lines if r["backend_id"] == "aoai-paygo-eastus"}
+        assert {"gpt-4.1", "gpt-4o"} <= spilled  # the PTU's names, spilled at the peak
 
 
 def test_statement_total_is_the_sum_of_its_days(backfilled):
@@ -178,6 +227,9 @@ def environment(tmp_path, monkeypatch):
         "CHARGEBACK_OUTPUT_DIR": tmp_path / "reports",
         "DAGSTER_HOME": tmp_path / "dagster_home",
         "CHARGEBACK_SIMULATED_REQUESTS_PER_HOUR": 50,
+        # At 50 requests an hour a few hours judge small numbers by chance: these tests are about the command.
+        "CHARGEBACK_GATEWAY_COMPLETENESS_MIN_REQUESTS": 100,
+        "CHARGEBACK_RECONCILIATION_MIN_TOKENS": 1_000_000_000,
     }.items():
         monkeypatch.setenv(name, str(value))
     settings.current_settings.cache_clear()
@@ -209,16 +261,23 @@ def test_bad_pricing_file_fails_at_load_naming_the_variable_and_setting(tmp_path
 
     assert result.exit_code != 0
     assert f"CHARGEBACK_PRICING_FILE={bad}" in result.output
-    assert "pricing.backends.aoai-ptu-eastus.deployments.gpt-41-ptu.rates[0].ptu_count" in result.output
+    assert "pricing.backends.aoai-ptu-eastus.deployments.gpt-4.1.rates[0].ptu_count" in result.output
 
 
-def test_known_deployments_default_to_the_pricing_files(environment):
-    policy = build_resources(settings.load_settings())["policy"]
-    assert policy.known_deployments == [
-        "embedding-large-paygo", "gpt-41-paygo", "gpt-41-ptu", "gpt-4o-paygo", "gpt-4o-ptu"
-    ]  # fmt: skip
-    environment.setenv("CHARGEBACK_DEPLOYMENTS", "gpt-41-ptu")
-    assert build_resources(settings.load_settings())["policy"].known_deployments == ["gpt-41-ptu"]
+def test_every_deployment_is_known_unless_an_allow_list_is_set(environment):
+    """Usage needs no pricing: every deployment the source shows is attributed; CHARGEBACK_DEPLOYMENTS is
+    an optional allow-list."""
+    assert build_resources(settings.load_settings())["policy"].known_deployments == []
+    environment.setenv("CHARGEBACK_DEPLOYMENTS", "gpt-4.1, gpt-4o")
+    assert build_resources(settings.load_settings())["policy"].known_deployments == ["gpt-4.1", "gpt-4o"]
+
+
+def test_no_pricing_file_is_a_choice_and_the_cost_assets_say_what_to_set(environment):
+    environment.setenv("CHARGEBACK_PRICING_FILE", "")
+    loaded = settings.load_settings()
+    assert loaded.pricing_file is None and loaded.pricing is None
+    with pytest.raises(PricingError, match=r"no pricing file is configured.*CHARGEBACK_PRICING_FILE"):
+        build_resources(loaded)["pricing"].pricing()
 
 
 def test_relative_pricing_file_is_read_from_the_current_directory(tmp_path, environment):
@@ -233,8 +292,8 @@ def test_costs_add_up_fails_naming_the_deployment_day_that_is_off():
     pricing = load_pricing(REPO / "pricing.example.yaml")
     day = DAYS[0]
     lines = [
-        {"backend_id": "aoai-ptu-eastus", "deployment_name": "gpt-41-ptu", "total_cost": Decimal("866.67")},
-        {"backend_id": "aoai-ptu-eastus", "deployment_name": "gpt-4o-ptu", "total_cost": Decimal("433.32")},
+        {"backend_id": "aoai-ptu-eastus", "deployment_name": "gpt-4.1", "total_cost": Decimal("866.67")},
+        {"backend_id": "aoai-ptu-eastus", "deployment_name": "gpt-4o", "total_cost": Decimal("433.32")},
     ]
 
     comparison = cost_checks.ptu_cost_comparison(pricing, day, pa.Table.from_pylist(lines))
@@ -243,8 +302,8 @@ def test_costs_add_up_fails_naming_the_deployment_day_that_is_off():
     assert not result.passed
     assert result.metadata["ptu_deployment_days_off"].value == 1
     assert [(r["deployment_name"], r["difference"]) for r in comparison] == [
-        ("gpt-41-ptu", Decimal(0)),
-        ("gpt-4o-ptu", Decimal("-0.01")),
+        ("gpt-4.1", Decimal(0)),
+        ("gpt-4o", Decimal("-0.01")),
     ]
 
 
@@ -263,6 +322,7 @@ def test_unattributed_tokens_are_clipped_at_zero_and_the_clipped_amount_kept():
     def hour_of(deployment: str, has_metrics: bool, metric: tuple[int, int], logged: tuple[int, int]) -> dict:
         return {
             "usage_hour": hour,
+            "backend_id": "aoai-ptu-eastus",
             "deployment_name": deployment,
             "has_metrics": has_metrics,
             **dict(zip(("metric_prompt_tokens", "metric_completion_tokens"), metric, strict=True)),
@@ -270,7 +330,7 @@ def test_unattributed_tokens_are_clipped_at_zero_and_the_clipped_amount_kept():
         }
 
     reconciliation = pa.Table.from_pylist(
-        [hour_of("gpt-41-ptu", True, (900, 70), (800, 100)), hour_of("gpt-4o-ptu", False, (0, 0), (50, 5))]
+        [hour_of("gpt-4.1", True, (900, 70), (800, 100)), hour_of("gpt-4o", False, (0, 0), (50, 5))]
     )
     con = sql.connect()
     try:
@@ -281,7 +341,8 @@ def test_unattributed_tokens_are_clipped_at_zero_and_the_clipped_amount_kept():
     assert rows == [
         {
             "usage_hour": hour,
-            "deployment_name": "gpt-41-ptu",
+            "deployment_name": "gpt-4.1",
+            "backend_id": "aoai-ptu-eastus",
             "prompt_tokens": 100,
             "completion_tokens": 0,  # 30 more logged than metered: not a negative charge ...
             "clipped_prompt_tokens": 0,

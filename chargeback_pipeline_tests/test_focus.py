@@ -219,7 +219,7 @@ def test_resource_columns_are_null_together():
 
 def test_resource_id_is_the_deployment_of_the_configured_resource():
     example = load_pricing(EXAMPLE_FILE)
-    lines = allocate_day(usage(("A", 10, 10, "gpt-41-ptu", "aoai-ptu-eastus"), hour=HOUR), unattributed(), example, DAY)
+    lines = allocate_day(usage(("A", 10, 10, "gpt-4.1", "aoai-ptu-eastus"), hour=HOUR), unattributed(), example, DAY)
     for row in to_focus(lines, example).to_pylist():
         account = f"/providers/Microsoft.CognitiveServices/accounts/{row['x_BackendId']}"
         assert row["ResourceId"].endswith(f"{account}/deployments/{row['ResourceName']}")

@@ -113,10 +113,20 @@ def test_logged_tokens_follow_the_record_level_definition_across_deployments(tmp
     lake = landed_lake(tmp_path)
     attribute_hour(lake, HOUR, [], MARGIN)
     logged = lake.read(hour_key(LOGGED_TOKENS, HOUR)).to_pylist()
+    by_deployment: dict[str, tuple[int, int, int]] = {}
+    for r in logged:
+        prompt, completion, count = by_deployment.get(r["deployment_name"], (0, 0, 0))
+        by_deployment[r["deployment_name"]] = (
+            prompt + r["logged_prompt_tokens"],
+            completion + r["logged_completion_tokens"],
+            count + r["logged_requests"],
+        )
+    assert by_deployment == logged_by_definition()
+    # Each record on the backend of its request's gateway row; c-7 has none: backend unknown.
     assert {
-        r["deployment_name"]: (r["logged_prompt_tokens"], r["logged_completion_tokens"], r["logged_requests"])
+        (r["backend_id"], r["deployment_name"]): (r["logged_prompt_tokens"], r["logged_completion_tokens"])
         for r in logged
-    } == logged_by_definition()
+    } == {("ptu", "gpt-ptu"): (1_100, 80), ("ptu", "gpt-paygo"): (600, 60), ("unknown", "gpt-paygo"): (800, 80)}
     # c-1 once, c-2, c-3 and c-5's first record on the PTU; c-5's second record and c-7 on pay-as-you-go.
     assert logged_by_definition() == {"gpt-ptu": (1_100, 80, 4), "gpt-paygo": (1_400, 140, 2)}
 

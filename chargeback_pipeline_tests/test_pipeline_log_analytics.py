@@ -115,7 +115,7 @@ def test_endless_outage_fails_the_partition_clearly_and_a_later_run_succeeds(tmp
 
     message = str(failure.value)
     assert "Log Analytics query failed for workspace 00000000-0000-0000-0000-00000000a11a" in message
-    assert "window 2026-11-20T00:00:00+00:00" in message
+    assert "window 2026-11-19T23:50:00+00:00" in message  # the first hour, with its join margin
     assert "ApiManagementGatewayLogs" in message or "ApiManagementGatewayLlmLog" in message
     assert not (tmp_path / "reports" / f"{REPORT}.csv").exists()
 

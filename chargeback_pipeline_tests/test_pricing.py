@@ -59,8 +59,8 @@ def test_example_file_loads_and_prices_every_simulated_deployment():
     pricing = load_pricing(EXAMPLE_FILE)
     assert pricing.currency == "USD"
     assert pricing.currency_minor_unit == 2
-    for name, simulated in SIMULATED_DEPLOYMENTS.items():
-        deployment = pricing.deployment(simulated.backend_id, name)
+    for simulated in SIMULATED_DEPLOYMENTS.values():
+        deployment = pricing.deployment(simulated.backend_id, simulated.name)
         assert deployment.model == simulated.model_name
         assert pricing.backend(simulated.backend_id).kind == BackendKind(simulated.billing)
         assert pricing.backend(simulated.backend_id).resource_id == simulated.resource_id
@@ -322,10 +322,11 @@ def test_duplicate_keys_are_rejected_not_silently_replaced(tmp_path):
     path = tmp_path / "dup.yaml"
     path.write_text(
         EXAMPLE_FILE.read_text().replace(
-            "      gpt-4o-paygo:\n", "      gpt-41-paygo:\n        model: gpt-4.1\n      gpt-4o-paygo:\n"
+            "      text-embedding-3-large:\n",
+            "      gpt-4.1:\n        model: gpt-4.1\n      text-embedding-3-large:\n",
         )
     )
-    with pytest.raises(PricingError, match="duplicate key 'gpt-41-paygo' at line"):
+    with pytest.raises(PricingError, match=r"duplicate key 'gpt-4\.1' at line"):
         load_pricing(path)
 
 

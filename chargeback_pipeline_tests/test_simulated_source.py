@@ -1,5 +1,6 @@
-"""The simulated source: deterministic, window-independent, hazardous as real APIM logs, and its ground
-truth equal to an independent recomputation from the logs it emits."""
+"""The simulated source: deterministic, window-independent, hazardous as real APIM logs, shaped like a
+production backend pool (the same deployment names on the PTU and the pay-as-you-go resource, spillover
+at peak hours), and its ground truth equal to an independent recomputation from the logs it emits."""
 
 import re
 from dataclasses import replace
@@ -17,11 +18,15 @@ from chargeback_pipeline.sources.simulated import (
     DAILY_USAGE_KEY,
     DEFAULT_PROFILE,
     EXPECTED_DAILY_USAGE_SCHEMA,
+    EXPECTED_UNATTRIBUTED_SCHEMA,
     PAYGO_BACKEND_ID,
     PTU_BACKEND_ID,
+    SIMULATED_DEPLOYMENT_NAMES,
     SIMULATED_DEPLOYMENTS,
     SimulatedSource,
     SimulationProfile,
+    account_resource_id,
+    spillover_share,
 )
 from chargeback_pipeline.storage.schemas import (
     DEPLOYMENT_METRICS_SCHEMA,
@@ -34,6 +39,7 @@ HOUR = timedelta(hours=1)
 DAY = date(2026, 3, 2)
 DAY_START = datetime(2026, 3, 2, tzinfo=UTC)
 PEAK_HOUR = DAY_START + 15 * HOUR  # diurnal peak: the most traffic of the day
+NIGHT_HOUR = DAY_START + 3 * HOUR  # the PTU has capacity to spare: nothing spills
 SMALL = SimulationProfile(requests_per_hour=150)
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
@@ -186,7 +192,7 @@ def test_models_differ_by_product_and_tokens_are_heavy_tailed():
     llm = SimulatedSource().llm_logs(hours(DAY_START, 24)).rows
     first_chunks = llm.filter(pc.equal(llm["SequenceNumber"], 0))
     assert set(llm["ModelName"].to_pylist()) == {"gpt-4.1", "gpt-4o", "text-embedding-3-large"}
-    assert set(llm["DeploymentName"].to_pylist()) == set(SIMULATED_DEPLOYMENTS)
+    assert set(llm["DeploymentName"].to_pylist()) == set(SIMULATED_DEPLOYMENT_NAMES)
     prompt = first_chunks["PromptTokens"]
     assert pc.min(prompt).as_py() >= 50 and pc.max(prompt).as_py() <= 30_000
     assert pc.max(first_chunks["CompletionTokens"]).as_py() <= 4000
@@ -195,14 +201,36 @@ def test_models_differ_by_product_and_tokens_are_heavy_tailed():
 
 
 def test_simulated_deployments_describe_ptu_and_paygo_accounts():
-    assert {"gpt-41-ptu", "gpt-4o-ptu", "gpt-41-paygo", "gpt-4o-paygo"} <= set(SIMULATED_DEPLOYMENTS)
-    for name, deployment in SIMULATED_DEPLOYMENTS.items():
-        assert deployment.name == name
+    for (backend_id, name), deployment in SIMULATED_DEPLOYMENTS.items():
+        assert (deployment.backend_id, deployment.name) == (backend_id, name)
         assert deployment.billing == ("ptu" if deployment.backend_id == PTU_BACKEND_ID else "paygo")
         assert deployment.resource_id.startswith("/subscriptions/")
         assert deployment.resource_id.endswith(
             f"/providers/Microsoft.CognitiveServices/accounts/{deployment.backend_id}"
         )
+        assert deployment.resource_id == account_resource_id(backend_id)
+
+
+def test_the_ptu_and_its_spillover_resource_host_deployments_of_the_same_name():
+    backends_of: dict[str, set[str]] = {}
+    for backend_id, name in SIMULATED_DEPLOYMENTS:
+        backends_of.setdefault(name, set()).add(backend_id)
+    assert backends_of == {
+        "gpt-4.1": {PTU_BACKEND_ID, PAYGO_BACKEND_ID},
+        "gpt-4o": {PTU_BACKEND_ID, PAYGO_BACKEND_ID},
+        "text-embedding-3-large": {PAYGO_BACKEND_ID},
+    }
+    assert SIMULATED_DEPLOYMENT_NAMES == ("gpt-4.1", "gpt-4o", "text-embedding-3-large")
+    assert {d.model_name for d in SIMULATED_DEPLOYMENTS.values() if d.name == "gpt-4.1"} == {"gpt-4.1"}
+
+    # Each resource reports its own deployments: one metric series per (ResourceId, deployment name).
+    metrics = SimulatedSource().deployment_metrics(hours(PEAK_HOUR, 1)).rows
+    series = query("SELECT DISTINCT ResourceId, ModelDeploymentName FROM m", m=metrics)
+    assert set(series) == {(account_resource_id(b), name) for b, name in SIMULATED_DEPLOYMENTS}
+    resources_of_name = dict(
+        query("SELECT ModelDeploymentName, count(DISTINCT ResourceId) FROM m GROUP BY 1", m=metrics)
+    )
+    assert resources_of_name == {"gpt-4.1": 2, "gpt-4o": 2, "text-embedding-3-large": 1}
 
 
 # --- hazards -----------------------------------------------------------------------------------------
@@ -314,12 +342,56 @@ def test_spillover_is_served_by_the_paygo_backend(peak_hour_logs):
         l=peak_hour_logs["llm_around"],
     )
     assert set(spilled) == {
-        (PTU_BACKEND_ID, "gpt-41-ptu"),
-        (PTU_BACKEND_ID, "gpt-4o-ptu"),
-        (PAYGO_BACKEND_ID, "gpt-41-paygo"),
-        (PAYGO_BACKEND_ID, "gpt-4o-paygo"),
+        (PTU_BACKEND_ID, "gpt-4.1"),
+        (PTU_BACKEND_ID, "gpt-4o"),
+        (PAYGO_BACKEND_ID, "gpt-4.1"),  # the same deployment name, on the other resource
+        (PAYGO_BACKEND_ID, "gpt-4o"),
     }
     assert peak_hour_logs["expected"]["spillover_calls"] > 0
+
+
+SPILL_SHARE_SQL = f"""
+    SELECT count(DISTINCT CorrelationId) FILTER (WHERE BackendId = '{PAYGO_BACKEND_ID}')
+           / count(DISTINCT CorrelationId)
+    FROM g WHERE OperationId IN ('chat-completions', 'completions')
+"""
+
+
+def measured_spill_share(source: SimulatedSource, hour: datetime) -> float:
+    """Share of the hour's PTU-workload requests (chat and completions) that the pay-as-you-go backend served."""
+    return scalar(SPILL_SHARE_SQL, g=source.gateway_logs(hours(hour, 1)).rows)
+
+
+def test_the_ptu_spills_over_at_peak_hours_only():
+    # spillover_fraction is the peak hour's share; below the PTU capacity (1.2x the mean load) nothing spills.
+    assert DEFAULT_PROFILE.spillover_fraction == 0.15
+    modelled = [round(spillover_share(0.15, hour), 4) for hour in range(24)]
+    assert modelled[15] == 0.15 and max(modelled) == 0.15
+    assert modelled[11:20] == [0.0462, 0.0945, 0.1262, 0.1442, 0.15, 0.1442, 0.1262, 0.0945, 0.0462]
+    assert modelled[:11] == [0.0] * 11 and modelled[20:] == [0.0] * 4
+
+    source = SimulatedSource()
+    peak, shoulder, night = (measured_spill_share(source, h) for h in (PEAK_HOUR, DAY_START + 12 * HOUR, NIGHT_HOUR))
+    assert night == 0.0
+    assert 0.13 < peak < 0.17  # 0.1406 of 2,653 PTU requests at the peak: 0.15 within sampling noise
+    assert 0.07 < shoulder < 0.12  # 12:00 UTC: 0.1025, modelled 0.0945
+    assert source.expected_hourly_requests(NIGHT_HOUR)["spillover_calls"] == 0
+    assert source.expected_hourly_requests(PEAK_HOUR)["spillover_calls"] > 200
+
+    # The knob is the peak share: 1.0 sends every PTU request of the peak hour to pay-as-you-go.
+    saturated = SimulatedSource(replace(DEFAULT_PROFILE, spillover_fraction=1.0))
+    assert measured_spill_share(saturated, PEAK_HOUR) == 1.0
+    assert measured_spill_share(saturated, NIGHT_HOUR) == 0.0
+
+
+def test_spillover_changes_only_the_serving_backend():
+    window = hours(DAY_START + 11 * HOUR, 9)  # the hours that spill
+    base, more = SimulatedSource(SMALL), SimulatedSource(replace(SMALL, spillover_fraction=0.6))
+    # The LLM log names the deployment, the same on both resources: spillover leaves it untouched.
+    assert base.llm_logs(window).rows.equals(more.llm_logs(window).rows)
+    base_gateway, more_gateway = base.gateway_logs(window).rows, more.gateway_logs(window).rows
+    assert base_gateway.drop_columns(["BackendId"]).equals(more_gateway.drop_columns(["BackendId"]))
+    assert not base_gateway["BackendId"].equals(more_gateway["BackendId"])
 
 
 def test_llm_records_cross_the_hour_boundary_both_ways(peak_hour_logs):
@@ -387,9 +459,18 @@ LOGGED_TOKENS_BY_HOUR_SQL = """
 
 
 def metric_totals(metrics: pa.Table) -> dict[tuple, int]:
-    return {
-        (row["TimeStamp"], row["ModelDeploymentName"], row["MetricName"]): row["Total"] for row in metrics.to_pylist()
-    }
+    """Per (hour, deployment name, metric), summed over the resources that report the name: an orphan
+    LLM record names its deployment, not the resource that served it."""
+    rows = query("SELECT TimeStamp, ModelDeploymentName, MetricName, sum(Total)::BIGINT FROM m GROUP BY ALL", m=metrics)
+    return {(hour, deployment, metric): total for hour, deployment, metric, total in rows}
+
+
+def bypass_by_name(source: SimulatedSource, window: TimeWindow) -> dict[str, tuple[int, int]]:
+    rows = query(
+        "SELECT deployment_name, sum(prompt_tokens)::BIGINT, sum(completion_tokens)::BIGINT FROM b GROUP BY 1",
+        b=source.expected_bypass_tokens(window),
+    )
+    return {name: (prompt, completion) for name, prompt, completion in rows}
 
 
 def test_metrics_are_logged_first_chunk_tokens_by_llm_hour_plus_bypass():
@@ -399,17 +480,18 @@ def test_metrics_are_logged_first_chunk_tokens_by_llm_hour_plus_bypass():
     assert metrics.num_rows == 3 * len(SIMULATED_DEPLOYMENTS) * 2
     totals = metric_totals(metrics)
     logged = query(LOGGED_TOKENS_BY_HOUR_SQL, l=source.llm_logs(window).rows)
-    assert len(logged) == 3 * len(SIMULATED_DEPLOYMENTS)
+    assert len(logged) == 3 * len(SIMULATED_DEPLOYMENT_NAMES)
     for hour, deployment, prompt, completion in logged:
-        bypass = source.expected_bypass_tokens(TimeWindow(hour, hour + HOUR)).to_pylist()
-        bypass = next(row for row in bypass if row["deployment_name"] == deployment)
-        assert totals[(hour, deployment, "ProcessedPromptTokens")] == prompt + bypass["prompt_tokens"]
-        assert totals[(hour, deployment, "GeneratedTokens")] == completion + bypass["completion_tokens"]
-        assert 0.009 * prompt <= bypass["prompt_tokens"] <= 0.011 * prompt + 1
+        bypass_prompt, bypass_completion = bypass_by_name(source, TimeWindow(hour, hour + HOUR))[deployment]
+        assert totals[(hour, deployment, "ProcessedPromptTokens")] == prompt + bypass_prompt
+        assert totals[(hour, deployment, "GeneratedTokens")] == completion + bypass_completion
+        assert 0.009 * prompt <= bypass_prompt <= 0.011 * prompt + 2
 
     bypass_window = source.expected_bypass_tokens(window)
-    assert bypass_window["deployment_name"].to_pylist() == sorted(SIMULATED_DEPLOYMENTS)
-    assert pc.sum(bypass_window["prompt_tokens"]).as_py() > 0
+    keys = list(zip(bypass_window["backend_id"].to_pylist(), bypass_window["deployment_name"].to_pylist(), strict=True))
+    assert keys == sorted(SIMULATED_DEPLOYMENTS)
+    assert bypass_window["resource_id"].to_pylist() == [account_resource_id(backend) for backend, _ in keys]
+    assert pc.min(bypass_window["prompt_tokens"]).as_py() > 0  # both resources' gpt-4.1 and gpt-4o too
 
 
 def test_without_bypass_the_metrics_equal_the_logged_tokens():
@@ -431,8 +513,10 @@ def test_metrics_rows_are_hour_stamped_per_deployment_and_account():
         .rows
     )
     assert set(metrics["TimeStamp"].to_pylist()) == {DAY_START + HOUR}  # only hours starting inside the window
+    by_resource = {d.resource_id: d.backend_id for d in SIMULATED_DEPLOYMENTS.values()}
     for row in metrics.to_pylist():
-        assert row["ResourceId"] == SIMULATED_DEPLOYMENTS[row["ModelDeploymentName"]].resource_id
+        deployment = SIMULATED_DEPLOYMENTS[by_resource[row["ResourceId"]], row["ModelDeploymentName"]]
+        assert row["ResourceId"] == deployment.resource_id
         assert row["Total"] >= 0
 
 
@@ -486,7 +570,13 @@ def test_expected_daily_usage_equals_a_recomputation_from_the_emitted_logs():
     rows = expected.to_pylist()
     assert any(row["product_id"] == "unassigned" == row["subscription_id"] for row in rows)
     assert any(row["model_name"] == "unknown" and row["failed_calls"] > 0 for row in rows)
-    assert any(row["backend_id"] == PAYGO_BACKEND_ID and row["deployment_name"] == "gpt-4o-paygo" for row in rows)
+    assert any(row["backend_id"] == PAYGO_BACKEND_ID and row["deployment_name"] == "gpt-4o" for row in rows)
+    backends = query(
+        "SELECT product_id, subscription_id, deployment_name, count(DISTINCT backend_id) FROM e "
+        "WHERE deployment_name <> 'unknown' GROUP BY ALL",
+        e=expected,
+    )
+    assert any(count == 2 for *_, count in backends)  # one subscription's gpt-4o on both resources
     assert {row["usage_date"] for row in rows} == {DAY}
     assert all(row["total_tokens"] == row["prompt_tokens"] + row["completion_tokens"] for row in rows)
     assert all(row["calls"] + row["failed_calls"] > 0 for row in rows)
@@ -507,6 +597,118 @@ def test_expected_daily_usage_sums_to_the_hourly_counts():
 def test_an_empty_day_has_an_empty_report():
     usage = SimulatedSource(replace(SMALL, requests_per_hour=0)).expected_daily_usage(DAY)
     assert usage.num_rows == 0 and usage.schema.equals(EXPECTED_DAILY_USAGE_SCHEMA)
+
+
+# --- unattributed tokens ------------------------------------------------------------------------------------
+
+# What the pipeline reports as `unattributed` for one hour, recomputed from that hour's emitted rows alone:
+# logged = the distinct SequenceNumber-0 LLM records of the hour; each is placed on the BackendId of its
+# request's gateway row among the gateway rows around the hour (the pipeline lands them with a margin;
+# here the whole neighbouring hours), else on the only backend serving its deployment
+# name (by the metrics or the placed records), else nowhere; per resource deployment with metrics,
+# unattributed = max(metric - placed, 0). A metric's backend is its resource's account name.
+UNATTRIBUTED_SQL = """
+    WITH records AS (SELECT DISTINCT * FROM l WHERE SequenceNumber = 0),
+         gateway AS (SELECT DISTINCT CorrelationId, BackendId FROM g),
+         metrics AS (
+             SELECT regexp_extract(ResourceId, '[^/]+$') AS backend_id, ModelDeploymentName AS deployment_name,
+                    sum(Total) FILTER (WHERE MetricName = 'ProcessedPromptTokens') AS prompt,
+                    sum(Total) FILTER (WHERE MetricName = 'GeneratedTokens') AS completion
+             FROM m GROUP BY ALL
+         ),
+         located AS (SELECT records.*, gateway.BackendId FROM records LEFT JOIN gateway USING (CorrelationId)),
+         backends AS (
+             SELECT backend_id, deployment_name FROM metrics
+             UNION SELECT BackendId, DeploymentName FROM located WHERE BackendId IS NOT NULL
+         ),
+         sole AS (
+             SELECT deployment_name, min(backend_id) AS backend_id FROM backends GROUP BY 1 HAVING count(*) = 1
+         ),
+         placed AS (
+             SELECT coalesce(located.BackendId, sole.backend_id) AS backend_id, DeploymentName AS deployment_name,
+                    sum(PromptTokens) AS prompt, sum(CompletionTokens) AS completion
+             FROM located LEFT JOIN sole ON sole.deployment_name = located.DeploymentName
+             WHERE coalesce(located.BackendId, sole.backend_id) IS NOT NULL
+             GROUP BY ALL
+         )
+    SELECT metrics.backend_id, metrics.deployment_name,
+           greatest(metrics.prompt - coalesce(placed.prompt, 0), 0)::BIGINT AS prompt_tokens,
+           greatest(metrics.completion - coalesce(placed.completion, 0), 0)::BIGINT AS completion_tokens
+    FROM metrics LEFT JOIN placed USING (backend_id, deployment_name)
+    ORDER BY 1, 2
+"""
+
+# The tokens of the hour's records that cannot be placed: no gateway row around the hour, on a name
+# that several resources serve. Per name only: the rows do not say which resource served them.
+UNPLACED_BY_NAME_SQL = """
+    SELECT DeploymentName, sum(PromptTokens)::BIGINT, sum(CompletionTokens)::BIGINT
+    FROM (SELECT DISTINCT * FROM l WHERE SequenceNumber = 0)
+    WHERE CorrelationId NOT IN (SELECT CorrelationId FROM g)
+      AND DeploymentName IN (SELECT ModelDeploymentName FROM m GROUP BY 1 HAVING count(DISTINCT ResourceId) > 1)
+    GROUP BY 1
+"""
+
+
+def by_key(table: pa.Table) -> dict[tuple[str, str], tuple[int, int]]:
+    return {
+        (row["backend_id"], row["deployment_name"]): (row["prompt_tokens"], row["completion_tokens"])
+        for row in table.to_pylist()
+    }
+
+
+@pytest.mark.parametrize(
+    ("profile", "hour"),
+    [
+        pytest.param(DEFAULT_PROFILE, PEAK_HOUR, id="peak hour, spilling"),
+        pytest.param(SMALL, DAY_START, id="midnight"),
+        pytest.param(replace(SMALL, missing_gateway_hours=frozenset({PEAK_HOUR})), PEAK_HOUR, id="gateway rows lost"),
+        pytest.param(replace(SMALL, bypass_fraction=0.0), PEAK_HOUR + 2 * HOUR, id="no bypass"),
+    ],
+)
+def test_expected_unattributed_tokens_equal_a_recomputation_from_the_hours_rows(profile, hour):
+    source = SimulatedSource(profile)
+    window = hours(hour, 1)
+    llm = source.llm_logs(window).rows
+    gateway = source.gateway_logs(TimeWindow(window.start - HOUR, window.end + HOUR)).rows  # and the neighbours
+    metrics = source.deployment_metrics(window).rows
+    expected = source.expected_unattributed_tokens(window)
+    assert expected.schema.equals(EXPECTED_UNATTRIBUTED_SCHEMA)
+    assert list(by_key(expected)) == sorted(SIMULATED_DEPLOYMENTS)  # one row per resource deployment
+
+    recomputed = query(UNATTRIBUTED_SQL, g=gateway, l=llm, m=metrics)
+    assert by_key(expected) == {(b, d): (p, c) for b, d, p, c in recomputed}
+
+    # = bypass + the unplaced records' tokens, on the resource that served them (its metrics counted them)
+    bypass = by_key(source.expected_bypass_tokens(window))
+    beyond_bypass: dict[str, list[int]] = {}
+    for key, (prompt, completion) in by_key(expected).items():
+        bypass_prompt, bypass_completion = bypass[key]
+        assert prompt >= bypass_prompt and completion >= bypass_completion
+        totals = beyond_bypass.setdefault(key[1], [0, 0])
+        totals[0] += prompt - bypass_prompt
+        totals[1] += completion - bypass_completion
+    unplaced = {name: [p, c] for name, p, c in query(UNPLACED_BY_NAME_SQL, g=gateway, l=llm, m=metrics)}
+    assert {name: t for name, t in beyond_bypass.items() if t != [0, 0]} == unplaced
+    if profile is DEFAULT_PROFILE:
+        assert unplaced["gpt-4.1"][0] > 0 and unplaced["gpt-4o"][0] > 0  # orphans: no gateway row at all
+    embedding = (PAYGO_BACKEND_ID, "text-embedding-3-large")
+    assert by_key(expected)[embedding] == bypass[embedding]  # its only backend takes every record
+
+
+def test_expected_unattributed_tokens_of_a_day_add_up_its_hours():
+    source = SimulatedSource(SMALL)
+    day = source.expected_unattributed_tokens(hours(DAY_START, 24))
+    hourly = [by_key(source.expected_unattributed_tokens(hours(DAY_START + h * HOUR, 1))) for h in range(24)]
+    assert by_key(day) == {
+        key: (sum(hour[key][0] for hour in hourly), sum(hour[key][1] for hour in hourly)) for key in by_key(day)
+    }
+    # Hours whose gateway rows are lost leave their shared names' tokens unplaced: more unattributed.
+    lost = SimulatedSource(replace(SMALL, missing_gateway_hours=frozenset({PEAK_HOUR})))
+    lost_day = by_key(lost.expected_unattributed_tokens(hours(DAY_START, 24)))
+    assert lost_day[PTU_BACKEND_ID, "gpt-4.1"][0] > by_key(day)[PTU_BACKEND_ID, "gpt-4.1"][0]
+    assert (
+        lost_day[PAYGO_BACKEND_ID, "text-embedding-3-large"] == by_key(day)[PAYGO_BACKEND_ID, "text-embedding-3-large"]
+    )
 
 
 # --- fault knobs ---------------------------------------------------------------------------------------------

@@ -21,6 +21,15 @@ import pyarrow as pa
 import pytest
 import yaml
 
+from chargeback_pipeline.core.attribution import (
+    ATTRIBUTED_MODEL,
+    DAILY_USAGE_MODEL,
+    LOGGED_TOKENS_MODEL,
+    ROW_COUNTS_MODEL,
+    STAGING_MODELS,
+)
+from chargeback_pipeline.core.reconciliation import HOURLY_MODEL
+from chargeback_pipeline.core.topology import NO_TOPOLOGY
 from chargeback_pipeline.storage import sql
 from chargeback_pipeline.storage.schemas import (
     DEPLOYMENT_METRICS_SCHEMA,
@@ -38,19 +47,9 @@ MARGIN = timedelta(minutes=10)
 KNOWN_DEPLOYMENTS = ["gpt-paygo", "gpt-ptu"]
 GATEWAY_TABLE, LLM_TABLE = "ApiManagementGatewayLogs", "ApiManagementGatewayLlmLog"
 
-# The hour's staging chain as the attribution builds it (the ephemeral models are not built, only inlined).
-STAGING_MODELS = [
-    "staging/stg_apim__gateway_checked",
-    "staging/stg_apim__gateway_requests",
-    "staging/stg_apim__llm_checked",
-    "staging/stg_apim__llm_records",
-    "intermediate/int_llm_requests",
-]
-ATTRIBUTED_MODEL = "marts/fct_attributed_requests"
-LOGGED_TOKENS_MODEL = "intermediate/int_hour_logged_tokens"
-ROW_COUNTS_MODEL = "intermediate/int_hour_row_counts"
-RECONCILIATION_MODEL = "marts/fct_deployment_reconciliation"
-DAILY_USAGE_MODEL = "marts/fct_daily_product_usage"
+# The models as the pipeline names them (the hour's staging chain: the ephemeral models are not built, only
+# inlined).
+RECONCILIATION_MODEL = HOURLY_MODEL
 PARTITIONS = ("hour", "day")
 
 
@@ -321,6 +320,9 @@ def run_hour(hour: datetime, workdir: Path) -> tuple[dict[str, pa.Table], Path]:
         params["gateway_has_untrusted_rows"] = raw_rows["gateway_rows"] != trusted_gateway_rows
         params["llm_has_untrusted_rows"] = raw_rows["llm_rows"] != raw_rows["trusted_llm_rows"]
         sql.register(con, "hourly_logged_tokens", sql.select_model(con, LOGGED_TOKENS_MODEL, params))
+        # No pricing file: backends are the resources' account names (core.topology).
+        for name, relation in NO_TOPOLOGY.relations().items():
+            sql.register(con, name, relation)
         return {model: sql.select_model(con, model, params) for model in models_of("hour")}, attributed
     finally:
         con.close()

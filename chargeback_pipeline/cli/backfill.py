@@ -1,13 +1,23 @@
 """Materialize the pipeline for a range of days, in ranged runs recorded in a Dagster instance.
 
 Used by `chargeback backfill` and by the tests. Hourly, daily and monthly assets cannot share one run, so
-each chunk of days is three runs: the hourly assets over the chunk's hours, then the daily ones over its
-days, then the monthly statements of the months those days fall in (recomputed from every published day).
-A ranged run processes every partition of its range (BackfillPolicy.single_run), so a month takes a
+each chunk of days is three runs of the pipeline's named jobs (`defs/jobs.py`), the same ones the schedule
+and the sensors run: `hourly_attribution_job` over the chunk's hours, then `daily_rollup_job` over its
+days, then `monthly_statement_job` over the months those days fall in (recomputed from every published
+day). A ranged run processes every partition of its range (BackfillPolicy.single_run), so a month takes a
 handful of runs, not 720.
+
+The daily and monthly runs carry the `chargeback/rollup_inputs` tag the rollup sensors would put on them
+(the fingerprint of their inputs, computed by the sensors' own code after the run before), so the
+sensors do not roll those days and months up again while their inputs' content stays the same.
+
+Checks are judged per partition (one evaluation per hour or day); `ChunkDone.check_evaluations` and
+`checks_with_partitions` fold each run's evaluations of a check into one (`partition_checks.run_level`)
+for the command's summary.
 """
 
 import os
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,6 +26,9 @@ from datetime import date, timedelta
 import dagster as dg
 
 from chargeback_pipeline.core.periods import day_hours
+from chargeback_pipeline.defs.automation.sensors import daily_rollup, monthly_rollup, rollup_inputs_tags
+from chargeback_pipeline.defs.jobs import DAILY_JOB, HOURLY_JOB, MONTHLY_JOB, with_jobs
+from chargeback_pipeline.defs.partition_checks import run_level_by_check
 from chargeback_pipeline.defs.partitions import (
     RANGE_END_TAG,
     RANGE_START_TAG,
@@ -35,6 +48,16 @@ from chargeback_pipeline.defs.partitions import (
 BACKFILL_DAGSTER_ENV = {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "1", "DAGSTER_EVENT_BATCH_SIZE": "1000"}
 # Daily assets that publish, and so take the reconciliation override (publication_gate.PublishConfig).
 GATED_ASSETS = ("product_usage_report", "daily_chargeback")
+# Tags of every run a backfill starts: who launched it, and which process runs it ("host:pid"), so the next
+# `chargeback` on this host can tell a run whose process was killed from one still running
+# (`cli.commands.fail_abandoned_runs`).
+LAUNCHED_BY_TAG = "chargeback/launched_by"
+LAUNCHED_BY = "chargeback-cli"
+PROCESS_TAG = "chargeback/process"
+
+
+def this_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class BackfillFailed(RuntimeError):
@@ -52,12 +75,32 @@ class ChunkDone:
     monthly: dg.ExecuteInProcessResult
 
     def check_evaluations(self) -> dict[str, dg.AssetCheckEvaluation]:
-        """The chunk's asset check results by `asset:check` name."""
+        """The chunk's asset check results by `asset:check` name: each run's evaluations of a check (one per
+        partition) folded into one (`partition_checks.run_level`)."""
         return {
             f"{e.asset_key.to_user_string()}:{e.check_name}": e
             for result in (self.hourly, self.daily, self.monthly)
-            for e in result.get_asset_check_evaluations()
+            for e in run_level_by_check(result.get_asset_check_evaluations())
         }
+
+    def checks_with_partitions(self) -> list[tuple[dg.AssetCheckEvaluation, str]]:
+        """Every check result of the chunk's runs, with the partitions its run covered."""
+        return [pair for result in (self.hourly, self.daily, self.monthly) for pair in checks_with_partitions(result)]
+
+
+def run_partitions(run: dg.ExecuteInProcessResult | dg.DagsterRun) -> str:
+    """The partition range a backfill run covered: `2026-11-20-00:00..2026-11-20-23:00`, or one key."""
+    tags = (run.dagster_run if isinstance(run, dg.ExecuteInProcessResult) else run).tags
+    start, end = tags.get(RANGE_START_TAG, ""), tags.get(RANGE_END_TAG, "")
+    return start if start == end else f"{start}..{end}"
+
+
+def checks_with_partitions(result: dg.ExecuteInProcessResult) -> list[tuple[dg.AssetCheckEvaluation, str]]:
+    """The run's check results, one per check (its partitions' evaluations folded into one), each with the
+    partitions it judged (its own, or else the run's range)."""
+    return [
+        (e, e.partition or run_partitions(result)) for e in run_level_by_check(result.get_asset_check_evaluations())
+    ]
 
 
 def day_chunks(first_day: date, last_day: date, days_per_run: int) -> Iterator[tuple[date, date]]:
@@ -87,21 +130,26 @@ def _root_cause(error) -> str:
 
 def _run(
     definitions: dg.Definitions,
-    selection,
+    job_name: str,
     instance,
     start_key: str,
     end_key: str,
     label: str,
     log_level: str,
     run_config=None,
+    tags=None,
 ) -> dg.ExecuteInProcessResult:
-    result = dg.materialize(
-        list(definitions.assets),
-        selection=selection,
+    """One ranged run of the named job over [start_key, end_key], in this process."""
+    result = definitions.resolve_job_def(job_name).execute_in_process(
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}} | (run_config or {}),
-        resources=definitions.resources,
         instance=instance,
-        tags={RANGE_START_TAG: start_key, RANGE_END_TAG: end_key, "chargeback/launched_by": "chargeback-cli"},
+        tags={
+            RANGE_START_TAG: start_key,
+            RANGE_END_TAG: end_key,
+            LAUNCHED_BY_TAG: LAUNCHED_BY,
+            PROCESS_TAG: this_process(),
+            **(tags or {}),
+        },
         raise_on_error=False,
     )
     if not result.success:
@@ -112,6 +160,10 @@ def _run(
         ]
         raise BackfillFailed(f"{label} failed (run {result.run_id}): " + "; ".join(failures), result)
     return result
+
+
+def _partitions(assets, kind: type[dg.PartitionsDefinition]) -> dg.TimeWindowPartitionsDefinition:
+    return next(a.partitions_def for a in assets if isinstance(a.partitions_def, kind))
 
 
 @contextmanager
@@ -134,29 +186,59 @@ def backfill(
     on_chunk: Callable[[ChunkDone], None] | None = None,
     log_level: str = "INFO",
     publish_override_reason: str | None = None,
+    publish_shrink_reason: str | None = None,
 ) -> list[ChunkDone]:
     """Materialize FIRST_DAY..LAST_DAY of `definitions` (`definitions.build_definitions`); `log_level` is
     the console's (the run's event log keeps all).
 
-    `publish_override_reason` publishes reports even where reconciliation blocks them, recording why.
+    `publish_override_reason` publishes reports even where reconciliation blocks them,
+    `publish_shrink_reason` even where they would replace a larger published day; each is recorded.
     """
-    daily_config = None
+    report_config = {}
     if publish_override_reason:
-        report_config = {"publish_despite_blocked_reconciliation": True, "override_reason": publish_override_reason}
+        report_config |= {"publish_despite_blocked_reconciliation": True}
+    if publish_shrink_reason:
+        report_config |= {"publish_despite_shrink": True}
+    reasons = [reason for reason in (publish_override_reason, publish_shrink_reason) if reason]
+    daily_config = None
+    if report_config:
+        report_config["override_reason"] = "; ".join(dict.fromkeys(reasons))
         daily_config = {"ops": {asset: {"config": report_config} for asset in GATED_ASSETS}}
+    definitions = with_jobs(definitions)
     assets = list(definitions.assets)
-    hourly_keys = keys_partitioned_by(assets, dg.HourlyPartitionsDefinition)
-    daily_keys = keys_partitioned_by(assets, dg.DailyPartitionsDefinition)
-    monthly_keys = keys_partitioned_by(assets, dg.MonthlyPartitionsDefinition)
+    hourly_partitions = _partitions(assets, dg.HourlyPartitionsDefinition)
+    daily_partitions = _partitions(assets, dg.DailyPartitionsDefinition)
+    monthly_partitions = _partitions(assets, dg.MonthlyPartitionsDefinition)
+    days_of_hours = daily_rollup(hourly_partitions, daily_partitions)
+    months_of_days = monthly_rollup(daily_partitions, monthly_partitions)
     done = []
     with _backfill_dagster_env():
         for start, end in day_chunks(first_day, last_day, days_per_run):
             hours = (hour_partition_key(day_hours(start)[0]), hour_partition_key(day_hours(end)[-1]))
-            hourly = _run(definitions, hourly_keys, instance, *hours, f"hours of {start}..{end}", log_level)
+            hourly = _run(definitions, HOURLY_JOB, instance, *hours, f"hours of {start}..{end}", log_level)
             days = (day_partition_key(start), day_partition_key(end))
-            daily = _run(definitions, daily_keys, instance, *days, f"days {start}..{end}", log_level, daily_config)
+            day_keys = daily_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(*days))
+            daily = _run(
+                definitions,
+                DAILY_JOB,
+                instance,
+                *days,
+                f"days {start}..{end}",
+                log_level,
+                daily_config,
+                rollup_inputs_tags(instance, assets, days_of_hours, day_keys),
+            )
             months = (month_partition_key(start), month_partition_key(end))
-            monthly = _run(definitions, monthly_keys, instance, *months, f"statements of {start}..{end}", log_level)
+            month_keys = monthly_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(*months))
+            monthly = _run(
+                definitions,
+                MONTHLY_JOB,
+                instance,
+                *months,
+                f"statements of {start}..{end}",
+                log_level,
+                tags=rollup_inputs_tags(instance, assets, months_of_days, month_keys),
+            )
             chunk = ChunkDone(start, end, hourly, daily, monthly)
             done.append(chunk)
             if on_chunk:

@@ -39,10 +39,9 @@ def hour_params(hour: datetime, known_deployments: list[str], **more) -> dict:
 def stage_hour(con, lake: Lake, hour: datetime, known_deployments: list[str]) -> None:
     """Register one hour's landed raw logs and build the staging models over them (the ephemeral ones
     are inlined into the marts that read them; pass the marts `hour_params` too)."""
-    sql.build_models(
+    stage_relations(
         con,
-        STAGING_MODELS,
-        relations={
+        {
             "raw_gateway_logs": lake.relation(keys.hour_key(keys.RAW_GATEWAY, hour), GATEWAY_LOG_SCHEMA),
             "raw_llm_logs": lake.relation(keys.hour_key(keys.RAW_LLM, hour), LLM_LOG_SCHEMA),
             "raw_gateway_rejected": lake.relation(
@@ -52,8 +51,15 @@ def stage_hour(con, lake: Lake, hour: datetime, known_deployments: list[str]) ->
                 keys.hour_key(keys.RAW_LLM, hour, keys.REJECTED_PART), SOURCE_REJECT_SCHEMA
             ),
         },
-        params=hour_params(hour, known_deployments),
+        hour,
+        known_deployments,
     )
+
+
+def stage_relations(con, relations: dict[str, sql.Relation], hour: datetime, known_deployments: list[str]) -> None:
+    """Build the staging models of `hour` over raw relations named as the lake's (raw_gateway_logs,
+    raw_llm_logs and their *_rejected)."""
+    sql.build_models(con, STAGING_MODELS, relations=relations, params=hour_params(hour, known_deployments))
 
 
 def hour_measures(con, attributed: sql.Relation) -> dict[str, int]:
@@ -95,9 +101,10 @@ def attribute_hour(
             sql.copy_model(con, ATTRIBUTED_MODEL, params, attributed.path)
             measures = hour_measures(con, sql.ParquetFiles((str(attributed.path),)))
             schema = attributed.schema()
-        raw_rows = sql.select_model(con, ROW_COUNTS_MODEL, params).to_pylist()[0]
-        params["has_requests_on_several_deployments"] = raw_rows["requests_on_several_deployments"] > 0
-        logged_tokens = sql.select_model(con, LOGGED_TOKENS_MODEL, params)
+            raw_rows = sql.select_model(con, ROW_COUNTS_MODEL, params).to_pylist()[0]
+            params["has_requests_on_several_deployments"] = raw_rows["requests_on_several_deployments"] > 0
+            # Reads the written requests (registered by hour_measures) for each record's backend.
+            logged_tokens = sql.select_model(con, LOGGED_TOKENS_MODEL, params)
         # Raw rows the attribution did not use failed the checks: only then are the raw rows searched
         # for them (a clean hour is not checked twice).
         trusted_gateway_rows = measures["requests"] + measures["duplicates"]

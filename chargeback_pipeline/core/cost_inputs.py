@@ -13,10 +13,12 @@ from chargeback_pipeline.storage.lake import Lake
 
 HOURLY_USAGE_MODEL = "marts/fct_hourly_billable_usage"
 UNATTRIBUTED_MODEL = "marts/fct_hourly_unattributed_tokens"
+NOT_BILLABLE_MODEL = "marts/fct_daily_logged_not_billable_tokens"
 
 
-def allocation_inputs(lake: Lake, day: date) -> tuple[pa.Table, pa.Table]:
-    """The day's billable usage per hour and line, and its unattributed tokens per deployment-hour."""
+def allocation_inputs(lake: Lake, day: date) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """The day's billable usage per hour and line, its unattributed tokens per backend-deployment-hour, and
+    its logged tokens no product is billed for per backend-deployment (with what it had to clip)."""
     relations = {
         "attributed_requests": attributed_day(lake, day),
         "deployment_reconciliation": lake.relation(
@@ -26,7 +28,11 @@ def allocation_inputs(lake: Lake, day: date) -> tuple[pa.Table, pa.Table]:
     con = sql.connect()
     try:
         sql.build_models(con, [], relations)
-        return sql.select_model(con, HOURLY_USAGE_MODEL, {"usage_date": day}), sql.select_model(con, UNATTRIBUTED_MODEL)
+        return (
+            sql.select_model(con, HOURLY_USAGE_MODEL, {"usage_date": day}),
+            sql.select_model(con, UNATTRIBUTED_MODEL),
+            sql.select_model(con, NOT_BILLABLE_MODEL, {"usage_date": day}),
+        )
     finally:
         con.close()
 

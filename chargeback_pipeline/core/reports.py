@@ -4,28 +4,27 @@ the report's totals add up to what the deployments metered (and Azure bills)."""
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from chargeback_pipeline.core.billing.schemas import UNATTRIBUTED_PRODUCT
+from chargeback_pipeline.core.billing.schemas import LOGGED_NOT_BILLABLE_PRODUCT, UNATTRIBUTED_PRODUCT
 
 # metric - logged: traffic that bypassed APIM or was not logged.
 UNATTRIBUTED = UNATTRIBUTED_PRODUCT
 # logged - billable: failed requests' tokens, LLM records without a gateway row, and requests whose
 # gateway row falls on the other side of midnight.
-LOGGED_NOT_BILLABLE = "logged-not-billable"
+LOGGED_NOT_BILLABLE = LOGGED_NOT_BILLABLE_PRODUCT
 RECONCILIATION_LINES = (UNATTRIBUTED, LOGGED_NOT_BILLABLE)
 REPORT_KEY_COLUMNS = ["usage_date", "product_id", "subscription_id", "model_name", "deployment_name", "backend_id"]
 
 
 def reconciliation_lines(usage: pa.Table, reconciliation: pa.Table) -> pa.Table:
-    """Per deployment with metrics: an `unattributed` and a `logged-not-billable` line of tokens."""
-    model_of, backend_of = {}, {}
+    """Per backend (resource) and deployment with metrics: an `unattributed` and a `logged-not-billable`
+    line of tokens, so the report adds up to each resource's metered tokens."""
+    models_of: dict[tuple[str, str], set[str]] = {}
     for row in usage.to_pylist():
-        model_of.setdefault(row["deployment_name"], set()).add(row["model_name"])
-        backend_of.setdefault(row["deployment_name"], set()).add(row["backend_id"])
+        models_of.setdefault((row["backend_id"], row["deployment_name"]), set()).add(row["model_name"])
     lines = []
     for row in reconciliation.filter(reconciliation["has_metrics"]).to_pylist():
-        name = row["deployment_name"]
-        model = next(iter(model_of[name])) if len(model_of.get(name, ())) == 1 else "unknown"
-        backend = next(iter(backend_of[name])) if len(backend_of.get(name, ())) == 1 else "unknown"
+        models = models_of.get((row["backend_id"], row["deployment_name"]), set())
+        model = next(iter(models)) if len(models) == 1 else "unknown"
         splits = {
             UNATTRIBUTED: (row["unattributed_prompt_tokens"], row["unattributed_completion_tokens"]),
             LOGGED_NOT_BILLABLE: (
@@ -41,8 +40,8 @@ def reconciliation_lines(usage: pa.Table, reconciliation: pa.Table) -> pa.Table:
                         "product_id": product,
                         "subscription_id": product,
                         "model_name": model,
-                        "deployment_name": name,
-                        "backend_id": backend,
+                        "deployment_name": row["deployment_name"],
+                        "backend_id": row["backend_id"],
                         "prompt_tokens": prompt,
                         "completion_tokens": completion,
                         "total_tokens": prompt + completion,
@@ -61,11 +60,12 @@ def build_report(usage: pa.Table, reconciliation: pa.Table) -> pa.Table:
 
 
 def split_report(report: pa.Table) -> tuple[pa.Table, dict[str, tuple[int, int]]]:
-    """A published report's product rows, and its `unattributed` (prompt, completion) tokens per deployment."""
+    """A published report's product rows, and its `unattributed` (prompt, completion) tokens per
+    (backend, deployment)."""
     is_line = pc.is_in(report["product_id"], value_set=pa.array(RECONCILIATION_LINES))
     unattributed = report.filter(pc.equal(report["product_id"], UNATTRIBUTED)).to_pylist()
     return report.filter(pc.invert(is_line)), {
-        r["deployment_name"]: (r["prompt_tokens"], r["completion_tokens"]) for r in unattributed
+        (r["backend_id"], r["deployment_name"]): (r["prompt_tokens"], r["completion_tokens"]) for r in unattributed
     }
 
 

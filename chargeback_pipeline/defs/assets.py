@@ -1,4 +1,5 @@
-"""The asset graph: every asset of every stage, on one calendar of partitions."""
+"""The asset graph: every asset of every stage, on one calendar of partitions, each with its column schema
+and code references (`column_docs`)."""
 
 import dagster as dg
 
@@ -7,6 +8,7 @@ from chargeback_pipeline.defs.attribution.daily_product_usage import daily_produ
 from chargeback_pipeline.defs.billing.daily_chargeback import daily_chargeback_asset
 from chargeback_pipeline.defs.billing.focus_export import focus_export_asset
 from chargeback_pipeline.defs.billing.monthly_statement import monthly_statement_asset
+from chargeback_pipeline.defs.column_docs import documented
 from chargeback_pipeline.defs.ingest.raw_logs import raw_log_assets
 from chargeback_pipeline.defs.partitions import Calendar
 from chargeback_pipeline.defs.publishing.product_usage_report import product_usage_report_asset
@@ -15,14 +17,16 @@ from chargeback_pipeline.defs.reconciliation.deployment_reconciliation import de
 
 
 def build_assets(calendar: Calendar) -> list[dg.AssetsDefinition]:
-    return [
-        *raw_log_assets(calendar),
-        attributed_requests_asset(calendar),
-        daily_product_usage_asset(calendar),
-        deployment_reconciliation_asset(calendar),
-        daily_reconciliation_asset(calendar),
-        product_usage_report_asset(calendar),
-        daily_chargeback_asset(calendar),
-        focus_export_asset(calendar),
-        monthly_statement_asset(calendar),
-    ]
+    return documented(
+        [
+            *raw_log_assets(calendar),
+            attributed_requests_asset(calendar),
+            daily_product_usage_asset(calendar),
+            deployment_reconciliation_asset(calendar),
+            daily_reconciliation_asset(calendar),
+            product_usage_report_asset(calendar),
+            daily_chargeback_asset(calendar),
+            focus_export_asset(calendar),
+            monthly_statement_asset(calendar),
+        ]
+    )

@@ -1,30 +1,20 @@
-"""Materialization metadata helpers: column schemas and small previews for the Dagster UI."""
+"""Materialization metadata helpers: small previews, money, and each partition's own numbers (the column
+schemas are declared with the definitions: `column_docs`).
+
+In a ranged run every partition's materialization carries that partition's own numbers
+(`record_partition`), so the UI's plots over partitions draw a value per hour or day; the run's totals go
+to the run's log (`log_run_totals`). Empty values are left out rather than shown as `[]`.
+"""
+
+from collections.abc import Mapping
+from decimal import Decimal
 
 import dagster as dg
 import pyarrow as pa
 
+CENTS = Decimal("0.01")
 # Every asset is owned by the FinOps data team (shown in the UI, and who alerts go to).
 OWNERS = ["team:finops-data"]
-
-_TYPE_NAMES = {pa.string(): "string", pa.bool_(): "boolean", pa.int64(): "bigint", pa.int32(): "integer"}
-
-
-def _type_name(arrow_type: pa.DataType) -> str:
-    if pa.types.is_timestamp(arrow_type):
-        return "timestamp (UTC)"
-    if pa.types.is_date(arrow_type):
-        return "date"
-    return _TYPE_NAMES.get(arrow_type, str(arrow_type))
-
-
-def table_schema(schema: pa.Schema, descriptions: dict[str, str] | None = None) -> dg.TableSchema:
-    descriptions = descriptions or {}
-    return dg.TableSchema(
-        columns=[
-            dg.TableColumn(field.name, _type_name(field.type), description=descriptions.get(field.name))
-            for field in schema
-        ]
-    )
 
 
 def markdown_table(table: pa.Table, limit: int = 10) -> dg.MarkdownMetadataValue:
@@ -33,8 +23,7 @@ def markdown_table(table: pa.Table, limit: int = 10) -> dg.MarkdownMetadataValue
         return dg.MetadataValue.md("_no rows_")
 
     def cell(value) -> str:
-        text = "" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
-        return text.replace("|", "\\|").replace("\n", " ")
+        return _cell_text(value).replace("|", "\\|").replace("\n", " ")
 
     head = table.slice(0, limit).to_pylist()
     lines = ["| " + " | ".join(table.column_names) + " |", "|" + "---|" * table.num_columns]
@@ -47,3 +36,59 @@ def markdown_table(table: pa.Table, limit: int = 10) -> dg.MarkdownMetadataValue
 def markdown_rows(rows: list[dict], limit: int = 10, empty: str = "_no rows_") -> dg.MarkdownMetadataValue:
     """Rows (dicts of one shape) as a markdown table, or `empty`."""
     return markdown_table(pa.Table.from_pylist(rows), limit=limit) if rows else dg.MetadataValue.md(empty)
+
+
+def _cell_text(value) -> str:
+    """Counts and amounts with thousands separators (money keeps its minor-unit digits: 1,234.50)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, Decimal):  # money: its cents always, more digits only where it has them
+        value = value.normalize()
+        return f"{value.quantize(CENTS) if value.as_tuple().exponent > -2 else value:,}"
+    if isinstance(value, int | float):
+        return f"{value:,}"
+    return str(value)
+
+
+def is_empty(value) -> bool:
+    return value is None or (isinstance(value, list | tuple | dict | set | str) and len(value) == 0)
+
+
+def compact(metadata: Mapping[str, object]) -> dict[str, object]:
+    """`metadata` without its empty values (None, [], {}, ""): absent, not shown as `[]`."""
+    return {name: value for name, value in metadata.items() if not is_empty(value)}
+
+
+def money(amount: Decimal | int | float, minor_unit: int = 2) -> float:
+    """An amount at the currency's minor unit (cents for USD), as a number the UI can plot; the currency
+    goes beside it (`currency`)."""
+    return float(round(Decimal(str(amount)), minor_unit))
+
+
+def money_text(amount: Decimal | int | float, currency: str, minor_unit: int = 2) -> str:
+    """`652.89 USD`: an amount at the currency's minor unit, with thousands separators and the currency."""
+    return f"{round(Decimal(str(amount)), minor_unit):,.{minor_unit}f} {currency}"
+
+
+def record_partition(
+    context: dg.AssetExecutionContext,
+    partition_key: str,
+    metadata: Mapping[str, object],
+    asset_key: dg.AssetKey | None = None,
+) -> None:
+    """Put `metadata` (the partition's own numbers, previews...) on that partition's materialization only,
+    leaving empty values out."""
+    context.add_asset_metadata(compact(metadata), asset_key=asset_key, partition_key=partition_key)
+
+
+def log_run_totals(context: dg.AssetExecutionContext, what: str, partitions: int, totals: Mapping[str, object]) -> None:
+    """The run's totals over its partitions, in the run's log (each partition's event has its own numbers)."""
+    shown = ", ".join(
+        f"{name} {value:,}"
+        if isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+        else f"{name} {value}"
+        for name, value in totals.items()
+    )
+    context.log.info(f"{what}: run totals over {partitions} partition{'s' if partitions != 1 else ''}: {shown}")

@@ -10,8 +10,9 @@ from azure.identity import DefaultAzureCredential
 from azure.storage.blob import ContainerClient
 from pydantic import PrivateAttr
 
-from chargeback_pipeline.core.billing.pricing import Pricing, load_pricing
+from chargeback_pipeline.core.billing.pricing import Pricing, PricingError, load_pricing
 from chargeback_pipeline.core.quality import QualityPolicy
+from chargeback_pipeline.core.topology import BackendTopology
 from chargeback_pipeline.storage.lake import Lake
 from chargeback_pipeline.storage.object_store import BlobObjectStore, LocalObjectStore, ObjectStore
 
@@ -48,13 +49,25 @@ class DataQualityPolicy(dg.ConfigurableResource, QualityPolicy):
 
 
 class PricingResource(dg.ConfigurableResource):
-    """The pricing file (CHARGEBACK_PRICING_FILE, README "Money"), read and validated once per instance."""
+    """The pricing file (CHARGEBACK_PRICING_FILE, README "Money"), read and validated once per instance.
 
-    path: str
+    Only the cost assets need prices; an empty `path` means no pricing file: usage, reconciliation and
+    the usage report still run, the cost assets fail saying what to configure."""
+
+    path: str = ""
 
     _pricing: Pricing | None = PrivateAttr(default=None)
 
     def pricing(self) -> Pricing:
+        if not self.path:
+            raise PricingError(
+                "no pricing file is configured, so nothing can be priced: set CHARGEBACK_PRICING_FILE "
+                "(`chargeback discover --write prices.yaml` writes a skeleton with every backend and deployment)"
+            )
         if self._pricing is None:
             self._pricing = load_pricing(self.path)
         return self._pricing
+
+    def topology(self) -> BackendTopology:
+        """The backends' resources and deployments the pricing file names (none without one)."""
+        return BackendTopology.of_pricing(self.pricing() if self.path else None)

@@ -12,6 +12,9 @@ Decisions:
 - A filtered query returns only the top `max_series` series (the service's default is 10!), so a
   metric that comes back with `max_series` series may be cut short: that raises instead of landing
   a partial hour.
+- A failed call is transient (429, 5xx, timeouts, connection failures, the fetch's time bound spent:
+  the step retries it) or permanent (400, 401, 403, 404: it fails at once, saying what to fix, e.g. the
+  Monitoring Reader role on the resources for a 403); see `azure_errors`.
 """
 
 import json
@@ -24,7 +27,8 @@ import pyarrow as pa
 from azure.core.exceptions import AzureError
 from azure.monitor.querymetrics import MetricsClient
 
-from chargeback_pipeline.sources.base import Fetched, TimeWindow, TransientSourceError
+from chargeback_pipeline.sources.azure_errors import FetchTimeBoundReached, http_status, is_transient, service_words
+from chargeback_pipeline.sources.base import Fetched, PermanentSourceError, TimeWindow, TransientSourceError
 from chargeback_pipeline.storage.schemas import DEPLOYMENT_METRICS_SCHEMA, RECONCILED_METRICS, SOURCE_REJECT_SCHEMA
 
 METRIC_NAMESPACE = "Microsoft.CognitiveServices/accounts"
@@ -34,8 +38,45 @@ MAX_RESOURCES_PER_BATCH = 50
 SOURCE_TABLE = "deployment_metrics"
 
 
-class MetricsQueryError(TransientSourceError):
+class MetricsQueryError(RuntimeError):
     """The metrics API failed or answered something that cannot be proven complete."""
+
+
+class TransientMetricsError(MetricsQueryError, TransientSourceError):
+    """Throttled, unavailable, timed out or unreachable, still after the SDK's retries: the step retries."""
+
+
+class PermanentMetricsError(MetricsQueryError, PermanentSourceError):
+    """Refused (400, 401, 403, 404) or cut short by configuration: asking again gives the same answer."""
+
+
+def metrics_failure(error: BaseException, batch: Sequence[str], window: TimeWindow, endpoint: str) -> MetricsQueryError:
+    """The error to raise for a failed metrics call of `batch` in `window`."""
+    said = service_words(error)
+    where = f"metrics query failed for {', '.join(batch)} in window {window}: {said}"
+    if is_transient(error):
+        return TransientMetricsError(where)
+    status = http_status(error)
+    if status == 403:
+        fix = (
+            "the identity lacks the role Monitoring Reader on the Azure OpenAI resource(s) "
+            f"{', '.join(batch)}: assign it (README, Production: the roles the identity needs)"
+        )
+    elif status == 404 or status == 400:
+        fix = (
+            "check CHARGEBACK_OPENAI_RESOURCE_IDS (each /subscriptions/<sub>/resourceGroups/<rg>/providers/"
+            "Microsoft.CognitiveServices/accounts/<name>) and CHARGEBACK_METRICS_ENDPOINT "
+            f"({endpoint or 'unset'}: https://<the resources' region>.metrics.monitor.azure.com)"
+        )
+    elif status == 401 or status is None:
+        fix = (
+            "the identity is not authenticated. Check the identity DefaultAzureCredential uses (managed or "
+            "workload identity, AZURE_CLIENT_ID, `az login`) and that CHARGEBACK_METRICS_ENDPOINT "
+            f"({endpoint or 'unset'}) is in the identity's cloud"
+        )
+    else:
+        fix = "the service refused the query"
+    return PermanentMetricsError(f"{where}. Not retried: {fix}")
 
 
 def subscription_of(resource_id: str) -> str:
@@ -72,6 +113,7 @@ class DeploymentMetricsReader:
         *,
         max_series: int = 1000,
         call_options: Mapping[str, Any] | None = None,
+        endpoint: str = "",
     ) -> None:
         self._client = client
         self._resource_ids = list(resource_ids)
@@ -79,6 +121,7 @@ class DeploymentMetricsReader:
             subscription_of(resource_id)  # fail at construction on a malformed id
         self._max_series = max_series
         self._call_options = dict(call_options or {})
+        self._endpoint = endpoint
 
     def read(self, window: TimeWindow) -> Fetched:
         rows: list[dict] = []
@@ -107,15 +150,15 @@ class DeploymentMetricsReader:
                 max_results=self._max_series,
                 **self._call_options,
             )
-        except AzureError as error:
-            raise MetricsQueryError(f"metrics query failed for {batch} in window {window}: {error}") from error
+        except (AzureError, FetchTimeBoundReached) as error:
+            raise metrics_failure(error, batch, window, self._endpoint) from error
         if len(results) != len(batch):
-            raise MetricsQueryError(f"metrics API answered {len(results)} results for {len(batch)} resources")
+            raise TransientMetricsError(f"metrics API answered {len(results)} results for {len(batch)} resources")
         return results
 
     def _collect(self, resource_id: str, metric, window: TimeWindow, rows: list, rejected: list) -> None:
         if len(metric.timeseries) >= self._max_series:
-            raise MetricsQueryError(
+            raise PermanentMetricsError(
                 f"{metric.name} of {resource_id} returned {len(metric.timeseries)} series, the max_series "
                 f"limit: deployments may be missing; raise max_series"
             )

@@ -14,7 +14,8 @@ class LogSourceResource(dg.ConfigurableResource):
     # the hour boundary from their gateway row.
     llm_join_overlap_minutes: int = Field(default=10, ge=0, le=60)
     # A fetch that still fails after the source's own retries (TransientSourceError) retries the step
-    # this many times, after this delay doubling each time (30, 60, 120 s). Other errors fail at once.
+    # this many times, after this delay doubling each time (30, 60, 120 s). Other errors (a refused
+    # query, a missing role, a missing export: PermanentSourceError) fail at once.
     step_retries: int = Field(default=3, ge=0, le=10)
     step_retry_delay_seconds: float = Field(default=30.0, ge=0, le=3600)
 
@@ -28,6 +29,24 @@ class LogSourceResource(dg.ConfigurableResource):
 
     def build_source(self) -> LogSource:
         raise NotImplementedError(f"{type(self).__name__} must build its source")
+
+    def reconciliation_off_reason(self) -> str | None:
+        """Why this source reads no deployment metrics on purpose (so nothing can be reconciled), or None."""
+        return None
+
+    def fetch_time_bound_seconds(self) -> float | None:
+        """The most one fetch of this source takes before it gives up (retries and waits included), for
+        the step's retry messages; None when the source has no such bound (it does not retry)."""
+        return None
+
+    def step_time_bound_seconds(self) -> float | None:
+        """The most a step spends on a source that keeps failing transiently: every step attempt's fetch
+        bound plus the waits between them (30 + 60 + 120 s by default); None without a fetch bound."""
+        bound = self.fetch_time_bound_seconds()
+        if bound is None:
+            return None
+        waits = self.step_retry_delay_seconds * (2**self.step_retries - 1)
+        return (self.step_retries + 1) * bound + waits
 
 
 class LogTablesResource(LogSourceResource):

@@ -2,9 +2,9 @@
 
 It holds pyarrow tables under their Log Analytics names, runs the KQL it receives over them (after the
 request's `timespan` prefilter) and answers in the service's JSON shape, so the real `LogsQueryClient`
-parses it unmodified. Faults can be injected (429 with or without Retry-After, 503, slowness, result
-truncation as the service's PartialError, rows ingested between two queries), and it records what it
-saw, including the highest number of queries in flight at once.
+parses it unmodified. Faults can be injected (any error status, e.g. 400, 401, 403, 404, 429 with or
+without Retry-After, 503; slowness, result truncation as the service's PartialError, rows ingested
+between two queries), and it records what it saw, including the highest number of queries in flight.
 
 Wire details reproduced from the service:
 - body `{"query": ..., "timespan": "<start>/<end>" | "<start>/<duration>" | "<duration>"}`;
@@ -40,7 +40,21 @@ _QUERY_PATH = re.compile(r"/v1/workspaces/(?P<workspace>[^/]+)/query")
 _DURATION = re.compile(
     r"P(?:(?P<days>[\d.]+)D)?(?:T(?:(?P<hours>[\d.]+)H)?(?:(?P<minutes>[\d.]+)M)?(?:(?P<seconds>[\d.]+)S)?)?"
 )
-_ERROR_CODES = {400: "BadArgumentError", 404: "PathNotFoundError", 429: "TooManyRequests", 503: "ServiceUnavailable"}
+# The service's error codes (Log Analytics query API, "Errors" in its reference).
+_ERROR_CODES = {
+    400: "BadArgumentError",
+    401: "AuthorizationRequiredError",
+    403: "InsufficientAccessError",
+    404: "PathNotFoundError",
+    429: "TooManyRequests",
+    503: "ServiceUnavailable",
+}
+_FAULT_MESSAGES = {
+    400: "The request had some invalid properties",
+    401: "Valid authentication was not provided",
+    403: "The provided credentials have insufficient access to perform the requested operation",
+    404: "The requested path does not exist",
+}
 
 
 @dataclass(frozen=True)
@@ -145,8 +159,8 @@ def partial_error(limit: int) -> dict:
     }
 
 
-def error_body(status: int, message: str, inner: dict | None = None) -> dict:
-    error = {"code": _ERROR_CODES.get(status, "InternalServerError"), "message": message}
+def error_body(status: int, message: str, inner: dict | None = None, codes: dict[int, str] | None = None) -> dict:
+    error = {"code": (codes or _ERROR_CODES).get(status, "InternalServerError"), "message": message}
     if inner:
         error["innererror"] = inner
     return {"error": error}
@@ -167,6 +181,7 @@ class LogAnalyticsStandIn(BackgroundHTTPServer):
         self._lock = threading.Lock()
         self._faults: deque[_Fault] = deque()
         self._always: _Fault | None = None
+        self._killed = False
         self._in_flight = 0
         self._late_rows: list[tuple[str, pa.Table]] = []
         self._database = duckdb_kql.connect()
@@ -197,7 +212,8 @@ class LogAnalyticsStandIn(BackgroundHTTPServer):
             self._late_rows.append((name, rows))
 
     def fail_next(self, count: int, status: int = 503, retry_after: float | None = None) -> None:
-        """Answer the next `count` queries with `status` (and a Retry-After header when given)."""
+        """Answer the next `count` queries with `status` (and a Retry-After header when given), e.g. 403
+        for an identity without the Log Analytics Reader role, 404 for a workspace that does not exist."""
         with self._lock:
             self._faults.extend(_Fault(status, retry_after) for _ in range(count))
 
@@ -209,6 +225,12 @@ class LogAnalyticsStandIn(BackgroundHTTPServer):
     def fail_always(self, status: int = 503) -> None:
         with self._lock:
             self._always = _Fault(status, None)
+
+    def kill(self) -> None:
+        """Die like a killed process: new connections are refused, and a request on a connection the
+        client kept open is dropped without an answer."""
+        self._killed = True
+        self.stop()
 
     def heal(self) -> None:
         """Stop injecting faults, delays and truncation below the service's own limit."""
@@ -231,6 +253,9 @@ class LogAnalyticsStandIn(BackgroundHTTPServer):
             self.max_in_flight = 0
 
     def handle(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
+        if self._killed:
+            handler.close_connection = True  # no answer at all: the client sees the connection dropped
+            return
         match = _QUERY_PATH.fullmatch(handler.path.split("?", 1)[0])
         if match is None:
             send_json(handler, 404, error_body(404, f"no route for {handler.path}"))
@@ -253,7 +278,8 @@ class LogAnalyticsStandIn(BackgroundHTTPServer):
             time.sleep(self.delay_seconds + (fault.delay_seconds if fault else 0.0))
             if fault is not None and fault.status is not None:
                 headers = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
-                status, payload = fault.status, error_body(fault.status, "injected fault")
+                message = f"{_FAULT_MESSAGES[fault.status]} (injected fault)" if fault.status in _FAULT_MESSAGES else ""
+                status, payload = fault.status, error_body(fault.status, message or "injected fault")
             elif self.workspace_id not in (None, match["workspace"]):
                 status, payload = 404, error_body(404, f"workspace {match['workspace']} not found")
             else:

@@ -5,11 +5,14 @@ and metric), honouring `starttime`, `endtime`, `interval`, `metricnames`, `filte
 service's JSON shape so the real `MetricsClient` parses it unmodified. Like the service it names
 dimensions in lower case in `metadatavalues`, returns a point for every interval (without `total`
 where there was no data), and keeps only the top 10 series of a filtered query unless `top` says more.
+Faults can be injected: any error status for the next requests or for all (e.g. 403 for an identity
+without Monitoring Reader, 404 for a resource that does not exist, 429 with or without Retry-After).
 """
 
 import json
 import re
 import threading
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
@@ -22,6 +25,15 @@ from chargeback_pipeline.standins import BackgroundHTTPServer, send_json
 from chargeback_pipeline.standins.log_analytics import error_body, parse_duration, parse_timespan
 from chargeback_pipeline.storage.schemas import DEPLOYMENT_METRICS_SCHEMA
 
+# The metrics API's error codes for the statuses tests inject.
+ERROR_CODES = {
+    400: "BadRequest",
+    401: "InvalidAuthenticationToken",
+    403: "AuthorizationFailed",
+    404: "ResourceNotFound",
+    429: "TooManyRequests",
+    503: "ServiceUnavailable",
+}
 DIMENSION = "ModelDeploymentName"
 DEFAULT_TOP = 10  # the service's default number of series when a filter is given
 _BATCH_PATH = re.compile(r"/subscriptions/(?P<subscription>[^/]+)/metrics:getBatch")
@@ -94,6 +106,8 @@ class MetricsStandIn(BackgroundHTTPServer):
         self.region = region
         self._lock = threading.Lock()
         self._metrics = DEPLOYMENT_METRICS_SCHEMA.empty_table()
+        self._faults: deque[tuple[int, float | None]] = deque()
+        self._always: int | None = None
         self.requests_received = 0
         if metrics is not None:
             self.load(metrics)
@@ -106,10 +120,31 @@ class MetricsStandIn(BackgroundHTTPServer):
         with self._lock:
             self._metrics = metrics.select(DEPLOYMENT_METRICS_SCHEMA.names).cast(DEPLOYMENT_METRICS_SCHEMA)
 
+    def fail_next(self, count: int, status: int = 503, retry_after: float | None = None) -> None:
+        """Answer the next `count` requests with `status` (and a Retry-After header when given)."""
+        with self._lock:
+            self._faults.extend((status, retry_after) for _ in range(count))
+
+    def fail_always(self, status: int = 503) -> None:
+        with self._lock:
+            self._always = status
+
+    def heal(self) -> None:
+        with self._lock:
+            self._faults.clear()
+            self._always = None
+
     def handle(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
         with self._lock:
             self.requests_received += 1
             metrics = self._metrics
+            fault = self._faults.popleft() if self._faults else (None if self._always is None else (self._always, None))
+        if fault is not None:
+            status, retry_after = fault
+            headers = {} if retry_after is None else {"Retry-After": f"{retry_after:g}"}
+            payload = error_body(status, f"injected fault (HTTP {status})", codes=ERROR_CODES)
+            send_json(handler, status, payload, headers)
+            return
         match = _BATCH_PATH.fullmatch(urlsplit(handler.path).path)
         if match is None:
             send_json(handler, 404, error_body(404, f"no route for {handler.path}"))

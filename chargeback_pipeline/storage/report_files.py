@@ -1,4 +1,12 @@
-"""Serialising published reports: Parquet and RFC 4180 CSV, byte-identical for identical input."""
+"""Serialising published reports: Parquet and RFC 4180 CSV, byte-identical for identical input.
+
+The CSVs are opened by finance in spreadsheets, so a text cell that a spreadsheet would read as a formula
+(`=HYPERLINK(...)`, `+1`, `-1`, `@SUM(A1:A2)`, or one starting with a tab or carriage return) is written
+with a leading single quote, as OWASP recommends against CSV injection. Only text columns are escaped:
+numbers (negative money included), dates and timestamps are written as they are. A text cell that
+already starts with a quote gets one more, so the rule is reversible: the exact value is the cell with
+one leading `'` removed when it starts with one. The Parquet file always holds the exact values.
+"""
 
 import csv
 import io
@@ -7,6 +15,27 @@ from datetime import date, datetime
 import pyarrow as pa
 
 from chargeback_pipeline.storage.lake import parquet_bytes
+
+# A text cell starting with one of these is prefixed with FORMULA_ESCAPE. OWASP's list (= + - @ tab CR),
+# plus the escape itself, so that escaped and literal values can never be confused.
+FORMULA_ESCAPE = "'"
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", FORMULA_ESCAPE)
+
+
+def escape_formula(text: str) -> str:
+    """The CSV cell of a text value: prefixed with a single quote when it would start a formula."""
+    return FORMULA_ESCAPE + text if text.startswith(FORMULA_TRIGGERS) else text
+
+
+def unescape_formula(cell: str) -> str:
+    """The exact text value of a CSV text cell written by `csv_bytes` (for readers of the CSV)."""
+    return cell[1:] if cell.startswith(FORMULA_ESCAPE) else cell
+
+
+def _is_text(arrow_type: pa.DataType) -> bool:
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
 
 
 def _csv_value(value) -> str:
@@ -20,14 +49,23 @@ def _csv_value(value) -> str:
     return str(value)
 
 
+def _text_value(value: str | None) -> str:
+    return "" if value is None else escape_formula(value)
+
+
 def csv_bytes(table: pa.Table) -> bytes:
-    """RFC 4180: header row, CRLF line ends, fields quoted when they hold a comma, quote or line break."""
+    """RFC 4180: header row, CRLF line ends, fields quoted when they hold a comma, quote or line break;
+    text cells that would start a spreadsheet formula are prefixed with `'` (`escape_formula`)."""
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
     writer.writerow(table.column_names)
+    formatters = [_text_value if _is_text(field.type) else _csv_value for field in table.schema]
     for batch in table.to_batches():
-        columns = [column.to_pylist() for column in batch.columns]
-        writer.writerows([_csv_value(v) for v in row] for row in zip(*columns, strict=True))
+        columns = [
+            [format_value(v) for v in column.to_pylist()]
+            for format_value, column in zip(formatters, batch.columns, strict=True)
+        ]
+        writer.writerows(zip(*columns, strict=True))
     return buffer.getvalue().encode("utf-8")
 
 

@@ -1,11 +1,28 @@
--- Per deployment: the tokens APIM logged in the hour, bucketed by the LLM record's own TimeGenerated
+-- Per backend and deployment: the tokens APIM logged in the hour, bucketed by the LLM record's own TimeGenerated
 -- (SequenceNumber 0 records of the window), every logged request included (failed ones and those
 -- without a gateway row too). Read from the hour's de-duplicated LLM requests, so the reconciliation
 -- does not de-duplicate the LLM log a second time. A request whose token records name more than one
 -- deployment (APIM never sends one request to two) is split record by record from stg_apim__llm_records;
 -- $has_requests_on_several_deployments gates that part, so a normal hour never scans the log again.
-with by_request as (
-    select deployment_name, window_prompt_tokens, window_completion_tokens, window_token_records
+-- The backend is the one of the request's gateway row: among the hour's attributed requests (the file
+-- the attribution just wrote), else among the gateway rows of the hour's margins (raw_gateway_logs spans
+-- the hour plus the join margin: a request whose gateway row sits across the hour boundary). A record
+-- with no gateway row in either has backend 'unknown': fct_deployment_reconciliation places it.
+with backends as (
+    select correlation_id, backend_id
+    from attributed_requests
+    where has_llm_record
+    union all
+    select CorrelationId as correlation_id, min(BackendId) as backend_id
+    from raw_gateway_logs
+    where (TimeGenerated < $window_start or TimeGenerated >= $window_end)
+        and nullif(trim(BackendId), '') is not null
+        and CorrelationId not in (select correlation_id from attributed_requests)
+    group by CorrelationId
+),
+
+by_request as (
+    select deployment_name, correlation_id, window_prompt_tokens, window_completion_tokens, window_token_records
     from int_llm_requests
     where window_token_records > 0 and not coalesce(names_several_deployments, false)
 ),
@@ -13,6 +30,7 @@ with by_request as (
 by_record as (
     select
         deployment_name,
+        correlation_id,
         prompt_tokens as window_prompt_tokens,
         completion_tokens as window_completion_tokens,
         1 as window_token_records
@@ -23,10 +41,12 @@ by_record as (
 )
 
 select
-    deployment_name,
-    sum(window_prompt_tokens)::bigint as logged_prompt_tokens,
-    sum(window_completion_tokens)::bigint as logged_completion_tokens,
-    sum(window_token_records)::bigint as logged_requests
-from (select * from by_request union all select * from by_record)
-group by deployment_name
-order by deployment_name
+    coalesce(b.backend_id, 'unknown') as backend_id,
+    r.deployment_name,
+    sum(r.window_prompt_tokens)::bigint as logged_prompt_tokens,
+    sum(r.window_completion_tokens)::bigint as logged_completion_tokens,
+    sum(r.window_token_records)::bigint as logged_requests
+from (select * from by_request union all select * from by_record) as r
+left join backends as b on r.correlation_id = b.correlation_id
+group by all
+order by r.deployment_name, backend_id

@@ -22,6 +22,7 @@ with quarantined as (
         and TimeGenerated >= $window_start and TimeGenerated < $window_end
     union all
     select source_table, reason, placed_at, record from raw_gateway_rejected
+    where placed_at >= $window_start and placed_at < $window_end
     union all
     select source_table, reason, placed_at, record from raw_llm_rejected
     where placed_at >= $window_start and placed_at < $window_end

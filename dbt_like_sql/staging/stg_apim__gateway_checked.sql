@@ -2,6 +2,13 @@
 -- Every raw gateway row of the window [$window_start, $window_end), with the reason it cannot be
 -- trusted (null when it can). Untrusted rows are quarantined, never attributed and never dropped.
 -- Ephemeral: inlined into the models that read it, so DuckDB reads only the columns they use.
+--
+-- The identifiers that reach the published reports (ProductId, ApimSubscriptionId, BackendId) must not
+-- hold control characters (Unicode Cc: U+0000-U+001F, U+007F-U+009F) other than tab, line feed and
+-- carriage return. APIM names cannot contain them, so such a row is corrupt, not a product: quarantined
+-- with the column named (its LLM record's tokens stay in the reconciliation, as logged-not-billable).
+-- A NUL would otherwise reach the CSV, where spreadsheets and many readers truncate or refuse the cell.
+-- Tab, LF and CR are left to CSV quoting and formula escaping (storage/report_files.py).
 select
     *,
     case
@@ -10,6 +17,10 @@ select
         when not regexp_full_match(CorrelationId, '[A-Za-z0-9._:-]{1,128}') then
             case when trim(CorrelationId) = '' then 'CorrelationId is missing' else 'CorrelationId is malformed' end
         when IsRequestSuccess is null then 'IsRequestSuccess is missing'
+        when regexp_matches(ProductId, '[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]') then 'control character in ProductId'
+        when regexp_matches(ApimSubscriptionId, '[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]')
+            then 'control character in ApimSubscriptionId'
+        when regexp_matches(BackendId, '[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]') then 'control character in BackendId'
     end as quarantine_reason
 from raw_gateway_logs
 where TimeGenerated >= $window_start and TimeGenerated < $window_end

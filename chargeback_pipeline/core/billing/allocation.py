@@ -18,34 +18,105 @@ from decimal import Decimal
 
 import pyarrow as pa
 
-from chargeback_pipeline.core.billing.allocation_inputs import unattributed_lines, usage_lines
+from chargeback_pipeline.core.billing.allocation_inputs import not_billable_lines, unattributed_lines, usage_lines
 from chargeback_pipeline.core.billing.chargeback_lines import DayLines, LineKey
 from chargeback_pipeline.core.billing.money import to_money
 from chargeback_pipeline.core.billing.paygo_allocation import allocate_paygo
-from chargeback_pipeline.core.billing.pricing import NoRateError, Pricing
+from chargeback_pipeline.core.billing.pricing import (
+    NoRateError,
+    Pricing,
+    PricingError,
+    UnknownDeploymentError,
+    model_family,
+)
 from chargeback_pipeline.core.billing.ptu_allocation import allocate_ptu
-from chargeback_pipeline.core.billing.schemas import DAILY_CHARGEBACK_SCHEMA, CostType
+from chargeback_pipeline.core.billing.schemas import BACKEND_ID, DAILY_CHARGEBACK_SCHEMA, NOT_BILLABLE_SCHEMA, CostType
 
 
-def allocate_day(hourly_usage: pa.Table, unattributed: pa.Table, pricing: Pricing, day: date) -> pa.Table:
+def allocate_day(
+    hourly_usage: pa.Table,
+    unattributed: pa.Table,
+    pricing: Pricing,
+    day: date,
+    not_billable: pa.Table | None = None,
+) -> pa.Table:
     """The daily chargeback lines of `day` (UTC), in DAILY_CHARGEBACK_SCHEMA.
 
     hourly_usage: HOURLY_USAGE_SCHEMA, billable requests, one row per group and hour (repeated groups
     are summed). unattributed: UNATTRIBUTED_SCHEMA, tokens of the deployment metrics that the logs do
-    not hold (>= 0), optionally with backend_id. Rows of other days are ignored. Every PTU deployment
-    of the pricing file is charged for every deployed hour of the day, used or not.
+    not hold (>= 0), optionally with backend_id. not_billable: NOT_BILLABLE_SCHEMA, the day's logged
+    tokens no product is billed for, charged on pay-as-you-go backends. Rows of other days are ignored.
+    Every PTU deployment of the pricing file is charged for every deployed hour of the day, used or not.
     Raises UnknownDeploymentError for a backend or deployment the pricing file does not price, and
     NoRateError for pay-as-you-go usage on a day before the model's first price.
     """
     if isinstance(day, datetime):
         day = day.date()
-    usage = usage_lines(hourly_usage, pricing, day) + unattributed_lines(unattributed, pricing, day)
+    not_billable = NOT_BILLABLE_SCHEMA.empty_table() if not_billable is None else not_billable
+    _fail_on_missing_prices(hourly_usage, unattributed, not_billable, pricing, day)
+    _fail_on_model_change(hourly_usage, pricing, day)
+    usage = (
+        usage_lines(hourly_usage, pricing, day)
+        + unattributed_lines(unattributed, pricing, day)
+        + not_billable_lines(not_billable, pricing, day)
+    )
     built = DayLines(pricing, day)
     for item in usage:
         built.add_tokens(item)
     allocate_ptu(built, [u for u in usage if u.key.cost_type == CostType.ptu])
     allocate_paygo(built, [u for u in usage if u.key.cost_type == CostType.paygo])
     return _daily_table(built)
+
+
+def _fail_on_missing_prices(
+    hourly_usage: pa.Table, unattributed: pa.Table, not_billable: pa.Table, pricing: Pricing, day: date
+) -> None:
+    """Fail once, listing every backend, deployment and model the day uses that the file does not price."""
+    used = {
+        (row["backend_id"], row["deployment_name"], row["model_name"])
+        for row in hourly_usage.select(["backend_id", "deployment_name", "model_name"]).to_pylist()
+    }
+    if BACKEND_ID in unattributed.column_names:
+        used |= {
+            (row[BACKEND_ID], row["deployment_name"], None)
+            for row in unattributed.select([BACKEND_ID, "deployment_name"]).to_pylist()
+            if row[BACKEND_ID]
+        }
+    used |= {(row[BACKEND_ID], row["deployment_name"], None) for row in not_billable.to_pylist()}
+    missing = pricing.missing_entries(used)
+    if missing:
+        raise UnknownDeploymentError(
+            f"the pricing file does not price everything {day} used; add under pricing.backends (and "
+            "pricing.models), then fill in the prices:\n" + "\n".join(missing)
+        )
+
+
+def _fail_on_model_change(hourly_usage: pa.Table, pricing: Pricing, day: date) -> None:
+    """A deployment is priced as one model (its weights, its token prices): fail once, naming every
+    deployment whose LLM records show another model family during the day, with the hours of each."""
+    seen: dict[tuple[str, str], dict[str, list]] = {}
+    for row in hourly_usage.select(["usage_hour", "backend_id", "deployment_name", "model_name"]).to_pylist():
+        if row["model_name"] and row["usage_hour"].date() == day:
+            hours = seen.setdefault((row["backend_id"], row["deployment_name"]), {})
+            hours.setdefault(model_family(row["model_name"]), []).append(row["usage_hour"])
+    changed = []
+    for (backend_id, name), families in sorted(seen.items()):
+        priced = model_family(pricing.deployment(backend_id, name).model)
+        if len(families) > 1 or priced not in families:
+            served = ", ".join(
+                f"{family} {min(hours):%H:00}-{max(hours):%H:59}" for family, hours in sorted(families.items())
+            )
+            changed.append(
+                f"{name} on {backend_id} served {served} (UTC) but pricing.backends.{backend_id}.deployments."
+                f"{name}.model is {priced}"
+            )
+    if changed:
+        raise PricingError(
+            f"a deployment's model changed on {day}, so its tokens cannot be weighed and priced as one model: "
+            + "; ".join(changed)
+            + ". Give the new model its own deployment (a new name, deployed_from the change) in the pricing "
+            "file, or set the deployment's model to the one it serves if the file was wrong."
+        )
 
 
 def _rate_effective_from(pricing: Pricing, key: LineKey, day: date) -> date | None:

@@ -16,9 +16,11 @@ from chargeback_pipeline.core.billing.schemas import (
     BACKEND_ID,
     CACHED_PROMPT_TOKENS,
     HOURLY_USAGE_SCHEMA,
+    LOGGED_NOT_BILLABLE_PRODUCT,
     RESERVED_PRODUCTS,
     UNATTRIBUTED_PRODUCT,
     UNATTRIBUTED_SCHEMA,
+    CostType,
 )
 from chargeback_pipeline.core.periods import utc_day_start
 from chargeback_pipeline.storage.schemas import UTC_TIMESTAMP
@@ -110,4 +112,30 @@ def unattributed_lines(unattributed: pa.Table, pricing: Pricing, day: date) -> l
             cost_type=token_cost_type(pricing, backend_id),
         )
         lines.append(Usage(row["usage_hour"], key, 0, row["prompt_tokens"], row["completion_tokens"]))
+    return lines
+
+
+def not_billable_lines(not_billable: pa.Table, pricing: Pricing, day: date) -> list[Usage]:
+    """The day's logged tokens no product is billed for (NOT_BILLABLE_SCHEMA), as usage of the
+    `logged-not-billable` line on pay-as-you-go backends. On a PTU backend the hour's cost is split over
+    billable and unattributed usage only, so these tokens are not charged there."""
+    rows = [r for r in not_billable.to_pylist() if r["usage_date"] == day]
+    lines = []
+    for row in rows:
+        if min(row["prompt_tokens"], row["completion_tokens"]) < 0:
+            raise ValueError(f"not_billable: negative tokens for {row['deployment_name']} on {row['backend_id']}")
+        if token_cost_type(pricing, row["backend_id"]) != CostType.paygo or not (
+            row["prompt_tokens"] or row["completion_tokens"]
+        ):
+            continue
+        deployment = pricing.deployment(row["backend_id"], row["deployment_name"])
+        key = LineKey(
+            product_id=LOGGED_NOT_BILLABLE_PRODUCT,
+            subscription_id=None,
+            model_name=deployment.model,
+            deployment_name=row["deployment_name"],
+            backend_id=row["backend_id"],
+            cost_type=CostType.paygo,
+        )
+        lines.append(Usage(utc_day_start(day), key, 0, row["prompt_tokens"], row["completion_tokens"]))
     return lines

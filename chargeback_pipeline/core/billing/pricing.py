@@ -270,7 +270,7 @@ class Pricing(_Setting):
             settings = {} if settings is None else settings
             if isinstance(settings, Mapping):
                 settings = dict(settings)
-                family = _model_family(str(name))
+                family = model_family(str(name))
                 if family in DEFAULT_OUTPUT_TOKEN_WEIGHTS:
                     settings.setdefault("output_token_weight", DEFAULT_OUTPUT_TOKEN_WEIGHTS[family])
                 if family in DEFAULT_PTU_INPUT_TOKENS_PER_MINUTE:
@@ -310,6 +310,30 @@ class Pricing(_Setting):
                 f"add it under pricing.backends.{backend_id}.deployments"
             ) from None
 
+    def missing_entries(self, used: set[tuple[str, str, str | None]]) -> list[str]:
+        """What the file lacks to price `used` (backend_id, deployment_name, model_name or None): one YAML
+        snippet per backend, every missing deployment (and the models it needs) in place."""
+        missing: dict[str, list[str]] = {}
+        models: set[str] = set()
+        for backend_id, name, model in sorted(used, key=lambda u: (u[0], u[1], u[2] or "")):
+            backend = self.backends.get(backend_id)
+            if backend is not None and name in backend.deployments:
+                continue
+            lines = missing.setdefault(backend_id, [])
+            if f"      {name}:" not in lines:
+                lines += [f"      {name}:", f"        model: {model or '<model name>'}"]
+            if model and model not in self.models:
+                models.add(model)
+        snippets = []
+        for backend_id, lines in missing.items():
+            head = [f"  {backend_id}:"]
+            if backend_id not in self.backends:
+                head += ["    kind: ptu | paygo", "    resource_id: <the Azure OpenAI resource's ARM id>"]
+            snippets.append("\n".join([*head, "    deployments:", *lines]))
+        for model in sorted(models):
+            snippets.append(f"models:\n  {model}:\n    rates: [...]  # pay-as-you-go prices, see pricing.example.yaml")
+        return snippets
+
     def backend_of_deployment(self, deployment_name: str) -> str:
         """The one backend serving `deployment_name` (for tables, like metrics, that carry no backend)."""
         owners = [bid for bid, backend in self.backends.items() if deployment_name in backend.deployments]
@@ -344,7 +368,8 @@ class Pricing(_Setting):
         return deployment.rate_on(day).ptu_count * per_minute * 60
 
 
-def _model_family(model_name: str) -> str:
+def model_family(model_name: str) -> str:
+    """A model name without its version date: "gpt-4o-2024-11-20" -> "gpt-4o"."""
     return _MODEL_VERSION_SUFFIX.sub("", model_name)
 
 

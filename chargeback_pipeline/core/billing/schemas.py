@@ -11,7 +11,10 @@ from chargeback_pipeline.storage.schemas import UTC_TIMESTAMP
 
 UNATTRIBUTED_PRODUCT = "unattributed"  # tokens in the deployment metrics that no APIM log accounts for
 PLATFORM_UNALLOCATED_PRODUCT = "platform-unallocated"  # PTU capacity nobody is charged for
-RESERVED_PRODUCTS = frozenset({UNATTRIBUTED_PRODUCT, PLATFORM_UNALLOCATED_PRODUCT})
+# Tokens APIM logged that no product is billed for (failed requests, records without a gateway row):
+# charged on pay-as-you-go resources, where Azure invoices them.
+LOGGED_NOT_BILLABLE_PRODUCT = "logged-not-billable"
+RESERVED_PRODUCTS = frozenset({UNATTRIBUTED_PRODUCT, PLATFORM_UNALLOCATED_PRODUCT, LOGGED_NOT_BILLABLE_PRODUCT})
 
 
 class CostType(StrEnum):
@@ -51,6 +54,17 @@ UNATTRIBUTED_SCHEMA = pa.schema(
 )
 # Optional unattributed column; needed only when one deployment name exists on several backends.
 BACKEND_ID = "backend_id"
+
+# Input 3 (optional): per backend and deployment, the day's logged tokens no product is billed for.
+NOT_BILLABLE_SCHEMA = pa.schema(
+    [
+        ("usage_date", pa.date32()),
+        ("backend_id", pa.string()),
+        ("deployment_name", pa.string()),
+        ("prompt_tokens", pa.int64()),
+        ("completion_tokens", pa.int64()),
+    ]
+)
 
 # Output: the chargeback lines of a day.
 DAILY_CHARGEBACK_SCHEMA = pa.schema(

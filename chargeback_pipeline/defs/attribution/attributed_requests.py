@@ -8,10 +8,11 @@ from datetime import timedelta
 import dagster as dg
 
 from chargeback_pipeline.core.attribution import AttributedHour, attribute_hour
+from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.attribution import checks
-from chargeback_pipeline.defs.automation.fingerprints import record_hour_content, record_run_summary
-from chargeback_pipeline.defs.metadata import OWNERS, table_schema
-from chargeback_pipeline.defs.partitions import Calendar, hours_in
+from chargeback_pipeline.defs.automation.fingerprints import record_hour_content
+from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals
+from chargeback_pipeline.defs.partitions import Calendar, hour_partition_key, hours_in
 from chargeback_pipeline.defs.resources import DataQualityPolicy, ObjectStoreResource
 from chargeback_pipeline.sources.resource import LogSourceResource
 from chargeback_pipeline.storage import sql
@@ -33,10 +34,47 @@ def completeness_row(done: AttributedHour) -> dict:
     }
 
 
+def hour_checks(done: AttributedHour, policy: DataQualityPolicy) -> list[dg.AssetCheckResult]:
+    """The attribution's checks judged on one hour's own numbers."""
+    measures = done.measures
+    return [
+        checks.uniqueness(ATTRIBUTED_KEY, measures["requests"], measures["distinct_ids"]),
+        checks.sequence_zero_tokens(ATTRIBUTED_KEY, measures["chunk_tokens"], measures["chunked"]),
+        checks.gateway_completeness(
+            ATTRIBUTED_KEY,
+            [completeness_row(done)],
+            policy.orphan_llm_max_percent,
+            policy.gateway_completeness_min_requests,
+        ),
+        checks.quarantine_rate(
+            ATTRIBUTED_KEY,
+            done.quarantined_rows,
+            measures["requests"],
+            dict(sorted(done.reasons.items())),
+            policy.quarantine_max_percent,
+        ),
+    ]
+
+
+def hour_metadata(done: AttributedHour) -> dict:
+    """The hour's own numbers, on its materialization of attributed_requests."""
+    measures = done.measures
+    return {
+        "dagster/row_count": measures["requests"],
+        "billable_requests": measures["billable"],
+        "failed_requests": measures["failed"],
+        "requests_without_llm_record": measures["without_llm_record"],
+        "billable_total_tokens": measures["billable_tokens"],
+        "duplicate_gateway_rows_removed": measures["duplicates"],
+        "later_chunks_with_tokens": measures["chunk_tokens"],
+    }
+
+
 def attribute_run(
     context: dg.AssetExecutionContext, lake: ObjectStoreResource, source: LogSourceResource, policy: DataQualityPolicy
 ):
-    """Attribute every hour of the run's window; record each hour's content and counts on its own event."""
+    """Attribute every hour of the run's window; record each hour's content and numbers on its own event,
+    and judge the checks hour by hour."""
     store = lake.lake()
     margin = timedelta(minutes=source.llm_join_overlap_minutes)
     with sql.shared_database() as database:
@@ -44,7 +82,7 @@ def attribute_run(
             attribute_hour(store, hour, policy.known_deployments, margin, database)
             for hour in hours_in(context.partition_time_window)
         ]
-    totals, reasons = Counter(), Counter()
+    totals = Counter()
     for done in attributed_hours:
         record_hour_content(
             context,
@@ -52,55 +90,35 @@ def attribute_run(
             done.attributed_digest,
             done.logged_tokens_digest,
             asset_key=ATTRIBUTED_KEY,
-            metadata={"dagster/row_count": done.measures["requests"]},
+            metadata=hour_metadata(done),
         )
         record_hour_content(
             context,
             done.hour,
             done.quarantined_digest,
             asset_key=QUARANTINE_KEY,
-            metadata={"dagster/row_count": done.quarantined_rows},
+            metadata={
+                "dagster/row_count": done.quarantined_rows,
+                "by_reason": dg.MetadataValue.json(dict(sorted(done.reasons.items()))) if done.reasons else None,
+            },
         )
         totals.update(done.measures, quarantined=done.quarantined_rows)
-        reasons.update(done.reasons)
-    hours, last = [done.hour for done in attributed_hours], attributed_hours[-1]
-    record_run_summary(
+    log_run_totals(
         context,
-        hours,
+        "attributed_requests",
+        len(attributed_hours),
         {
-            "run_rows": totals["requests"],
-            "billable_requests": totals["billable"],
-            "failed_requests": totals["failed"],
-            "requests_without_llm_record": totals["without_llm_record"],
-            "billable_total_tokens": totals["billable_tokens"],
-            "duplicate_gateway_rows_removed": totals["duplicates"],
-            "later_chunks_with_tokens": totals["chunk_tokens"],
-            "dagster/column_schema": table_schema(last.schema),
+            "requests": totals["requests"],
+            "billable requests": totals["billable"],
+            "billable tokens": totals["billable_tokens"],
+            "quarantined rows": totals["quarantined"],
         },
-        asset_key=ATTRIBUTED_KEY,
-    )
-    record_run_summary(
-        context,
-        hours,
-        {
-            "run_rows": totals["quarantined"],
-            "by_reason": dg.MetadataValue.json(dict(sorted(reasons.items()))),
-            "dagster/column_schema": table_schema(last.quarantine_schema),
-        },
-        asset_key=QUARANTINE_KEY,
     )
     yield dg.MaterializeResult(asset_key=ATTRIBUTED_KEY)
     yield dg.MaterializeResult(asset_key=QUARANTINE_KEY)
-    yield checks.uniqueness(ATTRIBUTED_KEY, totals["requests"], totals["distinct_ids"])
-    yield checks.sequence_zero_tokens(ATTRIBUTED_KEY, totals["chunk_tokens"], totals["chunked"])
-    yield checks.gateway_completeness(
-        ATTRIBUTED_KEY,
-        [completeness_row(done) for done in attributed_hours],
-        policy.orphan_llm_max_percent,
-        policy.gateway_completeness_min_requests,
-    )
-    yield checks.quarantine_rate(
-        ATTRIBUTED_KEY, totals["quarantined"], totals["requests"], dict(reasons), policy.quarantine_max_percent
+    yield from partition_checks.evaluations(
+        context,
+        [(hour_partition_key(done.hour), check) for done in attributed_hours for check in hour_checks(done, policy)],
     )
 
 
@@ -134,21 +152,26 @@ def attributed_requests_asset(calendar: Calendar) -> dg.AssetsDefinition:
             ),
         ],
         check_specs=[
-            dg.AssetCheckSpec(
-                checks.UNIQUE_CORRELATION, asset=ATTRIBUTED_KEY, description="One row per CorrelationId."
+            partition_checks.spec(
+                checks.UNIQUE_CORRELATION, ATTRIBUTED_KEY, calendar.hourly, "One row per CorrelationId in the hour."
             ),
-            dg.AssetCheckSpec(
-                checks.SEQUENCE_ZERO_TOKENS, asset=ATTRIBUTED_KEY, description="Later chunks carry no tokens."
+            partition_checks.spec(
+                checks.SEQUENCE_ZERO_TOKENS,
+                ATTRIBUTED_KEY,
+                calendar.hourly,
+                "Later chunks of the hour's LLM records carry no tokens.",
             ),
-            dg.AssetCheckSpec(
+            partition_checks.spec(
                 checks.GATEWAY_COMPLETE,
-                asset=ATTRIBUTED_KEY,
-                description="LLM requests in the core of each hour have their gateway row (no missing gateway data).",
+                ATTRIBUTED_KEY,
+                calendar.hourly,
+                "LLM requests in the core of the hour have their gateway row (no missing gateway data).",
             ),
-            dg.AssetCheckSpec(
+            partition_checks.spec(
                 checks.QUARANTINE_RATE,
-                asset=ATTRIBUTED_KEY,
-                description="Quarantined rows stay under the configured rate.",
+                ATTRIBUTED_KEY,
+                calendar.hourly,
+                "The hour's quarantined rows stay under the configured rate.",
             ),
         ],
         partitions_def=calendar.hourly,

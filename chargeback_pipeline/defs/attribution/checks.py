@@ -1,5 +1,6 @@
 """The attribution's checks: each turns numbers the assets measured while they built into a pass/fail
-with those numbers attached (the rule and its threshold live here once; testable without Dagster runs)."""
+with those numbers attached (the rule and its threshold live here once; testable without Dagster runs).
+The assets judge each partition on its own numbers (an hour, a day: `defs/partition_checks.py`)."""
 
 import dagster as dg
 
@@ -72,6 +73,7 @@ def quarantine_rate(asset: dg.AssetKey, quarantined: int, rows: int, by_reason: 
         passed=share <= max_percent,
         metadata={
             "quarantined_rows": quarantined,
+            "rows_judged": rows + quarantined,
             "quarantined_percent": share,
             "threshold_percent": max_percent,
             "by_reason": dg.MetadataValue.json(by_reason),

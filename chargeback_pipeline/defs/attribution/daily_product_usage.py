@@ -9,9 +9,10 @@ import pyarrow.compute as pc
 
 from chargeback_pipeline.core.attribution import rollup_day
 from chargeback_pipeline.core.reports import top_products
+from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.attribution import checks
-from chargeback_pipeline.defs.metadata import OWNERS, markdown_table, table_schema
-from chargeback_pipeline.defs.partitions import Calendar, days_in
+from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals, markdown_table, record_partition
+from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, days_in
 from chargeback_pipeline.defs.resources import ObjectStoreResource
 from chargeback_pipeline.storage import keys
 
@@ -20,25 +21,32 @@ TOTAL_COLUMNS = ("total_tokens", "calls", "failed_calls")
 
 
 def roll_up_days(context: dg.AssetExecutionContext, lake: ObjectStoreResource):
+    """Roll up every day of the run; each day's materialization carries its own totals and top products,
+    and the check judges each day against its own 24 hours."""
     store = lake.lake()
-    tables, hourly_sum = [], Counter()
-    for day in days_in(context.partition_time_window):
+    judged, run_totals = [], Counter()
+    days = days_in(context.partition_time_window)
+    for day in days:
         usage, hourly_totals = rollup_day(store, day)
         store.write(keys.day_key(keys.DAILY_USAGE, day), usage)
-        tables.append(usage)
-        hourly_sum.update(hourly_totals)
-    usage = pa.concat_tables(tables)
-    daily_totals = {k: pc.sum(usage[k].cast(pa.int64())).as_py() or 0 for k in TOTAL_COLUMNS}
-    yield dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": usage.num_rows,
-            **daily_totals,
-            "products": len(pc.unique(usage["product_id"])),
-            "dagster/column_schema": table_schema(usage.schema),
-            "top_products": markdown_table(top_products(usage)),
-        }
-    )
-    yield checks.daily_equals_hourly(DAILY_USAGE_KEY, daily_totals, dict(hourly_sum))
+        daily_totals = {k: pc.sum(usage[k].cast(pa.int64())).as_py() or 0 for k in TOTAL_COLUMNS}
+        record_partition(
+            context,
+            day_partition_key(day),
+            {
+                "dagster/row_count": usage.num_rows,
+                **daily_totals,
+                "products": len(pc.unique(usage["product_id"])),
+                "top_products": markdown_table(top_products(usage)),
+            },
+        )
+        judged.append(
+            (day_partition_key(day), checks.daily_equals_hourly(DAILY_USAGE_KEY, daily_totals, dict(hourly_totals)))
+        )
+        run_totals.update(daily_totals)
+    log_run_totals(context, "daily_product_usage", len(days), dict(run_totals))
+    yield dg.MaterializeResult()
+    yield from partition_checks.evaluations(context, judged)
 
 
 def daily_product_usage_asset(calendar: Calendar) -> dg.AssetsDefinition:
@@ -54,10 +62,11 @@ def daily_product_usage_asset(calendar: Calendar) -> dg.AssetsDefinition:
             "completion and total tokens and calls of billable requests, failed calls, first and last seen."
         ),
         check_specs=[
-            dg.AssetCheckSpec(
+            partition_checks.spec(
                 checks.DAILY_EQUALS_HOURLY,
-                asset=DAILY_USAGE_KEY,
-                description="Token, call and failed-call totals equal the sum of the day's 24 attributed hours.",
+                DAILY_USAGE_KEY,
+                calendar.daily,
+                "Token, call and failed-call totals equal the sum of the day's 24 attributed hours.",
             )
         ],
     )

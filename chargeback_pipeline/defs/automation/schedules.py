@@ -1,10 +1,11 @@
 """The hourly schedule: lands and attributes each hour once its logs are in, re-pulling recent hours for
 late rows and catching up hours that failed or were missed.
 
-`hourly_attribution` (cron "<lag> * * * *", UTC): at time T it requests ONE ranged run of every
-hourly-partitioned asset over the hours [H - lookback, H], H being the last hour that ended at least
-`lag_minutes` before T. The range reaches further back, at most `catchup_hours`, to the first hour that
-has no successful materialization (a failed run, a stopped daemon), so the next tick catches up alone.
+`hourly_attribution` (cron "<lag> * * * *", UTC): at time T it requests ONE ranged run of
+`hourly_attribution_job` (every hourly-partitioned asset) over the hours [H - lookback, H], H being the last
+hour that ended at least `lag_minutes` before T. The range reaches further back, at most `catchup_hours`,
+to the first hour that has no successful materialization (a failed run, a stopped daemon), so the next tick
+catches up alone.
 
 Late rows: hour h is first pulled at h + 1 h + lag, then re-pulled by each of the next `lookback_hours`
 ticks. A row that reaches Log Analytics at most lookback + lag after its hour ends (6 h 20 min by
@@ -18,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from chargeback_pipeline.core.periods import HOUR
+from chargeback_pipeline.defs.jobs import HOURLY_JOB, AssetJob, asset_job
 from chargeback_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, hour_partition_key, partitioned_keys
 from chargeback_pipeline.defs.source_limits import SOURCE_RUN_TAGS
 
@@ -54,7 +56,9 @@ def hourly_schedule(
     lookback_hours: int,
     catchup_hours: int,
     default_status: dg.DefaultScheduleStatus = dg.DefaultScheduleStatus.RUNNING,
+    job: AssetJob | None = None,
 ) -> dg.ScheduleDefinition:
+    """The schedule of `job` (`hourly_attribution_job`, built from `assets` when not given)."""
     if lag_minutes < 0 or lookback_hours < 0 or catchup_hours < lookback_hours:
         raise ValueError("need lag_minutes >= 0 and 0 <= lookback_hours <= catchup_hours")
     keys = partitioned_keys(assets, hourly_partitions)
@@ -64,7 +68,7 @@ def hourly_schedule(
         name="hourly_attribution",
         cron_schedule=f"{lag_minutes % 60} * * * *",
         execution_timezone="UTC",
-        target=keys,
+        job=job or asset_job(HOURLY_JOB, assets, hourly_partitions),
         default_status=default_status,
         description=(
             f"Lands and attributes each hour {lag_minutes} min after it ends, re-pulling the "

@@ -3,10 +3,12 @@ whenever one of those changed.
 
 `daily_rollup`: for each recent day whose 24 hours are materialized for every hourly asset the daily
 assets read, it fingerprints those hours' content (the `chargeback/content_hash` each hourly asset
-records per partition) and requests a run of the daily-partitioned assets for that day, unless the day
-was last rolled up from the same fingerprint. A re-pull that changed nothing leaves the fingerprint as
-it was: no run starts and no file is touched. `monthly_rollup` does the same one level up, for the
-months whose days were rolled up again (the month in progress included: it covers the days so far).
+records per partition) and requests a run of `daily_rollup_job` (the daily-partitioned assets) for that
+day, tagged with the fingerprint, unless the day was last rolled up from the same fingerprint (`chargeback
+backfill` tags its runs with it too: `rollup_inputs_tags`). A re-pull that changed nothing leaves the
+fingerprint as it was: no run starts and no file is touched. `monthly_rollup` does the same one level up
+(`monthly_statement_job`), for the months whose days were rolled up again (the month in progress included:
+it covers the days so far).
 
 A failed rollup is asked for again after the inputs are next materialized (the next hourly run), not
 every few minutes, and at most three times for the same inputs: a day held back by a blocked
@@ -23,9 +25,13 @@ from datetime import timedelta
 import dagster as dg
 
 from chargeback_pipeline.defs.automation.fingerprints import CONTENT_HASH_METADATA
+from chargeback_pipeline.defs.jobs import DAILY_JOB, MONTHLY_JOB, AssetJob, asset_job
 from chargeback_pipeline.defs.partitions import Calendar, partitioned_keys
 
 ROLLUP_INPUTS_TAG = "chargeback/rollup_inputs"
+# A ranged rollup run (`chargeback backfill --days-per-run 7`) covers several partitions: its tag holds the
+# fingerprint of each, separated by this.
+FINGERPRINT_SEPARATOR = ","
 MAX_ATTEMPTS = 3  # failed rollups of the same inputs before the sensor leaves the partition to a human
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
@@ -91,8 +97,9 @@ def up_to_date(
 ) -> set[str]:
     """Partitions every output was last materialized from their current inputs.
 
-    That is, by a run a rollup sensor tagged with the current fingerprint, or by an untagged run (a UI or
-    CLI backfill) recorded after the newest materialization of the partition's inputs.
+    That is, by a run tagged with the current fingerprint (a rollup sensor's run, or a `chargeback backfill`
+    run, whose tag holds the fingerprint of every partition it covered), or by an untagged run (a UI
+    backfill) recorded after the newest materialization of the partition's inputs.
     """
     latest = {key: _latest_by_partition(instance, key, list(inputs)) for key in outputs}
     run_ids = sorted({record.run_id for records in latest.values() for record in records.values()})
@@ -103,7 +110,9 @@ def up_to_date(
         if record is None:
             return False
         tagged = tags.get(record.run_id, {}).get(ROLLUP_INPUTS_TAG)
-        return tagged == fingerprint or (tagged is None and record.storage_id > newest_input)
+        if tagged is None:
+            return record.storage_id > newest_input
+        return fingerprint in tagged.split(FINGERPRINT_SEPARATOR)
 
     return {
         pk
@@ -173,6 +182,36 @@ class Rollup:
         )
 
 
+def daily_rollup(
+    hourly: dg.TimeWindowPartitionsDefinition, daily: dg.TimeWindowPartitionsDefinition, horizon_days: int = 0
+) -> Rollup:
+    """Days from their hours: a day waits for all 24."""
+    return Rollup(hourly, daily, complete_only=True, horizon=timedelta(days=horizon_days))
+
+
+def monthly_rollup(
+    daily: dg.TimeWindowPartitionsDefinition, monthly: dg.TimeWindowPartitionsDefinition, horizon_days: int = 0
+) -> Rollup:
+    """Months from their days: the month in progress is stated as far as it goes."""
+    return Rollup(daily, monthly, complete_only=False, horizon=timedelta(days=horizon_days))
+
+
+def rollup_inputs_tags(
+    instance: dg.DagsterInstance, assets: Sequence, rollup: Rollup, coarse_keys: Sequence[str]
+) -> dict[str, str]:
+    """The tag the rollup's sensor would put on a run of `coarse_keys` now (`{ROLLUP_INPUTS_TAG: fingerprints}`),
+    for a run started elsewhere (`chargeback backfill`). Computed by the sensor's own `fingerprints()` from
+    the instance, so the sensor sees those partitions rolled up from their current inputs and does not roll
+    them up again while the inputs' content stays the same (a re-pull of the same rows). Empty when none of
+    them has its inputs."""
+    fine_keys = {
+        key: rollup.fine.get_partition_keys_in_time_window(rollup.coarse.time_window_for_partition_key(key))
+        for key in coarse_keys
+    }
+    found = fingerprints(instance, rollup.inputs(assets), fine_keys, rollup.complete_only)
+    return {ROLLUP_INPUTS_TAG: FINGERPRINT_SEPARATOR.join(fp for _, (fp, _) in sorted(found.items()))} if found else {}
+
+
 def rollup_sensor(
     name: str,
     rollup: Rollup,
@@ -180,12 +219,13 @@ def rollup_sensor(
     minimum_interval_seconds: int,
     default_status: dg.DefaultSensorStatus,
     description: str,
+    job: AssetJob,
 ) -> dg.SensorDefinition:
     inputs, outputs = rollup.inputs(assets), partitioned_keys(assets, rollup.coarse)
 
     @dg.sensor(
         name=name,
-        target=outputs,
+        job=job,
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
         description=description,
@@ -202,15 +242,18 @@ def daily_rollup_sensor(
     horizon_days: int,
     minimum_interval_seconds: int = 300,
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
+    job: AssetJob | None = None,
 ) -> dg.SensorDefinition:
+    """The sensor of `job` (`daily_rollup_job`, built from `assets` when not given)."""
     return rollup_sensor(
         "daily_rollup",
-        Rollup(calendar.hourly, calendar.daily, complete_only=True, horizon=timedelta(days=horizon_days)),
+        daily_rollup(calendar.hourly, calendar.daily, horizon_days),
         assets,
         minimum_interval_seconds,
         default_status,
         "Runs the daily assets for a day once all its hours are materialized, and again whenever the content "
         f"of one of its hours changed (late rows). Looks at the last {horizon_days} days.",
+        job or asset_job(DAILY_JOB, assets, calendar.daily),
     )
 
 
@@ -220,13 +263,16 @@ def monthly_rollup_sensor(
     horizon_days: int,
     minimum_interval_seconds: int = 300,
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
+    job: AssetJob | None = None,
 ) -> dg.SensorDefinition:
+    """The sensor of `job` (`monthly_statement_job`, built from `assets` when not given)."""
     return rollup_sensor(
         "monthly_rollup",
-        Rollup(calendar.daily, calendar.monthly, complete_only=False, horizon=timedelta(days=horizon_days)),
+        monthly_rollup(calendar.daily, calendar.monthly, horizon_days),
         assets,
         minimum_interval_seconds,
         default_status,
         "Runs the monthly assets for a month whenever one of its days was rolled up again: the month in "
         f"progress covers the days so far. Looks at the months of the last {horizon_days} days.",
+        job or asset_job(MONTHLY_JOB, assets, calendar.monthly),
     )

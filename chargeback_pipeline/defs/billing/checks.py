@@ -1,11 +1,12 @@
 """Checks of the money assets: each recomputes a total independently and shows both numbers.
 
-These only judge; the assets measure while they build.
+These only judge; the assets measure while they build, and judge each day (or month) on its own numbers
+(`defs/partition_checks.py`). Amounts are at the currency's minor unit, with the currency beside them.
 """
 
 from collections import Counter
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 import dagster as dg
 import pyarrow as pa
@@ -13,9 +14,10 @@ import pyarrow as pa
 from chargeback_pipeline.core.billing.allocation import daily_totals_by_deployment
 from chargeback_pipeline.core.billing.money import ptu_hourly_costs
 from chargeback_pipeline.core.billing.pricing import BackendKind, Pricing
-from chargeback_pipeline.defs.metadata import markdown_rows
+from chargeback_pipeline.defs.metadata import markdown_rows, money
 
 COSTS_ADD_UP = "costs_add_up"
+PAYGO_MATCHES_METERED = "paygo_matches_metered_tokens"
 NO_NEGATIVE_LINES = "no_negative_lines"
 STATEMENT_MATCHES_DAYS = "statement_matches_daily_chargeback"
 FOCUS_MATCHES_CHARGEBACK = "focus_matches_chargeback"
@@ -45,7 +47,68 @@ def ptu_cost_comparison(pricing: Pricing, day: date, lines: pa.Table) -> list[di
     return rows
 
 
-def costs_add_up(asset: dg.AssetKey, comparison: list[dict]) -> dg.AssetCheckResult:
+def paygo_cost_comparison(pricing: Pricing, day: date, lines: pa.Table, reconciliation: pa.Table) -> list[dict]:
+    """Per pay-as-you-go backend (resource) and deployment with metrics: what Azure invoices (the day's
+    metered tokens at the model's prices, rounded once to the minor unit, half to even) and what the
+    chargeback's lines charge. Independent of the allocation: priced here from the daily reconciliation."""
+    charged = daily_totals_by_deployment(lines)
+    quantum = Decimal(1).scaleb(-pricing.currency_minor_unit)
+    rows = []
+    for row in reconciliation.filter(reconciliation["has_metrics"]).to_pylist():
+        backend = pricing.backends.get(row["backend_id"])
+        if backend is None or backend.kind != BackendKind.paygo:
+            continue
+        prices = pricing.token_prices_on(pricing.deployment(row["backend_id"], row["deployment_name"]).model, day)
+        exact = (
+            row["metric_prompt_tokens"] * prices.input_per_1k + row["metric_completion_tokens"] * prices.output_per_1k
+        ) / 1000
+        invoiced = exact.quantize(quantum, rounding=ROUND_HALF_EVEN)
+        lines_sum = charged.get((row["backend_id"], row["deployment_name"]), Decimal(0))
+        rows.append(
+            {
+                "usage_date": day,
+                "deployment_name": row["deployment_name"],
+                "backend_id": row["backend_id"],
+                "metered_tokens": row["metric_prompt_tokens"] + row["metric_completion_tokens"],
+                "metered_cost": invoiced,
+                "lines_sum": lines_sum,
+                "difference": lines_sum - invoiced,
+            }
+        )
+    return rows
+
+
+def _currency(currency: str | None) -> dict:
+    return {"currency": currency} if currency else {}
+
+
+def paygo_matches_metered(
+    asset: dg.AssetKey, comparison: list[dict], currency: str | None = None
+) -> dg.AssetCheckResult:
+    wrong = [row for row in comparison if row["difference"] != 0]
+    return dg.AssetCheckResult(
+        asset_key=asset,
+        check_name=PAYGO_MATCHES_METERED,
+        passed=not wrong,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            "A difference comes from tokens APIM logged (or billed) above what the deployment metered, which no "
+            "line can charge: see the chargeback's logged_above_metrics metadata"
+            if wrong
+            else None
+        ),
+        metadata={
+            "paygo_deployment_days_checked": len(comparison),
+            "paygo_deployment_days_off": len(wrong),
+            "metered_cost": money(sum((r["metered_cost"] for r in comparison), Decimal(0))),
+            "paygo_lines_sum": money(sum((r["lines_sum"] for r in comparison), Decimal(0))),
+            **_currency(currency),
+            "per_deployment_day": markdown_rows(wrong or comparison, limit=30, empty="_no pay-as-you-go deployments_"),
+        },
+    )
+
+
+def costs_add_up(asset: dg.AssetKey, comparison: list[dict], currency: str | None = None) -> dg.AssetCheckResult:
     wrong = [row for row in comparison if row["difference"] != 0]
     return dg.AssetCheckResult(
         asset_key=asset,
@@ -54,8 +117,9 @@ def costs_add_up(asset: dg.AssetKey, comparison: list[dict]) -> dg.AssetCheckRes
         metadata={
             "ptu_deployment_days_checked": len(comparison),
             "ptu_deployment_days_off": len(wrong),
-            "ptu_hours_cost": float(sum((r["hours_cost"] for r in comparison), Decimal(0))),
-            "ptu_lines_sum": float(sum((r["lines_sum"] for r in comparison), Decimal(0))),
+            "ptu_hours_cost": money(sum((r["hours_cost"] for r in comparison), Decimal(0))),
+            "ptu_lines_sum": money(sum((r["lines_sum"] for r in comparison), Decimal(0))),
+            **_currency(currency),
             "per_deployment_day": markdown_rows(wrong or comparison, limit=30, empty="_no PTU deployments_"),
         },
     )
@@ -85,7 +149,9 @@ def cost_per_product(table: pa.Table, period: date, product_column: str, cost_co
     return totals
 
 
-def totals_match(asset: dg.AssetKey, check_name: str, published: dict, expected: dict) -> dg.AssetCheckResult:
+def totals_match(
+    asset: dg.AssetKey, check_name: str, published: dict, expected: dict, currency: str | None = None
+) -> dg.AssetCheckResult:
     """Published totals (read back from the file) against totals recomputed from the daily lines."""
     wrong = sorted(key for key in expected.keys() | published.keys() if published.get(key) != expected.get(key))
     return dg.AssetCheckResult(
@@ -93,8 +159,9 @@ def totals_match(asset: dg.AssetKey, check_name: str, published: dict, expected:
         check_name=check_name,
         passed=not wrong,
         metadata={
-            "published_total_cost": float(sum(published.values(), Decimal(0))),
-            "daily_lines_total_cost": float(sum(expected.values(), Decimal(0))),
+            "published_total_cost": money(sum(published.values(), Decimal(0))),
+            "daily_lines_total_cost": money(sum(expected.values(), Decimal(0))),
+            **_currency(currency),
             "keys_checked": len(expected),
             "mismatches": [f"{key}: published {published.get(key)}, daily lines {expected.get(key)}" for key in wrong],
         },

@@ -11,18 +11,35 @@ import dagster as dg
 import pyarrow as pa
 
 from chargeback_pipeline.core.billing.allocation import allocate_day
-from chargeback_pipeline.core.billing.schemas import DAILY_CHARGEBACK_SCHEMA
+from chargeback_pipeline.core.billing.schemas import RESERVED_PRODUCTS
 from chargeback_pipeline.core.cost_inputs import allocation_inputs
+from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.billing import checks
-from chargeback_pipeline.defs.metadata import OWNERS, markdown_rows, markdown_table, table_schema
-from chargeback_pipeline.defs.partitions import Calendar, days_in
-from chargeback_pipeline.defs.publishing.gate import PublicationGate, PublishConfig
+from chargeback_pipeline.defs.metadata import (
+    OWNERS,
+    log_run_totals,
+    markdown_rows,
+    markdown_table,
+    money,
+    money_text,
+    record_partition,
+)
+from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, days_in
+from chargeback_pipeline.defs.publishing.gate import PublicationGate, PublishConfig, ShrinkGuard
 from chargeback_pipeline.defs.resources import ObjectStoreResource, PricingResource
 from chargeback_pipeline.storage import keys
 from chargeback_pipeline.storage.report_files import report_files
 
 DAILY_CHARGEBACK_KEY = dg.AssetKey("daily_chargeback")
 CLIPPED_COLUMNS = ("clipped_prompt_tokens", "clipped_completion_tokens")
+# A day's chargeback never replaces the published one with fewer product lines or less cost charged to
+# products (without override). `unattributed` and `platform-unallocated` lines shrink as late rows arrive.
+CHARGEBACK_SHRINK_GUARD = ShrinkGuard(
+    report="chargeback",
+    parquet_key=lambda day: keys.chargeback_key(day, "parquet"),
+    total_column="total_cost",
+    pseudo_products=RESERVED_PRODUCTS,
+)
 
 
 def cost_by_product(lines: pa.Table) -> pa.Table:
@@ -48,40 +65,66 @@ def publish_chargebacks(
     reports: ObjectStoreResource,
     pricing: PricingResource,
 ):
+    """Price and publish every day of the run through the gate; each published day's materialization
+    carries its own cost (at the currency's minor unit, with the currency), lines and file, and the checks
+    judge each day on its own lines."""
     store, target, prices = lake.lake(), reports.store(), pricing.pricing()
-    gate = PublicationGate(context, config, target, "chargeback")
-    published, tables, comparison, clipped = [], [], [], []
+    gate = PublicationGate(context, config, target, "chargeback", CHARGEBACK_SHRINK_GUARD)
+    minor_unit, currency = prices.currency_minor_unit, prices.currency
+    published, judged, run_cost = [], [], Decimal(0)
     for day in days_in(context.partition_time_window):
-        usage, unattributed = allocation_inputs(store, day)
-        lines = allocate_day(usage, unattributed, prices, day)
-        if not gate.admits(day, store.read(keys.day_key(keys.DAILY_RECONCILIATION, day))):
+        usage, unattributed, not_billable = allocation_inputs(store, day)
+        lines = allocate_day(usage, unattributed, prices, day, not_billable)
+        reconciliation = store.read(keys.day_key(keys.DAILY_RECONCILIATION, day))
+        overridden, shrink_overridden = len(gate.overridden), len(gate.shrink_overridden)
+        if not gate.admits(day, reconciliation, lines):
             continue
         store.write(keys.day_key(keys.DAILY_CHARGEBACK, day), lines)
         for extension, data in report_files(lines).items():
             target.write_bytes(keys.chargeback_key(day, extension), data)
-        published.append(target.url(keys.chargeback_key(day, "csv")))
-        tables.append(lines)
-        comparison += checks.ptu_cost_comparison(prices, day, lines)
-        clipped += _clipped_rows(unattributed)
+        url = target.url(keys.chargeback_key(day, "csv"))
+        published.append(url)
+        clipped = _clipped_rows(unattributed)
+        day_cost = sum(lines["total_cost"].to_pylist(), Decimal(0))
+        run_cost += day_cost
+        partition = day_partition_key(day)
+        record_partition(
+            context,
+            partition,
+            {
+                "dagster/row_count": lines.num_rows,
+                "total_cost": money(day_cost, minor_unit),
+                "currency": currency,
+                "cost_by_product": markdown_table(cost_by_product(lines), limit=20),
+                "chargeback_csv": dg.MetadataValue.path(url),
+                # Only when this day was published by an override (left out otherwise).
+                "published_despite_blocked_reconciliation": gate.overridden[overridden:],
+                "published_despite_shrink": gate.shrink_overridden[shrink_overridden:],
+                # More tokens logged than metered: not charged (a gap cannot be negative), reported here.
+                "logged_above_metrics_tokens": sum(row[c] for row in clipped for c in CLIPPED_COLUMNS),
+                "logged_above_metrics_hours": markdown_rows(clipped, limit=20) if clipped else None,
+            },
+        )
+        judged += [
+            (
+                partition,
+                checks.costs_add_up(DAILY_CHARGEBACK_KEY, checks.ptu_cost_comparison(prices, day, lines), currency),
+            ),
+            (
+                partition,
+                checks.paygo_matches_metered(
+                    DAILY_CHARGEBACK_KEY, checks.paygo_cost_comparison(prices, day, lines, reconciliation), currency
+                ),
+            ),
+            (partition, checks.no_negative_lines(DAILY_CHARGEBACK_KEY, lines)),
+        ]
     gate.fail_if_blocked(published)
-    lines = pa.concat_tables(tables) if tables else DAILY_CHARGEBACK_SCHEMA.empty_table()
     context.log.info(f"published {len(published)} daily chargeback(s), last: {published[-1]}")
-    yield dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": lines.num_rows,
-            "total_cost": float(sum(lines["total_cost"].to_pylist(), Decimal(0))),
-            "currency": prices.currency,
-            "cost_by_product": markdown_table(cost_by_product(lines), limit=20),
-            "chargeback_csv": dg.MetadataValue.path(published[-1]),
-            "published_despite_blocked_reconciliation": gate.overridden,
-            # More tokens logged than metered: not charged (a gap cannot be negative), reported here.
-            "logged_above_metrics_tokens": sum(row[c] for row in clipped for c in CLIPPED_COLUMNS),
-            "logged_above_metrics_hours": markdown_rows(clipped, limit=20, empty="_none_"),
-            "dagster/column_schema": table_schema(DAILY_CHARGEBACK_SCHEMA),
-        }
+    log_run_totals(
+        context, "daily_chargeback", len(published), {"total cost": money_text(run_cost, currency, minor_unit)}
     )
-    yield checks.costs_add_up(DAILY_CHARGEBACK_KEY, comparison)
-    yield checks.no_negative_lines(DAILY_CHARGEBACK_KEY, lines)
+    yield dg.MaterializeResult()
+    yield from partition_checks.evaluations(context, judged)
 
 
 def daily_chargeback_asset(calendar: Calendar) -> dg.AssetsDefinition:
@@ -101,15 +144,21 @@ def daily_chargeback_asset(calendar: Calendar) -> dg.AssetsDefinition:
             "reconciliation is blocked."
         ),
         check_specs=[
-            dg.AssetCheckSpec(
+            partition_checks.spec(
                 checks.COSTS_ADD_UP,
-                asset=DAILY_CHARGEBACK_KEY,
-                description="Per PTU deployment-day, the lines sum exactly to the 24 hour costs in the pricing file.",
+                DAILY_CHARGEBACK_KEY,
+                calendar.daily,
+                "Per PTU deployment, the day's lines sum exactly to its 24 hour costs in the pricing file.",
             ),
-            dg.AssetCheckSpec(
-                checks.NO_NEGATIVE_LINES,
-                asset=DAILY_CHARGEBACK_KEY,
-                description="No line has a negative count or cost.",
+            partition_checks.spec(
+                checks.PAYGO_MATCHES_METERED,
+                DAILY_CHARGEBACK_KEY,
+                calendar.daily,
+                "Per pay-as-you-go resource and deployment, the day's lines sum exactly to the metered tokens at "
+                "the model's prices, rounded once: what Azure invoices.",
+            ),
+            partition_checks.spec(
+                checks.NO_NEGATIVE_LINES, DAILY_CHARGEBACK_KEY, calendar.daily, "No line has a negative count or cost."
             ),
         ],
     )

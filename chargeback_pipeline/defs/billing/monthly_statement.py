@@ -2,18 +2,17 @@
 from its published daily chargebacks."""
 
 import io
-from collections import Counter
 from decimal import Decimal
 
 import dagster as dg
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from chargeback_pipeline.core.billing import statements
 from chargeback_pipeline.core.cost_inputs import published_days
+from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.billing import checks
-from chargeback_pipeline.defs.metadata import OWNERS, markdown_table, table_schema
-from chargeback_pipeline.defs.partitions import Calendar, months_in
+from chargeback_pipeline.defs.metadata import OWNERS, markdown_table, money, record_partition
+from chargeback_pipeline.defs.partitions import Calendar, month_partition_key, months_in
 from chargeback_pipeline.defs.resources import ObjectStoreResource
 from chargeback_pipeline.storage import keys
 from chargeback_pipeline.storage.report_files import report_files
@@ -23,36 +22,50 @@ PREVIEW_COLUMNS = ["product_id", "total_cost", "ptu_usage_cost", "ptu_unused_cos
 
 
 def publish_statements(context: dg.AssetExecutionContext, lake: ObjectStoreResource, reports: ObjectStoreResource):
+    """State every month of the run; each month's materialization carries its own cost, products, missing
+    days and file, and the check compares each month's statement, read back, with its days."""
     store, target = lake.lake(), reports.store()
-    published, missing, tables = [], [], []
-    stated, expected = Counter(), Counter()
+    judged = []
     for month in months_in(context.partition_time_window):
         lines, days_missing = published_days(store, month)
         statement = statements.monthly_statement(lines, month)
         for extension, data in report_files(statement).items():
             target.write_bytes(keys.statement_key(month, extension), data)
         read_back = pq.read_table(io.BytesIO(target.read_bytes(keys.statement_key(month, "parquet"))))
-        stated.update(checks.cost_per_product(read_back, month, "product_id", "total_cost"))
-        expected.update(checks.cost_per_product(lines, month, "product_id", "total_cost"))
-        published.append(target.url(keys.statement_key(month, "csv")))
-        missing += [str(day) for day in days_missing]
-        tables.append(statement)
+        stated = checks.cost_per_product(read_back, month, "product_id", "total_cost")
+        expected = checks.cost_per_product(lines, month, "product_id", "total_cost")
+        currencies = sorted(set(statement["currency"].to_pylist()))
         if days_missing:
             context.log.info(f"the statement of {month:%Y-%m} lacks {len(days_missing)} day(s) with no chargeback")
-    statement = pa.concat_tables(tables)
-    preview = statement.select(PREVIEW_COLUMNS).sort_by([("total_cost", "descending"), ("product_id", "ascending")])
-    yield dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": statement.num_rows,
-            "total_cost": float(sum(statement["total_cost"].to_pylist(), Decimal(0))),
-            "days_missing": missing,
-            "days_missing_count": len(missing),
-            "cost_by_product": markdown_table(preview, limit=20),
-            "statement_csv": dg.MetadataValue.path(published[-1]),
-            "dagster/column_schema": table_schema(statements.MONTHLY_STATEMENT_SCHEMA),
-        }
-    )
-    yield checks.totals_match(MONTHLY_STATEMENT_KEY, checks.STATEMENT_MATCHES_DAYS, stated, expected)
+        preview = statement.select(PREVIEW_COLUMNS).sort_by([("total_cost", "descending"), ("product_id", "ascending")])
+        record_partition(
+            context,
+            month_partition_key(month),
+            {
+                "dagster/row_count": statement.num_rows,
+                "total_cost": money(sum(statement["total_cost"].to_pylist(), Decimal(0))),
+                "currency": ", ".join(currencies),
+                "days_covered": max(statement["days_covered"].to_pylist(), default=0),
+                "days_missing_count": len(days_missing),
+                "days_missing": [str(day) for day in days_missing],  # left out when none is missing
+                "cost_by_product": markdown_table(preview, limit=20),
+                "statement_csv": dg.MetadataValue.path(target.url(keys.statement_key(month, "csv"))),
+            },
+        )
+        judged.append(
+            (
+                month_partition_key(month),
+                checks.totals_match(
+                    MONTHLY_STATEMENT_KEY,
+                    checks.STATEMENT_MATCHES_DAYS,
+                    stated,
+                    expected,
+                    currency=", ".join(currencies) or None,
+                ),
+            )
+        )
+    yield dg.MaterializeResult()
+    yield from partition_checks.evaluations(context, judged)
 
 
 def monthly_statement_asset(calendar: Calendar) -> dg.AssetsDefinition:
@@ -71,10 +84,11 @@ def monthly_statement_asset(calendar: Calendar) -> dg.AssetsDefinition:
             "The month in progress is a partition too: its statement covers the days so far."
         ),
         check_specs=[
-            dg.AssetCheckSpec(
+            partition_checks.spec(
                 checks.STATEMENT_MATCHES_DAYS,
-                asset=MONTHLY_STATEMENT_KEY,
-                description="The published statement, read back, holds exactly the daily chargebacks' cost by product.",
+                MONTHLY_STATEMENT_KEY,
+                calendar.monthly,
+                "The month's published statement, read back, holds exactly its daily chargebacks' cost by product.",
             )
         ],
     )

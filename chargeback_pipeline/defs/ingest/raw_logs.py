@@ -3,17 +3,23 @@
 
 Each hour's object is replaced whole, so re-landing an hour (a retry, a late-data re-pull) never appends.
 Rows the source could not type are landed beside them as `rejected.parquet`, with a reason.
+
+A transient source error (`TransientSourceError`: throttled, unavailable, timed out, unreachable) retries
+the step with exponential backoff, each retry logged as a WARNING with the attempt and the time by which
+the step gives up if the source stays unavailable; any other error (`PermanentSourceError`: a refused
+query, a missing role, a missing export) fails the step at once. An hour the source declared empty on
+purpose (`Fetched.declared_empty`) is logged and recorded on its materialization.
 """
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pyarrow as pa
 
 from chargeback_pipeline.core.periods import HOUR
-from chargeback_pipeline.defs.automation.fingerprints import record_hour_content, record_run_summary
-from chargeback_pipeline.defs.metadata import OWNERS, markdown_table, table_schema
+from chargeback_pipeline.defs.automation.fingerprints import record_hour_content
+from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals
 from chargeback_pipeline.defs.partitions import Calendar, hours_in
 from chargeback_pipeline.defs.resources import ObjectStoreResource
 from chargeback_pipeline.defs.source_limits import SOURCE_POOL
@@ -37,8 +43,10 @@ def land_hours(
     fetch: Callable[[TimeWindow], Fetched],
     window_for_hour: Callable[[datetime], TimeWindow],
 ) -> dg.MaterializeResult:
-    """Fetch and land every hour of the run's partition window, each hour's object replaced whole."""
+    """Fetch and land every hour of the run's partition window, each hour's object replaced whole; each
+    hour's materialization carries its own row counts and content hash, the run's totals go to its log."""
     per_hour = []
+    declared: list[str] = []  # hours the source saw no input for, declared empty on purpose
     hours = hours_in(context.partition_time_window)
     for hour in hours:
         window = window_for_hour(hour)
@@ -47,41 +55,72 @@ def land_hours(
         except TransientSourceError as error:
             # The SDK already retried within the call; retry the step later, with exponential backoff.
             # Hours landed before this one stay landed and are simply re-landed (same bytes) next time.
-            raise dg.RetryRequested(
-                max_retries=source.step_retries,
-                seconds_to_wait=source.step_retry_delay_seconds * 2**context.retry_number,
-            ) from error
+            raise retry_later(context, source, dataset, hour, error) from error
         if fetched.rows.schema != schema:
             raise TypeError(f"{dataset}: source returned {fetched.rows.schema}, expected {schema}")
         digests = (
             lake.write(keys.hour_key(dataset, hour), fetched.rows),
             lake.write(keys.hour_key(dataset, hour, keys.REJECTED_PART), fetched.rejected),
         )
-        hour_metadata = {"dagster/row_count": fetched.rows.num_rows, "rejected_rows": fetched.rejected.num_rows}
+        hour_metadata = {
+            "dagster/row_count": fetched.rows.num_rows,
+            "rejected_rows": fetched.rejected.num_rows,
+            "declared_empty": fetched.declared_empty,  # left out unless the source declared the hour empty
+        }
+        if fetched.declared_empty:
+            declared.append(f"{hour:%Y-%m-%d %H:00}")
         record_hour_content(context, hour, *digests, metadata=hour_metadata)
-        per_hour.append(
-            {"hour": f"{hour:%Y-%m-%d %H:00}", "rows": fetched.rows.num_rows, "rejected": fetched.rejected.num_rows}
-        )
+        per_hour.append({"rows": fetched.rows.num_rows, "rejected": fetched.rejected.num_rows})
     rows = sum(h["rows"] for h in per_hour)
     rejected = sum(h["rejected"] for h in per_hour)
-    context.log.info(f"{dataset}: {len(per_hour)} hours, {rows} rows, {rejected} rejected")
-    record_run_summary(
-        context,
-        hours,
-        {
-            "run_rows": rows,
-            "run_rejected_rows": rejected,
-            "hours": len(per_hour),
-            "lake_prefix": dataset,
-            "dagster/column_schema": table_schema(schema),
-            "rows_per_hour": markdown_table(pa.Table.from_pylist(per_hour), limit=24),
-        },
-    )
+    log_run_totals(context, dataset, len(per_hour), {"rows": rows, "rejected rows": rejected})
+    if declared:
+        context.log.warning(
+            f"{dataset}: {len(declared)} of {len(per_hour)} hours had no input and were declared empty on "
+            f"purpose ({declared[0]} .. {declared[-1]}), recorded as `declared_empty` on each hour; the last: "
+            f"{fetched.declared_empty}"
+        )
     return dg.MaterializeResult()
+
+
+def retry_later(
+    context: dg.AssetExecutionContext, source: LogSourceResource, dataset: str, hour: datetime, error: Exception
+) -> Exception:
+    """RetryRequested with exponential backoff, logged with the attempt and the time bound; or the error
+    itself when no step attempt is left."""
+    attempt, attempts = context.retry_number + 1, source.step_retries + 1
+    where = (
+        f"{dataset}, hour {hour:%Y-%m-%d %H:00}: the source failed transiently (step attempt {attempt} of {attempts})"
+    )
+    if attempt >= attempts:
+        context.log.error(f"{where}; no step retry left, the step fails: {error}")
+        return error
+    wait = source.step_retry_delay_seconds * 2**context.retry_number
+    bound, whole = source.fetch_time_bound_seconds(), source.step_time_bound_seconds()
+    if bound is None or whole is None:
+        gives_up = ""
+    else:
+        left = attempts - attempt
+        worst = wait * (2**left - 1) + left * bound  # the waits before, and the fetch bound of, each attempt left
+        ends = datetime.now(UTC) + timedelta(seconds=worst)
+        gives_up = (
+            f"; if the source stays unavailable the step fails by {ends:%Y-%m-%d %H:%M:%S}Z, at most {worst:g} s "
+            f"from now ({left} more attempt{'s' if left > 1 else ''}, each fetch giving up within {bound:g} s; "
+            f"the step's whole bound is {attempts} x {bound:g} s + {whole - attempts * bound:g} s of waits = "
+            f"{whole:g} s), later only while the executor or the `{SOURCE_POOL}` pool holds the step back"
+        )
+    context.log.warning(f"{where}: {error}. Retrying the step in {wait:g} s{gives_up}")
+    return dg.RetryRequested(max_retries=source.step_retries, seconds_to_wait=wait)
 
 
 def _hour_window(hour: datetime) -> TimeWindow:
     return TimeWindow(hour, hour + HOUR)
+
+
+def _margin_window(source: LogSourceResource) -> Callable[[datetime], TimeWindow]:
+    """The hour plus the join margin on both sides (CHARGEBACK_LLM_JOIN_OVERLAP_MINUTES)."""
+    margin = timedelta(minutes=source.llm_join_overlap_minutes)
+    return lambda hour: TimeWindow(hour - margin, hour + HOUR + margin)
 
 
 def raw_log_assets(calendar: Calendar) -> list[dg.AssetsDefinition]:
@@ -98,15 +137,19 @@ def raw_log_assets(calendar: Calendar) -> list[dg.AssetsDefinition]:
     @dg.asset(
         **common,
         description=(
-            "APIM gateway log rows (ApiManagementGatewayLogs) whose TimeGenerated falls in the hour: which "
-            "product and subscription called, success, backend. Payload and header columns are never pulled."
+            "APIM gateway log rows (ApiManagementGatewayLogs) of the hour plus a margin on both sides: which "
+            "product and subscription called, success, backend. The hour's own rows are its requests; the "
+            "margins give an LLM record logged in the hour the backend of its request across the hour boundary, "
+            "so each hour is attributed from its own objects alone. Payload and header columns are never pulled."
         ),
     )
     def raw_gateway_logs(
         context: dg.AssetExecutionContext, source: LogSourceResource, lake: ObjectStoreResource
     ) -> dg.MaterializeResult:
         fetch = source.source().gateway_logs
-        return land_hours(context, source, lake.lake(), keys.RAW_GATEWAY, GATEWAY_LOG_SCHEMA, fetch, _hour_window)
+        return land_hours(
+            context, source, lake.lake(), keys.RAW_GATEWAY, GATEWAY_LOG_SCHEMA, fetch, _margin_window(source)
+        )
 
     @dg.asset(
         **common,
@@ -119,16 +162,8 @@ def raw_log_assets(calendar: Calendar) -> list[dg.AssetsDefinition]:
     def raw_llm_logs(
         context: dg.AssetExecutionContext, source: LogSourceResource, lake: ObjectStoreResource
     ) -> dg.MaterializeResult:
-        margin = timedelta(minutes=source.llm_join_overlap_minutes)
-        return land_hours(
-            context,
-            source,
-            lake.lake(),
-            keys.RAW_LLM,
-            LLM_LOG_SCHEMA,
-            source.source().llm_logs,
-            lambda hour: TimeWindow(hour - margin, hour + HOUR + margin),
-        )
+        fetch = source.source().llm_logs
+        return land_hours(context, source, lake.lake(), keys.RAW_LLM, LLM_LOG_SCHEMA, fetch, _margin_window(source))
 
     @dg.asset(
         **common,

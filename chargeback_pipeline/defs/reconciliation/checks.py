@@ -2,20 +2,39 @@
 
 import dagster as dg
 
-from chargeback_pipeline.core.reconciliation import BLOCK, NO_METRICS, WARN, describe
+from chargeback_pipeline.core.reconciliation import BLOCK, NO_METRICS, UNPLACED, WARN, describe, where
 from chargeback_pipeline.defs.metadata import markdown_rows
 
 RECONCILES = "tokens_reconcile_with_azure_monitor"
 DAY_COLUMNS = (
-    "period", "deployment_name", "metric_tokens", "logged_tokens", "unattributed_tokens", "unattributed_percent",
-    "verdict",
+    "period", "deployment_name", "backend_id", "metric_tokens", "logged_tokens", "unattributed_tokens",
+    "unattributed_percent", "verdict",
 )  # fmt: skip
 
 
-def reconciliation(asset: dg.AssetKey, hours: list[dict], days: list[dict], blocking: bool) -> dg.AssetCheckResult:
+def not_reconciled(asset: dg.AssetKey, reason: str, gates_publication: bool) -> dg.AssetCheckResult:
+    """The check of a pipeline that reads no metrics on purpose: a warning that says so, never a pass."""
+    return dg.AssetCheckResult(
+        asset_key=asset,
+        check_name=RECONCILES,
+        passed=False,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"not reconciled: {reason}",
+        metadata={"reconciled": False, "reason": reason, "gates_publication": gates_publication},
+    )
+
+
+def reconciliation(
+    asset: dg.AssetKey, hours: list[dict], days: list[dict], gates_publication: bool
+) -> dg.AssetCheckResult:
+    """Not a Dagster blocking check (that would stop the day's other assets, and with them the override):
+    an ERROR here holds the day's published files back in the publishing assets' gate
+    (`defs/publishing/gate.py`), which `gates_publication` in the metadata says."""
     blocked = [describe(r, r["period"]) for r in days + hours if r["verdict"] == BLOCK]
     warned = [describe(r, r["period"]) for r in days + hours if r["verdict"] == WARN]
-    missing = sorted({r["deployment_name"] for r in hours if r["verdict"] == NO_METRICS})
+    missing = sorted({where(r) for r in hours if r["verdict"] == NO_METRICS})
+    periods = days or hours  # the totals and the table: per day, or (the hourly check) per hour
+    placed = [r for r in periods if r["verdict"] != UNPLACED]
     if blocked:
         severity, passed, summary = dg.AssetCheckSeverity.ERROR, False, blocked[0]
     elif warned:
@@ -31,15 +50,17 @@ def reconciliation(asset: dg.AssetKey, hours: list[dict], days: list[dict], bloc
         severity=severity,
         description=summary,
         metadata={
-            "blocking": blocking,
+            "gates_publication": gates_publication,
             "blocked": blocked[:20],
             "warnings": warned[:20],
             "deployments_without_metrics": missing,
-            "metric_tokens": sum(r["metric_tokens"] for r in days),
-            "logged_tokens": sum(r["logged_tokens"] for r in days),
-            "unattributed_tokens": sum(r["unattributed_tokens"] for r in days),
+            # Per resource: records with no known backend are inside the resources' unattributed tokens.
+            "metric_tokens": sum(r["metric_tokens"] for r in placed),
+            "logged_tokens": sum(r["logged_tokens"] for r in placed),
+            "unattributed_tokens": sum(r["unattributed_tokens"] for r in placed),
+            "logged_tokens_without_known_backend": sum(r["logged_tokens"] for r in periods if r["verdict"] == UNPLACED),
             "per_deployment": markdown_rows(
-                [{k: r[k] for k in DAY_COLUMNS} for r in days], limit=30, empty="_no deployments_"
+                [{k: r[k] for k in DAY_COLUMNS} for r in periods], limit=30, empty="_no deployments_"
             ),
         },
     )

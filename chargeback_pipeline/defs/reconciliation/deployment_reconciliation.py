@@ -4,39 +4,56 @@ tokens the deployment itself counted (Azure Monitor), judged by the thresholds."
 import dagster as dg
 
 from chargeback_pipeline.core.reconciliation import hour_period, judge, reconcile_hour, with_period
-from chargeback_pipeline.defs.automation.fingerprints import record_hour_content, record_run_summary
-from chargeback_pipeline.defs.metadata import OWNERS, table_schema
-from chargeback_pipeline.defs.partitions import Calendar, hours_in
+from chargeback_pipeline.defs import partition_checks
+from chargeback_pipeline.defs.automation.fingerprints import record_hour_content
+from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals
+from chargeback_pipeline.defs.partitions import Calendar, hour_partition_key, hours_in
 from chargeback_pipeline.defs.reconciliation import checks
-from chargeback_pipeline.defs.resources import DataQualityPolicy, ObjectStoreResource
+from chargeback_pipeline.defs.resources import DataQualityPolicy, ObjectStoreResource, PricingResource
+from chargeback_pipeline.sources.resource import LogSourceResource
 from chargeback_pipeline.storage import keys, sql
 
 HOURLY_RECONCILIATION_KEY = dg.AssetKey("deployment_reconciliation")
 
 
-def reconcile_hours(context: dg.AssetExecutionContext, lake: ObjectStoreResource, policy: DataQualityPolicy):
-    store = lake.lake()
-    judged = []
+def token_totals(judged: list[dict]) -> dict[str, int]:
+    return {name: sum(r[name] for r in judged) for name in ("metric_tokens", "logged_tokens", "unattributed_tokens")}
+
+
+def reconcile_hours(
+    context: dg.AssetExecutionContext,
+    lake: ObjectStoreResource,
+    policy: DataQualityPolicy,
+    pricing: PricingResource,
+    source: LogSourceResource,
+):
+    store, topology = lake.lake(), pricing.topology()
+    judged_by_hour: dict[str, list[dict]] = {}
     with sql.shared_database() as database:
-        hours = hours_in(context.partition_time_window)
-        for hour in hours:
-            table = reconcile_hour(store, hour, policy.known_deployments, database)
+        for hour in hours_in(context.partition_time_window):
+            table = reconcile_hour(store, hour, policy.known_deployments, topology, database)
             digest = store.write(keys.hour_key(keys.HOURLY_RECONCILIATION, hour), table)
-            record_hour_content(context, hour, digest, metadata={"dagster/row_count": table.num_rows})
-            judged += with_period(judge(table, policy), hour_period)
-    record_run_summary(
-        context,
-        hours,
-        {
-            "run_rows": len(judged),
-            "metric_tokens": sum(r["metric_tokens"] for r in judged),
-            "logged_tokens": sum(r["logged_tokens"] for r in judged),
-            "unattributed_tokens": sum(r["unattributed_tokens"] for r in judged),
-            "dagster/column_schema": table_schema(table.schema),
-        },
-    )
+            judged = with_period(judge(table, policy), hour_period)
+            judged_by_hour[hour_partition_key(hour)] = judged
+            record_hour_content(
+                context, hour, digest, metadata={"dagster/row_count": table.num_rows, **token_totals(judged)}
+            )
+    everything = [row for rows in judged_by_hour.values() for row in rows]
+    log_run_totals(context, "deployment_reconciliation", len(judged_by_hour), token_totals(everything))
     yield dg.MaterializeResult()
-    yield checks.reconciliation(HOURLY_RECONCILIATION_KEY, hours=judged, days=[], blocking=False)
+    off = source.reconciliation_off_reason()
+    yield from partition_checks.evaluations(
+        context,
+        [
+            (
+                partition,
+                checks.not_reconciled(HOURLY_RECONCILIATION_KEY, off, gates_publication=False)
+                if off
+                else checks.reconciliation(HOURLY_RECONCILIATION_KEY, hours=judged, days=[], gates_publication=False),
+            )
+            for partition, judged in judged_by_hour.items()
+        ],
+    )
 
 
 def deployment_reconciliation_asset(calendar: Calendar) -> dg.AssetsDefinition:
@@ -48,21 +65,27 @@ def deployment_reconciliation_asset(calendar: Calendar) -> dg.AssetsDefinition:
         owners=OWNERS,
         kinds={"duckdb", "parquet"},
         description=(
-            "Per deployment and hour: metric tokens (Azure Monitor ProcessedPromptTokens / GeneratedTokens) "
-            "against tokens APIM logged, bucketed by the LLM record's own time (the attribution's de-duplicated "
-            "LLM records, every logged request counted). The gap is traffic that bypassed APIM or was not logged."
+            "Per backend (Azure OpenAI resource), deployment and hour: metric tokens (Azure Monitor "
+            "ProcessedPromptTokens / GeneratedTokens) against tokens APIM logged, bucketed by the LLM record's "
+            "own time (the attribution's de-duplicated LLM records, every logged request counted). The gap is "
+            "traffic that bypassed APIM or was not logged."
         ),
         check_specs=[
-            dg.AssetCheckSpec(
+            partition_checks.spec(
                 checks.RECONCILES,
-                asset=HOURLY_RECONCILIATION_KEY,
-                description="Per deployment-hour, unattributed tokens stay under the warning and blocking levels.",
+                HOURLY_RECONCILIATION_KEY,
+                calendar.hourly,
+                "Per deployment in the hour, unattributed tokens stay under the warning and blocking levels.",
             )
         ],
     )
     def deployment_reconciliation(
-        context: dg.AssetExecutionContext, lake: ObjectStoreResource, policy: DataQualityPolicy
+        context: dg.AssetExecutionContext,
+        lake: ObjectStoreResource,
+        policy: DataQualityPolicy,
+        pricing: PricingResource,
+        source: LogSourceResource,
     ):
-        yield from reconcile_hours(context, lake, policy)
+        yield from reconcile_hours(context, lake, policy, pricing, source)
 
     return deployment_reconciliation

@@ -1,22 +1,42 @@
 """Logs exported from Log Analytics into a folder, one JSON object a line.
 
 Layout: `<root>/ApiManagementGatewayLogs/`, `<root>/ApiManagementGatewayLlmLog/` and `<root>/metrics/`,
-every `*.json`, `*.jsonl` or `*.jsonl.gz` below them, recursively. Only the columns of the landed
-schemas are read (extra columns, payloads included, are never loaded); key order is free.
+every `*.json`, `*.jsonl`, `*.jsonl.gz` or `*.json.gz` below them, recursively. Only the columns of the
+landed schemas are read (extra columns, payloads included, are never loaded); key order is free.
 
-A file that is empty, truncated or not JSON fails the whole fetch with its name. A row whose values
-cannot be typed is rejected with a reason, placed at its own time when that parses, else at its file's
-earliest valid time, so it is reported exactly once and never silently dropped.
+A file that is empty (also a gzip of nothing, or only blank lines), truncated or not JSON fails the whole
+fetch with its name. A row whose values cannot be typed is rejected with a reason, placed at its own
+time when that parses, else at its file's earliest valid time, so it is reported exactly once and never
+silently dropped.
+
+Proof of input. A fetch fails with `SourceInputError` (permanent: never retried) unless it saw the input
+of its window:
+- the root and the table's folder exist and can be read, and so can every folder and file below it;
+- some file of the table covers the window. A file covers the time from its earliest to its latest row
+  (TimeGenerated; metrics: TimeStamp). A window no file covers cannot be told from a missing export, so
+  it fails, unless the user declared it empty with a marker file in the table's folder (anywhere below
+  it): `_EMPTY_<YYYY-MM-DDTHH>` for an hour, `_EMPTY_<YYYY-MM-DD>` for a day (UTC), whose content is an
+  optional reason. Markers are only read for windows no file covers, so a stale marker never hides rows.
+  A declared window comes back as `Fetched.declared_empty` (who declared it and why) and is logged.
+- The log windows' join margins belong to the neighbouring hours: only the window without them is judged.
+
+Symlinks are followed, the table folder's own included: exports often live on a mounted share linked
+into place, and a link is a deliberate act of whoever set the folder up. A broken link fails naming it
+and its target; a folder or file reached twice (a link loop, two links to one place) is read once.
 """
 
+import logging
+import os
+import re
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from chargeback_pipeline.sources.base import Fetched, TimeWindow
+from chargeback_pipeline.sources.base import Fetched, SourceInputError, TimeWindow
 from chargeback_pipeline.storage.schemas import (
     DEPLOYMENT_METRICS_SCHEMA,
     GATEWAY_LOG_SCHEMA,
@@ -24,13 +44,50 @@ from chargeback_pipeline.storage.schemas import (
     SOURCE_REJECT_SCHEMA,
 )
 
-FILE_PATTERNS = ("*.json", "*.jsonl", "*.jsonl.gz")
+LOGGER = logging.getLogger(__name__)
+FILE_SUFFIXES = (".json", ".jsonl", ".jsonl.gz", ".json.gz")
+FILE_PATTERNS = tuple(f"*{suffix}" for suffix in FILE_SUFFIXES)
 INTEGER_PATTERN = r"^\s*-?[0-9]+\s*$"
 BOOLEAN_VALUES = "('true', 'false', '1', '0')"
+MARKER_PREFIX = "_EMPTY_"
+_MARKER_NAME = re.compile(r"_EMPTY_(?P<day>\d{4}-\d{2}-\d{2})(?:T(?P<hour>\d{2}))?")
+MAX_REASON_CHARACTERS = 500  # of a marker's content, as logged and recorded
+MAX_LISTED = 10  # names listed in an error message
 
 
-class SourceFileError(ValueError):
-    """A source file is empty, truncated or not JSON lines."""
+class SourceFileError(SourceInputError, ValueError):
+    """A source file cannot be read, or is empty, truncated or not JSON lines."""
+
+
+@dataclass(frozen=True)
+class EmptyMarker:
+    """`_EMPTY_<period>`: the user declares the table had no rows in `window` (an hour or a day)."""
+
+    path: Path
+    window: TimeWindow
+
+    def reason(self) -> str:
+        """The marker's content, read only when the marker is used (an export may hold thousands)."""
+        try:
+            with self.path.open("rb") as file:
+                text = file.read(4 * MAX_REASON_CHARACTERS).decode("utf-8", errors="replace")
+        except OSError as error:
+            raise SourceInputError(
+                f"empty-window marker {self.path} cannot be read: {error.strerror or error}"
+            ) from error
+        return " ".join(text.split())[:MAX_REASON_CHARACTERS]
+
+    def describe(self) -> str:
+        reason = self.reason()
+        return f"{self.path}" + (f" ({reason})" if reason else "")
+
+
+@dataclass(frozen=True)
+class _Listing:
+    folder: Path
+    data_files: list[Path]
+    markers: list[EmptyMarker]
+    ignored: list[Path]
 
 
 def _typed(column: str, arrow_type: pa.DataType) -> tuple[str, str]:
@@ -57,6 +114,111 @@ def _typed(column: str, arrow_type: pa.DataType) -> tuple[str, str]:
 class _ParsedTable:
     rows: pa.Table
     rejected: pa.Table  # SOURCE_REJECT_SCHEMA
+    spans: list[tuple[datetime, datetime]]  # per file: its earliest and latest row time
+
+
+def _marker(path: Path) -> EmptyMarker:
+    match = _MARKER_NAME.fullmatch(path.name)
+    try:
+        if match is None:
+            raise ValueError("bad name")
+        start = datetime.fromisoformat(match["day"]).replace(tzinfo=UTC)
+        if match["hour"] is not None:
+            start = start.replace(hour=int(match["hour"]))
+        length = timedelta(days=1) if match["hour"] is None else timedelta(hours=1)
+    except ValueError:
+        raise SourceInputError(
+            f"{path} is not an empty-window marker: name it {MARKER_PREFIX}YYYY-MM-DD (a day) or "
+            f"{MARKER_PREFIX}YYYY-MM-DDTHH (an hour, UTC), e.g. {MARKER_PREFIX}2026-03-10T07"
+        ) from None
+    return EmptyMarker(path, TimeWindow(start, start + length))
+
+
+def _declaring(markers: list[EmptyMarker], window: TimeWindow) -> list[EmptyMarker]:
+    """The markers that together cover the whole window, or [] when they leave any of it uncovered."""
+    covered_until, used = window.start, []
+    for marker in sorted(markers, key=lambda m: (m.window.start, m.window.end)):
+        if marker.window.start <= covered_until < marker.window.end:
+            covered_until = marker.window.end
+            used.append(marker)
+        if covered_until >= window.end:
+            return used
+    return []
+
+
+def _listing_of(root: Path, name: str) -> _Listing:
+    """Every data file, marker and ignored file below `root/name`, or SourceInputError naming the path."""
+    if not root.is_dir():
+        if root.is_symlink():
+            raise SourceInputError(f"source folder {root} is a symlink to {os.readlink(root)}, which does not exist")
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise SourceInputError(f"source folder {root} {what} (CHARGEBACK_SOURCE_FOLDER)")
+    folder = root / name
+    if not folder.is_dir():
+        if folder.is_symlink():
+            raise SourceInputError(f"table folder {folder} is a symlink to {os.readlink(folder)}, which does not exist")
+        if folder.exists():
+            raise SourceInputError(f"table folder {folder} is not a folder")
+        try:
+            present = sorted(entry.name for entry in root.iterdir())
+        except OSError as error:
+            raise SourceInputError(f"source folder {root} cannot be read: {error.strerror or error}") from error
+        listed = ", ".join(present[:MAX_LISTED]) + (", ..." if len(present) > MAX_LISTED else "")
+        raise SourceInputError(
+            f"table folder {folder} does not exist (the source folder holds: {listed or 'nothing'}); "
+            "check the table names (CHARGEBACK_GATEWAY_TABLE, CHARGEBACK_LLM_TABLE) and the export"
+        )
+    if folder.is_symlink():
+        LOGGER.info("Table folder %s is a symlink to %s: following it", folder, folder.resolve())
+    data_files: list[Path] = []
+    markers: list[EmptyMarker] = []
+    ignored: list[Path] = []
+    seen: set[tuple[int, int]] = set()  # (device, inode) of every folder and file read: each once
+    pending = [folder]
+    while pending:  # bounded: each real folder is listed at most once
+        directory = pending.pop()
+        try:
+            identity = directory.stat()
+            if (identity.st_dev, identity.st_ino) in seen:
+                continue
+            seen.add((identity.st_dev, identity.st_ino))
+            if not os.access(directory, os.R_OK | os.X_OK):
+                raise PermissionError(13, "Permission denied")
+            with os.scandir(directory) as scan:
+                entries = sorted(scan, key=lambda entry: entry.name)
+        except OSError as error:
+            raise SourceInputError(f"folder {directory} cannot be read: {error.strerror or error}") from error
+        for entry in entries:
+            path = Path(entry.path)
+            if entry.is_dir():  # follows symlinks
+                pending.append(path)
+                continue
+            if not entry.is_file():
+                if entry.is_symlink():
+                    raise SourceInputError(f"{path} is a symlink to {os.readlink(path)}, which does not exist")
+                ignored.append(path)  # a socket, a fifo: never data
+                continue
+            identity = entry.stat()
+            if (identity.st_dev, identity.st_ino) in seen:
+                continue
+            seen.add((identity.st_dev, identity.st_ino))
+            if entry.name.startswith(MARKER_PREFIX):
+                markers.append(_marker(path))
+            elif entry.name.endswith(FILE_SUFFIXES):
+                data_files.append(path)
+            elif not entry.name.startswith((".", "_")):  # hidden files and markers such as _SUCCESS
+                ignored.append(path)
+    return _Listing(folder, sorted(data_files), markers, sorted(ignored))
+
+
+def _readable(path: Path) -> None:
+    try:
+        if not os.access(path, os.R_OK):
+            raise PermissionError(13, "Permission denied")
+        with path.open("rb") as file:
+            file.read(1)
+    except OSError as error:
+        raise SourceFileError(f"source file {path} cannot be read: {error.strerror or error}") from error
 
 
 class FolderSource:
@@ -69,34 +231,50 @@ class FolderSource:
         llm_table: str = "ApiManagementGatewayLlmLog",
         metrics_folder: str = "metrics",
     ):
+        # The root is checked at every fetch, not here: a share can be unmounted between two runs.
         self.root = Path(root)
-        if not self.root.is_dir():
-            raise FileNotFoundError(f"source folder {self.root} does not exist")
         self._folders = {"gateway": gateway_table, "llm": llm_table, "metrics": metrics_folder}
         # Parsed files per folder, reused while no file changed: a ranged run asks for many hours.
         self._cache: dict[str, tuple[tuple, _ParsedTable]] = {}
 
     def gateway_logs(self, window: TimeWindow) -> Fetched:
-        return self._fetch(self._folders["gateway"], GATEWAY_LOG_SCHEMA, "TimeGenerated", window)
+        return self._fetch(self._folders["gateway"], GATEWAY_LOG_SCHEMA, "TimeGenerated", window, self._core(window))
 
     def llm_logs(self, window: TimeWindow) -> Fetched:
-        return self._fetch(self._folders["llm"], LLM_LOG_SCHEMA, "TimeGenerated", window)
+        return self._fetch(self._folders["llm"], LLM_LOG_SCHEMA, "TimeGenerated", window, self._core(window))
+
+    @staticmethod
+    def _core(window: TimeWindow) -> TimeWindow:
+        """The whole hours inside the window, without the join margins the logs are pulled with (those
+        belong to the neighbouring hours): the part it must have input for."""
+        start = window.start.replace(minute=0, second=0, microsecond=0)
+        start = start if start == window.start else start + timedelta(hours=1)
+        end = window.end.replace(minute=0, second=0, microsecond=0)
+        return TimeWindow(start, end) if start < end else window
 
     def deployment_metrics(self, window: TimeWindow) -> Fetched:
-        return self._fetch(self._folders["metrics"], DEPLOYMENT_METRICS_SCHEMA, "TimeStamp", window)
+        return self._fetch(self._folders["metrics"], DEPLOYMENT_METRICS_SCHEMA, "TimeStamp", window, window)
 
-    def _files(self, folder: str) -> list[Path]:
-        base = self.root / folder
-        files = {p for pattern in FILE_PATTERNS for p in base.rglob(pattern) if p.is_file()}
-        return sorted(files)
-
-    def _fetch(self, folder: str, schema: pa.Schema, time_column: str, window: TimeWindow) -> Fetched:
-        files = self._files(folder)
-        signature = (folder, tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+    def _fetch(
+        self, folder: str, schema: pa.Schema, time_column: str, window: TimeWindow, judged: TimeWindow
+    ) -> Fetched:
+        listing = _listing_of(self.root, folder)
+        try:
+            stats = [(p, p.stat()) for p in listing.data_files]
+        except OSError as error:
+            raise SourceFileError(f"source file {error.filename} cannot be read: {error.strerror}") from error
+        signature = (folder, tuple((str(p), s.st_size, s.st_mtime_ns) for p, s in stats))
         cached = self._cache.get(folder)
         if cached is None or cached[0] != signature:
-            cached = self._cache[folder] = (signature, self._parse(folder, files, schema, time_column))
+            if listing.ignored:
+                names = ", ".join(str(p) for p in listing.ignored[:MAX_LISTED])
+                LOGGER.warning(
+                    "Ignored %d files in %s that are not JSON lines (%s): %s",
+                    len(listing.ignored), listing.folder, ", ".join(FILE_PATTERNS), names,
+                )  # fmt: skip
+            cached = self._cache[folder] = (signature, self._parse(folder, listing.data_files, schema, time_column))
         parsed = cached[1]
+        declared = self._judge(listing, parsed, judged)
         in_window = pc.and_(
             pc.greater_equal(parsed.rows[time_column], pa.scalar(window.start, schema.field(time_column).type)),
             pc.less(parsed.rows[time_column], pa.scalar(window.end, schema.field(time_column).type)),
@@ -109,15 +287,49 @@ class FolderSource:
         return Fetched(
             rows=parsed.rows.filter(in_window),
             rejected=parsed.rejected.filter(rejected_here),
+            declared_empty=declared,
+        )
+
+    @staticmethod
+    def _judge(listing: _Listing, parsed: _ParsedTable, judged: TimeWindow) -> str | None:
+        """None when a file covers the window; the declaration when markers declare it empty; else raises."""
+        if any(first < judged.end and last >= judged.start for first, last in parsed.spans):
+            return None
+        declaring = _declaring(listing.markers, judged)
+        if declaring:
+            declaration = f"{judged} declared empty by " + "; ".join(m.describe() for m in declaring)
+            LOGGER.warning("No input in %s for %s: %s", listing.folder, judged, declaration)
+            return declaration
+        hour, day = f"{MARKER_PREFIX}{judged.start:%Y-%m-%dT%H}", f"{MARKER_PREFIX}{judged.start:%Y-%m-%d}"
+        if parsed.spans:
+            earliest = min(first for first, _ in parsed.spans)
+            latest = max(last for _, last in parsed.spans)
+            seen = f"its {len(parsed.spans)} files hold rows from {earliest.isoformat()} to {latest.isoformat()}"
+        else:
+            seen = f"it holds no data file ({', '.join(FILE_PATTERNS)})"
+        raise SourceInputError(
+            f"no file in {listing.folder} covers {judged} ({seen}): a missing export cannot be told from a "
+            f"quiet window. Export the missing rows, or, if the table had no rows then, declare it: create "
+            f"{listing.folder / hour} (one per hour, or {day} for the day), with the reason as its content"
         )
 
     def _parse(self, folder: str, files: list[Path], schema: pa.Schema, time_column: str) -> _ParsedTable:
         if not files:
-            return _ParsedTable(schema.empty_table(), SOURCE_REJECT_SCHEMA.empty_table())
+            return _ParsedTable(schema.empty_table(), SOURCE_REJECT_SCHEMA.empty_table(), [])
         con = duckdb.connect()
+        try:
+            return self._parse_with(con, folder, files, schema, time_column)
+        finally:
+            con.close()
+
+    @staticmethod
+    def _parse_with(
+        con: duckdb.DuckDBPyConnection, folder: str, files: list[Path], schema: pa.Schema, time_column: str
+    ) -> _ParsedTable:
         con.execute("SET TimeZone = 'UTC'")
         text_columns = {field.name: "VARCHAR" for field in schema}
         for path in files:
+            _readable(path)
             if path.stat().st_size == 0:
                 raise SourceFileError(f"source file {path} is empty")
             try:
@@ -128,6 +340,8 @@ class FolderSource:
                 )
             except duckdb.Error as error:
                 raise SourceFileError(f"source file {path} is not valid JSON lines: {error}") from error
+            if con.execute("SELECT count(*) FROM one_file").fetchone()[0] == 0:
+                raise SourceFileError(f"source file {path} is empty (it holds no JSON line)")
             con.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS text_rows AS SELECT * FROM one_file LIMIT 0;"
                 "INSERT INTO text_rows SELECT * FROM one_file"
@@ -164,4 +378,12 @@ class FolderSource:
                 f"source file {unplaceable['origin'][0]} has no row with a valid {time_column}: "
                 f"{unplaceable['reason'][0]}"
             )
-        return _ParsedTable(rows.cast(schema), rejected.drop_columns(["unplaceable"]).cast(SOURCE_REJECT_SCHEMA))
+        spans = con.sql(
+            "SELECT min(parsed_time) AS first, max(parsed_time) AS last FROM checked "
+            "WHERE parsed_time IS NOT NULL GROUP BY filename ORDER BY ALL"
+        ).to_arrow_table()
+        return _ParsedTable(
+            rows.cast(schema),
+            rejected.drop_columns(["unplaceable"]).cast(SOURCE_REJECT_SCHEMA),
+            list(zip(spans["first"].to_pylist(), spans["last"].to_pylist(), strict=True)),
+        )

@@ -5,12 +5,15 @@ result, not an error. So each window is first counted (the table's KQL followed 
 into pieces of about `rows_per_query` rows, and every piece that still comes back partial is halved
 until each is complete. The rows landed (typed plus rejected) must equal the count, else it raises.
 
-Resilience. Throttling (429, with or without Retry-After), 5xx and timeouts are retried by azure-core's
-RetryPolicy (`retry_*` arguments; it honours Retry-After; `retry_timeout` bounds one call's total
-time). POST is not retried by azure-core by default, so every call marks it retryable: these queries
-only read. Each retry is logged as a WARNING by the `chargeback_pipeline.sources.log_analytics`
-logger. At most `max_concurrency` (<= 5, the service's per-user limit) queries are in flight per
-workspace in this process.
+Resilience. Throttling (429, with or without Retry-After), 5xx, timeouts and connection failures are
+retried by azure-core's RetryPolicy (`retry_*` arguments; it honours Retry-After), within the time bound
+of the fetch (`fetch_timeout`: a table's window, its count and every piece, all attempts and waits
+included); each retry is logged as a WARNING by the `chargeback_pipeline.sources.log_analytics` logger,
+saying `attempt n of at most N` and when the fetch gives up. What still fails is a TransientQueryError
+(the step retries it). 400, 401, 403 and 404 are not retried: a PermanentQueryError says what to fix (the
+role and its scope for 403, the workspace id for 404). POST is not retried by azure-core by default, so
+every call marks it retryable: these queries only read. At most `max_concurrency` (<= 5, the service's
+per-user limit) queries are in flight per workspace in this process.
 
 Speed. The SDK's own response handling builds a Python object per cell and parses every datetime cell
 (about 20k rows/s measured on a 2-core machine). Instead the response is streamed (`stream=True`) to a
@@ -47,6 +50,8 @@ from chargeback_pipeline.sources.log_analytics.client import (
 from chargeback_pipeline.sources.log_analytics.errors import (
     IncompleteWindowError,
     LogAnalyticsQueryError,
+    PermanentQueryError,
+    TransientQueryError,
     UnexpectedAnswerError,
 )
 from chargeback_pipeline.sources.log_analytics.kql import KQL_DIR, TableQuery, kql_datetime, validated_table_name
@@ -73,7 +78,9 @@ __all__ = [
     "IncompleteWindowError",
     "LogAnalyticsQueryError",
     "LogAnalyticsSource",
+    "PermanentQueryError",
     "TableQuery",
+    "TransientQueryError",
     "UnexpectedAnswerError",
     "azure_client_arguments",
     "concat_fetched",

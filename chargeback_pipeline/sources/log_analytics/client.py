@@ -1,10 +1,13 @@
 """How this process talks to Azure Monitor: client arguments, credentials, retries and their logging.
 
-Throttling (429, with or without Retry-After), 5xx and timeouts are retried by azure-core's RetryPolicy
-(`retry_*` arguments; it honours Retry-After; `retry_timeout` bounds one call's total time). POST is
-not retried by azure-core by default, so every call marks it retryable: these queries only read. Each
-retry is logged as a WARNING. At most `max_concurrency` (<= 5, the service's per-user limit) queries
-are in flight per workspace in this process.
+Throttling (429, with or without Retry-After), 5xx, timeouts and connection failures are retried by
+azure-core's RetryPolicy (`retry_*` arguments; it honours Retry-After); 400, 401, 403 and 404 are not
+(`sources.azure_errors`). POST is not retried by azure-core by default, so every call marks it
+retryable: these queries only read. Every call runs within the time bound of its fetch
+(`azure_errors.FETCH_DEADLINE`): `BoundedRetryPolicy` starts no attempt and no wait that would end past
+it, and each attempt's connect and read timeouts end by it. Each retry is logged as a WARNING saying
+`attempt n of at most N` and when the fetch gives up. At most `max_concurrency` (<= 5, the service's
+per-user limit) queries are in flight per workspace in this process.
 
 A loopback endpoint (a local stand-in) is used over http without any credential; any other endpoint
 must be https and always authenticates (DefaultAzureCredential unless one is given).
@@ -13,12 +16,15 @@ must be https and always authenticates (DefaultAzureCredential unless one is giv
 import ipaddress
 import logging
 from contextvars import ContextVar
+from functools import partial
 from threading import BoundedSemaphore, Lock
 from typing import Any
 from urllib.parse import urlsplit
 
 from azure.core.credentials import AccessToken, TokenCredential
-from azure.core.pipeline.policies import SansIOHTTPPolicy
+from azure.core.pipeline.policies import RetryPolicy, SansIOHTTPPolicy
+
+from chargeback_pipeline.sources.azure_errors import FETCH_DEADLINE, FetchTimeBoundReached
 
 # Named explicitly, not by __name__: the source used to be one module of this name, and tests and the
 # docs filter its warnings (retries, partial results) by it. Every module of the package logs here.
@@ -54,13 +60,15 @@ class _NoCredential:
 QUERY_LABEL: ContextVar[str] = ContextVar("log_analytics_query_label", default="an Azure Monitor request")
 
 
-def _warn_on_retry(request) -> None:
+def _warn_on_retry(request, *, attempts: int) -> None:
     """raw_request_hook: azure-core's RetryPolicy does not log its retries, so we do."""
     retry = request.context.get("retry_count", 0)
     if retry:
+        deadline = FETCH_DEADLINE.get()
         LOGGER.warning(
-            "Retrying %s (retry %d) after a throttled, failed or timed-out attempt", QUERY_LABEL.get(), retry
-        )
+            "Retrying %s: attempt %d of at most %d, after a throttled, failed or timed-out attempt%s",
+            QUERY_LABEL.get(), retry + 1, attempts, f"; {deadline.describe()}" if deadline else "",
+        )  # fmt: skip
 
 
 def _warn_on_refusal(response) -> None:
@@ -77,6 +85,42 @@ def _warn_on_refusal(response) -> None:
         )
 
 
+class BoundedRetryPolicy(RetryPolicy):
+    """azure-core's RetryPolicy, which gives up instead of waiting past the fetch's time bound (a backoff
+    or a Retry-After that would end after it)."""
+
+    def sleep(self, settings: dict[str, Any], transport: Any, response: Any = None) -> None:
+        deadline = FETCH_DEADLINE.get()
+        if deadline is not None:
+            wait = (self.get_retry_after(response) if response is not None else None) or 0.0
+            wait = wait or self.get_backoff_time(settings)
+            if wait >= deadline.remaining():
+                raise FetchTimeBoundReached(
+                    f"{deadline.spent()} (the next attempt would start after {wait:.1f} s, "
+                    f"{max(deadline.remaining(), 0):.1f} s before the bound)"
+                )
+        super().sleep(settings, transport, response)
+
+
+class AttemptWithinBound(SansIOHTTPPolicy):
+    """Per attempt (after the retry policy): no attempt starts past the fetch's time bound, and its
+    connect and read timeouts end by it."""
+
+    def on_request(self, request) -> None:
+        deadline = FETCH_DEADLINE.get()
+        if deadline is None:
+            return
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            raise FetchTimeBoundReached(deadline.spent())
+        options = request.context.options
+        config = getattr(request.context.transport, "connection_config", None)
+        for option, default in (("connection_timeout", "timeout"), ("read_timeout", "read_timeout")):
+            current = options.get(option) or getattr(config, default, None)
+            if not isinstance(current, int | float) or remaining < current:
+                options[option] = remaining
+
+
 def azure_client_arguments(
     endpoint: str,
     credential: TokenCredential | None,
@@ -86,8 +130,10 @@ def azure_client_arguments(
     retry_backoff_max: float,
     retry_timeout: float,
 ) -> tuple[TokenCredential, dict[str, Any]]:
-    """The credential and keyword arguments of an Azure Monitor SDK client for `endpoint`."""
-    options: dict[str, Any] = {
+    """The credential and keyword arguments of an Azure Monitor SDK client for `endpoint`.
+
+    `retry_timeout`: seconds one call may take in all when no fetch deadline is set."""
+    retries = {
         # One budget for every kind of retry; azure-core otherwise stops status retries at 3.
         "retry_total": retry_total,
         "retry_status": retry_total,
@@ -96,7 +142,11 @@ def azure_client_arguments(
         "retry_backoff_factor": retry_backoff_factor,
         "retry_backoff_max": retry_backoff_max,
         "timeout": retry_timeout,  # RetryPolicy: total seconds for one call, all attempts and waits
-        "raw_request_hook": _warn_on_retry,
+    }
+    options: dict[str, Any] = {
+        "retry_policy": BoundedRetryPolicy(**retries),
+        "per_retry_policies": [AttemptWithinBound()],
+        "raw_request_hook": partial(_warn_on_retry, attempts=retry_total + 1),
         "raw_response_hook": _warn_on_refusal,
     }
     if is_loopback(endpoint):

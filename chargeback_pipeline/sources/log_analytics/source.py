@@ -20,6 +20,7 @@ from azure.core.credentials import TokenCredential
 from azure.monitor.query import LogsQueryClient
 from azure.monitor.querymetrics import MetricsClient
 
+from chargeback_pipeline.sources.azure_errors import FETCH_DEADLINE, FetchDeadline
 from chargeback_pipeline.sources.azure_metrics import DeploymentMetricsReader
 from chargeback_pipeline.sources.base import Fetched, TimeWindow
 from chargeback_pipeline.sources.log_analytics.arrow import concat_fetched, split_checked
@@ -33,7 +34,7 @@ from chargeback_pipeline.sources.log_analytics.client import (
     metrics_audience,
     workspace_slots,
 )
-from chargeback_pipeline.sources.log_analytics.errors import IncompleteWindowError, LogAnalyticsQueryError
+from chargeback_pipeline.sources.log_analytics.errors import IncompleteWindowError, TransientQueryError
 from chargeback_pipeline.sources.log_analytics.kql import KQL_DIR, TableQuery
 from chargeback_pipeline.sources.log_analytics.query import WorkspaceQueries
 from chargeback_pipeline.storage.schemas import DEPLOYMENT_METRICS_SCHEMA, GATEWAY_LOG_SCHEMA, LLM_LOG_SCHEMA
@@ -41,6 +42,10 @@ from chargeback_pipeline.storage.schemas import DEPLOYMENT_METRICS_SCHEMA, GATEW
 MAX_SERVER_TIMEOUT_SECONDS = 600  # the service's own ceiling for one query
 READ_TIMEOUT_MARGIN_SECONDS = 30  # the client waits a little longer than the server may work
 _WORKSPACE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
+NO_METRICS = (
+    "no Azure OpenAI resource ids configured: reconciliation with Azure Monitor is switched off "
+    "(CHARGEBACK_RECONCILE_WITH_AZURE_MONITOR=false)"
+)
 
 
 def partial_reason(error: Any) -> str:
@@ -70,8 +75,9 @@ class LogAnalyticsSource:
     rows_per_query: target rows per query when cutting a window (the service stops at 500,000 rows
     or 64 MB); min_split: the smallest piece a still-partial window is halved down to.
     query_timeout: seconds the server may work on one query (<= 600); read_timeout: seconds the
-    client waits for an answer before retrying (default query_timeout + 30); retry_timeout: seconds
-    one call may take in all, retries and waits included.
+    client waits for an answer before retrying (default query_timeout + 30); fetch_timeout: the time
+    bound of one fetch (a table's window: its count and every piece; or a window's metrics), every
+    attempt, retry and wait included: past it the fetch gives up with a TransientSourceError.
     """
 
     name = "log_analytics"
@@ -88,7 +94,7 @@ class LogAnalyticsSource:
         retry_total: int = 6,
         retry_backoff_factor: float = 1.0,
         retry_backoff_max: float = 60.0,
-        retry_timeout: float = 1800.0,
+        fetch_timeout: float = 600.0,
         query_timeout: int = 300,
         read_timeout: float | None = None,
         rows_per_query: int = 100_000,
@@ -103,6 +109,8 @@ class LogAnalyticsSource:
             raise ValueError(f"max_concurrency must be 1..{MAX_WORKSPACE_CONCURRENCY}, got {max_concurrency}")
         if not 1 <= query_timeout <= MAX_SERVER_TIMEOUT_SECONDS:
             raise ValueError(f"query_timeout must be 1..{MAX_SERVER_TIMEOUT_SECONDS} seconds")
+        if not fetch_timeout > 0:
+            raise ValueError(f"fetch_timeout must be positive, got {fetch_timeout}")
         if resource_ids and not metrics_endpoint:
             raise ValueError("resource_ids need a metrics_endpoint (the resources' regional endpoint)")
         self.workspace_id = workspace_id
@@ -112,11 +120,12 @@ class LogAnalyticsSource:
         slots = workspace_slots(workspace_id, max_concurrency)
         self._rows_per_query = rows_per_query
         self._min_split = min_split
+        self.fetch_timeout = fetch_timeout
         retry = {
             "retry_total": retry_total,
             "retry_backoff_factor": retry_backoff_factor,
             "retry_backoff_max": retry_backoff_max,
-            "retry_timeout": retry_timeout,
+            "retry_timeout": fetch_timeout,
         }
         call_options = {
             "retry_on_methods": RETRYABLE_METHODS,
@@ -124,7 +133,9 @@ class LogAnalyticsSource:
         }
         logs_credential, logs_options = azure_client_arguments(logs_endpoint, credential, **retry)
         logs_client = LogsQueryClient(logs_credential, endpoint=logs_endpoint, **logs_options)
-        self._queries = WorkspaceQueries(logs_client, workspace_id, slots, query_timeout, call_options)
+        self._queries = WorkspaceQueries(
+            logs_client, workspace_id, slots, query_timeout, call_options, endpoint=logs_endpoint
+        )
         self._metrics: DeploymentMetricsReader | None = None
         if resource_ids:
             metrics_credential, metrics_options = azure_client_arguments(metrics_endpoint, credential, **retry)
@@ -132,7 +143,11 @@ class LogAnalyticsSource:
                 metrics_endpoint, metrics_credential, audience=metrics_audience(metrics_endpoint), **metrics_options
             )
             self._metrics = DeploymentMetricsReader(
-                metrics_client, resource_ids, max_series=max_metric_series, call_options=call_options
+                metrics_client,
+                resource_ids,
+                max_series=max_metric_series,
+                call_options=call_options,
+                endpoint=metrics_endpoint,
             )
 
     def gateway_logs(self, window: TimeWindow) -> Fetched:
@@ -144,19 +159,26 @@ class LogAnalyticsSource:
     def deployment_metrics(self, window: TimeWindow) -> Fetched:
         if self._metrics is None:
             LOGGER.warning("No Azure OpenAI resource ids configured: no deployment metrics for %s", window)
-            return Fetched(rows=DEPLOYMENT_METRICS_SCHEMA.empty_table())
-        token = QUERY_LABEL.set(f"deployment metrics, window {window}")
+            return Fetched(rows=DEPLOYMENT_METRICS_SCHEMA.empty_table(), declared_empty=NO_METRICS)
+        # The metrics are read in this thread: the SDK's hooks and retry policy read these.
+        tokens = (
+            QUERY_LABEL.set(f"deployment metrics, window {window}"),
+            FETCH_DEADLINE.set(FetchDeadline.starting_now(self.fetch_timeout)),
+        )
         try:
             return self._metrics.read(window)
         finally:
-            QUERY_LABEL.reset(token)
+            QUERY_LABEL.reset(tokens[0])
+            FETCH_DEADLINE.reset(tokens[1])
 
     def _fetch(self, query: TableQuery, window: TimeWindow) -> Fetched:
         started = time.monotonic()
-        expected = self._queries.count(query, window)
+        deadline = FetchDeadline.starting_now(self.fetch_timeout)
+        expected = self._queries.count(query, window, deadline)
         if expected == 0:
             return concat_fetched([], query.schema)
-        parts = self._complete(query, split_evenly(window, math.ceil(expected / self._rows_per_query)))
+        pieces = split_evenly(window, math.ceil(expected / self._rows_per_query))
+        parts = self._complete(query, pieces, deadline)
         fetched = concat_fetched(parts, query.schema)
         landed = fetched.rows.num_rows + fetched.rejected.num_rows
         if landed != expected:
@@ -171,14 +193,16 @@ class LogAnalyticsSource:
         )  # fmt: skip
         return fetched
 
-    def _complete(self, query: TableQuery, pieces: list[TimeWindow]) -> list[Fetched]:
+    def _complete(self, query: TableQuery, pieces: list[TimeWindow], deadline: FetchDeadline) -> list[Fetched]:
         """The rows of every piece, in time order; a piece answered partially is halved and asked again,
-        round after round, with up to `max_concurrency` queries in flight."""
+        round after round (bounded: no piece is halved below `min_split`, and every query ends by the
+        fetch's deadline), with up to `max_concurrency` queries in flight."""
         complete: dict[TimeWindow, Fetched] = {}
         with ThreadPoolExecutor(max_workers=self._max_concurrency) as pool:
             while pieces:
                 answers = pool.map(
-                    lambda piece: self._queries.run(query.table, query.rows(piece), piece, query.schema), pieces
+                    lambda piece: self._queries.run(query.table, query.rows(piece), piece, query.schema, deadline),
+                    pieces,
                 )
                 halves = []
                 for piece, (checked, partial_error) in zip(pieces, answers, strict=True):
@@ -192,7 +216,7 @@ class LogAnalyticsSource:
 
     def _halves(self, query: TableQuery, piece: TimeWindow, rows: int, partial_error: Any) -> list[TimeWindow]:
         if piece.end - piece.start <= self._min_split:
-            raise LogAnalyticsQueryError(
+            raise TransientQueryError(
                 f"workspace {self.workspace_id}, table {query.table}, window {piece}: still a partial "
                 f"result at the smallest split ({self._min_split}): {partial_reason(partial_error)}"
             )

@@ -9,6 +9,12 @@ joining the emitted logs, so it is an independent answer the pipeline can be che
 All random draws of an hour happen in a fixed order and with sizes that do not depend on the fault
 knobs: turning a knob (say `nonzero_chunk_token_fraction`) changes only what that knob governs.
 
+The topology is production's: an APIM backend pool of a PTU resource (`aoai-ptu-eastus`) and the
+pay-as-you-go resource it spills over to (`aoai-paygo-eastus`), both hosting deployments named `gpt-4.1`
+and `gpt-4o`; `text-embedding-3-large` lives on the pay-as-you-go resource only. Deployments are
+identified by (backend_id, deployment name). The PTU overflows in the busy hours of the day only
+(`SimulationProfile.spillover_fraction`).
+
 Modules, in the order data flows through them:
     profile        SimulationProfile: the knobs (volume, seed, fault fractions)
     deployments    the Azure OpenAI deployments and backends that serve the calls
@@ -32,6 +38,7 @@ from chargeback_pipeline.sources.simulated.deployments import (
     PAYGO_BACKEND_ID,
     PTU_BACKEND_ID,
     REGION,
+    SIMULATED_DEPLOYMENT_NAMES,
     SIMULATED_DEPLOYMENTS,
     UNKNOWN,
     SimulatedDeployment,
@@ -41,6 +48,7 @@ from chargeback_pipeline.sources.simulated.ground_truth import (
     DAILY_USAGE_KEY,
     EXPECTED_BYPASS_SCHEMA,
     EXPECTED_DAILY_USAGE_SCHEMA,
+    EXPECTED_UNATTRIBUTED_SCHEMA,
 )
 from chargeback_pipeline.sources.simulated.hours import HOUR
 from chargeback_pipeline.sources.simulated.profile import (
@@ -48,6 +56,7 @@ from chargeback_pipeline.sources.simulated.profile import (
     SimulationProfile,
 )
 from chargeback_pipeline.sources.simulated.source import SimulatedSource
+from chargeback_pipeline.sources.simulated.traffic import spillover_share
 from chargeback_pipeline.sources.simulated.workloads import API_ID, NON_LLM_OPERATION_ID
 
 __all__ = [
@@ -56,16 +65,19 @@ __all__ = [
     "DEFAULT_PROFILE",
     "EXPECTED_BYPASS_SCHEMA",
     "EXPECTED_DAILY_USAGE_SCHEMA",
+    "EXPECTED_UNATTRIBUTED_SCHEMA",
     "HOUR",
     "NON_LLM_OPERATION_ID",
     "PAYGO_BACKEND_ID",
     "PTU_BACKEND_ID",
     "REGION",
     "SIMULATED_DEPLOYMENTS",
+    "SIMULATED_DEPLOYMENT_NAMES",
     "UNASSIGNED",
     "UNKNOWN",
     "SimulatedDeployment",
     "SimulatedSource",
     "SimulationProfile",
     "account_resource_id",
+    "spillover_share",
 ]

@@ -1,7 +1,14 @@
 """What serves the simulated calls: two Azure OpenAI accounts (PTU and pay-as-you-go) and their deployments.
 
-Requests refer to a deployment by its index in `DEPLOYMENT_LIST`; the lookup arrays and Arrow labels
-below turn those integer codes into backend codes and column values.
+The topology is the production one of an APIM backend pool: the PTU resource and the pay-as-you-go
+resource it spills over to host deployments of the *same name* (`gpt-4.1`, `gpt-4o`), because APIM
+routes `/openai/deployments/{name}/...` unchanged to whichever backend of the pool serves the request.
+A deployment is therefore identified by (backend_id, deployment name), never by its name alone: the
+gateway row's BackendId says which resource served a request, the LLM record only names the
+deployment, and each resource's metrics report its own deployments.
+
+Requests refer to a deployment by its integer code, its index in `DEPLOYMENT_LIST`; the lookup arrays
+and Arrow labels below turn those codes into backend codes and column values.
 """
 
 from collections.abc import Mapping
@@ -32,38 +39,49 @@ def account_resource_id(account_name: str) -> str:
 
 @dataclass(frozen=True)
 class SimulatedDeployment:
-    name: str
+    name: str  # deployment name: the same on every resource of the backend pool that hosts it
     model_name: str
     backend_id: str  # APIM backend id; equal to the Azure OpenAI account name
-    resource_id: str
+    resource_id: str  # the account's ARM id: the metrics' ResourceId
     billing: Literal["ptu", "paygo"]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(backend_id, name): what identifies a deployment (names repeat across resources)."""
+        return (self.backend_id, self.name)
+
+
+def _deployment(name: str, model_name: str, backend_id: str, billing: Literal["ptu", "paygo"]) -> SimulatedDeployment:
+    return SimulatedDeployment(name, model_name, backend_id, account_resource_id(backend_id), billing)
 
 
 DEPLOYMENT_LIST = (
-    SimulatedDeployment("gpt-41-ptu", "gpt-4.1", PTU_BACKEND_ID, account_resource_id(PTU_BACKEND_ID), "ptu"),
-    SimulatedDeployment("gpt-4o-ptu", "gpt-4o", PTU_BACKEND_ID, account_resource_id(PTU_BACKEND_ID), "ptu"),
-    SimulatedDeployment("gpt-41-paygo", "gpt-4.1", PAYGO_BACKEND_ID, account_resource_id(PAYGO_BACKEND_ID), "paygo"),
-    SimulatedDeployment("gpt-4o-paygo", "gpt-4o", PAYGO_BACKEND_ID, account_resource_id(PAYGO_BACKEND_ID), "paygo"),
-    SimulatedDeployment(
-        "embedding-large-paygo",
-        "text-embedding-3-large",
-        PAYGO_BACKEND_ID,
-        account_resource_id(PAYGO_BACKEND_ID),
-        "paygo",
-    ),
+    _deployment("gpt-4.1", "gpt-4.1", PTU_BACKEND_ID, "ptu"),
+    _deployment("gpt-4o", "gpt-4o", PTU_BACKEND_ID, "ptu"),
+    _deployment("gpt-4.1", "gpt-4.1", PAYGO_BACKEND_ID, "paygo"),  # the PTU's spillover, same name
+    _deployment("gpt-4o", "gpt-4o", PAYGO_BACKEND_ID, "paygo"),  # the PTU's spillover, same name
+    _deployment("text-embedding-3-large", "text-embedding-3-large", PAYGO_BACKEND_ID, "paygo"),
 )
 
-# Deployment name -> what the simulator serves from it; the pricing file names these deployments.
-SIMULATED_DEPLOYMENTS: Mapping[str, SimulatedDeployment] = MappingProxyType(
-    {deployment.name: deployment for deployment in DEPLOYMENT_LIST}
+# (backend_id, deployment name) -> what the simulator serves from it; the pricing file names these.
+SIMULATED_DEPLOYMENTS: Mapping[tuple[str, str], SimulatedDeployment] = MappingProxyType(
+    {deployment.key: deployment for deployment in DEPLOYMENT_LIST}
 )
-DEPLOYMENT_INDEX = {deployment.name: index for index, deployment in enumerate(DEPLOYMENT_LIST)}
+# The distinct deployment names, sorted (what the LLM log's DeploymentName can hold).
+SIMULATED_DEPLOYMENT_NAMES = tuple(sorted({deployment.name for deployment in DEPLOYMENT_LIST}))
+DEPLOYMENT_INDEX = {deployment.key: index for index, deployment in enumerate(DEPLOYMENT_LIST)}
 BACKEND_IDS = (PTU_BACKEND_ID, PAYGO_BACKEND_ID)
 DEPLOYMENT_BACKEND = np.array([BACKEND_IDS.index(d.backend_id) for d in DEPLOYMENT_LIST])
+# Per deployment code: is its name served by more than one backend? A logged record of such a name
+# whose gateway row is not at hand cannot be placed on a resource (ground_truth, unattributed tokens).
+DEPLOYMENT_NAME_SHARED = np.array(
+    [sum(other.name == d.name for other in DEPLOYMENT_LIST) > 1 for d in DEPLOYMENT_LIST], dtype=bool
+)
 
 DEPLOYMENT_NAME_LABELS = labels(d.name for d in DEPLOYMENT_LIST)
 MODEL_NAME_LABELS = labels(d.model_name for d in DEPLOYMENT_LIST)
 RESOURCE_ID_LABELS = labels(d.resource_id for d in DEPLOYMENT_LIST)
+DEPLOYMENT_BACKEND_ID_LABELS = labels(d.backend_id for d in DEPLOYMENT_LIST)
 BACKEND_ID_LABELS = labels(BACKEND_IDS)
 
 # The usage report adds one code after the deployments: "unknown", for requests without an LLM record.

@@ -13,15 +13,23 @@ from chargeback_pipeline.sources.simulated.arrays import timestamps
 from chargeback_pipeline.sources.simulated.catalog import Catalog
 from chargeback_pipeline.sources.simulated.deployments import (
     BACKEND_ID_LABELS,
+    DEPLOYMENT_BACKEND_ID_LABELS,
     DEPLOYMENT_LIST,
     DEPLOYMENT_NAME_LABELS,
+    DEPLOYMENT_NAME_SHARED,
     REPORT_DEPLOYMENT_LABELS,
     REPORT_MODEL_LABELS,
     RESOURCE_ID_LABELS,
 )
 from chargeback_pipeline.sources.simulated.hour_requests import HourRequests
 from chargeback_pipeline.sources.simulated.hours import EPOCH, US_PER_HOUR, epoch_us, hours_overlapping
-from chargeback_pipeline.sources.simulated.metrics import RequestsOf, bypass_tokens, logged_llm_tokens
+from chargeback_pipeline.sources.simulated.metrics import (
+    RequestsOf,
+    bypass_tokens,
+    llm_records_in_hour,
+    logged_llm_tokens,
+    tokens_by_deployment,
+)
 from chargeback_pipeline.sources.simulated.profile import SimulationProfile
 from chargeback_pipeline.sources.simulated.usage_groups import UsageGroups
 from chargeback_pipeline.storage.schemas import PRODUCT_USAGE_SCHEMA
@@ -37,14 +45,25 @@ DAILY_USAGE_KEY = (
     "backend_id",
 )
 
+# One row per simulated deployment, keyed by (backend_id, deployment_name): names repeat across resources.
 EXPECTED_BYPASS_SCHEMA = pa.schema(
     [
+        ("backend_id", pa.string()),
         ("deployment_name", pa.string()),
         ("resource_id", pa.string()),
         ("prompt_tokens", pa.int64()),
         ("completion_tokens", pa.int64()),
     ]
 )
+EXPECTED_UNATTRIBUTED_SCHEMA = pa.schema(
+    [
+        ("backend_id", pa.string()),
+        ("deployment_name", pa.string()),
+        ("prompt_tokens", pa.int64()),
+        ("completion_tokens", pa.int64()),
+    ]
+)
+_DEPLOYMENT_KEY = [("backend_id", "ascending"), ("deployment_name", "ascending")]
 
 
 def daily_usage(day: date, catalog: Catalog, requests_of: RequestsOf) -> pa.Table:
@@ -115,10 +134,49 @@ def hourly_request_counts(hour_us: int, requests: HourRequests, catalog: Catalog
 
 
 def bypass_tokens_by_deployment(profile: SimulationProfile, hours: range, requests_of: RequestsOf) -> pa.Table:
-    """Per deployment: the bypass tokens inside the deployment metrics of these hours (one row each)."""
+    """Per resource and deployment: the bypass tokens inside the deployment metrics of these hours (one
+    row per simulated deployment, zeros included), sorted by (backend_id, deployment_name)."""
     bypass = np.zeros((2, len(DEPLOYMENT_LIST)), dtype=np.int64)
     for hour_us in hours:
         bypass += bypass_tokens(profile, hour_us, logged_llm_tokens(hour_us, requests_of))
-    columns = [DEPLOYMENT_NAME_LABELS, RESOURCE_ID_LABELS, pa.array(bypass[0]), pa.array(bypass[1])]
-    table = pa.Table.from_arrays(columns, schema=EXPECTED_BYPASS_SCHEMA)
-    return table.sort_by("deployment_name")
+    columns = [
+        DEPLOYMENT_BACKEND_ID_LABELS,
+        DEPLOYMENT_NAME_LABELS,
+        RESOURCE_ID_LABELS,
+        pa.array(bypass[0]),
+        pa.array(bypass[1]),
+    ]
+    return pa.Table.from_arrays(columns, schema=EXPECTED_BYPASS_SCHEMA).sort_by(_DEPLOYMENT_KEY)
+
+
+def unattributed_tokens_by_deployment(
+    profile: SimulationProfile, hours: range, requests_of: RequestsOf, missing_gateway_hours_us: set[int]
+) -> pa.Table:
+    """Per resource and deployment: the unattributed tokens a pipeline must report for these hours (see
+    SimulatedSource.expected_unattributed_tokens), one row per simulated deployment, zeros included."""
+    unattributed = np.zeros((2, len(DEPLOYMENT_LIST)), dtype=np.int64)
+    for hour_us in hours:
+        logged = np.zeros_like(unattributed)
+        placed = np.zeros_like(unattributed)
+        for generated_hour_us, requests, in_hour in llm_records_in_hour(hour_us, requests_of):
+            # The record's request has a gateway row, which the pipeline lands with the hour (the hour plus
+            # the join margin, wider than any record's distance from its request), unless that row's hour
+            # was lost: its backend is known.
+            backend_known = (
+                requests.has_gateway_row
+                if generated_hour_us not in missing_gateway_hours_us
+                else np.zeros_like(in_hour)
+            )
+            # Otherwise only a deployment name served by one backend says where the record belongs.
+            placeable = backend_known | ~DEPLOYMENT_NAME_SHARED[requests.deployment]
+            logged += tokens_by_deployment(requests, in_hour)
+            placed += tokens_by_deployment(requests, in_hour & placeable)
+        metric = logged + bypass_tokens(profile, hour_us, logged)
+        unattributed += np.maximum(metric - placed, 0)
+    columns = [
+        DEPLOYMENT_BACKEND_ID_LABELS,
+        DEPLOYMENT_NAME_LABELS,
+        pa.array(unattributed[0]),
+        pa.array(unattributed[1]),
+    ]
+    return pa.Table.from_arrays(columns, schema=EXPECTED_UNATTRIBUTED_SCHEMA).sort_by(_DEPLOYMENT_KEY)

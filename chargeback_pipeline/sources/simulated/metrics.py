@@ -1,11 +1,13 @@
 """Deployment metrics: the hourly token totals Azure Monitor would report for each simulated deployment.
 
+Each resource reports its own deployments (ResourceId = the account's ARM id): the PTU resource's
+`gpt-4.1` and the pay-as-you-go resource's `gpt-4.1` are two series with the same ModelDeploymentName.
 They count the tokens of every distinct SequenceNumber-0 LLM record by its own TimeGenerated (failed
 and orphan requests included), plus bypass tokens: traffic that reached a deployment without passing
 APIM, so reconciliation always has a small, known gap to find.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -33,7 +35,8 @@ _METRIC_NAME_LABELS = labels([METRIC_PROMPT_TOKENS, METRIC_COMPLETION_TOKENS])
 
 
 def deployment_metrics_table(profile: SimulationProfile, hours: range, requests_of: RequestsOf) -> pa.Table:
-    """Hourly token totals per deployment: the logged SequenceNumber-0 tokens plus bypass traffic."""
+    """Hourly token totals per resource and deployment: the logged SequenceNumber-0 tokens plus bypass
+    traffic; one row per hour, deployment and metric, zeros included."""
     deployment_count = len(DEPLOYMENT_LIST)
     # totals[hour, deployment, metric], metric 0 = prompt, 1 = completion
     totals = np.zeros((len(hours), deployment_count, 2), dtype=np.int64)
@@ -52,21 +55,35 @@ def deployment_metrics_table(profile: SimulationProfile, hours: range, requests_
     return pa.Table.from_arrays(columns, schema=DEPLOYMENT_METRICS_SCHEMA)
 
 
-def logged_llm_tokens(hour_us: int, requests_of: RequestsOf) -> np.ndarray:
-    """(2, deployments) int64: prompt / completion tokens of the distinct SequenceNumber-0 LLM records
-    whose TimeGenerated falls in the hour (failed and orphan requests included)."""
-    logged = np.zeros((2, len(DEPLOYMENT_LIST)), dtype=np.int64)
-    # LLM records can sit a few seconds on the far side of their request's hour: look at the neighbours.
+def llm_records_in_hour(hour_us: int, requests_of: RequestsOf) -> Iterator[tuple[int, HourRequests, np.ndarray]]:
+    """(generated hour, its requests, mask) for the requests whose SequenceNumber-0 LLM record has its
+    TimeGenerated in the hour: they come from the hour itself and from its two neighbours, because LLM
+    records can sit a few seconds on the far side of their request's hour."""
     for generated_hour_us in (hour_us - US_PER_HOUR, hour_us, hour_us + US_PER_HOUR):
         requests = requests_of(generated_hour_us)
         in_hour = (
             requests.has_llm_record & (requests.llm_time_us >= hour_us) & (requests.llm_time_us < hour_us + US_PER_HOUR)
         )
-        deployment = requests.deployment[in_hour]
-        for metric, tokens in enumerate((requests.prompt_tokens, requests.completion_tokens)):
-            # float64 weights are exact here: an hour's sum stays far below 2**53
-            sums = np.bincount(deployment, weights=tokens[in_hour], minlength=len(DEPLOYMENT_LIST))
-            logged[metric] += np.rint(sums).astype(np.int64)
+        yield generated_hour_us, requests, in_hour
+
+
+def tokens_by_deployment(requests: HourRequests, selected: np.ndarray) -> np.ndarray:
+    """(2, deployments) int64: prompt / completion tokens of the selected requests per serving deployment."""
+    deployment = requests.deployment[selected]
+    sums = np.zeros((2, len(DEPLOYMENT_LIST)), dtype=np.int64)
+    for metric, tokens in enumerate((requests.prompt_tokens, requests.completion_tokens)):
+        # float64 weights are exact here: an hour's sum stays far below 2**53
+        totals = np.bincount(deployment, weights=tokens[selected], minlength=len(DEPLOYMENT_LIST))
+        sums[metric] = np.rint(totals).astype(np.int64)
+    return sums
+
+
+def logged_llm_tokens(hour_us: int, requests_of: RequestsOf) -> np.ndarray:
+    """(2, deployments) int64: prompt / completion tokens of the distinct SequenceNumber-0 LLM records
+    whose TimeGenerated falls in the hour (failed and orphan requests included), per serving deployment."""
+    logged = np.zeros((2, len(DEPLOYMENT_LIST)), dtype=np.int64)
+    for _, requests, in_hour in llm_records_in_hour(hour_us, requests_of):
+        logged += tokens_by_deployment(requests, in_hour)
     return logged
 
 

@@ -22,7 +22,17 @@ _DEFAULT_PRODUCT_IDS = (
 
 @dataclass(frozen=True)
 class SimulationProfile:
-    """What traffic to simulate. Every knob has a realistic default; tests use them to inject faults."""
+    """What traffic to simulate. Every knob has a realistic default; tests use them to inject faults.
+
+    Spillover (`spillover_fraction`) is the share of PTU requests (gpt-4.1, gpt-4o) that the pay-as-you-go
+    backend serves *at the diurnal peak hour* (15:00 UTC), not a flat share: the PTU deployments are
+    sized for 1.2x the day's mean load, so in any hour whose load on the diurnal curve is below that
+    (20:00 to 10:59 UTC) nothing spills, and above it the spill probability is the overflow share of
+    the hour's load, (load - 1.2) / load, scaled so the peak hour spills exactly `spillover_fraction`
+    (`traffic.spillover_share`). With the default 0.15: 0.046 at 11:00, 0.094 at 12:00, 0.126 at 13:00,
+    0.144 at 14:00, 0.15 at 15:00 (symmetric after it), about 6 % of the day's PTU requests. 1.0
+    spills every PTU request of the peak hour; 0 turns spillover off.
+    """
 
     requests_per_hour: int = 2000  # mean gateway requests per hour, shaped by a diurnal curve
     seed: int = 20260101
@@ -32,7 +42,7 @@ class SimulationProfile:
     non_llm_fraction: float = 0.02  # successful calls with no LLM record ("list-deployments")
     orphan_llm_fraction: float = 0.005  # LLM records whose gateway row does not exist
     unassigned_fraction: float = 0.03  # calls with empty ProductId and ApimSubscriptionId
-    spillover_fraction: float = 0.07  # PTU-model requests served by the pay-as-you-go backend
+    spillover_fraction: float = 0.15  # PTU requests served pay-as-you-go at the peak hour (see above)
     bypass_fraction: float = 0.01  # deployment tokens that never passed APIM, relative per deployment-hour
     nonzero_chunk_token_fraction: float = 0.0  # fault: later chunks that (wrongly) carry tokens
     missing_gateway_hours: frozenset[datetime] = frozenset()  # fault: hours whose gateway rows are lost

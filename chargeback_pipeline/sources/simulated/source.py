@@ -15,6 +15,7 @@ from chargeback_pipeline.sources.simulated.ground_truth import (
     bypass_tokens_by_deployment,
     daily_usage,
     hourly_request_counts,
+    unattributed_tokens_by_deployment,
 )
 from chargeback_pipeline.sources.simulated.hour_requests import HourRequests
 from chargeback_pipeline.sources.simulated.hours import US_PER_HOUR, epoch_us, hours_overlapping, hours_starting_within
@@ -58,7 +59,8 @@ class SimulatedSource:
         return Fetched(_concat(tables, LLM_LOG_SCHEMA))
 
     def deployment_metrics(self, window: TimeWindow) -> Fetched:
-        """Hourly token totals per deployment: the logged SequenceNumber-0 tokens plus bypass traffic."""
+        """Hourly token totals per resource (ResourceId) and deployment: the logged SequenceNumber-0
+        tokens plus bypass traffic. Both resources report their own `gpt-4.1` and `gpt-4o`."""
         hours = hours_starting_within(epoch_us(window.start), epoch_us(window.end))
         return Fetched(deployment_metrics_table(self.profile, hours, self._requests))
 
@@ -92,9 +94,32 @@ class SimulatedSource:
         return hourly_request_counts(hour_us, self._requests(hour_us), self._catalog, missing)
 
     def expected_bypass_tokens(self, window: TimeWindow) -> pa.Table:
-        """Per deployment: tokens in deployment_metrics(window) that never passed APIM (one row each)."""
+        """Per resource and deployment: tokens in deployment_metrics(window) that never passed APIM.
+
+        Columns backend_id, deployment_name, resource_id, prompt_tokens, completion_tokens; one row per
+        simulated deployment (zeros included), sorted by (backend_id, deployment_name).
+        """
         hours = hours_starting_within(epoch_us(window.start), epoch_us(window.end))
         return bypass_tokens_by_deployment(self.profile, hours, self._requests)
+
+    def expected_unattributed_tokens(self, window: TimeWindow) -> pa.Table:
+        """Per resource and deployment: the tokens the pipeline must report as `unattributed` for the
+        hours starting within the window (a UTC day in practice).
+
+        Columns backend_id, deployment_name, prompt_tokens, completion_tokens; one row per simulated
+        deployment (zeros included), sorted by (backend_id, deployment_name). Per hour h and resource
+        deployment it is max(metric - placed logged tokens, 0), per prompt and completion, where the
+        logged tokens are the distinct SequenceNumber-0 LLM records whose own TimeGenerated falls in h.
+        A record is placed on its request's backend when that request has a gateway row the pipeline lands
+        for hour h (the hour plus the join margin: a request across the hour boundary); otherwise (an orphan,
+        or a gateway row lost by `missing_gateway_hours`) on its deployment name's only backend when it has one
+        (`text-embedding-3-large`), and not at all when the name is shared (`gpt-4.1`, `gpt-4o`). So
+        it is the bypass tokens plus, on shared names, the tokens of the unplaced records, counted on
+        the resource that served them (whose metrics counted them). Computed from the generated
+        requests, not from the emitted rows.
+        """
+        hours = hours_starting_within(epoch_us(window.start), epoch_us(window.end))
+        return unattributed_tokens_by_deployment(self.profile, hours, self._requests, self._missing_gateway_hours_us)
 
     # Internals ---------------------------------------------------------------------------------------
 

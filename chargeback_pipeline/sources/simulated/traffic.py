@@ -19,11 +19,11 @@ from chargeback_pipeline.sources.simulated.workloads import (
     WORKLOAD_COMPLETION_MEDIAN,
     WORKLOAD_COMPLETION_SIGMA,
     WORKLOAD_GENERATES,
-    WORKLOAD_PAYGO_DEPLOYMENT,
+    WORKLOAD_HOME_DEPLOYMENT,
     WORKLOAD_PROMPT_MAX,
     WORKLOAD_PROMPT_MEDIAN,
     WORKLOAD_PROMPT_SIGMA,
-    WORKLOAD_PTU_DEPLOYMENT,
+    WORKLOAD_SPILLOVER_DEPLOYMENT,
     WORKLOAD_STREAM_SHARE,
 )
 
@@ -38,6 +38,9 @@ _API_VERSION_WEIGHTS = (0.6, 0.3, 0.1)
 
 _DIURNAL_AMPLITUDE = 0.6
 _DIURNAL_PEAK_HOUR_UTC = 15  # mid-morning US East
+# The PTU deployments are sized for 1.2x the day's mean load: in hours whose load on the diurnal curve is
+# above that, the excess overflows to the pay-as-you-go backend (profile.spillover_fraction).
+PTU_CAPACITY_LOAD = 1.2
 _LLM_OFFSET_MIN_US = -3 * US_PER_SECOND  # LLM record time relative to its gateway row
 _LLM_OFFSET_MAX_US = 8 * US_PER_SECOND
 _EDGE_CROSSINGS_PER_SIDE = 2  # requests pinned to each hour edge so LLM records cross it every hour
@@ -46,6 +49,25 @@ _EDGE_CROSSINGS_PER_SIDE = 2  # requests pinned to each hour edge so LLM records
 def _diurnal_factor(hour_of_day: int) -> float:
     """Traffic multiplier by UTC hour of day; averages exactly 1 over a day."""
     return 1.0 + _DIURNAL_AMPLITUDE * np.cos(2 * np.pi * (hour_of_day - _DIURNAL_PEAK_HOUR_UTC) / 24)
+
+
+def _overflow_share(hour_of_day: int) -> float:
+    """Share of the hour's load above the PTU capacity: (load - capacity) / load, 0 below capacity."""
+    load = _diurnal_factor(hour_of_day)
+    return float(max(load - PTU_CAPACITY_LOAD, 0.0) / load)
+
+
+_PEAK_OVERFLOW_SHARE = _overflow_share(_DIURNAL_PEAK_HOUR_UTC)
+
+
+def spillover_share(spillover_fraction: float, hour_of_day: int) -> float:
+    """Probability that a request able to spill (a PTU workload) is served pay-as-you-go in this UTC hour.
+
+    The overflow share of the hour's load, scaled so that the peak hour spills exactly
+    `spillover_fraction`: 0 while the load stays under the PTU capacity (nights, mornings, evenings),
+    then growing with the load to `spillover_fraction` at the diurnal peak.
+    """
+    return spillover_fraction * _overflow_share(hour_of_day) / _PEAK_OVERFLOW_SHARE
 
 
 def generate_hour(profile: SimulationProfile, catalog: Catalog, hour_start_us: int) -> HourRequests:
@@ -112,8 +134,9 @@ def generate_hour(profile: SimulationProfile, catalog: Catalog, hour_start_us: i
         catalog.subscription_cumulative[product], u_subscription
     )
     workload = choose_per_row(catalog.workload_cumulative[product], u_workload)
-    spilled = (u_spillover < profile.spillover_fraction) & WORKLOAD_CAN_SPILL[workload]
-    deployment = np.where(spilled, WORKLOAD_PAYGO_DEPLOYMENT[workload], WORKLOAD_PTU_DEPLOYMENT[workload])
+    # The PTU overflows in busy hours only: same draw, a threshold that follows the hour's load.
+    spilled = (u_spillover < spillover_share(profile.spillover_fraction, hour_of_day)) & WORKLOAD_CAN_SPILL[workload]
+    deployment = np.where(spilled, WORKLOAD_SPILLOVER_DEPLOYMENT[workload], WORKLOAD_HOME_DEPLOYMENT[workload])
 
     # Heavy-tailed (log-normal) token counts; a failed call was charged its prompt, little or no output.
     prompt = WORKLOAD_PROMPT_MEDIAN[workload] * np.exp(WORKLOAD_PROMPT_SIGMA[workload] * z_prompt)

@@ -1,7 +1,10 @@
 """What the simulated calls do: the kinds of LLM call (workloads), their deployments and token sizes.
 
-Requests refer to a workload by its index in `WORKLOADS`; the per-workload arrays below let a whole
-hour of requests look up their workload's properties in one numpy indexing step.
+A workload calls one deployment name. Its home backend serves it; a workload with a spillover backend
+overflows to that backend's deployment of the same name when the PTU is saturated (traffic decides
+when). Requests refer to a workload by its index in `WORKLOADS`; the per-workload arrays below let a
+whole hour of requests look up their workload's properties (deployment codes included) in one numpy
+indexing step.
 """
 
 from dataclasses import dataclass
@@ -9,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from chargeback_pipeline.sources.simulated.arrays import labels
-from chargeback_pipeline.sources.simulated.deployments import DEPLOYMENT_INDEX
+from chargeback_pipeline.sources.simulated.deployments import DEPLOYMENT_INDEX, PAYGO_BACKEND_ID, PTU_BACKEND_ID
 
 API_ID = "azure-openai"
 NON_LLM_OPERATION_ID = "list-deployments"
@@ -21,8 +24,9 @@ class Workload:
 
     operation_id: str  # gateway OperationId
     llm_operation_name: str  # LLM log OperationName
-    ptu_deployment: str | None  # None: always served pay-as-you-go (no spillover involved)
-    paygo_deployment: str
+    deployment_name: str  # the deployment the client calls (the LLM log's DeploymentName)
+    backend_id: str  # the backend that serves it normally
+    spillover_backend_id: str | None  # serves the same name when the PTU overflows; None: never spills
     prompt_median: float
     prompt_sigma: float  # log-normal spread: heavy-tailed token counts
     prompt_max: int
@@ -32,22 +36,25 @@ class Workload:
 
 
 WORKLOADS = (
-    Workload("chat-completions", "ChatCompletions_Create", "gpt-41-ptu", "gpt-41-paygo",
+    Workload("chat-completions", "ChatCompletions_Create", "gpt-4.1", PTU_BACKEND_ID, PAYGO_BACKEND_ID,
              1500, 1.1, 30_000, 300, 1.0, 0.5),
-    Workload("chat-completions", "ChatCompletions_Create", "gpt-4o-ptu", "gpt-4o-paygo",
+    Workload("chat-completions", "ChatCompletions_Create", "gpt-4o", PTU_BACKEND_ID, PAYGO_BACKEND_ID,
              900, 1.0, 30_000, 220, 0.9, 0.4),
-    Workload("completions", "Completions_Create", "gpt-4o-ptu", "gpt-4o-paygo",
+    Workload("completions", "Completions_Create", "gpt-4o", PTU_BACKEND_ID, PAYGO_BACKEND_ID,
              400, 0.8, 30_000, 120, 0.8, 0.0),
-    Workload("embeddings", "Embeddings_Create", None, "embedding-large-paygo",
+    Workload("embeddings", "Embeddings_Create", "text-embedding-3-large", PAYGO_BACKEND_ID, None,
              350, 0.9, 8191, 0, 0.0, 0.0),
 )  # fmt: skip
 MIN_PROMPT_TOKENS = 50
 MAX_COMPLETION_TOKENS = 4000
 
-# Per-workload lookup arrays, indexed by workload code.
-WORKLOAD_PTU_DEPLOYMENT = np.array([DEPLOYMENT_INDEX[w.ptu_deployment or w.paygo_deployment] for w in WORKLOADS])
-WORKLOAD_PAYGO_DEPLOYMENT = np.array([DEPLOYMENT_INDEX[w.paygo_deployment] for w in WORKLOADS])
-WORKLOAD_CAN_SPILL = np.array([w.ptu_deployment is not None for w in WORKLOADS])
+# Per-workload lookup arrays, indexed by workload code. Deployments are codes (DEPLOYMENT_LIST index),
+# looked up by (backend_id, deployment name): the name alone is ambiguous.
+WORKLOAD_HOME_DEPLOYMENT = np.array([DEPLOYMENT_INDEX[w.backend_id, w.deployment_name] for w in WORKLOADS])
+WORKLOAD_SPILLOVER_DEPLOYMENT = np.array(
+    [DEPLOYMENT_INDEX[w.spillover_backend_id or w.backend_id, w.deployment_name] for w in WORKLOADS]
+)
+WORKLOAD_CAN_SPILL = np.array([w.spillover_backend_id is not None for w in WORKLOADS])
 WORKLOAD_PROMPT_MEDIAN = np.array([w.prompt_median for w in WORKLOADS])
 WORKLOAD_PROMPT_SIGMA = np.array([w.prompt_sigma for w in WORKLOADS])
 WORKLOAD_PROMPT_MAX = np.array([w.prompt_max for w in WORKLOADS])

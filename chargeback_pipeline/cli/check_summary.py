@@ -1,0 +1,164 @@
+"""What `chargeback backfill` prints about asset checks that failed: one paragraph per failed check, with
+the check, its asset and partitions, the numbers from its metadata and what to do.
+
+Pure: it reads `AssetCheckEvaluation`s (and the partitions each judged) and returns text; the command
+prints it and chooses the exit code (`has_errors`).
+"""
+
+from collections.abc import Iterable, Mapping
+
+import dagster as dg
+
+from chargeback_pipeline.defs.reconciliation.checks import RECONCILES
+
+# Metadata values longer than this are cut, lists and mappings show at most this many items: a paragraph,
+# not a dump (every number stays in the run's event log and the UI).
+MAX_TEXT = 160
+MAX_ITEMS = 5
+RERUN = "re-run `chargeback backfill` for these days"
+
+# What to do, by check name (README: Checks). A check not listed gets DEFAULT_ADVICE.
+ADVICE = {
+    "one_row_per_correlation_id": (
+        "some requests were attributed twice, so the day's tokens are overstated: do not send this day's "
+        f"report on; {RERUN}, and report a bug with the run id if it persists."
+    ),
+    "tokens_only_from_sequence_zero": (
+        "later chunks of chunked LLM records carried tokens; they were not counted (tokens come from "
+        "SequenceNumber 0 only). Nothing to re-run; check whether APIM changed how it logs long messages."
+    ),
+    "gateway_log_complete": (
+        "LLM requests of these hours have no gateway row, so their tokens are logged-not-billable instead of "
+        "charged to a product: check that APIM's diagnostic setting still sends GatewayLogs and that "
+        f"ingestion has caught up, then {RERUN}."
+    ),
+    "quarantine_rate_within_limit": (
+        "too many rows could not be trusted (by_reason says why; the rows are in quarantined_records): fix "
+        "the source data, or CHARGEBACK_DEPLOYMENTS for unknown deployments, then "
+        f"{RERUN}; raise CHARGEBACK_QUARANTINE_MAX_PERCENT only if the rate is expected."
+    ),
+    "daily_totals_equal_hourly_sum": (
+        f"the day's rollup differs from its 24 hours: {RERUN}, and report a bug with the run id if it persists."
+    ),
+    "tokens_reconcile_with_azure_monitor": (
+        "the tokens APIM logged differ from what the deployments metered: look for traffic that bypassed APIM, "
+        "lost LLM logs, or deployments without metrics (CHARGEBACK_OPENAI_RESOURCE_IDS). A blocked day is not "
+        "published (the previous report stays); once the gap is explained, publish it with "
+        '`chargeback backfill DAY --publish-despite-blocked-reconciliation "REASON"`; a warning publishes anyway.'
+    ),
+    "report_files_match_rollup": (
+        "the published files, read back, differ from the rollup (another writer, or a storage fault): "
+        f"{RERUN} before anyone reads them."
+    ),
+    "costs_add_up": (
+        "the day's cost lines do not add up to the PTU cost the pricing file gives: do not send them on; check "
+        f"CHARGEBACK_PRICING_FILE (rates, ptu_count, deployed_from/until), then {RERUN}."
+    ),
+    "no_negative_lines": (
+        f"some cost lines are negative: do not send them on; check CHARGEBACK_PRICING_FILE, then {RERUN}."
+    ),
+    "focus_matches_chargeback": (
+        f"the FOCUS export read back does not bill what the chargeback charges: {RERUN} before FinOps tools ingest it."
+    ),
+    "statement_matches_daily_chargeback": (
+        "the monthly statement does not equal its days' chargebacks: re-run the month's days with "
+        "`chargeback backfill`."
+    ),
+}
+# Numbers the UI shows beside a check result that its paragraph leaves out (the percent beside them says it).
+CONTEXT_ONLY = frozenset({"rows_judged"})
+DEFAULT_ADVICE = f"open the check in the Dagster UI (`make ui`) for its details, fix the cause, then {RERUN}."
+# Checks whose ERROR the user may override (`--publish-despite-blocked-reconciliation REASON`): then they
+# are still summarized, marked overridden, and no longer fail the command.
+OVERRIDABLE = frozenset({RECONCILES})
+
+
+def is_error(evaluation: dg.AssetCheckEvaluation) -> bool:
+    """A failed check of severity ERROR."""
+    return not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
+
+
+def fails_command(evaluation: dg.AssetCheckEvaluation, override_reason: str | None = None) -> bool:
+    """A failed ERROR check the user did not override: the command must not exit 0."""
+    return is_error(evaluation) and not (override_reason and evaluation.check_name in OVERRIDABLE)
+
+
+def check_name(evaluation: dg.AssetCheckEvaluation) -> str:
+    return f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+
+
+def _cut(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 3] + "..."
+
+
+def _show(value) -> str:
+    if isinstance(value, Mapping):
+        items = [f"{key}: {_show(item)}" for key, item in list(value.items())[:MAX_ITEMS]]
+        more = f", +{len(value) - MAX_ITEMS} more" if len(value) > MAX_ITEMS else ""
+        return "{" + ", ".join(items) + more + "}"
+    if isinstance(value, list | tuple):
+        items = [_show(item) for item in value[:MAX_ITEMS]]
+        more = f", +{len(value) - MAX_ITEMS} more" if len(value) > MAX_ITEMS else ""
+        return "[" + ", ".join(items) + more + "]"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return _cut(str(value))
+
+
+def numbers(metadata: Mapping[str, dg.MetadataValue]) -> list[str]:
+    """`name=value` of the check's metadata, in its order; tables (markdown), empty lists and the context
+    numbers (`CONTEXT_ONLY`) are left to the UI."""
+    shown = []
+    for name, entry in metadata.items():
+        value = entry.value
+        if isinstance(entry, dg.MarkdownMetadataValue) or name.startswith("dagster/") or value in ([], {}, None):
+            continue
+        if name in CONTEXT_ONLY:
+            continue
+        shown.append(f"{name}={_show(value)}")
+    return shown
+
+
+def summarize(
+    evaluation: dg.AssetCheckEvaluation, partitions: str | None = None, override_reason: str | None = None
+) -> str:
+    """One paragraph about a failed check: severity, check, asset, partitions, numbers, what to do."""
+    where = evaluation.partition or partitions
+    level = "WARNING"
+    if is_error(evaluation):
+        overridden = not fails_command(evaluation, override_reason)
+        level = f"ERROR (overridden: {override_reason!r})" if overridden else "ERROR"
+    text = f"{level}: check {evaluation.check_name} of asset {evaluation.asset_key.to_user_string()} failed"
+    text += f" for partitions {where}" if where else ""
+    text += f": {_cut(evaluation.description).rstrip('.')}." if evaluation.description else "."
+    shown = numbers(evaluation.metadata)
+    if shown:
+        text += " Numbers: " + ", ".join(shown) + "."
+    return text + " What to do: " + ADVICE.get(evaluation.check_name, DEFAULT_ADVICE)
+
+
+def failed(
+    checks: Iterable[tuple[dg.AssetCheckEvaluation, str | None]],
+) -> list[tuple[dg.AssetCheckEvaluation, str | None]]:
+    """The failed checks, errors first, otherwise in the order their runs judged them."""
+    failures = [(evaluation, partitions) for evaluation, partitions in checks if not evaluation.passed]
+    return sorted(failures, key=lambda pair: not is_error(pair[0]))
+
+
+def summaries(
+    checks: Iterable[tuple[dg.AssetCheckEvaluation, str | None]], override_reason: str | None = None
+) -> list[str]:
+    """A paragraph per failed check, errors first."""
+    return [summarize(evaluation, partitions, override_reason) for evaluation, partitions in failed(checks)]
+
+
+def command_failures(
+    checks: Iterable[tuple[dg.AssetCheckEvaluation, str | None]], override_reason: str | None = None
+) -> list[str]:
+    """`asset:check` of every failed ERROR check not overridden: each makes the command exit 1."""
+    return [check_name(evaluation) for evaluation, _ in checks if fails_command(evaluation, override_reason)]
+
+
+def has_errors(checks: Iterable[tuple[dg.AssetCheckEvaluation, str | None]]) -> bool:
+    return any(is_error(evaluation) for evaluation, _ in checks)

@@ -1,0 +1,94 @@
+"""`chargeback discover` and `chargeback check-pricing`: onboarding a tenant from what its source shows."""
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+from tabulate import tabulate
+
+HOUR = timedelta(hours=1)
+
+
+def _table(rows: list[dict]) -> str:
+    if not rows:
+        return "  (none)"
+    return tabulate(rows, headers="keys", tablefmt="simple", intfmt=",", floatfmt=",.2f")
+
+
+@click.command("discover")
+@click.option("--days", type=click.IntRange(1, 31), default=7, show_default=True, help="Days before now to read.")
+@click.option(
+    "--write",
+    "write_to",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write a pricing-file skeleton with every backend, resource id, deployment and model to FILE.",
+)
+@click.option("--currency", default="USD", show_default=True, help="ISO 4217 currency of the skeleton.")
+def discover_command(days: int, write_to: Path | None, currency: str) -> None:
+    """Read the configured source (CHARGEBACK_SOURCE) over the last DAYS whole UTC days and print the APIM
+    products, subscriptions, backends, deployments with their models, the resources hosting them (from the
+    metrics), and the share of traffic that never reached the LLM log. Nothing is stored."""
+    from chargeback_pipeline.core.discovery import Discovery
+    from chargeback_pipeline.settings import SettingsError, current_settings
+    from chargeback_pipeline.sources.base import PermanentSourceError, SourceInputError, TimeWindow
+
+    try:
+        settings = current_settings()
+    except SettingsError as error:
+        raise click.ClickException(str(error)) from None
+    resource = settings.source_resource
+    source, margin = resource.source(), timedelta(minutes=resource.llm_join_overlap_minutes)
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    end = end.replace(hour=0)  # whole days: the last one is yesterday
+    start = end - timedelta(days=days)
+    click.echo(f"reading {start:%Y-%m-%d}..{end - HOUR:%Y-%m-%d} from the {settings.source} source ({days * 24} hours)")
+    found, hour, missing = Discovery(), start, []
+    while hour < end:
+        window = TimeWindow(hour, hour + HOUR)
+        try:
+            found.add_hour(
+                hour,
+                source.gateway_logs(window).rows,
+                source.llm_logs(TimeWindow(hour - margin, hour + HOUR + margin)).rows,
+                source.deployment_metrics(window).rows,
+            )
+        except SourceInputError as error:  # an hour a folder export lacks: say so, read the others
+            missing.append(f"{hour:%Y-%m-%d %H:00}: {error}")
+        except PermanentSourceError as error:  # a refused query (role, workspace): no hour would do better
+            raise click.ClickException(str(error)) from None
+        hour += HOUR
+    if missing:
+        click.echo(f"{len(missing)} of {days * 24} hours could not be read (first: {missing[0]})", err=True)
+    if found.hours == 0:
+        raise click.ClickException("no hour of the window could be read: nothing to discover")
+    click.echo("\nAPIM products and subscriptions\n" + _table(found.products()))
+    click.echo("\nBackends and deployments (from the logs)\n" + _table(found.backends()))
+    click.echo("\nResources and deployments (from the metrics)\n" + _table(found.resources()))
+    share = found.llm_log_share()
+    click.echo(
+        f"\n{share['gateway_requests']:,} gateway requests, {share['never_reached_llm_log_percent']}% never reached "
+        f"the LLM log (non-LLM calls, failures before the model); {share['llm_requests_without_gateway_row']:,} LLM "
+        "requests had no gateway row in their hour"
+    )
+    if write_to:
+        write_to.write_text(found.pricing_skeleton(currency), encoding="utf-8")
+        click.echo(
+            f"\nwrote a pricing-file skeleton to {write_to}: fill in every FILL_IN, then "
+            f"`chargeback check-pricing {write_to}`"
+        )
+
+
+@click.command("check-pricing")
+@click.argument("pricing_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def check_pricing_command(pricing_file: Path) -> None:
+    """Validate PRICING_FILE: every problem is named by its setting's path."""
+    from chargeback_pipeline.core.billing.pricing import PricingError, load_pricing
+
+    try:
+        pricing = load_pricing(pricing_file)
+    except PricingError as error:
+        raise click.ClickException(str(error)) from None
+    deployments = sum(len(backend.deployments) for backend in pricing.backends.values())
+    click.echo(
+        f"{pricing_file}: valid ({len(pricing.backends)} backends, {deployments} deployments, {pricing.currency})"
+    )

@@ -1,0 +1,81 @@
+"""The named jobs: what every run of the pipeline runs, so the UI's runs list, timeline and Target column
+say which step a run was, not `__ephemeral_asset_job__`.
+
+- `hourly_attribution_job` (hourly partitions): landing, attribution, hourly reconciliation. Run by the
+  `hourly_attribution` schedule and by `chargeback backfill`.
+- `daily_rollup_job` (daily partitions): rollup, daily reconciliation, report, chargeback, FOCUS export.
+  Run by the `daily_rollup` sensor and by `chargeback backfill`.
+- `monthly_statement_job` (monthly partitions): the monthly statements. Run by the `monthly_rollup` sensor
+  and by `chargeback backfill`.
+
+Each selects the assets of one partitioning (and their checks), so a new asset joins its job by being
+defined; a ranged run of a job (the `dagster/asset_partition_range_*` tags) covers many partitions in one run.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import dagster as dg
+
+# What `dg.define_asset_job` returns (Dagster does not export its name).
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition as AssetJob
+
+from chargeback_pipeline.defs.partitions import partitioned_keys
+
+HOURLY_JOB = "hourly_attribution_job"
+DAILY_JOB = "daily_rollup_job"
+MONTHLY_JOB = "monthly_statement_job"
+JOB_NAMES = (HOURLY_JOB, DAILY_JOB, MONTHLY_JOB)
+DESCRIPTIONS = {
+    HOURLY_JOB: (
+        "Lands the hours' APIM logs and deployment metrics, attributes every request to its product and "
+        "reconciles each hour with Azure Monitor. One run covers a range of hours."
+    ),
+    DAILY_JOB: (
+        "Rolls days up from their 24 hours: per-product usage, the daily reconciliation (which gates "
+        "publication), the published usage report, the chargeback and its FOCUS export. One run covers a "
+        "range of days."
+    ),
+    MONTHLY_JOB: "States each month per product from its published daily chargebacks (the month in progress too).",
+}
+
+
+def asset_job(name: str, assets: Sequence, partitions_def: dg.PartitionsDefinition) -> AssetJob:
+    """The job of every asset partitioned by `partitions_def` (with their checks); the job is partitioned like
+    them (Dagster infers it from the assets)."""
+    return dg.define_asset_job(
+        name,
+        selection=dg.AssetSelection.assets(*partitioned_keys(assets, partitions_def)),
+        description=DESCRIPTIONS.get(name),
+    )
+
+
+@dataclass(frozen=True)
+class PipelineJobs:
+    hourly: AssetJob
+    daily: AssetJob
+    monthly: AssetJob
+
+    @classmethod
+    def of(cls, assets: Sequence) -> "PipelineJobs":
+        """The three jobs, on the partitions the assets themselves use (hours, days, months)."""
+        kinds = (dg.HourlyPartitionsDefinition, dg.DailyPartitionsDefinition, dg.MonthlyPartitionsDefinition)
+        partitions = []
+        for kind in kinds:
+            found = {a.partitions_def for a in assets if isinstance(a.partitions_def, kind)}
+            if len(found) != 1:
+                raise ValueError(f"the assets must share one {kind.__name__}, found {len(found)}")
+            partitions.append(found.pop())
+        return cls(*(asset_job(name, assets, p) for name, p in zip(JOB_NAMES, partitions, strict=True)))
+
+    def all(self) -> list[AssetJob]:
+        return [self.hourly, self.daily, self.monthly]
+
+
+def with_jobs(definitions: dg.Definitions) -> dg.Definitions:
+    """`definitions` with the three named jobs, added when it lacks them (definitions built by hand, as the
+    tests build them, hold only assets and resources)."""
+    names = {job.name for job in definitions.jobs or []}
+    if set(JOB_NAMES) <= names:
+        return definitions
+    return dg.Definitions.merge(definitions, dg.Definitions(jobs=PipelineJobs.of(list(definitions.assets)).all()))

@@ -1,0 +1,267 @@
+"""The Dagster UI tells the truth at a glance, in a real browser: a day backfilled by `chargeback backfill`
+(the demo's way) shows in the runs list as its named jobs, the asset graph shows every asset with its
+checks passed, a check shows its result with the partition it judged, and a partitioned asset's page
+shows each partition's own numbers and the columns it declares.
+
+Debian's chromium is driven headless by selenium through chromium-driver; the real `dagster-webserver`
+serves the repository's workspace.yaml over the backfill's DAGSTER_HOME. On failure each test saves a
+screenshot and the page's text to test-artifacts/.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from chargeback_pipeline_tests.conftest import REPO
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+if not (Path(CHROMIUM).is_file() and Path(CHROMEDRIVER).is_file()):
+    pytest.skip(
+        "the UI tests need Debian's chromium and chromium-driver: `apt-get install chromium chromium-driver` "
+        "as root (.ci/run installs them)",
+        allow_module_level=True,
+    )
+
+from selenium import webdriver  # noqa: E402 (only once the browser is known to be there)
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+BIN = Path(sys.executable).parent
+DAY = "2026-01-05"
+HOURS = [f"{DAY}-{hour:02d}:00" for hour in range(24)]
+JOBS = ("hourly_attribution_job", "daily_rollup_job", "monthly_statement_job")
+LOCATION = "chargeback_pipeline.definitions"  # workspace.yaml's code location
+ARTIFACTS = REPO / "test-artifacts"
+WAIT_SECONDS = 30
+BROWSER_OPTIONS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--window-size=1600,1000",
+)
+LOADED = "{ repositoriesOrError { ... on RepositoryConnection { nodes { name } } } }"
+CHECK_EXECUTIONS = """
+query ($check: String!) {
+  assetCheckExecutions(assetKey: {path: ["attributed_requests"]}, checkName: $check, limit: 100) {
+    status
+    partition
+    runId
+    evaluation { partition severity }
+  }
+  runsOrError { ... on Runs { results { jobName status } } }
+}
+"""
+
+
+def environment(tmp_path: Path) -> dict:
+    """The caller's environment without its CHARGEBACK_* and DAGSTER_* settings, pointed into tmp_path, with
+    partitions starting on the backfilled day (as `make demo` and `make ui` share theirs)."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("CHARGEBACK_", "DAGSTER_"))}
+    return env | {
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+        "CHARGEBACK_LAKE_DIR": str(tmp_path / "lake"),
+        "CHARGEBACK_OUTPUT_DIR": str(tmp_path / "reports"),
+        "CHARGEBACK_PRICING_FILE": str(REPO / "pricing.example.yaml"),
+        "CHARGEBACK_PARTITIONS_START": DAY,
+        "CHARGEBACK_SIMULATED_REQUESTS_PER_HOUR": "200",
+    }
+
+
+def graphql(url: str, query: str, variables: dict | None = None) -> dict:
+    request = urllib.request.Request(
+        f"{url}/graphql",
+        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body = json.load(response)
+    assert "errors" not in body, body["errors"]
+    return body["data"]
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory):
+    """A day backfilled by the `chargeback` command, and the webserver over its DAGSTER_HOME (started
+    while the backfill runs, so the two overlap)."""
+    tmp_path = tmp_path_factory.mktemp("ui")
+    env = environment(tmp_path)
+    (tmp_path / "dagster_home").mkdir()
+    shutil.copy(REPO / "dagster.yaml", tmp_path / "dagster_home" / "dagster.yaml")  # what `make` does
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = (tmp_path / "webserver.log").open("wb")
+    webserver = subprocess.Popen(
+        [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: the code server it starts is stopped with it
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        command = [str(BIN / "chargeback"), "backfill", DAY]
+        backfill = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+        assert backfill.returncode == 0, backfill.stdout + backfill.stderr
+        deadline = time.monotonic() + 90
+        while True:  # up, and the code location loaded (its repository listed)
+            try:
+                if graphql(url, LOADED)["repositoriesOrError"].get("nodes"):
+                    break
+            except OSError:
+                pass
+            if webserver.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"dagster-webserver did not come up: {(tmp_path / 'webserver.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url, tmp_path
+    finally:
+        os.killpg(webserver.pid, signal.SIGTERM)
+        try:
+            webserver.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(webserver.pid, signal.SIGKILL)
+            webserver.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    for argument in (*BROWSER_OPTIONS, f"--user-data-dir={profile}"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(WAIT_SECONDS)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+class Page:
+    def __init__(self, driver, url: str):
+        self.driver, self.url = driver, url
+
+    def text(self) -> str:
+        return self.driver.find_element(By.TAG_NAME, "body").text
+
+    def open(self, path: str, *expected: str) -> str:
+        """Open `path` and wait until the page shows every one of `expected`; its text."""
+        self.driver.get(self.url + path)
+        self.dismiss_welcome()
+        WebDriverWait(self.driver, WAIT_SECONDS, poll_frequency=0.2).until(
+            lambda _: all(text in self.text() for text in expected)
+        )
+        return self.text()
+
+    def dismiss_welcome(self) -> None:
+        """Dagster's "Join the Dagster community" dialog of a first visit, if it shows."""
+        for button in self.driver.find_elements(By.XPATH, "//button[normalize-space()='Skip']"):
+            if button.is_displayed():
+                button.click()
+
+    def save(self, name: str) -> None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        self.driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+        (ARTIFACTS / f"{name}.txt").write_text(f"{self.driver.current_url}\n\n{self.text()}", encoding="utf-8")
+
+
+@pytest.fixture
+def page(browser, ui, request):
+    url, _ = ui
+    failed_before = request.session.testsfailed
+    shown = Page(browser, url)
+    yield shown
+    if request.session.testsfailed > failed_before:  # this test's call failed: keep what the browser showed
+        shown.save(request.node.name)
+
+
+def after(lines: list[str], label: str) -> str:
+    """The line after `label` in a page's text: the value of a metadata row."""
+    return lines[lines.index(label) + 1]
+
+
+def test_the_runs_list_shows_the_named_jobs(page):
+    text = page.open("/runs", *JOBS)
+
+    assert "__ephemeral_asset_job__" not in text
+    assert text.count("Success") >= 3
+
+
+def test_the_asset_graph_shows_every_group_and_the_assets_with_their_checks(page):
+    groups = ("raw", "usage", "reconciliation", "reports", "costs")
+    text = page.open("/asset-groups", "Global asset lineage", *(f"\n{group}\n" for group in groups))
+    assert "Empty graph" not in text
+
+    # Each asset node with its checks' status (loaded after the node): the hourly asset's 4, the daily one's 1.
+    text = page.open(f"/locations/{LOCATION}/asset-groups/usage/lineage", "4 / 4 Passed", "1 / 1 Passed")
+    assert {"attributed_requests", "quarantined_records", "daily_product_usage"} <= set(text.splitlines())
+    assert "Failed" not in text
+
+
+def test_a_check_shows_its_result_with_the_partition_it_judged(page, ui):
+    url, _ = ui
+    text = page.open(
+        "/assets/attributed_requests?view=checks&checkDetail=gateway_log_complete",
+        "Evaluation result",
+        "Partition",
+        HOURS[-1],
+    )
+    lines = text.splitlines()
+
+    assert after(lines, "Evaluation result") == "Passed"
+    assert after(lines, "Partition") == HOURS[-1]  # the latest execution, of the run's last hour
+    # Behind the page: one passed execution per hour of the ranged run, none skipped.
+    data = graphql(url, CHECK_EXECUTIONS, {"check": "gateway_log_complete"})
+    executions = data["assetCheckExecutions"]
+    assert sorted(e["partition"] for e in executions) == HOURS
+    assert {e["status"] for e in executions} == {"SUCCEEDED"}
+    assert all(e["evaluation"]["partition"] == e["partition"] for e in executions)
+    assert {run["jobName"] for run in data["runsOrError"]["results"]} == set(JOBS)
+
+
+def test_a_partitioned_assets_page_shows_each_partitions_own_numbers(page, ui):
+    _, tmp_path = ui
+    counts = {}
+    for hour in (HOURS[3], HOURS[12]):
+        path = f"/assets/attributed_requests?view=partitions&partition={hour}"
+        lines = page.open(path, "billable_requests", "Materialized (24)", "hourly_attribution_job").splitlines()
+        counts[hour] = int(after(lines, "dagster/row_count").replace(",", ""))
+        written = tmp_path / f"lake/attributed_requests/hour={hour[:10]}T{hour[11:13]}/rows.parquet"
+        assert counts[hour] == pq.ParquetFile(written).metadata.num_rows, hour  # the hour's own rows
+        assert "Materialized (24)" in lines and "hourly_attribution_job" in " ".join(lines)
+        assert "run_rows" not in lines
+    assert counts[HOURS[3]] != counts[HOURS[12]]  # night and day: each hour its own number
+
+
+def test_an_assets_page_shows_its_columns_and_money_with_its_currency(page):
+    text = page.open("/assets/daily_chargeback", "Columns", "decimal(18,6) money", "cost_by_product", "USD")
+    lines = text.splitlines()
+
+    assert "decimal(18,6) money" in lines and "ISO 4217 currency of the costs (the pricing file's)." in lines
+    metadata = lines[lines.index("Metadata") :]  # its rows: the key, its time, its value
+    assert metadata[metadata.index("currency") + 2] == "USD"
+    total = metadata[metadata.index("total_cost") + 2]
+    assert len(total.split(".")[-1]) <= 2 and float(total) > 0  # at the minor unit
+    assert "published_despite_blocked_reconciliation" not in text  # empty: left out

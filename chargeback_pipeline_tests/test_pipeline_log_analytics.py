@@ -1,11 +1,14 @@
 """The production path end to end: the asset graph reads Log Analytics and Azure Monitor through the real
 `LogsQueryClient` and `MetricsClient`, over HTTP, from local stand-ins that speak their protocols."""
 
+import json
 import logging
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.parquet
+import pyarrow.parquet as pq
 import pytest
 
 from chargeback_pipeline.cli.backfill import BackfillFailed, backfill
@@ -122,3 +125,29 @@ def test_endless_outage_fails_the_partition_clearly_and_a_later_run_succeeds(tmp
     logs.heal()
     backfill(DAY, DAY, pipeline(resources), managed_instance)
     assert (tmp_path / "reports" / f"{REPORT}.csv").exists()
+
+
+def test_reconciliation_switched_off_on_purpose_is_said_by_the_checks_and_beside_the_report(
+    tmp_path, standins, managed_instance
+):
+    """CHARGEBACK_RECONCILE_WITH_AZURE_MONITOR=false: no metrics are read, the reconciliation checks warn
+    "not reconciled" (never pass), and each published day carries a record of why."""
+    logs, _ = standins
+    logs.heal()
+    source = LogAnalyticsSourceResource(
+        log_analytics_workspace_id="00000000-0000-0000-0000-00000000a11a",
+        log_analytics_endpoint=logs.endpoint,
+        reconcile_with_azure_monitor=False,
+        log_analytics_retry_total=1,
+        step_retries=0,
+    )
+
+    [chunk] = backfill(DAY, DAY, pipeline(local_resources(tmp_path, source)), managed_instance)
+
+    evaluation = chunk.check_evaluations()["daily_reconciliation:tokens_reconcile_with_azure_monitor"]
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert evaluation.description.startswith("not reconciled: switched off by configuration")
+    record = json.loads((tmp_path / "reports" / f"daily/usage_date={DAY}/reconciliation_off.json").read_text())
+    assert record["reconciled"] is False and "CHARGEBACK_RECONCILE_WITH_AZURE_MONITOR=false" in record["reason"]
+    report = pq.read_table(tmp_path / "reports" / f"{REPORT}.parquet")
+    assert "unattributed" not in report["product_id"].to_pylist()  # nothing was compared, so no gap is claimed

@@ -49,6 +49,11 @@ def focus_key(day: date, extension: str) -> str:
     return _daily_report_key(day, "focus", extension)
 
 
+def not_reconciled_key(day: date) -> str:
+    """Where a day published without reconciliation (switched off on purpose) says so."""
+    return _daily_report_key(day, "reconciliation_off", "json")
+
+
 def override_key(day: date) -> str:
     """Where a day published despite a blocked reconciliation records why."""
     return _daily_report_key(day, "reconciliation_override", "json")

@@ -7,6 +7,7 @@ untouched, unless the documented override publishes it anyway and records that i
 """
 
 import io
+import json
 from datetime import timedelta
 
 import dagster as dg
@@ -19,6 +20,7 @@ from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, day
 from chargeback_pipeline.defs.publishing import checks
 from chargeback_pipeline.defs.publishing.gate import PublicationGate, PublishConfig, ShrinkGuard
 from chargeback_pipeline.defs.resources import ObjectStoreResource
+from chargeback_pipeline.sources.resource import LogSourceResource
 from chargeback_pipeline.storage import keys
 from chargeback_pipeline.storage.report_files import csv_bytes, report_files
 
@@ -48,8 +50,22 @@ def _published_totals(data: dict[str, bytes]) -> dict[str, int]:
     }
 
 
+def record_reconciliation_off(target, day, reason: str | None) -> None:
+    """Beside a day published without reconciliation (switched off on purpose), say so and why: its report
+    has no `unattributed` line because nothing was compared, not because nothing was missing."""
+    if reason:
+        record = {"usage_date": str(day), "reconciled": False, "reason": reason}
+        target.write_bytes(keys.not_reconciled_key(day), json.dumps(record, indent=2).encode())
+    else:
+        target.delete(keys.not_reconciled_key(day))
+
+
 def publish_reports(
-    context: dg.AssetExecutionContext, config: PublishConfig, lake: ObjectStoreResource, reports: ObjectStoreResource
+    context: dg.AssetExecutionContext,
+    config: PublishConfig,
+    lake: ObjectStoreResource,
+    reports: ObjectStoreResource,
+    source: LogSourceResource,
 ):
     """Publish every day of the run through the gate; each published day's materialization carries its own
     rows, tokens, file and top products, and the check judges each day's files read back."""
@@ -66,6 +82,7 @@ def publish_reports(
         files = report_files(report)
         for extension, data in files.items():
             target.write_bytes(keys.product_usage_report_key(day, extension), data)
+        record_reconciliation_off(target, day, source.reconciliation_off_reason())
         read_back = {ext: target.read_bytes(keys.product_usage_report_key(day, ext)) for ext in files}
         published_totals = _published_totals(read_back)
         tokens = sum(report["total_tokens"].to_pylist())
@@ -128,7 +145,8 @@ def product_usage_report_asset(calendar: Calendar) -> dg.AssetsDefinition:
         config: PublishConfig,
         lake: ObjectStoreResource,
         reports: ObjectStoreResource,
+        source: LogSourceResource,
     ):
-        yield from publish_reports(context, config, lake, reports)
+        yield from publish_reports(context, config, lake, reports, source)
 
     return product_usage_report

@@ -9,9 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from chargeback_pipeline.core.attribution import attribute_hour
 from chargeback_pipeline.core.reconciliation import reconcile_hour
+from chargeback_pipeline.core.topology import TopologyError
 from chargeback_pipeline.storage.keys import ATTRIBUTED, LOGGED_TOKENS, RAW_GATEWAY, RAW_LLM, RAW_METRICS, hour_key
 from chargeback_pipeline.storage.lake import Lake
 from chargeback_pipeline.storage.object_store import LocalObjectStore
@@ -155,3 +157,27 @@ def test_attributed_hour_has_one_schema_and_the_same_bytes_on_every_run(tmp_path
     again = attribute_hour(lake, HOUR, [], MARGIN)
     assert again.attributed_digest == first.attributed_digest
     assert again.logged_tokens_digest == first.logged_tokens_digest
+
+
+def test_metrics_without_a_resource_on_a_name_two_resources_serve_fail_saying_what_to_export(tmp_path):
+    """The same deployment name on two backends (a PTU resource and its spillover): metrics that carry no
+    ResourceId cannot be placed, so the hour fails with what to configure, never a guess."""
+    lake = Lake(LocalObjectStore(tmp_path))
+    spilled = {**gateway_row("c-9", 50), "BackendId": "paygo"}
+    lake.write(hour_key(RAW_GATEWAY, HOUR), pa.Table.from_pylist([*GATEWAY, spilled], GATEWAY_LOG_SCHEMA))
+    lake.write(hour_key(RAW_LLM, HOUR), pa.Table.from_pylist([*LLM, llm_row("c-9", 50, 10, 1)], LLM_LOG_SCHEMA))
+    lake.write(hour_key(RAW_METRICS, HOUR), pa.Table.from_pylist(METRICS, DEPLOYMENT_METRICS_SCHEMA))
+    for dataset in (RAW_GATEWAY, RAW_LLM):
+        lake.write(hour_key(dataset, HOUR, "rejected"), SOURCE_REJECT_SCHEMA.empty_table())
+    attribute_hour(lake, HOUR, [], MARGIN)
+
+    with pytest.raises(TopologyError, match=r"deployment\(s\) gpt-ptu without a resource id.*ResourceId"):
+        reconcile_hour(lake, HOUR, [])
+
+    # With the resource in the metrics, each resource is reconciled on its own backend.
+    resource = "/subscriptions/s/resourceGroups/g/providers/Microsoft.CognitiveServices/accounts/ptu"
+    with_resource = [{**m, "ResourceId": resource} for m in METRICS]
+    lake.write(hour_key(RAW_METRICS, HOUR), pa.Table.from_pylist(with_resource, DEPLOYMENT_METRICS_SCHEMA))
+    reconciled = {(r["backend_id"], r["deployment_name"]): r for r in reconcile_hour(lake, HOUR, []).to_pylist()}
+    assert reconciled[("ptu", "gpt-ptu")]["metric_prompt_tokens"] == 1_100
+    assert not reconciled[("paygo", "gpt-ptu")]["has_metrics"]  # logged, but no metrics for that resource

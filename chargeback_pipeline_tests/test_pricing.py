@@ -353,3 +353,13 @@ def test_a_deployment_name_on_two_backends_needs_the_backend():
 
 def test_deployment_names_lists_every_priced_deployment():
     assert parse_pricing(BASE).deployment_names() == {"gpt-41-ptu", "gpt-41-paygo"}
+
+
+def test_an_impossible_date_names_the_file_the_value_and_the_line(tmp_path):
+    path = tmp_path / "prices.yaml"
+    path.write_text(EXAMPLE_FILE.read_text().replace("effective_from: 2026-03-01", "effective_from: 2026-02-30"))
+    with pytest.raises(PricingError) as raised:
+        load_pricing(path)
+    message = str(raised.value)
+    assert message.startswith(f"invalid pricing file {path}: '2026-02-30' at line ")
+    assert "is not a date (day is out of range for month)" in message

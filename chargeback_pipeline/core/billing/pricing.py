@@ -459,7 +459,17 @@ def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -
     return loader.construct_mapping(node)
 
 
+def _construct_date(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except ValueError as error:  # 2026-02-30: a date-shaped value that is no date
+        raise PricingError(
+            f"{loader.construct_scalar(node)!r} at line {node.start_mark.line + 1} is not a date ({error})"
+        ) from None
+
+
 _DecimalSafeLoader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
+_DecimalSafeLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_date)
 _DecimalSafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
 
 

@@ -105,6 +105,9 @@ def ui(tmp_path_factory):
     env = environment(tmp_path)
     (tmp_path / "dagster_home").mkdir()
     shutil.copy(REPO / "dagster.yaml", tmp_path / "dagster_home" / "dagster.yaml")  # what `make` does
+    # The instance's SQLite schema is created once before the two processes share it: a fresh DAGSTER_HOME
+    # opened by the webserver and the CLI at the same moment races on it (`alembic_version`).
+    subprocess.run([str(BIN / "dagster"), "instance", "migrate"], env=env, capture_output=True, check=True, timeout=120)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

@@ -2,6 +2,7 @@
 prices the test reads from that file itself (plain YAML, not the engine's model)."""
 
 import calendar
+import csv
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -349,3 +350,20 @@ def test_unattributed_tokens_are_clipped_at_zero_and_the_clipped_amount_kept():
             "clipped_completion_tokens": 30,  # ... but kept, for the asset's metadata
         }
     ]  # an hour without metrics has no gap to charge
+
+
+def test_money_in_the_csvs_is_at_the_minor_unit_and_the_parquet_keeps_exact_decimals(backfilled):
+    """Read back as a spreadsheet or BI tool reads a CSV: 866.67, not 866.670000; the same amounts."""
+    folder, _ = backfilled
+    files = [daily(folder, DAYS[0], "chargeback"), daily(folder, DAYS[0], "focus")]
+    files.append(str(folder / "reports" / "monthly/month=2026-11/statement"))
+    for stem in files:
+        exact = pq.read_table(f"{stem}.parquet")
+        money = [f.name for f in exact.schema if f.type == pa.decimal128(18, 6)]
+        assert money, stem
+        with open(f"{stem}.csv", newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        for column in money:
+            cells = [row[column] for row in rows]
+            assert all(cell == "" or len(cell.partition(".")[2]) <= 2 for cell in cells), (stem, column)
+            assert [Decimal(c) if c else None for c in cells] == exact[column].to_pylist(), (stem, column)

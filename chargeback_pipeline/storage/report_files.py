@@ -11,10 +11,12 @@ one leading `'` removed when it starts with one. The Parquet file always holds t
 import csv
 import io
 from datetime import date, datetime
+from decimal import Decimal
 
 import pyarrow as pa
 
 from chargeback_pipeline.storage.lake import parquet_bytes
+from chargeback_pipeline.storage.schemas import MONEY
 
 # A text cell starting with one of these is prefixed with FORMULA_ESCAPE. OWASP's list (= + - @ tab CR),
 # plus the escape itself, so that escaped and literal values can never be confused.
@@ -53,13 +55,35 @@ def _text_value(value: str | None) -> str:
     return "" if value is None else escape_formula(value)
 
 
-def csv_bytes(table: pa.Table) -> bytes:
+def money_value(minor_unit: int):
+    """A formatter of money cells at `minor_unit` decimals (866.67, not 866.670000). Money is computed at
+    the minor unit, so this drops only zeros; a value with more digits keeps them all (never rounded)."""
+    quantum = Decimal(1).scaleb(-minor_unit)
+
+    def formatted(value: Decimal | None) -> str:
+        if value is None:
+            return ""
+        at_minor_unit = value.quantize(quantum)
+        return str(at_minor_unit if at_minor_unit == value else value)
+
+    return formatted
+
+
+def csv_bytes(table: pa.Table, minor_unit: int | None = None) -> bytes:
     """RFC 4180: header row, CRLF line ends, fields quoted when they hold a comma, quote or line break;
-    text cells that would start a spreadsheet formula are prefixed with `'` (`escape_formula`)."""
+    text cells that would start a spreadsheet formula are prefixed with `'` (`escape_formula`); money
+    columns (MONEY) at `minor_unit` decimals when it is given."""
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
     writer.writerow(table.column_names)
-    formatters = [_text_value if _is_text(field.type) else _csv_value for field in table.schema]
+    formatters = [
+        _text_value
+        if _is_text(field.type)
+        else money_value(minor_unit)
+        if minor_unit is not None and field.type == MONEY
+        else _csv_value
+        for field in table.schema
+    ]
     for batch in table.to_batches():
         columns = [
             [format_value(v) for v in column.to_pylist()]
@@ -69,5 +93,6 @@ def csv_bytes(table: pa.Table) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
-def report_files(table: pa.Table) -> dict[str, bytes]:
-    return {"parquet": parquet_bytes(table), "csv": csv_bytes(table)}
+def report_files(table: pa.Table, minor_unit: int | None = None) -> dict[str, bytes]:
+    """The Parquet (exact values) and the CSV (money at `minor_unit` decimals, when given) of a report."""
+    return {"parquet": parquet_bytes(table), "csv": csv_bytes(table, minor_unit)}

@@ -9,6 +9,8 @@ CallerIpAddress is absent too: it is personal data that chargeback does not need
 import pyarrow as pa
 
 UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
+# Money in the published files: exact decimals (Parquet); CSV prints it at the currency's minor unit.
+MONEY = pa.decimal128(18, 6)
 
 GATEWAY_LOG_SCHEMA = pa.schema(
     [

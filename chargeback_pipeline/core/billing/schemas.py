@@ -7,7 +7,7 @@ from enum import StrEnum
 
 import pyarrow as pa
 
-from chargeback_pipeline.storage.schemas import UTC_TIMESTAMP
+from chargeback_pipeline.storage.schemas import MONEY, UTC_TIMESTAMP
 
 UNATTRIBUTED_PRODUCT = "unattributed"  # tokens in the deployment metrics that no APIM log accounts for
 PLATFORM_UNALLOCATED_PRODUCT = "platform-unallocated"  # PTU capacity nobody is charged for
@@ -23,7 +23,6 @@ class CostType(StrEnum):
     paygo = "paygo"  # pay-as-you-go tokens, priced directly
 
 
-MONEY = pa.decimal128(18, 6)
 QUANTITY = pa.decimal128(38, 6)
 
 # Input 1: billable APIM requests, one row per group and hour.

@@ -80,7 +80,7 @@ def publish_chargebacks(
         if not gate.admits(day, reconciliation, lines):
             continue
         store.write(keys.day_key(keys.DAILY_CHARGEBACK, day), lines)
-        for extension, data in report_files(lines).items():
+        for extension, data in report_files(lines, prices.currency_minor_unit).items():
             target.write_bytes(keys.chargeback_key(day, extension), data)
         url = target.url(keys.chargeback_key(day, "csv"))
         published.append(url)

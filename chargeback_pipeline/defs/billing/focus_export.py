@@ -28,7 +28,7 @@ def export_focus(
     judged, rows, billed = [], 0, Decimal(0)
     for day in days_in(context.partition_time_window):
         lines = store.read(keys.day_key(keys.DAILY_CHARGEBACK, day))
-        for extension, data in report_files(to_focus(lines, prices)).items():
+        for extension, data in report_files(to_focus(lines, prices), prices.currency_minor_unit).items():
             target.write_bytes(keys.focus_key(day, extension), data)
         read_back = pq.read_table(io.BytesIO(target.read_bytes(keys.focus_key(day, "parquet"))))
         exported = checks.cost_per_product(read_back, day, "SubAccountId", "BilledCost")

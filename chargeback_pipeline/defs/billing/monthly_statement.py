@@ -8,6 +8,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 
 from chargeback_pipeline.core.billing import statements
+from chargeback_pipeline.core.billing.pricing import ISO_4217_MINOR_UNITS
 from chargeback_pipeline.core.cost_inputs import published_days
 from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.billing import checks
@@ -21,6 +22,13 @@ MONTHLY_STATEMENT_KEY = dg.AssetKey("monthly_statement")
 PREVIEW_COLUMNS = ["product_id", "total_cost", "ptu_usage_cost", "ptu_unused_cost", "paygo_cost", "days_covered"]
 
 
+def statement_minor_unit(statement) -> int | None:
+    """The minor unit of the statement's one currency (ISO 4217), for its CSV; None (exact decimals) when
+    the currency is not a known one or the statement holds several."""
+    currencies = set(statement["currency"].to_pylist())
+    return ISO_4217_MINOR_UNITS.get(currencies.pop()) if len(currencies) == 1 else None
+
+
 def publish_statements(context: dg.AssetExecutionContext, lake: ObjectStoreResource, reports: ObjectStoreResource):
     """State every month of the run; each month's materialization carries its own cost, products, missing
     days and file, and the check compares each month's statement, read back, with its days."""
@@ -29,7 +37,7 @@ def publish_statements(context: dg.AssetExecutionContext, lake: ObjectStoreResou
     for month in months_in(context.partition_time_window):
         lines, days_missing = published_days(store, month)
         statement = statements.monthly_statement(lines, month)
-        for extension, data in report_files(statement).items():
+        for extension, data in report_files(statement, statement_minor_unit(statement)).items():
             target.write_bytes(keys.statement_key(month, extension), data)
         read_back = pq.read_table(io.BytesIO(target.read_bytes(keys.statement_key(month, "parquet"))))
         stated = checks.cost_per_product(read_back, month, "product_id", "total_cost")

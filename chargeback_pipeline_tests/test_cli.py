@@ -328,9 +328,15 @@ def test_concurrent_first_starts_on_a_fresh_dagster_home(tmp_path):
 
 def test_a_run_whose_process_was_killed_is_marked_failed_at_the_next_start(tmp_path):
     home = tmp_path / "dagster_home"
+    env = environment(tmp_path, CHARGEBACK_SIMULATED_REQUESTS_PER_HOUR=2000)
+    # The schema exists before this test's own process polls the instance beside the backfill: two
+    # processes creating a fresh DAGSTER_HOME's SQLite schema at once race on it (`alembic_version`).
+    home.mkdir()
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    subprocess.run([dagster, "instance", "migrate"], env=env, capture_output=True, check=True, timeout=120)
     killed = subprocess.Popen(
         [CHARGEBACK, "backfill", DAY],
-        env=environment(tmp_path, CHARGEBACK_SIMULATED_REQUESTS_PER_HOUR=2000),
+        env=env,
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -1,10 +1,12 @@
 """Shared fixtures: a real Azurite Blob service, and pipeline resources pointed at local stand-ins."""
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import time
+import urllib.request
 from datetime import date
 from pathlib import Path
 
@@ -93,3 +95,16 @@ def local_resources(tmp_path: Path, source: LogSourceResource, policy: DataQuali
 def pipeline(resources: dict) -> dg.Definitions:
     """The pipeline's assets on the tests' calendar, with these resources (what `cli.backfill` runs)."""
     return dg.Definitions(assets=ASSETS, resources=resources)
+
+
+def graphql(url: str, query: str, variables: dict | None = None) -> dict:
+    """The data of a GraphQL query to a running dagster-webserver at `url`; fails on a GraphQL error."""
+    request = urllib.request.Request(
+        f"{url}/graphql",
+        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body = json.load(response)
+    assert "errors" not in body, body["errors"]
+    return body["data"]

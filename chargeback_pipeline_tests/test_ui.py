@@ -8,7 +8,6 @@ serves the repository's workspace.yaml over the backfill's DAGSTER_HOME. On fail
 screenshot and the page's text to test-artifacts/.
 """
 
-import json
 import os
 import shutil
 import signal
@@ -17,13 +16,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
-from chargeback_pipeline_tests.conftest import REPO
+from chargeback_pipeline_tests.conftest import REPO, graphql
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -83,18 +81,6 @@ def environment(tmp_path: Path) -> dict:
         "CHARGEBACK_PARTITIONS_START": DAY,
         "CHARGEBACK_SIMULATED_REQUESTS_PER_HOUR": "200",
     }
-
-
-def graphql(url: str, query: str, variables: dict | None = None) -> dict:
-    request = urllib.request.Request(
-        f"{url}/graphql",
-        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        body = json.load(response)
-    assert "errors" not in body, body["errors"]
-    return body["data"]
 
 
 @pytest.fixture(scope="module")

@@ -1,21 +1,19 @@
 """The real Dagster webserver, started on loopback from the repository's workspace.yaml, serves what users
 rely on: every asset with its group, partitioning and checks, and the schedules and sensors."""
 
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from chargeback_pipeline.definitions import build_definitions
 from chargeback_pipeline.settings import load_settings
-from chargeback_pipeline_tests.conftest import REPO
+from chargeback_pipeline_tests.conftest import REPO, graphql
 
 WEBSERVER = str(Path(sys.executable).parent / "dagster-webserver")
 QUERY = """
@@ -34,16 +32,6 @@ QUERY = """
 """
 
 defs = build_definitions(load_settings())
-
-
-def graphql(url: str, query: str) -> dict:
-    request = urllib.request.Request(
-        f"{url}/graphql", data=json.dumps({"query": query}).encode(), headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        body = json.load(response)
-    assert "errors" not in body, body["errors"]
-    return body["data"]
 
 
 @pytest.fixture(scope="module")

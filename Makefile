@@ -12,6 +12,16 @@ DEMO_REQUESTS_PER_HOUR ?= 200
 DEMO_FIRST_DAY := $(shell $(PYTHON) -c "import datetime as d; print(d.datetime.now(d.timezone.utc).date() - d.timedelta(days=$(DEMO_DAYS)))")
 demo ui: export CHARGEBACK_PARTITIONS_START ?= $(DEMO_FIRST_DAY)
 demo ui: export CHARGEBACK_SIMULATED_REQUESTS_PER_HOUR ?= $(DEMO_REQUESTS_PER_HOUR)
+# Budgets and anomalies: the example budgets (one product over budget, one near it), and hr-assistant's
+# tokens x4 on the demo's last day, judged against the 6 days before it (production's minimum is 7).
+DEMO_LAST_DAY := $(shell $(PYTHON) -c "import datetime as d; print(d.datetime.now(d.timezone.utc).date() - d.timedelta(days=1))")
+demo ui: export CHARGEBACK_BUDGETS_FILE ?= $(CURDIR)/budgets.example.yaml
+demo ui: export CHARGEBACK_SIMULATED_SURGE_PRODUCT ?= hr-assistant
+demo ui: export CHARGEBACK_SIMULATED_SURGE_FACTOR ?= 4
+demo ui: export CHARGEBACK_SIMULATED_SURGE_DAYS ?= $(DEMO_LAST_DAY)
+demo ui: export CHARGEBACK_ANOMALY_MIN_HISTORY_DAYS ?= 6
+# The demo also publishes the FinOps hubs copy, into a local folder standing in for the hub's `ingestion` container.
+demo ui: export CHARGEBACK_FINOPS_HUBS_DIR ?= $(CURDIR)/data/finops-hubs/ingestion
 
 .PHONY: setup demo test lint ui bench clean
 
@@ -36,6 +46,8 @@ setup: $(BIN)/chargeback $(AZURITE) $(DAGSTER_HOME)/dagster.yaml
 demo: $(BIN)/chargeback $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/chargeback backfill $(DEMO_FIRST_DAY) yesterday --days-per-run $(DEMO_DAYS)
 	$(BIN)/chargeback verify-simulated yesterday
+	$(BIN)/chargeback report yesterday
+	@d=$(DEMO_LAST_DAY); echo "The month's statement, to read in a browser: $${CHARGEBACK_OUTPUT_DIR:-data/reports}/monthly/month=$${d%-*}/statement.html"
 	@echo
 	@echo "Open the Dagster UI on these runs:  make ui   (then http://127.0.0.1:3000)"
 

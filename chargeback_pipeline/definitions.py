@@ -9,12 +9,26 @@ Secrets reach resources as `dg.EnvVar`, resolved at run time.
 import dagster as dg
 
 from chargeback_pipeline.defs.assets import build_assets
+from chargeback_pipeline.defs.automation.alerts import alert_sensor
 from chargeback_pipeline.defs.automation.schedules import hourly_schedule
 from chargeback_pipeline.defs.automation.sensors import daily_rollup_sensor, monthly_rollup_sensor
 from chargeback_pipeline.defs.jobs import PipelineJobs
 from chargeback_pipeline.defs.partitions import Calendar
-from chargeback_pipeline.defs.resources import DataQualityPolicy, ObjectStoreResource, PricingResource
-from chargeback_pipeline.settings import BLOB_CONNECTION_STRING_ENV, Settings, current_settings
+from chargeback_pipeline.defs.resources import (
+    AlertWebhookResource,
+    DataQualityPolicy,
+    FinOpsPolicyResource,
+    FocusExportResource,
+    ObjectStoreResource,
+    PricingResource,
+)
+from chargeback_pipeline.settings import (
+    ALERT_WEBHOOK_URL_ENV,
+    BLOB_CONNECTION_STRING_ENV,
+    FINOPS_HUBS_CONNECTION_STRING_ENV,
+    Settings,
+    current_settings,
+)
 
 
 def _store(settings: Settings, local_dir, prefix: str) -> ObjectStoreResource:
@@ -31,6 +45,21 @@ def _store(settings: Settings, local_dir, prefix: str) -> ObjectStoreResource:
     return ObjectStoreResource(local_dir=str(local_dir))
 
 
+def _focus_export(settings: Settings) -> FocusExportResource:
+    """The FOCUS version and the FinOps hubs target (the connection string as dg.EnvVar, never held)."""
+    return FocusExportResource(
+        version=settings.focus_version,
+        hubs_local_dir=str(settings.finops_hubs_dir) if settings.finops_hubs_dir else None,
+        hubs_blob_account_url=settings.finops_hubs_blob_account_url,
+        hubs_blob_connection_string=(
+            dg.EnvVar(FINOPS_HUBS_CONNECTION_STRING_ENV)
+            if settings.finops_hubs_connection_string and settings.finops_hubs_connection_string.get_secret_value()
+            else None
+        ),
+        hubs_scope_path=settings.finops_hubs_scope_path,
+    )
+
+
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     lake = (
         _store(settings, settings.lake_dir, settings.blob_lake_prefix)
@@ -42,7 +71,19 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "lake": lake,
         "reports": _store(settings, settings.output_dir, ""),
         "policy": DataQualityPolicy(**settings.thresholds(), known_deployments=settings.deployment_list),
-        "pricing": PricingResource(path=str(settings.pricing_file or "")),
+        "focus": _focus_export(settings),
+        "finops": FinOpsPolicyResource(**settings.finops_thresholds(), budgets_file=str(settings.budgets_file or "")),
+        # The webhook URL carries a token: handed over as dg.EnvVar, never held in settings or run config.
+        "alert_webhook": AlertWebhookResource(
+            url=dg.EnvVar(ALERT_WEBHOOK_URL_ENV) if settings.alert_webhook_url_set else "",
+            payload_format=settings.alert_webhook_format,
+        ),
+        "pricing": PricingResource(
+            path=str(settings.pricing_file or ""),
+            ptu_minimum=settings.ptu_minimum,
+            ptu_increment=settings.ptu_increment,
+            rightsizing_warn_saving=str(settings.rightsizing_warn_saving),
+        ),
     }
 
 
@@ -69,6 +110,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         sensors=[
             daily_rollup_sensor(assets, calendar, horizon_days=settings.rollup_horizon_days, job=jobs.daily),
             monthly_rollup_sensor(assets, calendar, horizon_days=settings.rollup_horizon_days, job=jobs.monthly),
+            alert_sensor(),
         ],
         # Runs are small and sequential by nature (hours, then days); in-process execution saves the
         # seconds a subprocess per step costs, and keeps one source query stream per run.

@@ -9,9 +9,10 @@ appear in the Dagster UI or the run config.
 """
 
 from datetime import date
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import get_origin
+from typing import Literal, get_origin
 
 from pydantic import (
     Field,
@@ -25,13 +26,18 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chargeback_pipeline.core.billing.pricing import Pricing, PricingError, load_pricing
+from chargeback_pipeline.core.finops.budgets import Budgets, BudgetsError, load_budgets
+from chargeback_pipeline.core.finops.policy import FinOpsPolicy
 from chargeback_pipeline.core.quality import QualityPolicy
 from chargeback_pipeline.sources.registry import SOURCE_RESOURCES
 from chargeback_pipeline.sources.resource import LogSourceResource
 
 ENV_PREFIX = "CHARGEBACK_"
 PRICING_FILE_ENV = "CHARGEBACK_PRICING_FILE"
+BUDGETS_FILE_ENV = "CHARGEBACK_BUDGETS_FILE"
+ALERT_WEBHOOK_URL_ENV = "CHARGEBACK_ALERT_WEBHOOK_URL"
 BLOB_CONNECTION_STRING_ENV = "CHARGEBACK_BLOB_CONNECTION_STRING"
+FINOPS_HUBS_CONNECTION_STRING_ENV = "CHARGEBACK_FINOPS_HUBS_CONNECTION_STRING"
 DEFAULT_PRICING_FILE = Path("pricing.example.yaml")
 # The repository's own example, used when the default is asked for from a directory that lacks it.
 _REPOSITORY_PRICING_FILE = Path(__file__).resolve().parent.parent / DEFAULT_PRICING_FILE
@@ -41,7 +47,7 @@ class SettingsError(ValueError):
     """A configuration value is missing or malformed; the message names the variable."""
 
 
-class Settings(BaseSettings, QualityPolicy):
+class Settings(BaseSettings, QualityPolicy, FinOpsPolicy):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
     # Which source (sources.registry); its own settings are its resource's fields.
@@ -74,6 +80,35 @@ class Settings(BaseSettings, QualityPolicy):
     # Empty: every deployment the source shows.
     deployments: str = ""
 
+    # The FOCUS export's version (README "FOCUS"): 1.3 (split-cost allocation per origin charge) or 1.2.
+    focus_version: Literal["1.3", "1.2"] = "1.3"
+    # FinOps hubs copy (README "FinOps hubs"), off unless one target is set: the hub storage account's
+    # blob URL (Entra ID), or its connection string (a secret: handed over as dg.EnvVar, only whether it
+    # is set is held here), or a local folder standing in for the `ingestion` container. SCOPE_PATH is
+    # the folder under Costs/yyyy/mm/ that holds this pipeline's data (one folder per scope).
+    finops_hubs_blob_account_url: str | None = None
+    finops_hubs_connection_string: SecretStr | None = None
+    finops_hubs_dir: Path | None = None
+    finops_hubs_scope_path: str = Field(
+        default="azure-openai-chargeback", pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$"
+    )
+
+    # PTU rightsizing (README "PTU utilisation and rightsizing"): the counts a PTU deployment can have are
+    # PTU_MINIMUM, then steps of PTU_INCREMENT (Azure's Global and Data Zone provisioned: 15, then 5).
+    ptu_minimum: int = Field(default=15, ge=1, le=100_000)
+    ptu_increment: int = Field(default=5, ge=1, le=100_000)
+    # The rightsizing check warns when another count would save more than this over a month's measured hours
+    # (pricing currency).
+    rightsizing_warn_saving: Decimal = Field(default=Decimal("100"), ge=0)
+
+    # Budgets per product and month (README "Budgets and anomalies"); empty: no budgets. Alerts of budgets
+    # and anomalies go to this Slack or Teams incoming webhook (a secret: handed to the resource as
+    # dg.EnvVar, only whether it is set is held here), as `text` or a Teams `adaptive_card`.
+    budgets_file: Path | None = None
+    alert_webhook_url: SecretStr | None = None
+    alert_webhook_format: Literal["text", "adaptive_card"] = "text"
+    _budgets: Budgets | None = PrivateAttr(default=None)
+
     _pricing: Pricing | None = PrivateAttr(default=None)
     _source_resource: LogSourceResource | None = PrivateAttr(default=None)
 
@@ -98,7 +133,14 @@ class Settings(BaseSettings, QualityPolicy):
             return _REPOSITORY_PRICING_FILE
         return path if path.is_absolute() else Path.cwd() / path
 
-    @field_validator("blob_account_url")
+    @field_validator("finops_hubs_scope_path")
+    @classmethod
+    def _plain_scope_path(cls, value: str) -> str:
+        if any(segment in (".", "..") for segment in value.split("/")):
+            raise ValueError("must be a plain folder path (no '.' or '..' segments), e.g. contoso/apim-prod")
+        return value
+
+    @field_validator("blob_account_url", "finops_hubs_blob_account_url")
     @classmethod
     def _https_account_url(cls, value: str | None) -> str | None:
         if value and not value.startswith(("https://", "http://127.", "http://localhost")):
@@ -115,6 +157,26 @@ class Settings(BaseSettings, QualityPolicy):
             raise ValueError("CHARGEBACK_CATCHUP_HOURS must be at least CHARGEBACK_LATE_DATA_LOOKBACK_HOURS")
         return self
 
+    @field_validator("budgets_file", mode="before")
+    @classmethod
+    def _empty_budgets_means_none(cls, value):
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("budgets_file")
+    @classmethod
+    def _absolute_budgets_file(cls, path: Path | None) -> Path | None:
+        return path if path is None or path.is_absolute() else Path.cwd() / path
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _https_webhook(cls, value: SecretStr | None) -> SecretStr | None:
+        url = value.get_secret_value().strip() if value else ""
+        loopback = url.startswith(("http://127.", "http://localhost:", "http://localhost/", "http://[::1]"))
+        if url and not (url.startswith("https://") or loopback):
+            # The URL carries the webhook's token: the message never repeats it.
+            raise ValueError("must be an https:// URL (http is allowed only on loopback); the value is not shown")
+        return SecretStr(url) if url else None
+
     @model_validator(mode="after")
     def _load_pricing(self) -> "Settings":
         # Validated here, once, so a bad pricing file fails the code location at load, not a run later.
@@ -125,6 +187,27 @@ class Settings(BaseSettings, QualityPolicy):
         except PricingError as error:
             raise ValueError(f"{PRICING_FILE_ENV}={self.pricing_file}: {error}") from None
         return self
+
+    @model_validator(mode="after")
+    def _load_budgets(self) -> "Settings":
+        # Validated at load like the pricing file; products are checked against the published chargebacks
+        # by the budget_status asset (no product list exists before the data).
+        if self.budgets_file is not None:
+            try:
+                self._budgets = load_budgets(self.budgets_file)
+            except BudgetsError as error:
+                raise ValueError(f"{BUDGETS_FILE_ENV}={self.budgets_file}: {error}") from None
+            currency = self._pricing.currency if self._pricing else None
+            if self._budgets.currency and currency and self._budgets.currency != currency:
+                raise ValueError(
+                    f"{BUDGETS_FILE_ENV}={self.budgets_file}: budgets.currency {self._budgets.currency} differs "
+                    f"from the pricing file's currency {currency} ({PRICING_FILE_ENV})"
+                )
+        return self
+
+    @property
+    def alert_webhook_url_set(self) -> bool:
+        return self.alert_webhook_url is not None
 
     @property
     def pricing(self) -> Pricing | None:

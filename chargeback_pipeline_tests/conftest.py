@@ -15,7 +15,13 @@ import pytest
 
 from chargeback_pipeline.defs.assets import build_assets
 from chargeback_pipeline.defs.partitions import Calendar
-from chargeback_pipeline.defs.resources import DataQualityPolicy, ObjectStoreResource, PricingResource
+from chargeback_pipeline.defs.resources import (
+    DataQualityPolicy,
+    FinOpsPolicyResource,
+    FocusExportResource,
+    ObjectStoreResource,
+    PricingResource,
+)
 from chargeback_pipeline.sources.resource import LogSourceResource
 
 REPO = Path(__file__).resolve().parent.parent
@@ -89,12 +95,17 @@ def local_resources(tmp_path: Path, source: LogSourceResource, policy: DataQuali
         "reports": ObjectStoreResource(local_dir=str(tmp_path / "reports")),
         "policy": policy or DataQualityPolicy(),
         "pricing": PricingResource(path=str(REPO / "pricing.example.yaml")),
+        "focus": FocusExportResource(),  # FOCUS 1.3, no FinOps hubs copy
+        "finops": FinOpsPolicyResource(),  # no budgets, default anomaly thresholds
     }
 
 
 def pipeline(resources: dict) -> dg.Definitions:
     """The pipeline's assets on the tests' calendar, with these resources (what `cli.backfill` runs)."""
-    return dg.Definitions(assets=ASSETS, resources=resources)
+    # The FOCUS export's defaults (1.3, no hubs copy) unless the test sets its own.
+    # Budgets and anomalies: no budgets file, default thresholds, unless the test sets its own.
+    defaults = {"focus": FocusExportResource(), "finops": FinOpsPolicyResource()}
+    return dg.Definitions(assets=ASSETS, resources={**defaults, **resources})
 
 
 def graphql(url: str, query: str, variables: dict | None = None) -> dict:

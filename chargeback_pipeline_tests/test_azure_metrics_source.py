@@ -99,9 +99,26 @@ def test_resources_of_two_subscriptions_are_asked_per_subscription():
     )
     with MetricsStandIn(standin_rows) as standin:
         fetched = metrics_source(standin, [second, first]).deployment_metrics(HOUR)
-        assert standin.requests_received == 2
+        # per subscription: the token totals, then the PTU utilisation (another aggregation)
+        assert standin.requests_received == 4
 
     assert sorted_rows(fetched.rows).equals(sorted_rows(standin_rows))
+
+
+def test_the_ptu_utilization_is_the_hours_peak_percent_beside_the_token_totals():
+    ptu = resource("11111111-1111-1111-1111-111111111111", "aoai-ptu")
+    utilization = "AzureOpenAIProvisionedManagedUtilizationV2"
+    minutes = [HOUR.start + timedelta(minutes=m) for m in (0, 20, 40)]
+    standin_rows = metric_rows(
+        [(minute, ptu, "gpt-4.1", utilization, percent) for minute, percent in zip(minutes, (35, 100, 80), strict=True)]
+        + [(minute, ptu, "gpt-4.1", "ProcessedPromptTokens", 1000) for minute in minutes]
+    )
+    with MetricsStandIn(standin_rows) as standin:
+        fetched = metrics_source(standin, [ptu]).deployment_metrics(HOUR)
+    rows = {row["MetricName"]: row["Total"] for row in fetched.rows.to_pylist()}
+    # Maximum for the percentage (100: saturated at some point of the hour), Total for the tokens
+    assert rows == {utilization: 100, "ProcessedPromptTokens": 3000}
+    assert fetched.rejected.num_rows == 0
 
 
 def test_without_resource_ids_there_are_no_metrics_and_a_warning(caplog):

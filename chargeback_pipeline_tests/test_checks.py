@@ -22,6 +22,7 @@ from chargeback_pipeline_tests.folder_data import DAY, gateway, llm, write_expor
 
 SIM_DAY = date(2026, 11, 20)
 RATE = 400
+RIGHTSIZING_CHECK = "ptu_rightsizing:ptu_count_is_cheapest"
 ALL_CHECKS = {
     "attributed_requests:one_row_per_correlation_id",
     "attributed_requests:tokens_only_from_sequence_zero",
@@ -36,6 +37,11 @@ ALL_CHECKS = {
     "daily_chargeback:no_negative_lines",
     "focus_export:focus_matches_chargeback",
     "monthly_statement:statement_matches_daily_chargeback",
+    # No budgets file by default: nothing to exceed, no budget naming an unknown product.
+    "budget_status:within_budget",
+    "budget_status:budgets_name_known_products",
+    # A single day has no history to judge: never an anomaly.
+    "cost_anomalies:no_cost_anomaly",
 }
 
 
@@ -57,8 +63,12 @@ def test_all_checks_pass_on_clean_simulated_data(tmp_path, instance):
     [chunk] = backfill(SIM_DAY, SIM_DAY, pipeline(simulated(tmp_path)), instance)
 
     evaluations = chunk.check_evaluations()
-    assert set(evaluations) == ALL_CHECKS
-    assert {name: e.passed for name, e in evaluations.items()} == dict.fromkeys(ALL_CHECKS, True)
+    assert set(evaluations) == ALL_CHECKS | {RIGHTSIZING_CHECK}
+    assert {name: e.passed for name, e in evaluations.items()} == dict.fromkeys(ALL_CHECKS, True) | {
+        # the example pricing file's PTU counts are far above the simulated load: a WARN, on purpose
+        RIGHTSIZING_CHECK: False
+    }
+    assert evaluations[RIGHTSIZING_CHECK].severity == dg.AssetCheckSeverity.WARN
     daily = evaluations["daily_reconciliation:tokens_reconcile_with_azure_monitor"].metadata
     truth = profile().expected_unattributed_tokens(TimeWindow(*_day_bounds(SIM_DAY)))
     assert daily["unattributed_tokens"].value == sum(truth["prompt_tokens"].to_pylist()) + sum(

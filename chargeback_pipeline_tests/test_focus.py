@@ -53,6 +53,7 @@ OTHER_FOCUS_COLUMNS = {
     "ChargeFrequency",
     "ConsumedQuantity",
     "ConsumedUnit",
+    "InvoiceId",
     "ResourceId",
     "ResourceName",
     "ResourceType",
@@ -238,3 +239,11 @@ def test_export_writes_as_parquet_and_csv(focus):
 
 def test_empty_chargeback_exports_an_empty_focus_table(daily_lines, pricing):
     assert to_focus(daily_lines.slice(0, 0), pricing).schema == FOCUS_SCHEMA
+
+
+def test_invoice_id_is_the_products_monthly_statement(focus, pricing):
+    # FOCUS 1.2 InvoiceId: a String, not null when the charge is on an issued or pre-generated provisional
+    # invoice; here the chargeback's monthly statement of the product (billing account/month/product).
+    for row in focus.to_pylist():
+        account = pricing.focus.billing_account_id
+        assert row["InvoiceId"] == f"{account}/2026-01/{row['SubAccountId']}"

@@ -78,11 +78,23 @@ def test_a_smaller_rerun_fails_and_leaves_the_published_files_untouched(tmp_path
     assert f"chargeback of {DAY} would replace the published one with a smaller one" in message
     assert "publish_despite_shrink: true and an override_reason" in message
     assert published_files(tmp_path / "reports") == published_day  # byte-identical, nothing added
+    month = f"monthly/month={DAY[:7]}"
     assert sorted(published_day) == sorted(
-        f"daily/usage_date={DAY}/{name}.{ext}"
-        for name in ("product_usage", "chargeback", "focus")
-        for ext in ("csv", "parquet")
-    ) + [f"monthly/month={DAY[:7]}/statement.{ext}" for ext in ("csv", "parquet")]
+        [
+            *(
+                f"daily/usage_date={DAY}/{name}.{ext}"
+                for name in ("product_usage", "chargeback", "focus", "budget_status", "cost_anomalies")
+                for ext in ("csv", "parquet")
+            ),
+            *(
+                f"{month}/{name}.{ext}"
+                for name in ("statement", "ptu_rightsizing", "ptu_what_if")
+                for ext in ("csv", "parquet")
+            ),
+            f"{month}/statement.html",
+            f"{month}/ptu_rightsizing.png",
+        ]
+    )
 
 
 def test_the_override_needs_a_reason_publishes_the_smaller_day_and_records_it(tmp_path, instance, published_day):

@@ -113,13 +113,18 @@ def test_backfill_to_blob_prints_where_the_reports_are(tmp_path, azurite_connect
     assert done.returncode == 0, done.stderr
     base = f"{endpoint_of(azurite_connection_string)}/{container}"
     lines = done.stdout.splitlines()
-    assert lines[-6:] == [
+    assert lines[-11:] == [
         "published (CSV, with .parquet beside each):",
         f"  {DAY}",
         f"    usage:       {base}/daily/usage_date={DAY}/product_usage.csv",
         f"    chargeback:  {base}/daily/usage_date={DAY}/chargeback.csv",
         f"    FOCUS:       {base}/daily/usage_date={DAY}/focus.csv",
+        f"    budgets:     {base}/daily/usage_date={DAY}/budget_status.csv",
+        f"    anomalies:   {base}/daily/usage_date={DAY}/cost_anomalies.csv",
         f"  2026-11 statement:   {base}/monthly/month=2026-11/statement.csv",
+        f"          to read:     {base}/monthly/month=2026-11/statement.html",
+        f"          PTU sizing:  {base}/monthly/month=2026-11/ptu_rightsizing.csv",
+        f"          PTU what-if: {base}/monthly/month=2026-11/ptu_rightsizing.png",
     ]
     names = {b.name for b in ContainerClient.from_connection_string(azurite_connection_string, container).list_blobs()}
     assert {f"daily/usage_date={DAY}/product_usage.csv", "monthly/month=2026-11/statement.csv"} <= names

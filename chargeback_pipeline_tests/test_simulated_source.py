@@ -353,12 +353,13 @@ def test_spillover_is_served_by_the_paygo_backend(peak_hour_logs):
 SPILL_SHARE_SQL = f"""
     SELECT count(DISTINCT CorrelationId) FILTER (WHERE BackendId = '{PAYGO_BACKEND_ID}')
            / count(DISTINCT CorrelationId)
-    FROM g WHERE OperationId IN ('chat-completions', 'completions')
+    FROM g WHERE OperationId IN ('chat-completions', 'completions') AND IsRequestSuccess
 """
 
 
 def measured_spill_share(source: SimulatedSource, hour: datetime) -> float:
-    """Share of the hour's PTU-workload requests (chat and completions) that the pay-as-you-go backend served."""
+    """Share of the hour's successful PTU-workload requests (chat and completions) that the pay-as-you-go
+    backend served (a failed one never spills: it is the PTU's own answer, a 429 when saturated)."""
     return scalar(SPILL_SHARE_SQL, g=source.gateway_logs(hours(hour, 1)).rows)
 
 
@@ -461,7 +462,11 @@ LOGGED_TOKENS_BY_HOUR_SQL = """
 def metric_totals(metrics: pa.Table) -> dict[tuple, int]:
     """Per (hour, deployment name, metric), summed over the resources that report the name: an orphan
     LLM record names its deployment, not the resource that served it."""
-    rows = query("SELECT TimeStamp, ModelDeploymentName, MetricName, sum(Total)::BIGINT FROM m GROUP BY ALL", m=metrics)
+    rows = query(
+        "SELECT TimeStamp, ModelDeploymentName, MetricName, sum(Total)::BIGINT FROM m "
+        "WHERE MetricName IN ('ProcessedPromptTokens', 'GeneratedTokens') GROUP BY ALL",
+        m=metrics,
+    )
     return {(hour, deployment, metric): total for hour, deployment, metric, total in rows}
 
 
@@ -477,7 +482,9 @@ def test_metrics_are_logged_first_chunk_tokens_by_llm_hour_plus_bypass():
     source = SimulatedSource()
     window = hours(DAY_START + 14 * HOUR, 3)
     metrics = source.deployment_metrics(window).rows
-    assert metrics.num_rows == 3 * len(SIMULATED_DEPLOYMENTS) * 2
+    ptu_deployments = sum(d.billing == "ptu" for d in SIMULATED_DEPLOYMENTS.values())
+    # two token metrics per deployment, and the PTU deployments' utilisation
+    assert metrics.num_rows == 3 * (len(SIMULATED_DEPLOYMENTS) * 2 + ptu_deployments)
     totals = metric_totals(metrics)
     logged = query(LOGGED_TOKENS_BY_HOUR_SQL, l=source.llm_logs(window).rows)
     assert len(logged) == 3 * len(SIMULATED_DEPLOYMENT_NAMES)

@@ -3,12 +3,18 @@ the check, its asset and partitions, the numbers from its metadata and what to d
 
 Pure: it reads `AssetCheckEvaluation`s (and the partitions each judged) and returns text; the command
 prints it and chooses the exit code (`has_errors`).
+
+Budget and anomaly checks (`ALERT_CHECKS`) are business alerts, not broken data: a budget overrun fails its
+check with severity ERROR so the UI shows it red, yet the data is right. They get their own paragraphs
+(`alerts`) and never change the exit code.
 """
 
 from collections.abc import Iterable, Mapping
 
 import dagster as dg
 
+from chargeback_pipeline.defs.anomalies.checks import NO_COST_ANOMALY
+from chargeback_pipeline.defs.budgets.checks import BUDGETS_NAME_KNOWN_PRODUCTS, WITHIN_BUDGET
 from chargeback_pipeline.defs.reconciliation.checks import RECONCILES
 
 # Metadata values longer than this are cut, lists and mappings show at most this many items: a paragraph,
@@ -60,6 +66,18 @@ ADVICE = {
     "focus_matches_chargeback": (
         f"the FOCUS export read back does not bill what the chargeback charges: {RERUN} before FinOps tools ingest it."
     ),
+    WITHIN_BUDGET: (
+        "tell the product's owner (the alert sensor posts it to CHARGEBACK_ALERT_WEBHOOK_URL once per threshold and "
+        "month); raise the budget in CHARGEBACK_BUDGETS_FILE if the spend is intended."
+    ),
+    NO_COST_ANOMALY: (
+        "ask the product's owner what changed that day (a new feature, a loop, a leaked key); the numbers compare "
+        "the day with the median of the days before it."
+    ),
+    BUDGETS_NAME_KNOWN_PRODUCTS: (
+        "check the spelling of these products in CHARGEBACK_BUDGETS_FILE against the chargeback's product_id; "
+        "a product not live yet is fine."
+    ),
     "statement_matches_daily_chargeback": (
         "the monthly statement does not equal its days' chargebacks: re-run the month's days with "
         "`chargeback backfill`."
@@ -71,6 +89,12 @@ DEFAULT_ADVICE = f"open the check in the Dagster UI (`make ui`) for its details,
 # Checks whose ERROR the user may override (`--publish-despite-blocked-reconciliation REASON`): then they
 # are still summarized, marked overridden, and no longer fail the command.
 OVERRIDABLE = frozenset({RECONCILES})
+# Business alerts: summarized apart (`alerts`), never failing the command.
+ALERT_CHECKS = frozenset({WITHIN_BUDGET, NO_COST_ANOMALY})
+
+
+def is_alert(evaluation: dg.AssetCheckEvaluation) -> bool:
+    return evaluation.check_name in ALERT_CHECKS
 
 
 def is_error(evaluation: dg.AssetCheckEvaluation) -> bool:
@@ -80,7 +104,8 @@ def is_error(evaluation: dg.AssetCheckEvaluation) -> bool:
 
 def fails_command(evaluation: dg.AssetCheckEvaluation, override_reason: str | None = None) -> bool:
     """A failed ERROR check the user did not override: the command must not exit 0."""
-    return is_error(evaluation) and not (override_reason and evaluation.check_name in OVERRIDABLE)
+    overridden = override_reason and evaluation.check_name in OVERRIDABLE
+    return is_error(evaluation) and not overridden and not is_alert(evaluation)
 
 
 def check_name(evaluation: dg.AssetCheckEvaluation) -> str:
@@ -142,7 +167,7 @@ def failed(
     checks: Iterable[tuple[dg.AssetCheckEvaluation, str | None]],
 ) -> list[tuple[dg.AssetCheckEvaluation, str | None]]:
     """The failed checks, errors first, otherwise in the order their runs judged them."""
-    failures = [(evaluation, partitions) for evaluation, partitions in checks if not evaluation.passed]
+    failures = [(e, partitions) for e, partitions in checks if not e.passed and not is_alert(e)]
     return sorted(failures, key=lambda pair: not is_error(pair[0]))
 
 
@@ -160,5 +185,23 @@ def command_failures(
     return [check_name(evaluation) for evaluation, _ in checks if fails_command(evaluation, override_reason)]
 
 
+def alerts(checks: Iterable[tuple[dg.AssetCheckEvaluation, str | None]]) -> list[str]:
+    """A paragraph per failed budget or anomaly check (`ALERT_CHECKS`): over budget first."""
+    raised = [(e, partitions) for e, partitions in checks if not e.passed and is_alert(e)]
+    paragraphs = []
+    for evaluation, partitions in sorted(raised, key=lambda pair: not is_error(pair[0])):
+        level = "OVER BUDGET" if is_error(evaluation) else "ALERT"
+        where = evaluation.partition or partitions
+        text = f"{level}: {evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+        text += f" for partitions {where}" if where else ""
+        # The whole description: it names the product and its numbers (a few lines at most).
+        text += f": {' '.join(evaluation.description.split()).rstrip('.')}." if evaluation.description else "."
+        shown = numbers(evaluation.metadata)
+        if shown:
+            text += " Numbers: " + ", ".join(shown) + "."
+        paragraphs.append(text + " What to do: " + ADVICE.get(evaluation.check_name, DEFAULT_ADVICE))
+    return paragraphs
+
+
 def has_errors(checks: Iterable[tuple[dg.AssetCheckEvaluation, str | None]]) -> bool:
-    return any(is_error(evaluation) for evaluation, _ in checks)
+    return any(is_error(evaluation) and not is_alert(evaluation) for evaluation, _ in checks)

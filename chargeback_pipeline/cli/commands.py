@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 
 from chargeback_pipeline.cli.discover import check_pricing_command, discover_command
+from chargeback_pipeline.cli.report import report_command
 
 DAY_WORDS = {"today": 0, "yesterday": -1}
 DEFAULT_DAGSTER_HOME = ".dagster_home"
@@ -349,23 +350,42 @@ def echo_check_summaries(checks, override_reason: str | None = None) -> None:
         click.echo("failed checks:", err=True)
     for paragraph in paragraphs:
         click.echo(f"  {paragraph}", err=True)
+    from chargeback_pipeline.cli.check_summary import alerts
+
+    # Budget crossings and cost anomalies: business alerts, printed, never a reason to exit 1.
+    paragraphs = alerts(checks)
+    if paragraphs:
+        click.echo("alerts (budgets and cost anomalies; they do not change the exit code):")
+    for paragraph in paragraphs:
+        click.echo(f"  {paragraph}")
 
 
 def echo_published_files(store, first_day: date, last_day: date) -> None:
     """Where the backfilled days' files are: CSV paths, each with its .parquet beside it."""
-    from chargeback_pipeline.storage.keys import chargeback_key, focus_key, product_usage_report_key, statement_key
+    from chargeback_pipeline.storage import keys
 
+    daily = (
+        ("usage", keys.product_usage_report_key),
+        ("chargeback", keys.chargeback_key),
+        ("FOCUS", keys.focus_key),
+        ("budgets", keys.budget_status_key),
+        ("anomalies", keys.cost_anomalies_key),
+    )
     click.echo("published (CSV, with .parquet beside each):")
     months, day = [], first_day
     while day <= last_day:
         click.echo(f"  {day}")
-        for label, key in (("usage", product_usage_report_key), ("chargeback", chargeback_key), ("FOCUS", focus_key)):
+        for label, key in daily:
             click.echo(f"    {label + ':':<12} {store.url(key(day, 'csv'))}")
         if day.replace(day=1) not in months:
             months.append(day.replace(day=1))
         day += timedelta(days=1)
     for month in months:
-        click.echo(f"  {month:%Y-%m} {'statement:':<12} {store.url(statement_key(month, 'csv'))}")
+        click.echo(f"  {month:%Y-%m} {'statement:':<12} {store.url(keys.statement_key(month, 'csv'))}")
+        click.echo(f"          {'to read:':<12} {store.url(keys.statement_key(month, 'html'))}")
+        if store.exists(keys.ptu_rightsizing_key(month, "csv")):  # absent when no PTU deployment was measured
+            click.echo(f"          {'PTU sizing:':<12} {store.url(keys.ptu_rightsizing_key(month, 'csv'))}")
+            click.echo(f"          {'PTU what-if:':<12} {store.url(keys.ptu_what_if_key(month, 'png'))}")
 
 
 @main.command("verify-simulated")
@@ -416,6 +436,7 @@ def verify_simulated_command(day: date) -> None:
 
 main.add_command(discover_command)
 main.add_command(check_pricing_command)
+main.add_command(report_command)
 
 if __name__ == "__main__":
     main()

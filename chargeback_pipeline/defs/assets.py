@@ -3,11 +3,15 @@ and code references (`column_docs`)."""
 
 import dagster as dg
 
+from chargeback_pipeline.defs.anomalies.cost_anomalies import cost_anomalies_asset
 from chargeback_pipeline.defs.attribution.attributed_requests import attributed_requests_asset
 from chargeback_pipeline.defs.attribution.daily_product_usage import daily_product_usage_asset
 from chargeback_pipeline.defs.billing.daily_chargeback import daily_chargeback_asset
 from chargeback_pipeline.defs.billing.focus_export import focus_export_asset
 from chargeback_pipeline.defs.billing.monthly_statement import monthly_statement_asset
+from chargeback_pipeline.defs.budgets.budget_status import budget_status_asset
+from chargeback_pipeline.defs.capacity.ptu_rightsizing import ptu_rightsizing_asset
+from chargeback_pipeline.defs.capacity.ptu_utilization import ptu_utilization_asset
 from chargeback_pipeline.defs.column_docs import documented
 from chargeback_pipeline.defs.ingest.raw_logs import raw_log_assets
 from chargeback_pipeline.defs.partitions import Calendar
@@ -28,5 +32,9 @@ def build_assets(calendar: Calendar) -> list[dg.AssetsDefinition]:
             daily_chargeback_asset(calendar),
             focus_export_asset(calendar),
             monthly_statement_asset(calendar),
+            budget_status_asset(calendar),
+            cost_anomalies_asset(calendar),
+            ptu_utilization_asset(calendar),
+            ptu_rightsizing_asset(calendar),
         ]
     )

@@ -18,10 +18,12 @@ import dagster as dg
 import pyarrow as pa
 import yaml
 
-from chargeback_pipeline.core.billing.focus import FOCUS_SCHEMA
+from chargeback_pipeline.core.billing.focus_1_3 import FOCUS_1_3_SCHEMA
 from chargeback_pipeline.core.billing.schemas import DAILY_CHARGEBACK_SCHEMA, MONEY, QUANTITY
 from chargeback_pipeline.core.billing.statements import MONTHLY_STATEMENT_SCHEMA
 from chargeback_pipeline.core.reconciliation import DAILY_RECONCILIATION_SCHEMA
+from chargeback_pipeline.defs.budgets.column_docs import FINOPS_CODE, FINOPS_COLUMNS, FINOPS_DESCRIPTIONS
+from chargeback_pipeline.defs.capacity.column_docs import CAPACITY_CODE, CAPACITY_COLUMNS, CAPACITY_DESCRIPTIONS
 from chargeback_pipeline.storage.schemas import (
     DEPLOYMENT_METRICS_SCHEMA,
     GATEWAY_LOG_SCHEMA,
@@ -89,8 +91,14 @@ DESCRIPTIONS = {
         "TimeStamp": "Start of the hour the metric covers (UTC).",
         "ResourceId": "ARM id of the Azure OpenAI resource that reported the metric.",
         "ModelDeploymentName": "Deployment the metric counts.",
-        "MetricName": "ProcessedPromptTokens (prompt tokens) or GeneratedTokens (completion tokens).",
-        "Total": "The metric's hourly Total: tokens the deployment processed in the hour.",
+        "MetricName": (
+            "ProcessedPromptTokens (prompt tokens) or GeneratedTokens (completion tokens); on PTU deployments also "
+            "AzureOpenAIProvisionedManagedUtilizationV2 (utilisation, read by ptu_utilization only)."
+        ),
+        "Total": (
+            "The metric's hourly Total: tokens the deployment processed in the hour; for the utilisation metric "
+            "the hour's Maximum, in whole percent."
+        ),
     },
     "daily_reconciliation": {
         "unattributed_prompt_tokens": "Metric minus logged prompt tokens (bypassed APIM or not logged).",
@@ -147,8 +155,8 @@ DESCRIPTIONS = {
         "ChargeClass": "Null: not a correction of an invoiced period.",
         "ChargeDescription": "What the line charges, in words.",
         "ChargeFrequency": "Recurring for PTU lines (hours cost whether used or not), Usage-Based for pay-as-you-go.",
-        "ChargePeriodEnd": "End of the UTC day charged (exclusive).",
-        "ChargePeriodStart": "Start of the UTC day charged.",
+        "ChargePeriodEnd": "End of the origin charge's period (exclusive): 1.3 the PTU hour or the day; 1.2 the day.",
+        "ChargePeriodStart": "Start of the origin charge's period: 1.3 the PTU hour or the UTC day; 1.2 the day.",
         "ConsumedQuantity": "Tokens of the line.",
         "ConsumedUnit": "Tokens, the unit of ConsumedQuantity.",
         "ContractedCost": "Equal to BilledCost.",
@@ -165,9 +173,10 @@ DESCRIPTIONS = {
         "ServiceCategory": "AI and Machine Learning.",
         "ServiceName": "Azure OpenAI.",
         "ServiceSubcategory": "Generative AI.",
-        "SubAccountId": "APIM product charged (the chargeback's product_id).",
-        "SubAccountName": "The same product, as a name.",
-        "Tags": "JSON object of the line's APIM subscription, model, deployment and cost type (chargeback/ keys).",
+        "SubAccountId": "1.3: the Azure subscription of the deployment (the origin's); 1.2: the APIM product charged.",
+        "SubAccountName": "The same as SubAccountId, as a name.",
+        "Tags": "JSON (chargeback/ keys). 1.3: the origin's backend, deployment and model; 1.2: also the line's "
+        "APIM subscription and cost type.",
         "x_ApiManagementProductId": "APIM product.",
         "x_ApiManagementSubscriptionId": "APIM subscription.",
         "x_ModelName": "Model of the deployment.",
@@ -181,6 +190,19 @@ DESCRIPTIONS = {
         "x_ProvisionedCost": "The PTU part of the cost.",
         "x_PayAsYouGoCost": "The pay-as-you-go part of the cost.",
         "x_RateEffectiveFrom": "The day the rate or prices used took effect.",
+        # FOCUS 1.3 (the default; the descriptions above hold for 1.2, README "FOCUS" says what 1.3 changes).
+        "ServiceProviderName": "Microsoft (FOCUS 1.3's replacement for ProviderName, which stays).",
+        "HostProviderName": "Microsoft: Azure OpenAI runs on Microsoft's own infrastructure.",
+        "InvoiceId": "The chargeback statement the charge is on: billing account/yyyy-mm (1.2: /product too).",
+        "AllocatedMethodId": "How the origin charge was split: azure-openai-ptu-hour-by-weighted-tokens or "
+        "azure-openai-paygo-day-by-token-cost (README).",
+        "AllocatedMethodDetails": "JSON: Elements[AllocatedRatio (share of the origin's cost, summing to 1), "
+        "UsageUnit, UsageQuantity (the tokens the share was computed from)].",
+        "AllocatedResourceId": "What the charge was allocated to: apim/products/<product>[/subscriptions/<sub>]; "
+        "null on the unallocated portion (unused capacity, unattributed tokens).",
+        "AllocatedResourceName": "The APIM product; null with AllocatedResourceId.",
+        "AllocatedTags": "JSON: the APIM product, subscription and cost type of the allocated charge.",
+        "x_OriginChargeId": "The origin charge split: backend/deployment/ptu|paygo/start hour.",
     },
     "monthly_statement": {
         "month_start": "First day of the month stated.",
@@ -213,7 +235,7 @@ COLUMNS: dict[str, pa.Schema] = {
     "daily_reconciliation": DAILY_RECONCILIATION_SCHEMA,
     "product_usage_report": PRODUCT_USAGE_SCHEMA,
     "daily_chargeback": DAILY_CHARGEBACK_SCHEMA,
-    "focus_export": FOCUS_SCHEMA,
+    "focus_export": FOCUS_1_3_SCHEMA,  # the default version (CHARGEBACK_FOCUS_VERSION=1.2: focus.FOCUS_SCHEMA)
     "monthly_statement": MONTHLY_STATEMENT_SCHEMA,
 }
 DOCUMENTED_BY = {
@@ -242,9 +264,17 @@ CODE = {
         "marts/fct_daily_logged_not_billable_tokens.sql",
         "core/billing/allocation.py",
     ],
-    "focus_export": ["core/billing/focus.py"],
+    "focus_export": ["core/billing/focus_1_3.py", "core/billing/focus.py", "core/billing/origin_charges.py"],
     "monthly_statement": ["core/billing/statements.py"],
 }
+# The PTU capacity assets keep theirs beside them.
+COLUMNS |= CAPACITY_COLUMNS
+DESCRIPTIONS |= CAPACITY_DESCRIPTIONS
+CODE |= CAPACITY_CODE
+# So do the budget and anomaly assets.
+COLUMNS |= FINOPS_COLUMNS
+DESCRIPTIONS |= FINOPS_DESCRIPTIONS
+CODE |= FINOPS_CODE
 # How Arrow types read in the UI.
 _TYPE_NAMES = {
     pa.string(): "string",

@@ -11,8 +11,11 @@ from azure.storage.blob import ContainerClient
 from pydantic import PrivateAttr
 
 from chargeback_pipeline.core.billing.pricing import Pricing, PricingError, load_pricing
+from chargeback_pipeline.core.finops.budgets import Budgets, load_budgets
+from chargeback_pipeline.core.finops.policy import FinOpsPolicy
 from chargeback_pipeline.core.quality import QualityPolicy
 from chargeback_pipeline.core.topology import BackendTopology
+from chargeback_pipeline.storage.keys import FINOPS_HUBS_CONTAINER
 from chargeback_pipeline.storage.lake import Lake
 from chargeback_pipeline.storage.object_store import BlobObjectStore, LocalObjectStore, ObjectStore
 
@@ -55,6 +58,11 @@ class PricingResource(dg.ConfigurableResource):
     the usage report still run, the cost assets fail saying what to configure."""
 
     path: str = ""
+    # PTU rightsizing (CHARGEBACK_PTU_MINIMUM, _PTU_INCREMENT, _RIGHTSIZING_WARN_SAVING; validated in
+    # settings.py): the PTU counts worth pricing, and the monthly saving above which the check warns.
+    ptu_minimum: int = 15
+    ptu_increment: int = 5
+    rightsizing_warn_saving: str = "100"
 
     _pricing: Pricing | None = PrivateAttr(default=None)
 
@@ -71,3 +79,91 @@ class PricingResource(dg.ConfigurableResource):
     def topology(self) -> BackendTopology:
         """The backends' resources and deployments the pricing file names (none without one)."""
         return BackendTopology.of_pricing(self.pricing() if self.path else None)
+
+
+class FocusExportResource(dg.ConfigurableResource):
+    """The FOCUS export's version (CHARGEBACK_FOCUS_VERSION: 1.3, or 1.2 for readers that need it) and
+    the optional FinOps hubs copy (README "FinOps hubs"): the hub storage account's `ingestion`
+    container, reached by connection string (dg.EnvVar), account URL with Entra ID, or a local folder
+    standing in for it. None of the three: no hubs copy."""
+
+    version: str = "1.3"
+    hubs_local_dir: str | None = None
+    hubs_blob_account_url: str | None = None
+    hubs_blob_connection_string: str | None = None
+    hubs_scope_path: str = "azure-openai-chargeback"
+
+    def hubs_store(self) -> ObjectStore | None:
+        if not (self.hubs_local_dir or self.hubs_blob_account_url or self.hubs_blob_connection_string):
+            return None
+        return ObjectStoreResource(
+            local_dir=self.hubs_local_dir,
+            blob_account_url=self.hubs_blob_account_url,
+            blob_connection_string=self.hubs_blob_connection_string,
+            blob_container=FINOPS_HUBS_CONTAINER,
+        ).store()
+
+
+class FinOpsPolicyResource(dg.ConfigurableResource, FinOpsPolicy):
+    """The budgets file (CHARGEBACK_BUDGETS_FILE; empty: no budgets) and the thresholds of the budget and
+    anomaly checks (README "Budgets and anomalies")."""
+
+    budgets_file: str = ""
+
+    _budgets: Budgets | None = PrivateAttr(default=None)
+
+    def budgets(self) -> Budgets | None:
+        if self.budgets_file and self._budgets is None:
+            self._budgets = load_budgets(self.budgets_file)
+        return self._budgets
+
+
+class WebhookError(RuntimeError):
+    """The alert webhook did not accept an alert; the message never holds the URL (it carries a token)."""
+
+
+class AlertWebhookResource(dg.ConfigurableResource):
+    """Where budget and anomaly alerts are posted: a Slack or Teams incoming webhook. The URL is a secret
+    (CHARGEBACK_ALERT_WEBHOOK_URL, handed over as dg.EnvVar); empty: alerts are kept until one is set."""
+
+    url: str = ""
+    payload_format: str = "text"  # core.finops.alerts.payload: text | adaptive_card
+    attempts: int = 3
+    timeout_seconds: float = 10.0
+    backoff_seconds: float = 1.0
+
+    def post(self, body: dict) -> None:
+        """Post `body`, retried by urllib3's `Retry` (what `requests` retries with) up to `attempts` times in
+        all, backing off `backoff_seconds` x 2^n: a refused connection, 429 and 5xx are retried, since the
+        webhook surely did not take the alert; a read timeout is not (it may have, and a retry could post it
+        twice). Raises WebhookError naming the cause only."""
+        import requests  # only the alert sensor posts
+        from requests.adapters import HTTPAdapter
+        from urllib3.util.retry import Retry
+
+        retries = max(0, self.attempts - 1)
+        retry = Retry(
+            total=retries,
+            connect=retries,
+            read=0,
+            status=retries,
+            other=0,
+            allowed_methods=None,  # POST too: only refusals are retried (above)
+            status_forcelist=(429, 500, 502, 503, 504),
+            backoff_factor=self.backoff_seconds,
+            respect_retry_after_header=False,  # bounded by our back-off, not by the server's wish
+            raise_on_status=False,
+        )
+        with requests.Session() as session:
+            session.mount("https://", HTTPAdapter(max_retries=retry))
+            session.mount("http://", HTTPAdapter(max_retries=retry))
+            try:
+                response = session.post(self.url, json=body, timeout=self.timeout_seconds)
+            except requests.RequestException as error:
+                # Its text names the URL (which carries a token): only the kind of failure is kept.
+                problem = f"{type(error).__name__}, no response"
+            else:
+                if response.status_code < 300:
+                    return
+                problem = f"HTTP {response.status_code}"
+        raise WebhookError(f"the alert webhook (CHARGEBACK_ALERT_WEBHOOK_URL) did not take the alert: {problem}")

@@ -2,7 +2,10 @@
 
 Uses `azure-monitor-querymetrics`' `MetricsClient` (regional endpoint, batch API): metric namespace
 `Microsoft.CognitiveServices/accounts`, `ProcessedPromptTokens` and `GeneratedTokens`, aggregation
-Total, 1 hour granularity, split by deployment with `ModelDeploymentName eq '*'`.
+Total, 1 hour granularity, split by deployment with `ModelDeploymentName eq '*'`. In a second call per
+batch, the PTU deployments' `AzureOpenAIProvisionedManagedUtilizationV2` with aggregation Maximum (a
+percentage: the hour's peak, landed in `Total` as whole percent, rounded); diagnostic settings cannot
+export it, so this API is the only way to it. Pay-as-you-go deployments simply have no series.
 
 Decisions:
 - An hour without a data point (or a point without `total`) yields no row: "no traffic" and "no
@@ -29,7 +32,12 @@ from azure.monitor.querymetrics import MetricsClient
 
 from chargeback_pipeline.sources.azure_errors import FetchTimeBoundReached, http_status, is_transient, service_words
 from chargeback_pipeline.sources.base import Fetched, PermanentSourceError, TimeWindow, TransientSourceError
-from chargeback_pipeline.storage.schemas import DEPLOYMENT_METRICS_SCHEMA, RECONCILED_METRICS, SOURCE_REJECT_SCHEMA
+from chargeback_pipeline.storage.schemas import (
+    DEPLOYMENT_METRICS_SCHEMA,
+    METRIC_PTU_UTILIZATION,
+    RECONCILED_METRICS,
+    SOURCE_REJECT_SCHEMA,
+)
 
 METRIC_NAMESPACE = "Microsoft.CognitiveServices/accounts"
 DEPLOYMENT_DIMENSION = "ModelDeploymentName"
@@ -127,25 +135,26 @@ class DeploymentMetricsReader:
         rows: list[dict] = []
         rejected: list[dict] = []
         for batch in _batches(self._resource_ids):
-            results = self._query(batch, window)
-            for resource_id, result in zip(batch, results, strict=True):
-                for metric in result.metrics:
-                    self._collect(resource_id, metric, window, rows, rejected)
+            for names, aggregation in ((list(RECONCILED_METRICS), "Total"), ([METRIC_PTU_UTILIZATION], "Maximum")):
+                results = self._query(batch, window, names, aggregation)
+                for resource_id, result in zip(batch, results, strict=True):
+                    for metric in result.metrics:
+                        self._collect(resource_id, metric, window, rows, rejected)
         rows.sort(key=lambda row: (row["TimeStamp"], row["ResourceId"], row["ModelDeploymentName"], row["MetricName"]))
         return Fetched(
             rows=pa.Table.from_pylist(rows, schema=DEPLOYMENT_METRICS_SCHEMA),
             rejected=pa.Table.from_pylist(rejected, schema=SOURCE_REJECT_SCHEMA),
         )
 
-    def _query(self, batch: list[str], window: TimeWindow) -> list:
+    def _query(self, batch: list[str], window: TimeWindow, names: list[str], aggregation: str) -> list:
         try:
             results = self._client.query_resources(
                 resource_ids=batch,
                 metric_namespace=METRIC_NAMESPACE,
-                metric_names=list(RECONCILED_METRICS),
+                metric_names=names,
                 timespan=(window.start, window.end),
                 granularity=timedelta(hours=1),
-                aggregations=["Total"],
+                aggregations=[aggregation],
                 filter=SPLIT_BY_DEPLOYMENT,
                 max_results=self._max_series,
                 **self._call_options,
@@ -165,18 +174,21 @@ class DeploymentMetricsReader:
         for series in metric.timeseries:
             deployment = _deployment_of(series.metadata_values)
             for point in series.data:
-                if point.total is None or not window.start <= point.timestamp < window.end:
+                value = point.maximum if metric.name == METRIC_PTU_UTILIZATION else point.total
+                if value is None or not window.start <= point.timestamp < window.end:
                     continue  # no data that hour (see module docstring), or another window's hour
+                if metric.name == METRIC_PTU_UTILIZATION:
+                    value = round(value)  # a percentage: whole percent is all saturation needs
                 row = {
                     "TimeStamp": point.timestamp,
                     "ResourceId": resource_id,
                     "ModelDeploymentName": deployment,
                     "MetricName": metric.name,
-                    "Total": point.total,
+                    "Total": value,
                 }
-                reason = self._problem(deployment, point.total)
+                reason = self._problem(deployment, value)
                 if reason is None:
-                    rows.append(row | {"Total": int(point.total)})
+                    rows.append(row | {"Total": int(value)})
                 else:
                     record = {**row, "TimeStamp": point.timestamp.isoformat()}
                     rejected.append(

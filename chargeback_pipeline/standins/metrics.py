@@ -1,7 +1,8 @@
 """An Azure Monitor metrics batch endpoint on loopback: `POST /subscriptions/{sub}/metrics:getBatch`.
 
 It answers from a pyarrow table in DEPLOYMENT_METRICS_SCHEMA (hourly totals per resource, deployment
-and metric), honouring `starttime`, `endtime`, `interval`, `metricnames`, `filter` and `top`, in the
+and metric), honouring `starttime`, `endtime`, `interval`, `aggregation` (Total: the rows' sum; Maximum:
+their largest, as the PTU utilisation metric is read), `metricnames`, `filter` and `top`, in the
 service's JSON shape so the real `MetricsClient` parses it unmodified. Like the service it names
 dimensions in lower case in `metadatavalues`, returns a point for every interval (without `total`
 where there was no data), and keeps only the top 10 series of a filtered query unless `top` says more.
@@ -55,6 +56,7 @@ class _Query:
     split: bool  # one series per deployment (filter given) or one rolled-up series
     deployments: set[str] | None  # None: every deployment
     top: int
+    aggregation: str  # "total" or "maximum": the point's key in the answer
 
 
 def _parse_query(url: str) -> _Query:
@@ -65,8 +67,9 @@ def _parse_query(url: str) -> _Query:
         interval = parse_duration(interval_text)
     except (KeyError, ValueError) as error:
         raise BadMetricsRequest(f"bad time range or interval: {error}") from error
-    if params.get("aggregation", "Total").lower() != "total":
-        raise BadMetricsRequest("this stand-in only serves the Total aggregation")
+    aggregation = params.get("aggregation", "Total").lower()
+    if aggregation not in ("total", "maximum"):
+        raise BadMetricsRequest("this stand-in only serves the Total and Maximum aggregations")
     split, deployments = _parse_filter(params.get("filter"))
     return _Query(
         start=start,
@@ -78,6 +81,7 @@ def _parse_query(url: str) -> _Query:
         split=split,
         deployments=deployments,
         top=int(params.get("top", DEFAULT_TOP)),
+        aggregation=aggregation,
     )
 
 
@@ -192,7 +196,13 @@ class MetricsStandIn(BackgroundHTTPServer):
             key = deployment if query.split else ""
             bucket = query.start + (row["TimeStamp"] - query.start) // query.interval * query.interval
             series = totals.setdefault(key, {})
-            series[bucket] = series.get(bucket, 0.0) + float(row["Total"])
+            value = float(row["Total"])
+            if bucket not in series:
+                series[bucket] = value
+            elif query.aggregation == "maximum":
+                series[bucket] = max(series[bucket], value)
+            else:
+                series[bucket] += value
         ranked = sorted(totals.items(), key=lambda item: -sum(item[1].values()))
         if query.split:
             ranked = ranked[: query.top]
@@ -214,7 +224,7 @@ class MetricsStandIn(BackgroundHTTPServer):
         while bucket < query.end:
             point: dict = {"timeStamp": _iso(bucket)}
             if bucket in points:
-                point["total"] = points[bucket]
+                point[query.aggregation] = points[bucket]
             data.append(point)
             bucket += query.interval
         return {"metadatavalues": metadata if query.split else [], "data": data}

@@ -20,6 +20,14 @@ HOURLY_RECONCILIATION = "deployment_reconciliation"
 DAILY_USAGE = "daily_product_usage"
 DAILY_RECONCILIATION = "daily_reconciliation"
 DAILY_CHARGEBACK = "daily_chargeback"
+# Beside each day's chargeback lines: the split they were summed from (each PTU deployment-hour and
+# pay-as-you-go deployment-day with every line's share), which the FOCUS 1.3 export is built from.
+ORIGIN_ALLOCATIONS_PART = "origin_allocations"
+# FinOps hubs: the container and dataset folder their ingestion reads (README "FinOps hubs").
+FINOPS_HUBS_CONTAINER = "ingestion"
+FINOPS_HUBS_DATASET = "Costs"
+# Per PTU deployment and hour: weighted tokens served against capacity, spillover, 429s (capacity/).
+PTU_UTILIZATION = "ptu_utilization"
 
 # A source's rows it could not type are landed beside the hour's rows under this part name.
 REJECTED_PART = "rejected"
@@ -67,3 +75,42 @@ def shrink_override_key(day: date, report: str) -> str:
 
 def statement_key(month: date, extension: str) -> str:
     return f"monthly/month={month:%Y-%m}/statement.{extension}"
+
+
+def budget_status_key(day: date, extension: str) -> str:
+    """Each budgeted product's spend to date, forecast and percent of budget on a day."""
+    return _daily_report_key(day, "budget_status", extension)
+
+
+def cost_anomalies_key(day: date, extension: str) -> str:
+    """Each product and model's day against its trailing baseline."""
+    return _daily_report_key(day, "cost_anomalies", extension)
+
+
+def ptu_rightsizing_key(month: date, extension: str) -> str:
+    """Per PTU deployment: the month's utilisation percentiles, spillover and the recommended count."""
+    return f"monthly/month={month:%Y-%m}/ptu_rightsizing.{extension}"
+
+
+def ptu_what_if_key(month: date, extension: str) -> str:
+    """Per PTU deployment and candidate count: the month's cost at that count (`png`: the plot)."""
+    if extension == "png":
+        return f"monthly/month={month:%Y-%m}/ptu_rightsizing.png"
+    return f"monthly/month={month:%Y-%m}/ptu_what_if.{extension}"
+
+
+def finops_hubs_folder(month: date, scope_path: str) -> str:
+    """A month's folder in the hub's `ingestion` container: `Costs/{yyyy}/{mm}/{scope-path}` (the hub
+    keeps the latest ingestion per month folder)."""
+    return f"{FINOPS_HUBS_DATASET}/{month:%Y}/{month:%m}/{scope_path.strip('/')}"
+
+
+def finops_hubs_file_key(day: date, scope_path: str) -> str:
+    """One day's FOCUS rows in the month folder: `{ingestion-id}__{original-file-name}.parquet`, the
+    ingestion id being the month, the same for every file of the folder."""
+    return f"{finops_hubs_folder(day, scope_path)}/{day:%Y-%m}__focus_{day.isoformat()}.parquet"
+
+
+def finops_hubs_manifest_key(month: date, scope_path: str) -> str:
+    """The empty manifest.json that tells the hub the folder is complete (written last)."""
+    return f"{finops_hubs_folder(month, scope_path)}/manifest.json"

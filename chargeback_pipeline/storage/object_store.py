@@ -31,7 +31,14 @@ from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsE
 from azure.storage.blob import ContainerClient, ContentSettings
 
 DIGEST_METADATA = "sha256"
-CONTENT_TYPES = {".csv": "text/csv; charset=utf-8", ".parquet": "application/vnd.apache.parquet"}
+CONTENT_TYPES = {
+    ".csv": "text/csv; charset=utf-8",
+    ".parquet": "application/vnd.apache.parquet",
+    # So a browser opening the blob shows the statement (and its plots) instead of downloading them.
+    ".html": "text/html; charset=utf-8",
+    ".png": "image/png",
+    ".json": "application/json",
+}
 # The parts of a Blob connection string or URL that are secrets: a SAS token's signature, an account key,
 # a whole SharedAccessSignature setting.
 _SECRETS = re.compile(r"(?i)(?P<name>\bsig=|\bAccountKey=|\bSharedAccessSignature=)(?P<value>[^;&\s'\"<>]+)")

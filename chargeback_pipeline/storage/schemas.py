@@ -85,6 +85,10 @@ PRODUCT_USAGE_SCHEMA = pa.schema(
 METRIC_PROMPT_TOKENS = "ProcessedPromptTokens"
 METRIC_COMPLETION_TOKENS = "GeneratedTokens"
 RECONCILED_METRICS = (METRIC_PROMPT_TOKENS, METRIC_COMPLETION_TOKENS)
+# A PTU deployment's own utilisation (Azure Monitor, per ModelDeploymentName). It is a percentage, not a
+# count: its row's Total holds the hour's Maximum, in whole percent (100 = saturated at some point).
+# Reconciliation reads only RECONCILED_METRICS, so these rows never change its sums.
+METRIC_PTU_UTILIZATION = "AzureOpenAIProvisionedManagedUtilizationV2"
 
 GATEWAY_COLUMNS = tuple(GATEWAY_LOG_SCHEMA.names)
 LLM_COLUMNS = tuple(LLM_LOG_SCHEMA.names)

@@ -18,6 +18,8 @@ with metrics as (
     select ResourceId as resource_id, ModelDeploymentName as deployment_name, MetricName as metric_name, Total
     from raw_deployment_metrics
     where TimeStamp >= $window_start and TimeStamp < $window_end
+        -- token metrics only: a utilisation row (a percentage) must not make a deployment "metered"
+        and MetricName in ('ProcessedPromptTokens', 'GeneratedTokens')
 ),
 
 resource_backends as (

@@ -7,5 +7,6 @@ select
     coalesce(sum(Total) filter (where MetricName = 'GeneratedTokens'), 0)::bigint as metric_completion_tokens
 from raw_deployment_metrics
 where TimeStamp >= $window_start and TimeStamp < $window_end
+    and MetricName in ('ProcessedPromptTokens', 'GeneratedTokens')  -- not the utilisation percentage
 group by all
 order by all

@@ -21,6 +21,7 @@ import pyarrow as pa
 from chargeback_pipeline.core.billing.allocation_inputs import not_billable_lines, unattributed_lines, usage_lines
 from chargeback_pipeline.core.billing.chargeback_lines import DayLines, LineKey
 from chargeback_pipeline.core.billing.money import to_money
+from chargeback_pipeline.core.billing.origin_charges import origins_table
 from chargeback_pipeline.core.billing.paygo_allocation import allocate_paygo
 from chargeback_pipeline.core.billing.pricing import (
     NoRateError,
@@ -50,6 +51,18 @@ def allocate_day(
     Raises UnknownDeploymentError for a backend or deployment the pricing file does not price, and
     NoRateError for pay-as-you-go usage on a day before the model's first price.
     """
+    return allocate_day_with_origins(hourly_usage, unattributed, pricing, day, not_billable)[0]
+
+
+def allocate_day_with_origins(
+    hourly_usage: pa.Table,
+    unattributed: pa.Table,
+    pricing: Pricing,
+    day: date,
+    not_billable: pa.Table | None = None,
+) -> tuple[pa.Table, pa.Table]:
+    """`allocate_day`'s lines, and the split they were summed from: every origin charge (PTU
+    deployment-hour, pay-as-you-go deployment-day) with each line's share, in ORIGIN_ALLOCATION_SCHEMA."""
     if isinstance(day, datetime):
         day = day.date()
     not_billable = NOT_BILLABLE_SCHEMA.empty_table() if not_billable is None else not_billable
@@ -65,7 +78,8 @@ def allocate_day(
         built.add_tokens(item)
     allocate_ptu(built, [u for u in usage if u.key.cost_type == CostType.ptu])
     allocate_paygo(built, [u for u in usage if u.key.cost_type == CostType.paygo])
-    return _daily_table(built)
+    origins = origins_table(built.origins, day, pricing.currency_minor_unit, pricing.currency)
+    return _daily_table(built), origins
 
 
 def _fail_on_missing_prices(

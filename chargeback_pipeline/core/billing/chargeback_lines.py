@@ -73,6 +73,9 @@ class DayLines:
     pricing: Pricing
     day: date
     lines: defaultdict[LineKey, Line] = field(default_factory=lambda: defaultdict(Line))
+    # Each origin charge (PTU deployment-hour, pay-as-you-go deployment-day) with its split, as recorded
+    # by the allocation (origin_charges.OriginCharge): kept for the FOCUS 1.3 export.
+    origins: list = field(default_factory=list)
 
     def weight_of(self, key: LineKey) -> Decimal | None:
         model = self.pricing.deployment(key.backend_id, key.deployment_name).model

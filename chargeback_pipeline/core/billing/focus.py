@@ -2,6 +2,8 @@
 
 FOCUS (FinOps Open Cost and Usage Specification) is what FinOps tools read. One FOCUS row per daily
 chargeback line; mandatory columns in FOCUS's own names, custom ones prefixed `x_`. Pure (no I/O).
+FOCUS 1.3 (the default export, split-cost allocation per origin charge) is `focus_1_3`; this version stays
+for readers that need 1.2 (CHARGEBACK_FOCUS_VERSION=1.2) and is what FinOps hubs ingest (`finops_hubs`).
 """
 
 import json
@@ -16,11 +18,27 @@ from chargeback_pipeline.core.periods import month_start, next_month_start, utc_
 from chargeback_pipeline.storage.schemas import UTC_TIMESTAMP
 
 FOCUS_VERSION = "1.2"
+FOCUS_VERSIONS = ("1.3", "1.2")  # the versions the export writes; the first is the default
 FOCUS_SERVICE_CATEGORY = "AI and Machine Learning"
 FOCUS_SERVICE_SUBCATEGORY = "Generative AI"
 FOCUS_SERVICE_NAME = "Azure OpenAI"
 FOCUS_PROVIDER = "Microsoft"
 TAG_PREFIX = "chargeback/"
+
+# The custom columns of both versions: what the chargeback line is (product, model, deployment, cost
+# type) and its tokens.
+CUSTOM_LINE_COLUMNS = [
+    ("x_ApiManagementProductId", pa.string()),
+    ("x_ApiManagementSubscriptionId", pa.string()),
+    ("x_ModelName", pa.string()),
+    ("x_DeploymentName", pa.string()),
+    ("x_BackendId", pa.string()),
+    ("x_CostType", pa.string()),
+    ("x_Calls", pa.int64()),
+    ("x_PromptTokens", pa.int64()),
+    ("x_CompletionTokens", pa.int64()),
+    ("x_WeightedTokens", QUANTITY),
+]
 
 FOCUS_SCHEMA = pa.schema(
     [
@@ -40,6 +58,7 @@ FOCUS_SCHEMA = pa.schema(
         ("ConsumedUnit", pa.string()),
         ("ContractedCost", MONEY),
         ("EffectiveCost", MONEY),
+        ("InvoiceId", pa.string()),
         ("InvoiceIssuerName", pa.string()),
         ("ListCost", MONEY),
         ("PricingQuantity", QUANTITY),
@@ -55,16 +74,7 @@ FOCUS_SCHEMA = pa.schema(
         ("SubAccountId", pa.string()),
         ("SubAccountName", pa.string()),
         ("Tags", pa.string()),
-        ("x_ApiManagementProductId", pa.string()),
-        ("x_ApiManagementSubscriptionId", pa.string()),
-        ("x_ModelName", pa.string()),
-        ("x_DeploymentName", pa.string()),
-        ("x_BackendId", pa.string()),
-        ("x_CostType", pa.string()),
-        ("x_Calls", pa.int64()),
-        ("x_PromptTokens", pa.int64()),
-        ("x_CompletionTokens", pa.int64()),
-        ("x_WeightedTokens", QUANTITY),
+        *CUSTOM_LINE_COLUMNS,
         ("x_ProvisionedCost", MONEY),
         ("x_PayAsYouGoCost", MONEY),
         ("x_RateEffectiveFrom", pa.date32()),
@@ -91,7 +101,7 @@ def _focus_row(line: dict, pricing: Pricing) -> dict:
     charge_start = utc_day_start(line["usage_date"])
     billing_month = month_start(line["usage_date"])
     cost = line["total_cost"]
-    resource_id = _focus_resource_id(pricing, line["backend_id"], line["deployment_name"])
+    resource_id = focus_resource_id(pricing, line["backend_id"], line["deployment_name"])
     return {
         "BilledCost": cost,
         "BillingAccountId": pricing.focus.billing_account_id,
@@ -110,6 +120,7 @@ def _focus_row(line: dict, pricing: Pricing) -> dict:
         "ConsumedUnit": "Tokens",
         "ContractedCost": cost,
         "EffectiveCost": cost,
+        "InvoiceId": invoice_id(pricing, billing_month, line["product_id"]),
         "InvoiceIssuerName": FOCUS_PROVIDER,
         "ListCost": cost,
         **_focus_pricing_quantity(line),
@@ -140,6 +151,13 @@ def _focus_row(line: dict, pricing: Pricing) -> dict:
     }
 
 
+def invoice_id(pricing: Pricing, billing_month, product_id: str | None = None) -> str:
+    """The provisional invoice a charge is on: the chargeback's monthly statement of the billing account
+    (and, in 1.2, of the product it bills). Known before the month ends, as FOCUS allows."""
+    month = f"{pricing.focus.billing_account_id}/{billing_month:%Y-%m}"
+    return f"{month}/{product_id}" if product_id else month
+
+
 def _focus_pricing_quantity(line: dict) -> dict:
     if line["cost_type"] == CostType.paygo:
         return {"PricingQuantity": Decimal(line["total_tokens"]) / 1000, "PricingUnit": "1000 Tokens"}
@@ -147,7 +165,7 @@ def _focus_pricing_quantity(line: dict) -> dict:
     return {"PricingQuantity": weighted, "PricingUnit": "Tokens"}
 
 
-def _focus_resource_id(pricing: Pricing, backend_id: str, deployment_name: str) -> str | None:
+def focus_resource_id(pricing: Pricing, backend_id: str, deployment_name: str) -> str | None:
     backend = pricing.backends.get(backend_id)
     if backend is None or not backend.resource_id:
         return None  # FOCUS: ResourceName and ResourceType are null whenever ResourceId is

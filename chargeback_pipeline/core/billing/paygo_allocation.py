@@ -10,6 +10,7 @@ from fractions import Fraction
 
 from chargeback_pipeline.core.billing.chargeback_lines import DayLines, LineKey, Usage
 from chargeback_pipeline.core.billing.money import split_by_largest_remainder
+from chargeback_pipeline.core.billing.origin_charges import PAYGO_DAY, OriginCharge, Share, day_start
 
 
 def allocate_paygo(built: DayLines, usage: list[Usage]) -> None:
@@ -29,9 +30,26 @@ def allocate_paygo(built: DayLines, usage: list[Usage]) -> None:
             + item.completion_tokens * Fraction(prices.output_per_1k)
         )
         by_deployment[(item.key.backend_id, item.key.deployment_name)][item.key] += per_1k * scale / 1000
-    for exact in by_deployment.values():
+    for (backend_id, name), exact in by_deployment.items():
         total = round(sum(exact.values(), Fraction(0)))  # once per deployment-day, half to even
         keys = list(exact)
         amounts = split_by_largest_remainder(total, [exact[k] for k in keys], [k.order() for k in keys])
         for key, amount in zip(keys, amounts, strict=True):
             built.lines[key].paygo_minor += amount
+        # The deployment-day is the origin charge; each line's tokens are its tokens of the day.
+        shares = tuple(
+            share
+            for share in (
+                Share(key, amount, *_day_tokens(built, key)) for key, amount in zip(keys, amounts, strict=True)
+            )
+            # carries nothing: like an empty chargeback line, no allocated charge
+            if share.minor or share.calls or share.prompt_tokens or share.completion_tokens
+        )
+        model = pricing.deployment(backend_id, name).model
+        built.origins.append(OriginCharge(PAYGO_DAY, day_start(day), backend_id, name, model, shares))
+
+
+def _day_tokens(built: DayLines, key: LineKey) -> tuple:
+    # A pay-as-you-go line is one deployment's for the whole day: its tokens are the origin's share.
+    line = built.lines[key]
+    return line.calls, line.prompt_tokens, line.completion_tokens, line.weighted_tokens

@@ -162,6 +162,10 @@ class Deployment(_Setting):
     deployed_from: datetime | None = None
     deployed_until: datetime | None = None
     rates: tuple[PtuRate, ...] = ()
+    # PTU rightsizing: the counts this PTU deployment can have (its minimum, then steps); unset, the
+    # CHARGEBACK_PTU_MINIMUM / CHARGEBACK_PTU_INCREMENT defaults. Regional deployments differ by model.
+    ptu_minimum: int | None = Field(default=None, gt=0)
+    ptu_increment: int | None = Field(default=None, gt=0)
 
     @field_validator("deployed_from", "deployed_until", mode="before")
     @classmethod
@@ -412,6 +416,9 @@ def _deployment_problems(
                 f"{path}.rates: a pay-as-you-go deployment has no PTU rates; "
                 f"its prices are pricing.models.{deployment.model}.rates"
             )
+        for sizing in ("ptu_minimum", "ptu_increment"):
+            if getattr(deployment, sizing) is not None:
+                problems.append(f"{path}.{sizing}: only a PTU deployment has PTU counts")
         if model is not None and not model.rates:
             problems.append(f"pricing.models.{deployment.model}.rates: needed to price pay-as-you-go deployment {path}")
         return problems

@@ -13,15 +13,18 @@ users (APIM lines and the `unattributed` line), following the unused-capacity po
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
+from decimal import Decimal
 from fractions import Fraction
 
 from chargeback_pipeline.core.billing.chargeback_lines import DayLines, LineKey, Usage, weighted_tokens
 from chargeback_pipeline.core.billing.money import ptu_hour_costs_minor, split_by_largest_remainder
+from chargeback_pipeline.core.billing.origin_charges import PTU_HOUR, OriginCharge, Share
 from chargeback_pipeline.core.billing.pricing import BackendKind, Pricing, UnusedCapacityPolicy
 from chargeback_pipeline.core.billing.schemas import PLATFORM_UNALLOCATED_PRODUCT, CostType
 from chargeback_pipeline.core.periods import day_hours
 
 HourWeights = Mapping[tuple[str, str, datetime], Mapping[LineKey, Fraction]]
+HourTokens = Mapping[tuple[str, str, datetime], Mapping[LineKey, list[int]]]
 
 
 def allocate_ptu(built: DayLines, usage: list[Usage]) -> None:
@@ -30,17 +33,27 @@ def allocate_ptu(built: DayLines, usage: list[Usage]) -> None:
     weights: defaultdict[tuple[str, str, datetime], defaultdict[LineKey, Fraction]] = defaultdict(
         lambda: defaultdict(Fraction)
     )
+    # The lines' tokens per deployment-hour, for the record of each hour's split (origin_charges).
+    tokens: defaultdict[tuple[str, str, datetime], defaultdict[LineKey, list[int]]] = defaultdict(
+        lambda: defaultdict(lambda: [0, 0, 0])
+    )
     for item in usage:
         weighted = weighted_tokens(item, built.weight_of(item.key))
         assert weighted is not None  # PTU models have a weight: checked when the pricing file loads
         weights[(item.key.backend_id, item.key.deployment_name, item.hour)][item.key] += Fraction(weighted)
+        counted = tokens[(item.key.backend_id, item.key.deployment_name, item.hour)][item.key]
+        counted[0] += item.calls
+        counted[1] += item.prompt_tokens
+        counted[2] += item.completion_tokens
     for backend_id, backend in pricing.backends.items():
         if backend.kind == BackendKind.ptu:
             for name in backend.deployments:
-                _allocate_ptu_deployment(built, backend_id, name, weights)
+                _allocate_ptu_deployment(built, backend_id, name, weights, tokens)
 
 
-def _allocate_ptu_deployment(built: DayLines, backend_id: str, name: str, weights: HourWeights) -> None:
+def _allocate_ptu_deployment(
+    built: DayLines, backend_id: str, name: str, weights: HourWeights, tokens: HourTokens
+) -> None:
     """Charge every hour of the day of one PTU deployment, used or not."""
     pricing, day = built.pricing, built.day
     deployment = pricing.deployment(backend_id, name)
@@ -53,9 +66,21 @@ def _allocate_ptu_deployment(built: DayLines, backend_id: str, name: str, weight
 
     capacity = _capacity_if_needed(pricing, backend_id, name, day)
     for hour, cost in zip(day_hours(day), hour_costs, strict=True):
-        shares = share_ptu_hour(cost, weights.get((backend_id, name, hour), {}), pricing, capacity, unused_line)
+        hour_weights = weights.get((backend_id, name, hour), {})
+        shares = share_ptu_hour(cost, hour_weights, pricing, capacity, unused_line)
         for key, amount in shares.items():
             built.lines[key].ptu_minor += amount
+        if shares:
+            hour_tokens = tokens.get((backend_id, name, hour), {})
+            recorded = []
+            for key, amount in shares.items():
+                calls, prompt, completion = hour_tokens.get(key, (0, 0, 0))
+                if not (amount or calls or prompt or completion):
+                    continue  # carries nothing: like an empty chargeback line, no allocated charge
+                weight = hour_weights.get(key, Fraction(0))
+                exact = Decimal(weight.numerator) / Decimal(weight.denominator)
+                recorded.append(Share(key, amount, calls, prompt, completion, exact))
+            built.origins.append(OriginCharge(PTU_HOUR, hour, backend_id, name, deployment.model, tuple(recorded)))
 
 
 def _capacity_if_needed(pricing: Pricing, backend_id: str, deployment_name: str, day: date) -> int | None:

@@ -64,3 +64,121 @@ def _empty_statement_row(start: date, line: dict, days_covered: int) -> dict:
         "days_covered": days_covered,
         "days_in_month": (next_month_start(start) - start).days,
     }
+
+
+# The statement's figures by day and by model, for the HTML statement and its preview: exact sums of the
+# same daily lines as the statement, so each product's days (or models) add up to its statement row.
+_SUMMED = ("calls", "prompt_tokens", "completion_tokens", "total_tokens", "paygo_cost", "total_cost")
+STATEMENT_DAYS_SCHEMA = pa.schema(
+    [
+        ("product_id", pa.string()),
+        ("currency", pa.string()),
+        ("usage_date", pa.date32()),
+        *[(column, MONTHLY_STATEMENT_SCHEMA.field(column).type) for column in _SUMMED[:4]],
+        ("weighted_tokens", QUANTITY),
+        ("ptu_usage_cost", MONEY),
+        ("ptu_unused_cost", MONEY),
+        ("paygo_cost", MONEY),
+        ("total_cost", MONEY),
+    ]
+)
+STATEMENT_MODELS_SCHEMA = pa.schema(
+    [
+        ("product_id", pa.string()),
+        ("currency", pa.string()),
+        ("model_name", pa.string()),
+        ("cost_type", pa.string()),  # a CostType value
+        *[(column, MONTHLY_STATEMENT_SCHEMA.field(column).type) for column in _SUMMED[:4]],
+        ("weighted_tokens", QUANTITY),
+        ("total_cost", MONEY),
+    ]
+)
+
+
+def statement_days(daily_lines: pa.Table, month: date | str) -> pa.Table:
+    """Per product, currency and day of the month: tokens and costs (STATEMENT_DAYS_SCHEMA)."""
+    return _sums(daily_lines, month, ("product_id", "currency", "usage_date"), STATEMENT_DAYS_SCHEMA)
+
+
+def statement_models(daily_lines: pa.Table, month: date | str) -> pa.Table:
+    """Per product, currency, model and cost type: the month's tokens and cost (STATEMENT_MODELS_SCHEMA)."""
+    return _sums(daily_lines, month, ("product_id", "currency", "model_name", "cost_type"), STATEMENT_MODELS_SCHEMA)
+
+
+def _sums(daily_lines: pa.Table, month: date | str, group: tuple[str, ...], schema: pa.Schema) -> pa.Table:
+    start = month_start(month)
+    end = next_month_start(start)
+    totals: dict[tuple, dict] = {}
+    for row in daily_lines.to_pylist():
+        if not start <= row["usage_date"] < end:
+            continue
+        key = tuple(row[column] for column in group)
+        total = totals.setdefault(key, _empty_sum(dict(zip(group, key, strict=True)), schema))
+        for column in _SUMMED:
+            if column in total:
+                total[column] += row[column]
+        total["weighted_tokens"] += row["weighted_tokens"] or 0
+        cost_column = "ptu_unused_cost" if row["cost_type"] == CostType.ptu_unused else "ptu_usage_cost"
+        if cost_column in total:
+            total[cost_column] += row["ptu_cost"]
+    rows = [totals[key] for key in sorted(totals, key=lambda k: tuple("" if v is None else str(v) for v in k))]
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def _empty_sum(keys: dict, schema: pa.Schema) -> dict:
+    return keys | {
+        field.name: Decimal(0) if pa.types.is_decimal(field.type) else 0 for field in schema if field.name not in keys
+    }
+
+
+# The daily reconciliation's verdicts (core.reconciliation's OK, TOO_SMALL, UNPLACED, NO_METRICS, WARN,
+# BLOCK; core/billing does not import it) and the day status each gives a statement, worst last.
+DAY_STATUSES = ("reconciled", "no metrics", "warning", "blocked")
+VERDICT_STATUS = {
+    "ok": "reconciled",
+    "below minimum": "reconciled",
+    "backend unknown": "reconciled",
+    "no metrics": "no metrics",
+    "warn": "warning",
+    "block": "blocked",
+}
+NO_CHARGEBACK = "no chargeback"
+NOT_RECONCILED = "not reconciled"
+OVERRIDDEN = "published despite blocked reconciliation"
+
+
+def day_status(
+    day: date,
+    has_chargeback: bool,
+    reconciliation: pa.Table | None,
+    override: dict | None = None,
+    reconciliation_off: dict | None = None,
+) -> dict:
+    """How far a day of the statement can be trusted: its reconciliation's worst verdict over deployments
+    (`reconciled`, `no metrics`, `warning`), `published despite blocked reconciliation` (with the
+    override's reason), `not reconciled` (switched off, with why) or `no chargeback`; with the day's
+    unattributed tokens and its worst unattributed percentage."""
+    rows = reconciliation.to_pylist() if reconciliation is not None else []
+    unattributed = sum(r[f"unattributed_{kind}_tokens"] or 0 for r in rows for kind in ("prompt", "completion"))
+    percents = [abs(r["unattributed_percent"]) for r in rows if r["unattributed_percent"] is not None]
+    worst = max((VERDICT_STATUS.get(r["day_verdict"], "blocked") for r in rows), key=DAY_STATUSES.index, default=None)
+    note = ""
+    if not has_chargeback:
+        status = NO_CHARGEBACK
+        note = "not published: not run yet, or held back by its reconciliation"
+    elif reconciliation_off is not None:
+        status, note = NOT_RECONCILED, str(reconciliation_off.get("reason") or "")
+    elif override is not None:
+        status = OVERRIDDEN
+        note = f"{override.get('reason') or ''}: {'; '.join(override.get('blocked') or [])}".strip(": ")
+    elif worst is None:
+        status, note = NOT_RECONCILED, "no reconciliation of this day in the lake"
+    else:
+        status = worst
+    return {
+        "usage_date": day,
+        "status": status,
+        "unattributed_tokens": unattributed if rows else None,
+        "worst_unattributed_percent": max(percents) if percents else None,
+        "note": note,
+    }

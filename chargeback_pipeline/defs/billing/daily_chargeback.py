@@ -10,7 +10,7 @@ from decimal import Decimal
 import dagster as dg
 import pyarrow as pa
 
-from chargeback_pipeline.core.billing.allocation import allocate_day
+from chargeback_pipeline.core.billing.allocation import allocate_day_with_origins
 from chargeback_pipeline.core.billing.schemas import RESERVED_PRODUCTS
 from chargeback_pipeline.core.cost_inputs import allocation_inputs
 from chargeback_pipeline.defs import partition_checks
@@ -74,12 +74,14 @@ def publish_chargebacks(
     published, judged, run_cost = [], [], Decimal(0)
     for day in days_in(context.partition_time_window):
         usage, unattributed, not_billable = allocation_inputs(store, day)
-        lines = allocate_day(usage, unattributed, prices, day, not_billable)
+        lines, origins = allocate_day_with_origins(usage, unattributed, prices, day, not_billable)
         reconciliation = store.read(keys.day_key(keys.DAILY_RECONCILIATION, day))
         overridden, shrink_overridden = len(gate.overridden), len(gate.shrink_overridden)
         if not gate.admits(day, reconciliation, lines):
             continue
         store.write(keys.day_key(keys.DAILY_CHARGEBACK, day), lines)
+        # The split the lines were summed from, for the FOCUS 1.3 export (never recomputed there).
+        store.write(keys.day_key(keys.DAILY_CHARGEBACK, day, keys.ORIGIN_ALLOCATIONS_PART), origins)
         for extension, data in report_files(lines, prices.currency_minor_unit).items():
             target.write_bytes(keys.chargeback_key(day, extension), data)
         url = target.url(keys.chargeback_key(day, "csv"))

@@ -1,47 +1,112 @@
-"""`focus_export` (daily): the FOCUS 1.2 export of each published daily chargeback, for FinOps tools."""
+"""`focus_export` (daily): the FOCUS export of each published daily chargeback, for FinOps tools.
+
+FOCUS 1.3 by default (CHARGEBACK_FOCUS_VERSION): one allocated charge per share of each origin charge,
+built from the split the chargeback persisted beside its lines; 1.2 (one row per chargeback line) for
+readers that need it. With a FinOps hubs target set, also the hubs copy (`finops_hubs`).
+"""
 
 import io
+from collections import Counter
+from datetime import date
 from decimal import Decimal
 
 import dagster as dg
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from chargeback_pipeline.core.billing.focus import FOCUS_VERSION, to_focus
+from chargeback_pipeline.core.billing.focus import FOCUS_VERSIONS, to_focus
+from chargeback_pipeline.core.billing.focus_1_3 import origin_charge_id, to_focus_1_3
+from chargeback_pipeline.core.billing.pricing import Pricing
 from chargeback_pipeline.defs import partition_checks
-from chargeback_pipeline.defs.billing import checks
+from chargeback_pipeline.defs.billing import checks, finops_hubs
 from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals, money, money_text, record_partition
 from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, days_in
-from chargeback_pipeline.defs.resources import ObjectStoreResource, PricingResource
+from chargeback_pipeline.defs.resources import FocusExportResource, ObjectStoreResource, PricingResource
 from chargeback_pipeline.storage import keys
+from chargeback_pipeline.storage.lake import Lake
 from chargeback_pipeline.storage.report_files import report_files
 
 FOCUS_EXPORT_KEY = dg.AssetKey("focus_export")
 
 
+def _focus_table(version: str, store: Lake, day: date, lines: pa.Table, prices: Pricing) -> pa.Table:
+    if version == "1.2":
+        return to_focus(lines, prices)
+    key = keys.day_key(keys.DAILY_CHARGEBACK, day, keys.ORIGIN_ALLOCATIONS_PART)
+    if not store.store.exists(key):
+        raise dg.Failure(
+            f"{store.store.url(key)} does not exist: the chargeback of {day} was published before its split "
+            "was kept. Re-materialize daily_chargeback for that day (the lines come out identical), or set "
+            "CHARGEBACK_FOCUS_VERSION=1.2."
+        )
+    return to_focus_1_3(store.read(key), prices)
+
+
+def _expected_and_exported(version: str, day: date, lines: pa.Table, exported: pa.Table, store: Lake) -> tuple:
+    """{(day, product): cost} of the export read back and of the chargeback; in 1.3 also
+    {(day, "origin " + id): cost}: every origin charge's rows against the origin's cost."""
+    product_column = "SubAccountId" if version == "1.2" else "x_ApiManagementProductId"
+    published = checks.cost_per_product(exported, day, product_column, "BilledCost")
+    expected = checks.cost_per_product(lines, day, "product_id", "total_cost")
+    if version != "1.2":
+        # A product whose tokens fell only in hours that cost nothing (a PTU deployment not yet priced) has
+        # no share of any origin charge: nothing to export, and nothing billed.
+        expected = Counter({key: cost for key, cost in expected.items() if cost or key in published})
+        split = store.read(keys.day_key(keys.DAILY_CHARGEBACK, day, keys.ORIGIN_ALLOCATIONS_PART))
+        origins = {origin_charge_id(row): row["origin_cost"] for row in split.to_pylist()}
+        expected.update({(str(day), f"origin {origin}"): cost for origin, cost in origins.items()})
+        by_origin: Counter = Counter()
+        origin_ids, costs = exported["x_OriginChargeId"].to_pylist(), exported["BilledCost"].to_pylist()
+        for origin, cost in zip(origin_ids, costs, strict=True):
+            by_origin[(str(day), f"origin {origin}")] += cost
+        published.update(by_origin)
+    return published, expected
+
+
 def export_focus(
-    context: dg.AssetExecutionContext, lake: ObjectStoreResource, reports: ObjectStoreResource, pricing: PricingResource
+    context: dg.AssetExecutionContext,
+    lake: ObjectStoreResource,
+    reports: ObjectStoreResource,
+    pricing: PricingResource,
+    focus: FocusExportResource,
 ):
     """Export every day of the run; each day's materialization carries its own rows, billed cost and file,
-    and the check compares each day's export, read back, with its chargeback."""
-    store, target, prices = lake.lake(), reports.store(), pricing.pricing()
+    and the check compares each day's export, read back, with its chargeback (and in 1.3 each origin
+    charge's rows with the origin's cost)."""
+    if focus.version not in FOCUS_VERSIONS:
+        raise dg.Failure(f"CHARGEBACK_FOCUS_VERSION must be one of {', '.join(FOCUS_VERSIONS)}, got {focus.version!r}")
+    store, target, prices, hub = lake.lake(), reports.store(), pricing.pricing(), focus.hubs_store()
     minor_unit, currency = prices.currency_minor_unit, prices.currency
-    judged, rows, billed = [], 0, Decimal(0)
+    judged, rows, billed, hub_months = [], 0, Decimal(0), set()
     for day in days_in(context.partition_time_window):
         lines = store.read(keys.day_key(keys.DAILY_CHARGEBACK, day))
-        for extension, data in report_files(to_focus(lines, prices), prices.currency_minor_unit).items():
+        table = _focus_table(focus.version, store, day, lines, prices)
+        for extension, data in report_files(table, prices.currency_minor_unit).items():
             target.write_bytes(keys.focus_key(day, extension), data)
         read_back = pq.read_table(io.BytesIO(target.read_bytes(keys.focus_key(day, "parquet"))))
-        exported = checks.cost_per_product(read_back, day, "SubAccountId", "BilledCost")
-        expected = checks.cost_per_product(lines, day, "product_id", "total_cost")
-        day_billed = sum(exported.values(), Decimal(0))
+        exported, expected = _expected_and_exported(focus.version, day, lines, read_back, store)
+        day_billed = sum(read_back["BilledCost"].to_pylist(), Decimal(0))
+        hub_metadata = {}
+        if hub is not None:
+            copy = table if focus.version == "1.2" else to_focus(lines, prices)
+            changed, hub_billed = finops_hubs.publish_day(hub, day, copy, focus.hubs_scope_path)
+            if changed:
+                hub_months.add(day.replace(day=1))
+            # The hubs copy bills what the chargeback does, per day (read back).
+            exported[(str(day), "FinOps hubs copy")] = hub_billed
+            expected[(str(day), "FinOps hubs copy")] = sum(lines["total_cost"].to_pylist(), Decimal(0))
+            hub_url = hub.url(keys.finops_hubs_file_key(day, focus.hubs_scope_path))
+            hub_metadata = {"finops_hubs_file": dg.MetadataValue.path(hub_url)}
         record_partition(
             context,
             day_partition_key(day),
             {
                 "dagster/row_count": read_back.num_rows,
+                "focus_version": focus.version,
                 "billed_cost": money(day_billed, minor_unit),
                 "currency": currency,
                 "focus_csv": dg.MetadataValue.path(target.url(keys.focus_key(day, "csv"))),
+                **hub_metadata,
             },
         )
         judged.append(
@@ -54,6 +119,8 @@ def export_focus(
         )
         rows += read_back.num_rows
         billed += day_billed
+    for month in sorted(hub_months):  # after the month's files: the hub ingests the folder on the manifest
+        context.log.info(f"FinOps hubs: {finops_hubs.signal_month(hub, month, focus.hubs_scope_path)} written")
     log_run_totals(
         context, "focus_export", len(judged), {"rows": rows, "billed cost": money_text(billed, currency, minor_unit)}
     )
@@ -69,18 +136,21 @@ def focus_export_asset(calendar: Calendar) -> dg.AssetsDefinition:
         group_name="costs",
         owners=OWNERS,
         kinds={"parquet", "csv"},
-        metadata={"focus_version": FOCUS_VERSION},
         description=(
-            f"The day's chargeback as a FOCUS {FOCUS_VERSION} cost and usage dataset (one row per chargeback "
-            "line, custom columns prefixed x_): `daily/usage_date=YYYY-MM-DD/focus.csv` and `.parquet`. Built "
-            "from the published chargeback only, so a day held back by reconciliation gets no new export either."
+            "The day's chargeback as a FOCUS cost and usage dataset, `daily/usage_date=YYYY-MM-DD/focus.csv` and "
+            "`.parquet` (custom columns prefixed x_). FOCUS 1.3 by default: each PTU deployment-hour and "
+            "pay-as-you-go deployment-day split into allocated charges (Allocated* columns) that sum to it; "
+            "CHARGEBACK_FOCUS_VERSION=1.2: one row per chargeback line. With CHARGEBACK_FINOPS_HUBS_* set, also "
+            "a FinOps hubs copy. Built from the published chargeback only, so a day held back by reconciliation "
+            "gets no new export either."
         ),
         check_specs=[
             partition_checks.spec(
                 checks.FOCUS_MATCHES_CHARGEBACK,
                 FOCUS_EXPORT_KEY,
                 calendar.daily,
-                "The day's published export, read back, bills exactly the chargeback's cost per product.",
+                "The day's published export, read back, bills exactly the chargeback's cost per product (1.3: "
+                "and each origin charge's rows sum to its cost; with FinOps hubs: the hubs copy bills the day).",
             )
         ],
     )
@@ -89,7 +159,8 @@ def focus_export_asset(calendar: Calendar) -> dg.AssetsDefinition:
         lake: ObjectStoreResource,
         reports: ObjectStoreResource,
         pricing: PricingResource,
+        focus: FocusExportResource,
     ):
-        yield from export_focus(context, lake, reports, pricing)
+        yield from export_focus(context, lake, reports, pricing, focus)
 
     return focus_export

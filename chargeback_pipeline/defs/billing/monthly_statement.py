@@ -1,21 +1,27 @@
 """`monthly_statement` (monthly): each product's tokens and costs of a calendar month, summed exactly
-from its published daily chargebacks."""
+from its published daily chargebacks, as CSV and Parquet, and as an HTML statement people read (an
+overview and a page a product) rendered from the Parquet as published."""
 
 import io
+import json
+from datetime import date
 from decimal import Decimal
 
 import dagster as dg
 import pyarrow.parquet as pq
 
-from chargeback_pipeline.core.billing import statements
+from chargeback_pipeline.core.billing import statement_html, statements
 from chargeback_pipeline.core.billing.pricing import ISO_4217_MINOR_UNITS
 from chargeback_pipeline.core.cost_inputs import published_days
+from chargeback_pipeline.core.periods import days_of_month
 from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.billing import checks
 from chargeback_pipeline.defs.metadata import OWNERS, markdown_table, money, record_partition
 from chargeback_pipeline.defs.partitions import Calendar, month_partition_key, months_in
 from chargeback_pipeline.defs.resources import ObjectStoreResource
 from chargeback_pipeline.storage import keys
+from chargeback_pipeline.storage.lake import Lake
+from chargeback_pipeline.storage.object_store import ObjectStore
 from chargeback_pipeline.storage.report_files import report_files
 
 MONTHLY_STATEMENT_KEY = dg.AssetKey("monthly_statement")
@@ -29,6 +35,39 @@ def statement_minor_unit(statement) -> int | None:
     return ISO_4217_MINOR_UNITS.get(currencies.pop()) if len(currencies) == 1 else None
 
 
+def day_statuses(lake: Lake, target: ObjectStore, month: date, days_missing: list[date]) -> list[dict]:
+    """Each day of the month's reconciliation status (`statements.day_status`), from the lake's daily
+    reconciliation and what publishing recorded beside the day's reports (override, reconciliation off)."""
+
+    def recorded(key: str) -> dict | None:
+        return json.loads(target.read_bytes(key)) if target.exists(key) else None
+
+    statuses = []
+    for day in days_of_month(month):
+        if day in days_missing:
+            statuses.append(statements.day_status(day, False, None))
+            continue
+        reconciliation_key = keys.day_key(keys.DAILY_RECONCILIATION, day)
+        reconciliation = lake.read(reconciliation_key) if lake.store.exists(reconciliation_key) else None
+        override, off = recorded(keys.override_key(day)), recorded(keys.not_reconciled_key(day))
+        statuses.append(statements.day_status(day, True, reconciliation, override, off))
+    return statuses
+
+
+def publish_html(lake: Lake, target: ObjectStore, month: date, published, lines, days_missing) -> dict:
+    """Render the month's HTML statement from its published Parquet (`published`, read back) and the
+    breakdowns of the same lines, publish it, and return its view (for the metadata preview)."""
+    view = statement_html.statement_view(
+        month,
+        published,
+        statements.statement_days(lines, month),
+        statements.statement_models(lines, month),
+        day_statuses(lake, target, month, days_missing),
+    )
+    target.write_bytes(keys.statement_key(month, "html"), statement_html.render_html(view).encode("utf-8"))
+    return view
+
+
 def publish_statements(context: dg.AssetExecutionContext, lake: ObjectStoreResource, reports: ObjectStoreResource):
     """State every month of the run; each month's materialization carries its own cost, products, missing
     days and file, and the check compares each month's statement, read back, with its days."""
@@ -40,6 +79,7 @@ def publish_statements(context: dg.AssetExecutionContext, lake: ObjectStoreResou
         for extension, data in report_files(statement, statement_minor_unit(statement)).items():
             target.write_bytes(keys.statement_key(month, extension), data)
         read_back = pq.read_table(io.BytesIO(target.read_bytes(keys.statement_key(month, "parquet"))))
+        view = publish_html(store, target, month, read_back, lines, days_missing)
         stated = checks.cost_per_product(read_back, month, "product_id", "total_cost")
         expected = checks.cost_per_product(lines, month, "product_id", "total_cost")
         currencies = sorted(set(statement["currency"].to_pylist()))
@@ -58,6 +98,10 @@ def publish_statements(context: dg.AssetExecutionContext, lake: ObjectStoreResou
                 "days_missing": [str(day) for day in days_missing],  # left out when none is missing
                 "cost_by_product": markdown_table(preview, limit=20),
                 "statement_csv": dg.MetadataValue.path(target.url(keys.statement_key(month, "csv"))),
+                "statement_html": dg.MetadataValue.path(target.url(keys.statement_key(month, "html"))),
+                "days_needing_attention": view["issues"],
+                # The HTML's overview (totals, products, each day's reconciliation), figure for figure.
+                "statement_preview": dg.MetadataValue.md(statement_html.render_markdown(view)),
             },
         )
         judged.append(
@@ -83,11 +127,13 @@ def monthly_statement_asset(calendar: Calendar) -> dg.AssetsDefinition:
         deps=["daily_chargeback"],
         group_name="costs",
         owners=OWNERS,
-        kinds={"parquet", "csv"},
+        kinds={"parquet", "csv", "html"},
         description=(
             "Per product and currency: the month's tokens, PTU usage cost, unused PTU cost, pay-as-you-go cost "
             "and total cost, summed exactly from the month's published daily chargebacks: "
-            "`monthly/month=YYYY-MM/statement.csv` and `.parquet`. `days_covered` counts the days it includes; "
+            "`monthly/month=YYYY-MM/statement.csv` and `.parquet`, and `statement.html` for people: an overview "
+            "(totals, daily trend, cost by product, each day's reconciliation) and a page a product (split by model "
+            "and cost type, PTU share, unused capacity), charts inline. `days_covered` counts the days it includes; "
             "days without a chargeback are listed in the metadata (`days_missing`), never counted as zero. "
             "The month in progress is a partition too: its statement covers the days so far."
         ),

@@ -169,7 +169,9 @@ def raw_log_assets(calendar: Calendar) -> list[dg.AssetsDefinition]:
         **common,
         description=(
             "Azure Monitor token metrics of the Azure OpenAI deployments for the hour (ProcessedPromptTokens, "
-            "GeneratedTokens; Total by ModelDeploymentName): what the deployments themselves counted."
+            "GeneratedTokens; Total by ModelDeploymentName): what the deployments themselves counted. PTU "
+            "deployments add AzureOpenAIProvisionedManagedUtilizationV2 (the hour's maximum percent) where the "
+            "source has it, for ptu_utilization."
         ),
     )
     def raw_deployment_metrics(

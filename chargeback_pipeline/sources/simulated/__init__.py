@@ -13,7 +13,9 @@ The topology is production's: an APIM backend pool of a PTU resource (`aoai-ptu-
 pay-as-you-go resource it spills over to (`aoai-paygo-eastus`), both hosting deployments named `gpt-4.1`
 and `gpt-4o`; `text-embedding-3-large` lives on the pay-as-you-go resource only. Deployments are
 identified by (backend_id, deployment name). The PTU overflows in the busy hours of the day only
-(`SimulationProfile.spillover_fraction`).
+(`SimulationProfile.spillover_fraction`): in those hours (11:00 to 19:59 UTC) it is saturated, its
+utilisation metric reads 100 %, and its server-side failures are 429s (it throttles); outside them it
+never answers 429 (`traffic.ptu_saturated`, `SimulatedSource.expected_saturated_hours`).
 
 Modules, in the order data flows through them:
     profile        SimulationProfile: the knobs (volume, seed, fault fractions)
@@ -56,7 +58,7 @@ from chargeback_pipeline.sources.simulated.profile import (
     SimulationProfile,
 )
 from chargeback_pipeline.sources.simulated.source import SimulatedSource
-from chargeback_pipeline.sources.simulated.traffic import spillover_share
+from chargeback_pipeline.sources.simulated.traffic import ptu_saturated, ptu_utilization_percent, spillover_share
 from chargeback_pipeline.sources.simulated.workloads import API_ID, NON_LLM_OPERATION_ID
 
 __all__ = [
@@ -79,5 +81,7 @@ __all__ = [
     "SimulatedSource",
     "SimulationProfile",
     "account_resource_id",
+    "ptu_saturated",
+    "ptu_utilization_percent",
     "spillover_share",
 ]

@@ -1,8 +1,11 @@
 """Who calls: the products of a profile, their subscriptions and users, and which workloads each calls."""
 
+from datetime import UTC, date, datetime
+
 import numpy as np
 
 from chargeback_pipeline.sources.simulated.arrays import cumulative, hex_strings, labels
+from chargeback_pipeline.sources.simulated.hours import US_PER_SECOND
 from chargeback_pipeline.sources.simulated.profile import CATALOG_STREAM, SimulationProfile
 
 UNASSIGNED = "unassigned"  # report label for an empty ProductId / ApimSubscriptionId
@@ -66,3 +69,35 @@ class Catalog:
         self.user_id_labels = labels(user_ids)
         self.report_product_labels = labels([*profile.product_ids, UNASSIGNED])
         self.report_subscription_labels = labels(s or UNASSIGNED for s in subscription_ids)
+        self._surge = surge_of(profile)
+
+    def token_factor(self, product: np.ndarray, hour_start_us: int) -> np.ndarray | None:
+        """Per request, what its tokens are multiplied by in this hour (profile.surge_*): None when nothing
+        surges then, so the default traffic is untouched."""
+        if self._surge is None:
+            return None
+        index, factor, days, step_from = self._surge
+        day = datetime.fromtimestamp(hour_start_us // US_PER_SECOND, UTC).date()
+        if day not in days and (step_from is None or day < step_from):
+            return None
+        return np.where(product == index, factor, 1.0)
+
+
+def parse_surge_day(text: str) -> tuple[date, bool]:
+    """`2026-11-20` (that day) or `2026-11-20..` (that day on): the day, and whether it starts a step."""
+    step = text.endswith("..")
+    return date.fromisoformat(text.removesuffix("..")), step
+
+
+def surge_of(profile: SimulationProfile) -> tuple[int, float, frozenset[date], date | None] | None:
+    """(product index, factor, single days, first day of a step) of the profile's surge, or None."""
+    if not profile.surge_product or profile.surge_factor == 1.0 or not profile.surge_days:
+        return None
+    if profile.surge_product not in profile.product_ids:
+        raise ValueError(f"surge_product {profile.surge_product!r} is not one of {', '.join(profile.product_ids)}")
+    if profile.surge_factor < 0:
+        raise ValueError(f"surge_factor must be >= 0, got {profile.surge_factor}")
+    parsed = [parse_surge_day(text) for text in profile.surge_days]
+    steps = [day for day, step in parsed if step]
+    days = frozenset(day for day, step in parsed if not step)
+    return profile.product_ids.index(profile.surge_product), profile.surge_factor, days, min(steps, default=None)

@@ -71,6 +71,7 @@ SIMULATED_DEPLOYMENTS: Mapping[tuple[str, str], SimulatedDeployment] = MappingPr
 SIMULATED_DEPLOYMENT_NAMES = tuple(sorted({deployment.name for deployment in DEPLOYMENT_LIST}))
 DEPLOYMENT_INDEX = {deployment.key: index for index, deployment in enumerate(DEPLOYMENT_LIST)}
 BACKEND_IDS = (PTU_BACKEND_ID, PAYGO_BACKEND_ID)
+DEPLOYMENT_IS_PTU = np.array([d.billing == "ptu" for d in DEPLOYMENT_LIST], dtype=bool)
 DEPLOYMENT_BACKEND = np.array([BACKEND_IDS.index(d.backend_id) for d in DEPLOYMENT_LIST])
 # Per deployment code: is its name served by more than one backend? A logged record of such a name
 # whose gateway row is not at hand cannot be placed on a resource (ground_truth, unattributed tokens).

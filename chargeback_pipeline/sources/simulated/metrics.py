@@ -4,7 +4,9 @@ Each resource reports its own deployments (ResourceId = the account's ARM id): t
 `gpt-4.1` and the pay-as-you-go resource's `gpt-4.1` are two series with the same ModelDeploymentName.
 They count the tokens of every distinct SequenceNumber-0 LLM record by its own TimeGenerated (failed
 and orphan requests included), plus bypass tokens: traffic that reached a deployment without passing
-APIM, so reconciliation always has a small, known gap to find.
+APIM, so reconciliation always has a small, known gap to find. The PTU deployments also report their
+utilisation (`AzureOpenAIProvisionedManagedUtilizationV2`, the hour's maximum in whole percent), which
+reaches 100 in the hours their load is above capacity (traffic.ptu_utilization_percent).
 """
 
 from collections.abc import Callable, Iterator
@@ -14,6 +16,7 @@ import pyarrow as pa
 
 from chargeback_pipeline.sources.simulated.arrays import labels, timestamps
 from chargeback_pipeline.sources.simulated.deployments import (
+    DEPLOYMENT_IS_PTU,
     DEPLOYMENT_LIST,
     DEPLOYMENT_NAME_LABELS,
     RESOURCE_ID_LABELS,
@@ -21,10 +24,12 @@ from chargeback_pipeline.sources.simulated.deployments import (
 from chargeback_pipeline.sources.simulated.hour_requests import HourRequests
 from chargeback_pipeline.sources.simulated.hours import US_PER_HOUR, US_PER_SECOND
 from chargeback_pipeline.sources.simulated.profile import BYPASS_STREAM, SimulationProfile
+from chargeback_pipeline.sources.simulated.traffic import ptu_utilization_percent
 from chargeback_pipeline.storage.schemas import (
     DEPLOYMENT_METRICS_SCHEMA,
     METRIC_COMPLETION_TOKENS,
     METRIC_PROMPT_TOKENS,
+    METRIC_PTU_UTILIZATION,
 )
 
 # The requests generated for the hour starting at an epoch microsecond (the source's cached hours).
@@ -51,6 +56,22 @@ def deployment_metrics_table(profile: SimulationProfile, hours: range, requests_
         DEPLOYMENT_NAME_LABELS.take(deployment),
         _METRIC_NAME_LABELS.take(metric),
         pa.array(totals.reshape(-1)),
+    ]
+    tokens = pa.Table.from_arrays(columns, schema=DEPLOYMENT_METRICS_SCHEMA)
+    return pa.concat_tables([tokens, utilization_table(hours)])
+
+
+def utilization_table(hours: range) -> pa.Table:
+    """One row per hour and PTU deployment: its peak utilisation percent in the hour."""
+    ptu = np.flatnonzero(DEPLOYMENT_IS_PTU)
+    hour_us = np.repeat(np.array(hours, dtype=np.int64), len(ptu))
+    percent = [ptu_utilization_percent(int(h) // US_PER_HOUR % 24) for h in hour_us]
+    columns = [
+        timestamps(hour_us),
+        RESOURCE_ID_LABELS.take(np.tile(ptu, len(hours))),
+        DEPLOYMENT_NAME_LABELS.take(np.tile(ptu, len(hours))),
+        pa.array([METRIC_PTU_UTILIZATION] * len(hour_us), pa.string()),
+        pa.array(percent, pa.int64()),
     ]
     return pa.Table.from_arrays(columns, schema=DEPLOYMENT_METRICS_SCHEMA)
 

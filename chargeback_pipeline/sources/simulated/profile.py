@@ -31,7 +31,9 @@ class SimulationProfile:
     the hour's load, (load - 1.2) / load, scaled so the peak hour spills exactly `spillover_fraction`
     (`traffic.spillover_share`). With the default 0.15: 0.046 at 11:00, 0.094 at 12:00, 0.126 at 13:00,
     0.144 at 14:00, 0.15 at 15:00 (symmetric after it), about 6 % of the day's PTU requests. 1.0
-    spills every PTU request of the peak hour; 0 turns spillover off.
+    spills every PTU request of the peak hour; 0 turns spillover off. In those saturated hours a failed
+    PTU request (`failed_fraction`) never spills: its server-side failures are 429s from the PTU backend,
+    and the PTU deployments' utilisation metric reads 100 % (`traffic.ptu_saturated`).
     """
 
     requests_per_hour: int = 2000  # mean gateway requests per hour, shaped by a diurnal curve
@@ -47,6 +49,12 @@ class SimulationProfile:
     nonzero_chunk_token_fraction: float = 0.0  # fault: later chunks that (wrongly) carry tokens
     missing_gateway_hours: frozenset[datetime] = frozenset()  # fault: hours whose gateway rows are lost
     product_ids: tuple[str, ...] = _DEFAULT_PRODUCT_IDS  # ordered from heaviest to tiniest volume
+    # Cost anomalies (drills, tests, the demo): `surge_product`'s tokens times `surge_factor` on `surge_days`
+    # (UTC days: "2026-11-20" one day, a spike; "2026-11-20.." that day on, a step). `catalog.Catalog`
+    # reads them; no random draw changes, so everything else stays as it was.
+    surge_product: str = ""
+    surge_factor: float = 1.0
+    surge_days: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.requests_per_hour < 0 or self.seed < 0:

@@ -2,10 +2,12 @@
 
 from datetime import datetime
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from chargeback_pipeline.sources.base import LogSource
 from chargeback_pipeline.sources.resource import LogSourceResource
+from chargeback_pipeline.sources.simulated.catalog import parse_surge_day
+from chargeback_pipeline.sources.simulated.profile import DEFAULT_PROFILE
 
 
 class SimulatedSourceResource(LogSourceResource):
@@ -17,6 +19,28 @@ class SimulatedSourceResource(LogSourceResource):
     # and hours (ISO 8601, UTC) whose gateway rows the simulator loses.
     simulated_faults: dict[str, float] = {}
     simulated_missing_gateway_hours: list[str] = []
+    # A cost anomaly to find (README "Budgets and anomalies"): this product's tokens times the factor on
+    # these UTC days ("2026-11-20" a spike on that day, "2026-11-20.." a step from that day on).
+    simulated_surge_product: str = ""
+    simulated_surge_factor: float = Field(default=1.0, ge=0, le=100)
+    simulated_surge_days: list[str] = []
+
+    @field_validator("simulated_surge_product")
+    @classmethod
+    def _known_product(cls, value: str) -> str:
+        if value and value not in DEFAULT_PROFILE.product_ids:
+            raise ValueError(f"must be one of the simulated products {', '.join(DEFAULT_PROFILE.product_ids)}")
+        return value
+
+    @field_validator("simulated_surge_days")
+    @classmethod
+    def _days(cls, value: list[str]) -> list[str]:
+        for text in value:
+            try:
+                parse_surge_day(text)
+            except ValueError:
+                raise ValueError(f"{text!r} is neither a day (2026-11-20) nor a day on (2026-11-20..)") from None
+        return value
 
     def build_source(self) -> LogSource:
         from chargeback_pipeline.sources.simulated import SimulatedSource, SimulationProfile
@@ -27,6 +51,9 @@ class SimulatedSourceResource(LogSourceResource):
                 requests_per_hour=self.simulated_requests_per_hour,
                 seed=self.simulated_seed,
                 missing_gateway_hours=missing,
+                surge_product=self.simulated_surge_product,
+                surge_factor=self.simulated_surge_factor,
+                surge_days=tuple(self.simulated_surge_days),
                 **self.simulated_faults,
             )
         )

@@ -5,12 +5,13 @@ neighbours, and the next run reuses them, while a 10M-request day never sits in 
 """
 
 from collections import OrderedDict
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import pyarrow as pa
 
 from chargeback_pipeline.sources.base import Fetched, TimeWindow
 from chargeback_pipeline.sources.simulated.catalog import Catalog
+from chargeback_pipeline.sources.simulated.deployments import DEPLOYMENT_LIST
 from chargeback_pipeline.sources.simulated.ground_truth import (
     bypass_tokens_by_deployment,
     daily_usage,
@@ -18,11 +19,18 @@ from chargeback_pipeline.sources.simulated.ground_truth import (
     unattributed_tokens_by_deployment,
 )
 from chargeback_pipeline.sources.simulated.hour_requests import HourRequests
-from chargeback_pipeline.sources.simulated.hours import US_PER_HOUR, epoch_us, hours_overlapping, hours_starting_within
+from chargeback_pipeline.sources.simulated.hours import (
+    US_PER_HOUR,
+    US_PER_SECOND,
+    epoch_us,
+    hours_overlapping,
+    hours_starting_within,
+)
 from chargeback_pipeline.sources.simulated.log_rows import GeneratedHour
 from chargeback_pipeline.sources.simulated.metrics import deployment_metrics_table
 from chargeback_pipeline.sources.simulated.profile import DEFAULT_PROFILE, SimulationProfile
-from chargeback_pipeline.sources.simulated.traffic import generate_hour
+from chargeback_pipeline.sources.simulated.traffic import generate_hour, ptu_saturated
+from chargeback_pipeline.sources.simulated.workloads import WORKLOAD_HOME_DEPLOYMENT
 from chargeback_pipeline.storage.schemas import GATEWAY_LOG_SCHEMA, LLM_LOG_SCHEMA
 
 
@@ -120,6 +128,29 @@ class SimulatedSource:
         """
         hours = hours_starting_within(epoch_us(window.start), epoch_us(window.end))
         return unattributed_tokens_by_deployment(self.profile, hours, self._requests, self._missing_gateway_hours_us)
+
+    def expected_saturated_hours(self, window: TimeWindow) -> list[datetime]:
+        """The hours starting within the window in which the PTU deployments are saturated (load above
+        their capacity): from the load curve the traffic is drawn from, not from the rows."""
+        hours = hours_starting_within(epoch_us(window.start), epoch_us(window.end))
+        return [datetime.fromtimestamp(h // US_PER_SECOND, UTC) for h in hours if ptu_saturated(h // US_PER_HOUR % 24)]
+
+    def expected_ptu_turned_away(self, window: TimeWindow) -> dict[tuple[str, str], tuple[int, int]]:
+        """Per PTU deployment (backend_id, name): (requests its pay-as-you-go twin served instead, 429s it
+        answered), over the gateway requests of the hours starting within the window that have an LLM
+        record (the LLM log is what names a request's deployment). From the requests, not the rows."""
+        hours = hours_starting_within(epoch_us(window.start), epoch_us(window.end))
+        counts = {d.key: [0, 0] for d in DEPLOYMENT_LIST if d.billing == "ptu"}
+        for hour_us in hours:
+            requests = self._requests(hour_us)
+            logged = requests.has_gateway_row & requests.has_llm_record
+            home = WORKLOAD_HOME_DEPLOYMENT[requests.workload]
+            for code, deployment in enumerate(DEPLOYMENT_LIST):
+                if deployment.key in counts:
+                    counts[deployment.key][0] += int((logged & requests.is_spillover & (home == code)).sum())
+                    served = logged & (requests.deployment == code)
+                    counts[deployment.key][1] += int((served & (requests.response_code == 429)).sum())
+        return {key: (spilled, throttled) for key, (spilled, throttled) in counts.items()}
 
     # Internals ---------------------------------------------------------------------------------------
 

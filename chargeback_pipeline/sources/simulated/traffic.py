@@ -9,6 +9,7 @@ import numpy as np
 
 from chargeback_pipeline.sources.simulated.arrays import choose, choose_per_row, cumulative
 from chargeback_pipeline.sources.simulated.catalog import Catalog
+from chargeback_pipeline.sources.simulated.deployments import DEPLOYMENT_IS_PTU
 from chargeback_pipeline.sources.simulated.hour_requests import MAX_CHUNKS, HourRequests
 from chargeback_pipeline.sources.simulated.hours import US_PER_HOUR, US_PER_SECOND
 from chargeback_pipeline.sources.simulated.profile import SimulationProfile
@@ -58,6 +59,17 @@ def _overflow_share(hour_of_day: int) -> float:
 
 
 _PEAK_OVERFLOW_SHARE = _overflow_share(_DIURNAL_PEAK_HOUR_UTC)
+
+
+def ptu_saturated(hour_of_day: int) -> bool:
+    """Whether the PTU deployments are saturated in this UTC hour: its load is above their capacity."""
+    return _overflow_share(hour_of_day) > 0
+
+
+def ptu_utilization_percent(hour_of_day: int) -> int:
+    """The hour's peak PTU utilisation as Azure Monitor reports it (AzureOpenAIProvisionedManagedUtilizationV2,
+    whole percent): the load against the capacity, capped at 100 (the excess spills or is refused)."""
+    return min(100, round(100 * _diurnal_factor(hour_of_day) / PTU_CAPACITY_LOAD))
 
 
 def spillover_share(spillover_fraction: float, hour_of_day: int) -> float:
@@ -135,7 +147,12 @@ def generate_hour(profile: SimulationProfile, catalog: Catalog, hour_start_us: i
     )
     workload = choose_per_row(catalog.workload_cumulative[product], u_workload)
     # The PTU overflows in busy hours only: same draw, a threshold that follows the hour's load.
-    spilled = (u_spillover < spillover_share(profile.spillover_fraction, hour_of_day)) & WORKLOAD_CAN_SPILL[workload]
+    # A failed PTU call never spills: its 429 (or other failure) is the PTU backend's answer.
+    spilled = (
+        (u_spillover < spillover_share(profile.spillover_fraction, hour_of_day))
+        & WORKLOAD_CAN_SPILL[workload]
+        & ~is_failed
+    )
     deployment = np.where(spilled, WORKLOAD_SPILLOVER_DEPLOYMENT[workload], WORKLOAD_HOME_DEPLOYMENT[workload])
 
     # Heavy-tailed (log-normal) token counts; a failed call was charged its prompt, little or no output.
@@ -151,10 +168,23 @@ def generate_hour(profile: SimulationProfile, catalog: Catalog, hour_start_us: i
     completion_tokens = np.where(WORKLOAD_GENERATES[workload], completion_tokens, 0)
     prompt_tokens = np.where(has_llm_record, prompt_tokens, 0).astype(np.int64)
     completion_tokens = np.where(has_llm_record, completion_tokens, 0).astype(np.int64)
+    surge = catalog.token_factor(product, hour_start_us)  # profile.surge_*: None (no change) unless set
+    if surge is not None:
+        prompt_tokens = np.rint(prompt_tokens * surge).astype(np.int64)
+        completion_tokens = np.rint(completion_tokens * surge).astype(np.int64)
 
     failure_code = np.array(_FAILURE_RESPONSE_CODES, dtype=np.int32)[
         choose(cumulative(_FAILURE_RESPONSE_WEIGHTS), u_response_code)
     ]
+    # A PTU answers 429 only when saturated: there its server-side failures are throttling (429s the
+    # gateway did not retry on the spillover), elsewhere a 429 drawn for a PTU call is a 503. Same draws;
+    # decided by the home deployment, so the spillover knob changes only the serving backend.
+    on_ptu = DEPLOYMENT_IS_PTU[WORKLOAD_HOME_DEPLOYMENT[workload]]
+    server_side = failure_code != 400
+    if ptu_saturated(hour_of_day):
+        failure_code = np.where(on_ptu & server_side, np.int32(429), failure_code)
+    else:
+        failure_code = np.where(on_ptu & (failure_code == 429), np.int32(503), failure_code)
     response_code = np.where(is_failed, failure_code, np.int32(200)).astype(np.int32)
 
     # Latency grows with output; failures and non-LLM calls return fast.

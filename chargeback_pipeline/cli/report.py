@@ -1,0 +1,217 @@
+"""`chargeback report DAY|MONTH`: the per-product table of a published day (its chargeback) or month (its
+statement), read from the reports store the settings point at (CHARGEBACK_OUTPUT_DIR or Blob).
+
+Nothing is recomputed beyond summing a day's published chargeback lines per product (the monthly
+statement's own summing, `statements.monthly_statement`): the terminal shows what finance was sent.
+A day priced with no pricing file has no chargeback: its usage report (tokens, no money) is shown.
+"""
+
+import io
+import json
+from calendar import monthrange
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import click
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+DAY_WORDS = {"today": 0, "yesterday": -1}
+FORMATS = ("table", "csv", "json")
+TEXT = ("product_id", "currency")
+COUNTS = ("calls", "prompt_tokens", "completion_tokens", "total_tokens")
+MONEY = ("ptu_usage_cost", "ptu_unused_cost", "paygo_cost", "total_cost")
+HEADERS = {
+    "product_id": "product",
+    "currency": "currency",
+    "calls": "calls",
+    "prompt_tokens": "prompt tokens",
+    "completion_tokens": "completion tokens",
+    "total_tokens": "total tokens",
+    "ptu_usage_cost": "PTU usage",
+    "ptu_unused_cost": "unused PTU",
+    "paygo_cost": "pay-as-you-go",
+    "total_cost": "total",
+    "days_covered": "days",
+}
+
+
+class ReportMissing(click.ClickException):
+    """The report asked for is not published: one line naming what to run, exit 2 (like a usage error:
+    the command was asked for something that is not there)."""
+
+    exit_code = 2
+
+
+class Period(click.ParamType):
+    """A UTC day (YYYY-MM-DD, `today`, `yesterday`) or a month (YYYY-MM): ("day" | "month", its date)."""
+
+    name = "DAY|MONTH"
+
+    def convert(self, value, param, ctx) -> tuple[str, date]:
+        if isinstance(value, tuple):
+            return value
+        today = _today()
+        if value in DAY_WORDS:
+            return "day", today + timedelta(days=DAY_WORDS[value])
+        try:
+            kind, when = (
+                ("month", date.fromisoformat(f"{value}-01")) if len(value) == 7 else ("day", date.fromisoformat(value))
+            )
+        except ValueError:
+            self.fail(f"{value!r} is not a day (YYYY-MM-DD, 'today', 'yesterday') or a month (YYYY-MM)", param, ctx)
+        if when > today:
+            self.fail(f"{value} is after today ({today}, UTC): nothing is published for it yet", param, ctx)
+        return kind, when
+
+
+def published_table(store, kind: str, period: date) -> tuple[str, str, pa.Table]:
+    """(what it is, where it was read, its per-product rows) of the published day or month."""
+    from chargeback_pipeline.core.billing.statements import monthly_statement
+    from chargeback_pipeline.storage import keys
+
+    def read(key: str) -> pa.Table:
+        return pq.read_table(io.BytesIO(store.read_bytes(key)))
+
+    if kind == "month":
+        key = keys.statement_key(period, "parquet")
+        if not store.exists(key):
+            last = min(date(period.year, period.month, monthrange(period.year, period.month)[1]), _today())
+            raise ReportMissing(
+                f"no statement of {period:%Y-%m} at {store.url(key)}: run `chargeback backfill {period} {last}`"
+            )
+        return "statement", store.url(key), read(key)
+    key, usage_key = keys.chargeback_key(period, "parquet"), keys.product_usage_report_key(period, "parquet")
+    if store.exists(key):
+        # The day's lines summed per product exactly as the month's statement sums them.
+        return "chargeback", store.url(key), monthly_statement(read(key), period)
+    if store.exists(usage_key):
+        usage = read(usage_key)
+        per_product = usage.group_by("product_id").aggregate([(c, "sum") for c in COUNTS])
+        return "usage", store.url(usage_key), per_product.rename_columns(["product_id", *COUNTS])
+    raise ReportMissing(f"no chargeback of {period} at {store.url(key)}: run `chargeback backfill {period}`")
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+def product_rows(kind: str, table: pa.Table) -> tuple[list[str], list[dict], list[dict]]:
+    """The columns shown, the rows (largest cost first) and a totals row per currency."""
+    columns = ["product_id", *(["currency"] if kind != "usage" else []), *COUNTS]
+    columns += [*MONEY] if kind != "usage" else []
+    columns += ["days_covered"] if kind == "statement" else []
+    rows = [{c: row[c] for c in columns} for row in table.to_pylist()]
+    rank = "total_cost" if kind != "usage" else "total_tokens"
+    rows.sort(key=lambda r: (r.get("currency") or "", -r[rank], r["product_id"]))
+    totals = []
+    for currency in sorted({r.get("currency") for r in rows}, key=lambda c: c or ""):
+        mine = [r for r in rows if r.get("currency") == currency]
+        total = {
+            c: sum((r[c] for r in mine), Decimal(0) if c in MONEY else 0) for c in (*COUNTS, *MONEY) if c in columns
+        }
+        totals.append({"product_id": "TOTAL", **({"currency": currency} if kind != "usage" else {}), **total})
+        if kind == "statement":
+            totals[-1]["days_covered"] = max((r["days_covered"] for r in mine), default=0)
+    return columns, rows, totals
+
+
+def money_text(amount: Decimal, currency: str | None, separators: bool) -> str:
+    """At the currency's minor unit (all digits where an amount has more, never rounded)."""
+    from chargeback_pipeline.core.billing.pricing import ISO_4217_MINOR_UNITS
+
+    minor_unit = ISO_4217_MINOR_UNITS.get(currency or "")
+    shown = amount.quantize(Decimal(1).scaleb(-minor_unit)) if minor_unit is not None else amount.normalize()
+    if shown != amount:
+        shown = amount
+    return f"{shown:,f}" if separators else f"{shown:f}"
+
+
+def _cell(row: dict, column: str, separators: bool):
+    value = row[column]
+    if column in MONEY:
+        return money_text(value, row.get("currency"), separators)
+    if isinstance(value, int) and separators:
+        return f"{value:,}"
+    return value
+
+
+def aligned(columns: list[str], rows: list[dict], totals: list[dict]) -> str:
+    """Text left, figures right, a rule under the header and above the totals."""
+    header = [HEADERS[c] for c in columns]
+    body = [[str(_cell(r, c, True)) for c in columns] for r in rows]
+    foot = [[str(_cell(r, c, True)) for c in columns] for r in totals]
+    widths = [max(len(line[i]) for line in [header, *body, *foot]) for i in range(len(columns))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            cell.ljust(width) if column in TEXT else cell.rjust(width)
+            for cell, width, column in zip(cells, widths, columns, strict=True)
+        ).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    return "\n".join([line(header), rule, *(line(r) for r in body), rule, *(line(r) for r in foot)])
+
+
+def as_csv(columns: list[str], rows: list[dict]) -> str:
+    """RFC 4180 like the published CSVs (text cells that would start a formula escaped, money at the minor
+    unit, no thousands separators); no totals row, so a script can sum the rows."""
+    import csv
+
+    from chargeback_pipeline.storage.report_files import escape_formula
+
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([escape_formula(row[c]) if c in TEXT else _cell(row, c, False) for c in columns])
+    return buffer.getvalue()
+
+
+def as_json(kind: str, period: str, source: str, columns: list[str], rows: list[dict], totals: list[dict]) -> str:
+    """Money as strings at the minor unit (exact, no binary float), counts as integers."""
+
+    def plain(row: dict) -> dict:
+        return {c: _cell(row, c, False) for c in columns if c in row}
+
+    document = {
+        "period": period,
+        "report": kind,
+        "source": source,
+        "products": [plain(r) for r in rows],
+        "totals": [plain(t) for t in totals],
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False)
+
+
+@click.command("report")
+@click.argument("period", type=Period(), metavar="DAY|MONTH")
+@click.option("--format", "output", type=click.Choice(FORMATS), default="table", show_default=True)
+def report_command(period: tuple[str, date], output: str) -> None:
+    """Print the per-product table of a published DAY (YYYY-MM-DD, `yesterday`: its chargeback) or MONTH
+    (YYYY-MM: its statement) from the reports the settings point at: aligned with a totals row, or
+    `--format csv|json` for scripts."""
+    from chargeback_pipeline.definitions import build_resources
+    from chargeback_pipeline.settings import SettingsError, current_settings
+
+    try:
+        settings = current_settings()
+    except SettingsError as error:
+        raise click.ClickException(str(error)) from None
+    store = build_resources(settings)["reports"].process_config_and_initialize().store()
+    kind, when = period
+    label = f"{when:%Y-%m}" if kind == "month" else str(when)
+    what, source, table = published_table(store, kind, when)
+    columns, rows, totals = product_rows(what, table)
+    if output == "csv":
+        click.echo(as_csv(columns, rows), nl=False)
+    elif output == "json":
+        click.echo(as_json(what, label, source, columns, rows, totals))
+    else:
+        title = {
+            "statement": "monthly statement",
+            "chargeback": "chargeback",
+            "usage": "usage (no pricing: tokens only)",
+        }
+        click.echo(f"{label} {title[what]} per product, from {source}")
+        click.echo(aligned(columns, rows, totals))

@@ -1,0 +1,104 @@
+"""PTU rightsizing: what a month would have cost at other PTU counts, and the cheapest count.
+
+The model (README "PTU utilisation and rightsizing"): each hour's demand is the weighted tokens the PTU
+served plus those that spilled to pay-as-you-go. At N PTU an hour holds N x tokens-per-PTU-hour weighted
+tokens; demand above that spills to pay-as-you-go, none queues or is lost, and what spills has the hour's
+own mix of prompt and completion tokens, so it costs its share of the hour's demand priced pay-as-you-go.
+A count's month = sum over the deployed hours of N x the hour's cost per PTU + the pay-as-you-go cost of
+the demand that would not have fit. Exact fractions throughout; money is rounded once, at the end.
+"""
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from fractions import Fraction
+
+# Bounded: a month's what-if never evaluates more counts than this (the largest are dropped first).
+MAX_CANDIDATES = 200
+
+
+@dataclass(frozen=True)
+class DemandHour:
+    """One deployed hour of one PTU deployment."""
+
+    hour: datetime
+    weighted_tokens: Fraction  # demand: served + spilled, weighted
+    ptu_count: int  # the count deployed in the hour
+    cost_per_ptu: Fraction  # what one PTU costs in this hour (the rate in force)
+    paygo_cost: Fraction  # what the hour's whole demand would cost pay-as-you-go
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    """A month at one PTU count (`ptu_count` None: the counts actually deployed, hour by hour)."""
+
+    ptu_count: int | None
+    ptu_cost: Fraction
+    paygo_cost: Fraction
+    saturated_hours: int
+    overflow_weighted_tokens: Fraction
+
+    @property
+    def total_cost(self) -> Fraction:
+        return self.ptu_cost + self.paygo_cost
+
+
+def what_if(hours: Sequence[DemandHour], ptu_count: int | None, tokens_per_ptu_hour: int) -> WhatIf:
+    """The month at `ptu_count` PTU (None: each hour's own count)."""
+    ptu_cost = paygo_cost = overflow_total = Fraction(0)
+    saturated = 0
+    for hour in hours:
+        count = hour.ptu_count if ptu_count is None else ptu_count
+        ptu_cost += count * hour.cost_per_ptu
+        overflow = max(hour.weighted_tokens - count * tokens_per_ptu_hour, Fraction(0))
+        if overflow > 0:
+            saturated += 1
+            overflow_total += overflow
+            paygo_cost += hour.paygo_cost * overflow / hour.weighted_tokens
+    return WhatIf(ptu_count, ptu_cost, paygo_cost, saturated, overflow_total)
+
+
+def candidate_counts(
+    current: int, peak_weighted_tokens: Fraction, tokens_per_ptu_hour: int, increment: int, minimum: int
+) -> list[int]:
+    """The counts worth pricing: `minimum`, then every `increment` up to one step above both the current
+    count and the count no hour would overflow; plus the current count (whatever its step)."""
+    if increment < 1 or minimum < 1 or tokens_per_ptu_hour < 1:
+        raise ValueError("increment, minimum and tokens_per_ptu_hour must be positive")
+    fits_peak = math.ceil(peak_weighted_tokens / tokens_per_ptu_hour)
+    top = max(current, fits_peak, minimum)
+    steps = min(math.ceil((top - minimum) / increment) + 1, MAX_CANDIDATES - 1)
+    return sorted({*(minimum + increment * step for step in range(steps + 1)), current})
+
+
+@dataclass(frozen=True)
+class Rightsizing:
+    current: WhatIf  # as deployed
+    scenarios: list[WhatIf]  # one per candidate count, ascending
+    best: WhatIf
+
+    @property
+    def saving(self) -> Fraction:
+        return self.current.total_cost - self.best.total_cost
+
+
+def rightsize(
+    hours: Sequence[DemandHour], current_count: int, tokens_per_ptu_hour: int, increment: int, minimum: int
+) -> Rightsizing:
+    """Every candidate count's month, and the cheapest: on a tie the current count, else the larger count
+    (the same money for fewer saturated hours)."""
+    peak = max((hour.weighted_tokens for hour in hours), default=Fraction(0))
+    counts = candidate_counts(current_count, peak, tokens_per_ptu_hour, increment, minimum)
+    scenarios = [what_if(hours, count, tokens_per_ptu_hour) for count in counts]
+    best = min(scenarios, key=lambda s: (s.total_cost, s.ptu_count != current_count, -(s.ptu_count or 0)))
+    return Rightsizing(what_if(hours, None, tokens_per_ptu_hour), scenarios, best)
+
+
+def nearest_rank_percentile(values: Sequence[float], percent: int) -> float | None:
+    """The nearest-rank percentile (the smallest value with at least `percent` % of values at or below
+    it): always one of the values, so p99 of a month's hours is an hour that happened."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(math.ceil(percent * len(ordered) / 100), 1) - 1]

@@ -1,0 +1,164 @@
+"""Alerts of budgets and anomalies, and the ledger that sends each exactly once.
+
+An alert has a stable id: `budget:<month>:<product>[/<subscription>]:<threshold>` (one per product,
+threshold and month, however many days or re-runs show the same crossing) or
+`anomaly:<day>:<product>:<model>`. The ledger (kept in the alert sensor's cursor, which survives restarts)
+remembers which ids were sent and which are still to send: an id is queued once, sent until the webhook
+accepts it, and never queued again. Pure: the sensor does the posting.
+"""
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import date
+
+from chargeback_pipeline.core.finops.anomalies import Judgement
+from chargeback_pipeline.core.finops.budgets import BudgetLine
+
+# Ids of sent alerts are kept this many months (older crossings cannot recur: their month is over).
+KEEP_MONTHS = 3
+MAX_PENDING = 500  # beyond this the oldest pending alerts are dropped, and the drop is logged
+
+
+@dataclass(frozen=True)
+class Alert:
+    id: str
+    title: str
+    text: str
+    facts: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def month(self) -> str:
+        return self.id.split(":")[1][:7]
+
+
+def budget_alert_id(month: date, product: str, subscription: str | None, threshold: str) -> str:
+    return f"budget:{month:%Y-%m}:{product}{'/' + subscription if subscription else ''}:{threshold}"
+
+
+def anomaly_alert_id(day: date, product: str, model: str) -> str:
+    return f"anomaly:{day.isoformat()}:{product}:{model}"
+
+
+def payload(alert: Alert, fmt: str = "text") -> dict:
+    """The JSON body of an incoming webhook. `text` ({"text": ...}) is what Slack incoming webhooks and
+    Teams' (Office 365 connector) incoming webhooks accept; `adaptive_card` is what a Teams Workflows
+    "When a Teams webhook request is received" flow accepts."""
+    facts = {**alert.facts, "alert id": alert.id}  # the id: what a reader quotes, what a duplicate would repeat
+    lines = [f"*{alert.title}*", alert.text, *(f"{name}: {value}" for name, value in facts.items())]
+    if fmt == "text":
+        return {"text": "\n".join(lines)}
+    card = {
+        "type": "AdaptiveCard",
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "version": "1.4",
+        "body": [
+            {"type": "TextBlock", "text": alert.title, "weight": "Bolder", "wrap": True},
+            {"type": "TextBlock", "text": alert.text, "wrap": True},
+            {"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in facts.items()]},
+        ],
+    }
+    return {
+        "type": "message",
+        "attachments": [
+            {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}
+        ],
+    }
+
+
+@dataclass
+class Ledger:
+    """What the alert sensor remembers between ticks: how far it read each asset's materializations, the
+    ids it sent, and the alerts still to send (oldest first)."""
+
+    after: dict[str, int] = field(default_factory=dict)
+    sent: list[str] = field(default_factory=list)
+    pending: list[Alert] = field(default_factory=list)
+
+    @classmethod
+    def of_cursor(cls, cursor: str | None) -> "Ledger":
+        if not cursor:
+            return cls()
+        data = json.loads(cursor)
+        return cls(data["after"], data["sent"], [Alert(**alert) for alert in data["pending"]])
+
+    def cursor(self) -> str:
+        return json.dumps(
+            {"after": self.after, "sent": self.sent, "pending": [asdict(a) for a in self.pending]}, sort_keys=True
+        )
+
+    def queue(self, alerts: list[Alert]) -> int:
+        """Queue the alerts never sent nor queued; returns how many are new."""
+        known = set(self.sent) | {alert.id for alert in self.pending}
+        new = [alert for alert in alerts if alert.id not in known and not known.add(alert.id)]
+        self.pending += new
+        return len(new)
+
+    def mark_sent(self, alert: Alert) -> None:
+        self.pending = [a for a in self.pending if a.id != alert.id]
+        self.sent.append(alert.id)
+
+    def prune(self, today: date) -> list[Alert]:
+        """Forget sent ids of months older than KEEP_MONTHS, and cap the queue; returns the alerts dropped."""
+        oldest = (today.year * 12 + today.month - 1) - KEEP_MONTHS
+        self.sent = [i for i in self.sent if _month_index(i.split(":")[1][:7]) >= oldest]
+        dropped = self.pending[:-MAX_PENDING] if len(self.pending) > MAX_PENDING else []
+        self.pending = self.pending[len(dropped) :]
+        return dropped
+
+
+def _month_index(month: str) -> int:
+    year, number = month.split("-")
+    return int(year) * 12 + int(number) - 1
+
+
+def _amount(value, currency: str, minor_unit: int) -> str:
+    return f"{round(value, minor_unit):,.{minor_unit}f} {currency}"
+
+
+_BUDGET_WORDS = {"forecast": "is forecast to reach", "actual": "has spent"}
+
+
+def budget_alerts(lines: list[BudgetLine], currency: str, minor_unit: int) -> list[Alert]:
+    """One alert per budget line and threshold it crossed (the id makes it once per month)."""
+    alerts = []
+    for line in lines:
+        scope = line.product_id + (f" (subscription {line.subscription_id})" if line.subscription_id else "")
+        month = line.usage_date.replace(day=1)
+        facts = {
+            "budget": _amount(line.budget, currency, minor_unit),
+            "spend to date": f"{_amount(line.spend_to_date, currency, minor_unit)} ({line.actual_percent:g} %)",
+            "month-end forecast": f"{_amount(line.forecast, currency, minor_unit)} ({line.forecast_percent:g} %)",
+            "as of": f"{line.usage_date} ({line.days_published} of {line.days_in_month} days published)",
+        }
+        for name in line.crossed:
+            if name == "over_budget":
+                title = f"Over budget: {scope}, {month:%Y-%m}"
+                text = f"{scope} has spent more than its {month:%Y-%m} budget."
+            else:
+                kind, percent = name.split("_")[0], name.split("_")[1].removesuffix("pct")
+                title = f"Budget {kind} at {percent} %: {scope}, {month:%Y-%m}"
+                text = f"{scope} {_BUDGET_WORDS[kind]} {percent} % or more of its {month:%Y-%m} budget."
+            alert_id = budget_alert_id(month, line.product_id, line.subscription_id, name)
+            alerts.append(Alert(alert_id, title, text, facts))
+    return alerts
+
+
+def anomaly_alerts(judged: list[Judgement], currency: str, minor_unit: int) -> list[Alert]:
+    alerts = []
+    for item in judged:
+        if not item.is_anomaly:
+            continue
+        title = f"Cost anomaly: {item.product_id} / {item.model_name} on {item.usage_date}"
+        text = (
+            f"{item.product_id} spent {_amount(item.cost, currency, minor_unit)} on {item.model_name}, against a "
+            f"median of {item.baseline_cost:,.2f} over the {item.history_days} days before."
+        )
+        facts = {
+            "cost change": f"+{item.cost_change:,.2f} {currency}",
+            "cost score": f"{item.cost_score:.1f} (robust z, median and MAD)",
+            "tokens": (
+                f"{item.tokens:,} against a median of {item.baseline_tokens:,.0f} (score {item.tokens_score:.1f})"
+            ),
+        }
+        alerts.append(Alert(anomaly_alert_id(item.usage_date, item.product_id, item.model_name), title, text, facts))
+    return alerts

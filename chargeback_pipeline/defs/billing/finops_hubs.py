@@ -1,0 +1,41 @@
+"""The FinOps hubs copy of the FOCUS export: the layout a FinOps hub ingests custom FOCUS data from.
+
+FinOps hubs (Microsoft FinOps toolkit, checked against hub v14) read Parquet files from their storage
+account's `ingestion` container at `Costs/{yyyy}/{mm}/{scope-path}/{ingestion-id}__{name}.parquet`, and
+start the Data Explorer ingestion of a folder when a `manifest.json` appears in it (empty: it is not
+parsed). Each ingestion replaces what the hub holds for that folder, so every day of the month is a
+file of the folder, all with one ingestion id (the month): re-exporting a day replaces that file, and the
+manifest, written after the day's file, re-ingests the whole month. The hub's cost table maps FOCUS 1.2
+column names, so the copy is the 1.2 rendering, whatever version the export itself writes.
+"""
+
+import io
+from datetime import date
+from decimal import Decimal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from chargeback_pipeline.storage import keys
+from chargeback_pipeline.storage.object_store import ObjectStore
+from chargeback_pipeline.storage.report_files import report_files
+
+
+def publish_day(hub: ObjectStore, day: date, focus_1_2: pa.Table, scope_path: str) -> tuple[bool, Decimal]:
+    """Write (replace) the day's file in its month folder; return whether its bytes changed and its billed
+    cost, read back."""
+    key = keys.finops_hubs_file_key(day, scope_path)
+    changed = hub.write_bytes(key, report_files(focus_1_2)["parquet"])
+    read_back = pq.read_table(io.BytesIO(hub.read_bytes(key)))
+    return changed, sum(read_back["BilledCost"].to_pylist(), Decimal(0))
+
+
+def signal_month(hub: ObjectStore, month: date, scope_path: str) -> str:
+    """The month folder's empty manifest.json, written after its files: the hub then ingests the folder.
+    Deleted first, so that it is created anew (the hub reacts to a created blob, and an unchanged object
+    is not rewritten)."""
+    key = keys.finops_hubs_manifest_key(month, scope_path)
+    if hub.exists(key):
+        hub.delete(key)
+    hub.write_bytes(key, b"")
+    return hub.url(key)

@@ -1,0 +1,1 @@
+"""Budgets per product and month: spend to date, month-end forecast and their checks."""

@@ -1,0 +1,112 @@
+"""Alert ids, webhook payloads (Slack/Teams text and a Teams Adaptive Card), the sent-alert ledger, and the
+simulator's surge knob that budgets and anomalies are demonstrated with."""
+
+from datetime import UTC, date, datetime
+
+import dagster as dg
+import numpy as np
+import pytest
+
+from chargeback_pipeline.core.finops.alerts import MAX_PENDING, Alert, Ledger, budget_alert_id, payload
+from chargeback_pipeline.definitions import build_resources
+from chargeback_pipeline.settings import SettingsError, load_settings
+from chargeback_pipeline.sources.simulated import SimulationProfile
+from chargeback_pipeline.sources.simulated.catalog import Catalog
+from chargeback_pipeline.sources.simulated.hours import epoch_us
+from chargeback_pipeline.sources.simulated.traffic import generate_hour
+
+ALERT = Alert("budget:2026-11:chat:over_budget", "Over budget: chat, 2026-11", "chat spent more.", {"budget": "5 USD"})
+
+
+def test_the_text_payload_is_one_text_field_with_title_facts_and_id():
+    assert payload(ALERT) == {
+        "text": "*Over budget: chat, 2026-11*\nchat spent more.\nbudget: 5 USD\n"
+        "alert id: budget:2026-11:chat:over_budget"
+    }
+
+
+def test_the_adaptive_card_payload_is_what_teams_workflows_accept():
+    body = payload(ALERT, "adaptive_card")
+
+    (attachment,) = body["attachments"]
+    assert body["type"] == "message"
+    assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
+    card = attachment["content"]
+    assert card["type"] == "AdaptiveCard" and card["version"] == "1.4"
+    assert card["body"][0]["text"] == "Over budget: chat, 2026-11"
+    assert card["body"][2]["facts"][-1] == {"title": "alert id", "value": "budget:2026-11:chat:over_budget"}
+
+
+def test_the_ledger_queues_each_id_once_and_survives_its_cursor():
+    ledger = Ledger()
+    assert ledger.queue([ALERT, ALERT]) == 1
+    restored = Ledger.of_cursor(ledger.cursor())
+    assert restored.pending == [ALERT]
+
+    restored.mark_sent(ALERT)
+
+    assert restored.queue([ALERT]) == 0 and restored.pending == [] and restored.sent == [ALERT.id]
+    assert budget_alert_id(date(2026, 11, 1), "chat", "chat-prod", "forecast_80pct") == (
+        "budget:2026-11:chat/chat-prod:forecast_80pct"
+    )
+
+
+def test_the_ledger_forgets_ids_of_months_that_cannot_recur_and_caps_its_queue():
+    ledger = Ledger(sent=["budget:2026-07:a:over_budget", "budget:2026-08:a:over_budget", "anomaly:2026-11-02:a:m"])
+    ledger.queue([Alert(f"anomaly:2026-11-{n % 28 + 1:02d}:p{n}:m", "t", "x") for n in range(MAX_PENDING + 2)])
+
+    dropped = ledger.prune(date(2026, 11, 30))
+
+    assert ledger.sent == ["budget:2026-08:a:over_budget", "anomaly:2026-11-02:a:m"]
+    assert [a.id for a in dropped] == ["anomaly:2026-11-01:p0:m", "anomaly:2026-11-02:p1:m"]
+    assert len(ledger.pending) == MAX_PENDING
+
+
+def hour_tokens(profile: SimulationProfile, hour: datetime) -> dict[str, np.ndarray]:
+    catalog = Catalog(profile)
+    requests = generate_hour(profile, catalog, epoch_us(hour))
+    product = catalog.subscription_product[requests.subscription]
+    return {"prompt": requests.prompt_tokens, "completion": requests.completion_tokens, "product": product}
+
+
+def test_the_surge_multiplies_one_products_tokens_on_its_days_and_changes_nothing_else():
+    surged = SimulationProfile(surge_product="hr-assistant", surge_factor=4.0, surge_days=("2026-11-19",))
+    step = SimulationProfile(surge_product="hr-assistant", surge_factor=2.0, surge_days=("2026-11-10..",))
+    on, off = datetime(2026, 11, 19, 15, tzinfo=UTC), datetime(2026, 11, 18, 15, tzinfo=UTC)
+    plain, spiked = hour_tokens(SimulationProfile(), on), hour_tokens(surged, on)
+    hr = plain["product"] == SimulationProfile().product_ids.index("hr-assistant")
+
+    assert (plain["product"] == spiked["product"]).all()  # the same requests: no random draw changed
+    assert (spiked["prompt"][hr] == plain["prompt"][hr] * 4).all() and hr.sum() > 10
+    assert (spiked["prompt"][~hr] == plain["prompt"][~hr]).all()
+    assert (spiked["completion"][~hr] == plain["completion"][~hr]).all()
+    assert (hour_tokens(surged, off)["prompt"] == hour_tokens(SimulationProfile(), off)["prompt"]).all()
+    stepped, before = hour_tokens(step, off), hour_tokens(SimulationProfile(), off)
+    hr_off = before["product"] == SimulationProfile().product_ids.index("hr-assistant")
+    assert (stepped["prompt"][hr_off] == before["prompt"][hr_off] * 2).all()
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("CHARGEBACK_SIMULATED_SURGE_PRODUCT", "hr-asistant", "CHARGEBACK_SIMULATED_SURGE_PRODUCT: must be one of"),
+        ("CHARGEBACK_SIMULATED_SURGE_DAYS", "2026-11-19,yesterday", "CHARGEBACK_SIMULATED_SURGE_DAYS: 'yesterday' is"),
+        ("CHARGEBACK_SIMULATED_SURGE_FACTOR", "-1", "CHARGEBACK_SIMULATED_SURGE_FACTOR: Input should be greater"),
+    ],
+)
+def test_bad_surge_settings_name_their_variable(monkeypatch, name, value, message):
+    monkeypatch.setenv(name, value)
+
+    with pytest.raises(SettingsError, match=message):
+        load_settings()
+
+
+def test_the_webhook_url_reaches_its_resource_as_an_env_var_only(monkeypatch):
+    monkeypatch.setenv("CHARGEBACK_ALERT_WEBHOOK_URL", "https://hooks.slack.com/services/T0/B0/s3cr3t")
+    settings = load_settings()
+
+    resource = build_resources(settings)["alert_webhook"]
+
+    assert isinstance(resource.url, dg.EnvVar) and resource.url == "CHARGEBACK_ALERT_WEBHOOK_URL"
+    assert "s3cr3t" not in repr(settings) and "s3cr3t" not in repr(resource)
+    assert "s3cr3t" in resource.process_config_and_initialize().url  # resolved only when a run uses it

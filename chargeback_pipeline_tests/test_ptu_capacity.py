@@ -1,0 +1,394 @@
+"""PTU utilisation and rightsizing: the what-if arithmetic on hand-made hourly demand (exact values), the
+hourly measure and the month's tables from a hand-made pricing file, and the assets on the simulator, whose
+planted saturation (its peak hours) they must find, read back from the published files."""
+
+import copy
+import csv
+import io
+import json
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from chargeback_pipeline.cli.backfill import backfill
+from chargeback_pipeline.core.attribution import hour_params
+from chargeback_pipeline.core.billing.pricing import PricingError, parse_pricing
+from chargeback_pipeline.core.capacity.monthly import month_rightsizing
+from chargeback_pipeline.core.capacity.rightsizing import (
+    DemandHour,
+    candidate_counts,
+    nearest_rank_percentile,
+    rightsize,
+    what_if,
+)
+from chargeback_pipeline.core.capacity.utilisation import hour_utilisation, ptu_sizings
+from chargeback_pipeline.core.reconciliation import HOURLY_MODEL
+from chargeback_pipeline.core.topology import NO_TOPOLOGY
+from chargeback_pipeline.definitions import build_resources
+from chargeback_pipeline.settings import SettingsError, load_settings
+from chargeback_pipeline.sources.base import TimeWindow
+from chargeback_pipeline.sources.folder import FolderSource
+from chargeback_pipeline.sources.simulated import SimulatedSource, SimulationProfile
+from chargeback_pipeline.sources.simulated.resource import SimulatedSourceResource
+from chargeback_pipeline.storage import sql
+from chargeback_pipeline.storage.schemas import DEPLOYMENT_METRICS_SCHEMA, METRIC_PTU_UTILIZATION
+from chargeback_pipeline_tests.conftest import local_resources, pipeline
+
+H0 = datetime(2026, 3, 2, 10, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+
+
+def demand(weighted: list[int], paygo_per_weighted: Fraction) -> list[DemandHour]:
+    """Hours with 4 PTU deployed at 1 per PTU-hour, the whole demand priced pay-as-you-go at a flat rate."""
+    return [
+        DemandHour(H0 + i * HOUR, Fraction(w), ptu_count=4, cost_per_ptu=Fraction(1), paygo_cost=w * paygo_per_weighted)
+        for i, w in enumerate(weighted)
+    ]
+
+
+def test_what_if_prices_ptu_hours_and_the_overflow_that_would_spill():
+    # 1,000 weighted tokens per PTU-hour; demand 500, 1,500, 2,500, 0; pay-as-you-go 1 per 200 weighted tokens.
+    hours = demand([500, 1500, 2500, 0], Fraction(1, 200))
+    one = what_if(hours, 1, 1000)  # spills 500 of 1,500 (2.5 of 7.5) and 1,500 of 2,500 (7.5 of 12.5)
+    assert (one.ptu_cost, one.paygo_cost, one.total_cost) == (4, 10, 14)
+    assert (one.saturated_hours, one.overflow_weighted_tokens) == (2, 2000)
+    two = what_if(hours, 2, 1000)  # spills 500 of 2,500: 2.5
+    assert (two.ptu_cost, two.paygo_cost, two.total_cost, two.saturated_hours) == (
+        8,
+        Fraction(5, 2),
+        Fraction(21, 2),
+        1,
+    )
+    assert what_if(hours, 3, 1000).total_cost == 12 and what_if(hours, 3, 1000).saturated_hours == 0
+    assert what_if(hours, None, 1000).total_cost == 16  # as deployed: 4 PTU every hour, nothing spills
+
+    result = rightsize(hours, current_count=4, tokens_per_ptu_hour=1000, increment=1, minimum=1)
+    assert [(s.ptu_count, s.total_cost) for s in result.scenarios] == [
+        (1, 14), (2, Fraction(21, 2)), (3, 12), (4, 16), (5, 20)
+    ]  # fmt: skip
+    assert result.best.ptu_count == 2 and result.best.saturated_hours == 1
+    assert result.saving == Fraction(11, 2)
+
+
+def test_a_tie_keeps_the_current_count_and_otherwise_prefers_the_larger():
+    # 2,000 weighted tokens in one hour; pay-as-you-go costs what a PTU-hour does per 1,000 tokens:
+    # 1 PTU + 1,000 spilled = 2 = 2 PTU and nothing spilled; 3 PTU = 3.
+    hours = demand([2000], Fraction(1, 1000))
+    assert [s.total_cost for s in rightsize(hours, 3, 1000, increment=1, minimum=1).scenarios] == [2, 2, 3, 4]
+    assert rightsize(hours, 3, 1000, increment=1, minimum=1).best.ptu_count == 2  # no saturated hour
+    assert rightsize(hours, 1, 1000, increment=1, minimum=1).best.ptu_count == 1  # the current one
+
+
+def test_candidates_step_from_the_minimum_by_the_increment_and_keep_the_current_count():
+    # 100 PTU today, the peak needs 23 (of 180,000 weighted tokens each): 15, 20, ... 105, and 100 itself.
+    assert candidate_counts(100, Fraction(23 * 180_000), 180_000, increment=5, minimum=15) == list(range(15, 106, 5))
+    # a current count off the steps is priced too; the peak reaching above it extends the steps
+    assert candidate_counts(17, Fraction(31 * 1000), 1000, increment=5, minimum=15) == [15, 17, 20, 25, 30, 35, 40]
+    assert len(candidate_counts(1, Fraction(10**12), 1, increment=1, minimum=1)) == 200  # bounded
+
+
+def test_nearest_rank_percentiles_are_hours_that_happened():
+    values = [float(v) for v in range(1, 101)]
+    assert [nearest_rank_percentile(values, p) for p in (50, 95, 99)] == [50.0, 95.0, 99.0]
+    assert [nearest_rank_percentile([0.0, 33.333, 100.0], p) for p in (50, 95, 99)] == [33.333, 100.0, 100.0]
+    assert nearest_rank_percentile([], 50) is None
+
+
+PRICES = {
+    "currency": "USD",
+    "models": {
+        "chat": {
+            "output_token_weight": 4,
+            "ptu_input_tokens_per_minute": 1000,  # 60,000 weighted tokens per PTU-hour
+            "rates": [{"effective_from": "2026-01-01", "input_per_1k": "0.002", "output_per_1k": "0.008"}],
+        }
+    },
+    "backends": {
+        "ptu": {
+            "kind": "ptu",
+            "deployments": {
+                "chat": {
+                    "model": "chat",
+                    "rates": [{"effective_from": "2026-01-01", "ptu_count": 3, "hourly_rate_per_ptu": "2.00"}],
+                }
+            },
+        },
+        "paygo": {"kind": "paygo", "deployments": {"chat": {"model": "chat"}}},
+    },
+}
+EMPTY = {"requests": 0, "throttled_requests": 0, "prompt_tokens": 0, "completion_tokens": 0}
+
+
+def traffic(backend: str, requests: int, throttled: int, prompt: int, completion: int, name: str = "chat") -> dict:
+    return dict(
+        backend_id=backend,
+        deployment_name=name,
+        requests=requests,
+        throttled_requests=throttled,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+    )
+
+
+def test_hours_are_measured_against_capacity_and_the_month_is_priced_exactly():
+    pricing = parse_pricing(PRICES)
+    sizing = ptu_sizings(pricing, H0, "prices.yaml")
+    assert [(s.backend_id, s.deployment_name, s.capacity, s.spillover_backends) for s in sizing] == [
+        ("ptu", "chat", 180_000, ("paygo",))
+    ]
+    hours = [
+        hour_utilisation(H0, sizing, [traffic("ptu", 10, 0, 60_000, 0)], {}),
+        # full: 120,000 + 4 x 15,000 = 180,000 served, 40,000 + 4 x 5,000 spilled, two 429s and three more
+        # without an LLM record (no deployment named: the backend's only PTU deployment's); Azure says 100 %
+        hour_utilisation(
+            H0 + HOUR,
+            sizing,
+            [
+                traffic("ptu", 30, 2, 120_000, 15_000),
+                traffic("paygo", 5, 0, 40_000, 5_000),
+                traffic("ptu", 3, 3, 0, 0, name="unknown"),
+            ],
+            {("ptu", "chat"): 100},
+        ),
+        hour_utilisation(H0 + 2 * HOUR, sizing, [], {}),
+    ]
+    rows = [table.to_pylist()[0] for table in hours]
+    assert [(r["served_weighted_tokens"], r["utilization_percent"], r["saturated"]) for r in rows] == [
+        (60_000, 33.333, False),
+        (180_000, 100.0, True),
+        (0, 0.0, False),
+    ]
+    busy = rows[1]
+    assert (busy["served_requests"], busy["throttled_requests"], busy["spillover_requests"]) == (28, 5, 5)
+    assert (busy["spillover_weighted_tokens"], busy["demand_weighted_tokens"]) == (60_000, 240_000)
+    assert busy["azure_utilization_percent"] == 100 and rows[0]["azure_utilization_percent"] is None
+
+    summary, scenarios = month_rightsizing(
+        pa.concat_tables(hours), pricing, date(2026, 3, 1), increment=1, minimum=1, pricing_file="prices.yaml"
+    )
+    # PTU: 3 hours x 2.00 per PTU. The busy hour's demand (160,000 prompt, 20,000 completion) costs 0.48
+    # pay-as-you-go; at N PTU the part above N x 60,000 of its 240,000 weighted tokens spills.
+    # 3 PTU (current): 18 + 0.48 x 60/240 = 18.12; 1 PTU: 6 + 0.48 x 180/240 = 6.36 (the quiet hour fits).
+    assert [(r["ptu_count"], r["total_cost"], r["saturated_hours"]) for r in scenarios.to_pylist()] == [
+        (1, Decimal("6.36"), 1),
+        (2, Decimal("12.24"), 1),
+        (3, Decimal("18.12"), 1),
+        (4, Decimal("24.00"), 0),
+        (5, Decimal("30.00"), 0),
+    ]
+    (row,) = summary.to_pylist()
+    assert (row["current_ptu_count"], row["best_ptu_count"], row["saving"]) == (3, 1, Decimal("11.76"))
+    assert row["recommendation"] == "reduce to 1 PTU: saves 11.76 USD in 2026-03 (3 hours measured)"
+    assert [row[f"p{p}_utilization_percent"] for p in (50, 95, 99)] == [33.333, 100.0, 100.0]
+    assert (row["saturated_hours"], row["spillover_requests"], row["throttled_requests"]) == (1, 5, 5)
+    assert row["spillover_paygo_cost"] == Decimal("0.12")  # 40,000 x 0.002/1k + 5,000 x 0.008/1k
+
+
+def with_deployment_settings(backend: str, **settings) -> dict:
+    prices = copy.deepcopy(PRICES)
+    prices["backends"][backend]["deployments"]["chat"].update(settings)
+    return prices
+
+
+def test_a_deployments_own_ptu_steps_override_the_defaults():
+    pricing = parse_pricing(with_deployment_settings("ptu", ptu_minimum=2, ptu_increment=2))
+    sizing = ptu_sizings(pricing, H0, "prices.yaml")
+    busy = [traffic("ptu", 30, 0, 120_000, 15_000), traffic("paygo", 5, 0, 40_000, 5_000)]
+    hourly = pa.concat_tables([hour_utilisation(H0, sizing, busy, {}), hour_utilisation(H0 + HOUR, sizing, [], {})])
+    summary, scenarios = month_rightsizing(hourly, pricing, date(2026, 3, 1), 1, 1, "prices.yaml")
+    # 2, then steps of 2 up to one above the peak's 4 PTU; and the current 3
+    assert [r["ptu_count"] for r in scenarios.to_pylist()] == [2, 3, 4, 6]
+    assert summary["best_ptu_count"].to_pylist() == [2]
+
+
+@pytest.mark.parametrize(
+    ("backend", "settings", "message"),
+    [
+        ("ptu", {"ptu_increment": 0}, "pricing.backends.ptu.deployments.chat.ptu_increment: Input should be greater"),
+        ("paygo", {"ptu_minimum": 15}, "pricing.backends.paygo.deployments.chat.ptu_minimum: only a PTU deployment"),
+    ],
+)
+def test_ptu_steps_in_the_pricing_file_are_validated_naming_the_setting(backend, settings, message):
+    with pytest.raises(PricingError, match=message):
+        parse_pricing(with_deployment_settings(backend, **settings))
+
+
+def test_a_model_without_a_capacity_figure_names_the_setting_and_the_file():
+    prices = {**PRICES, "models": {"chat": {**PRICES["models"]["chat"]}}}
+    del prices["models"]["chat"]["ptu_input_tokens_per_minute"]  # "chat" has no default
+    with pytest.raises(PricingError) as error:
+        ptu_sizings(parse_pricing(prices), H0, "/etc/chargeback/prices.yaml")
+    assert str(error.value).startswith(
+        "/etc/chargeback/prices.yaml: pricing.models.chat.ptu_input_tokens_per_minute is needed to measure the "
+        "utilisation of PTU deployment pricing.backends.ptu.deployments.chat"
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("CHARGEBACK_PTU_INCREMENT", "0", "CHARGEBACK_PTU_INCREMENT: Input should be greater than or equal to 1"),
+        ("CHARGEBACK_PTU_MINIMUM", "fifteen", "CHARGEBACK_PTU_MINIMUM: Input should be a valid integer"),
+        ("CHARGEBACK_RIGHTSIZING_WARN_SAVING", "-5", "CHARGEBACK_RIGHTSIZING_WARN_SAVING: Input should be greater"),
+    ],
+)
+def test_rightsizing_settings_are_validated_at_load_naming_the_variable(monkeypatch, variable, value, message):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    assert message in str(raised.value)
+
+
+def test_rightsizing_settings_reach_the_resource(monkeypatch):
+    monkeypatch.setenv("CHARGEBACK_PTU_INCREMENT", "50")
+    monkeypatch.setenv("CHARGEBACK_PTU_MINIMUM", "50")
+    monkeypatch.setenv("CHARGEBACK_RIGHTSIZING_WARN_SAVING", "250.50")
+    pricing = build_resources(load_settings())["pricing"]
+    assert (pricing.ptu_increment, pricing.ptu_minimum, pricing.rightsizing_warn_saving) == (50, 50, "250.50")
+
+
+DAY = date(2026, 11, 18)
+REQUESTS_PER_HOUR = 300
+
+
+def test_the_assets_find_the_simulated_saturation_and_publish_the_rightsizing(tmp_path, instance):
+    resources = local_resources(tmp_path, SimulatedSourceResource(simulated_requests_per_hour=REQUESTS_PER_HOUR))
+
+    backfill(DAY, DAY, pipeline(resources), instance)
+
+    simulator = SimulatedSource(SimulationProfile(requests_per_hour=REQUESTS_PER_HOUR))
+    start = datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC)
+    window = TimeWindow(start, start + timedelta(days=1))
+    planted = simulator.expected_saturated_hours(window)
+    assert [hour.hour for hour in planted] == list(range(11, 20))
+    hourly = pq.read_table(tmp_path / "lake" / "ptu_utilization").to_pylist()
+    for deployment in ("gpt-4.1", "gpt-4o"):
+        rows = [r for r in hourly if r["deployment_name"] == deployment]
+        assert len(rows) == 24 and {r["backend_id"] for r in rows} == {"aoai-ptu-eastus"}
+        assert sorted(r["usage_hour"] for r in rows if r["saturated"]) == planted
+        assert all(r["azure_utilization_percent"] == 100 for r in rows if r["saturated"])
+        spilled, throttled = simulator.expected_ptu_turned_away(window)[("aoai-ptu-eastus", deployment)]
+        assert sum(r["spillover_requests"] for r in rows) == spilled > 0
+        assert sum(r["throttled_requests"] for r in rows) == throttled > 0
+        # nothing spills or is refused outside the planted hours
+        assert all(r["spillover_requests"] == r["throttled_requests"] == 0 for r in rows if not r["saturated"])
+
+    # each hour's materialization carries its own numbers, labelled per deployment: one value per partition
+    events = instance.fetch_materializations(dg.AssetKey("ptu_utilization"), limit=100).records
+    by_hour = {e.partition_key: e.asset_materialization.metadata for e in events}
+    assert len(by_hour) == 24
+    peak, night = by_hour[f"{DAY}-15:00"], by_hour[f"{DAY}-03:00"]
+    assert (peak["saturated_deployments"].value, night["saturated_deployments"].value) == (2, 0)
+    assert peak["azure_utilization_percent[aoai-ptu-eastus/gpt-4.1]"].value == 100
+    assert 0 < night["utilization_percent[aoai-ptu-eastus/gpt-4o]"].value < 100
+
+    month = tmp_path / "reports" / f"monthly/month={DAY:%Y-%m}"
+    text = (month / "ptu_rightsizing.csv").read_text(encoding="utf-8")
+    published = {row["deployment_name"]: row for row in csv.DictReader(io.StringIO(text, newline=""))}
+    assert sorted(published) == ["gpt-4.1", "gpt-4o"]
+    exact = {r["deployment_name"]: r for r in pq.read_table(month / "ptu_rightsizing.parquet").to_pylist()}
+    for deployment, row in published.items():
+        assert int(row["saturated_hours"]) == 9 == exact[deployment]["saturated_hours"]
+        assert int(row["hours"]) == 24
+        assert Decimal(row["saving"]) == exact[deployment]["saving"] > 0
+        # the example pricing file's 100 / 50 PTU are far above the simulated load: the cheapest is fewer
+        assert int(row["best_ptu_count"]) < int(row["current_ptu_count"])
+        assert row["recommendation"].startswith(f"reduce to {row['best_ptu_count']} PTU")
+    what_if_rows = pq.read_table(month / "ptu_what_if.parquet").to_pylist()
+    for deployment, row in exact.items():
+        scenarios = [s for s in what_if_rows if s["deployment_name"] == deployment]
+        assert min(s["total_cost"] for s in scenarios) == row["best_cost"]
+        assert [s["ptu_count"] for s in scenarios if s["is_current"]] == [row["current_ptu_count"]]
+    assert (month / "ptu_rightsizing.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [dg.AssetCheckKey(dg.AssetKey("ptu_rightsizing"), "ptu_count_is_cheapest")]
+    )
+    evaluation = next(iter(check.values())).event.dagster_event.event_specific_data
+    assert evaluation.passed is False and evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert evaluation.metadata["deployments_to_resize"].value == 2
+
+
+def test_the_folder_source_reads_the_utilization_from_metric_lines(tmp_path):
+    ptu = "/subscriptions/0/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/aoai-ptu"
+    lines = [
+        {"TimeStamp": "2026-03-02T10:00:00Z", "ResourceId": ptu, "ModelDeploymentName": "gpt-4.1",
+         "MetricName": "ProcessedPromptTokens", "Total": 5000},
+        {"TimeStamp": "2026-03-02T10:00:00Z", "ResourceId": ptu, "ModelDeploymentName": "gpt-4.1",
+         "MetricName": "AzureOpenAIProvisionedManagedUtilizationV2", "Total": 100},
+    ]  # fmt: skip
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "hour.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    fetched = FolderSource(tmp_path).deployment_metrics(TimeWindow(H0, H0 + HOUR))
+    rows = {row["MetricName"]: row["Total"] for row in fetched.rows.to_pylist()}
+    assert rows == {"ProcessedPromptTokens": 5000, "AzureOpenAIProvisionedManagedUtilizationV2": 100}
+
+
+def test_utilization_rows_change_no_reconciliation_number():
+    account = "/subscriptions/0/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/"
+    tokens = [
+        (H0, account + "aoai-ptu", "gpt-4.1", "ProcessedPromptTokens", 9000),
+        (H0, account + "aoai-ptu", "gpt-4.1", "GeneratedTokens", 1000),
+    ]
+    utilization = [
+        (H0, account + "aoai-ptu", "gpt-4.1", METRIC_PTU_UTILIZATION, 100),
+        (H0, account + "aoai-ptu", "gpt-4o", METRIC_PTU_UTILIZATION, 0),  # an idle deployment: no token point
+    ]
+    logged = pa.Table.from_pylist(
+        [
+            {
+                "backend_id": "aoai-ptu",
+                "deployment_name": "gpt-4.1",
+                "logged_prompt_tokens": 8000,
+                "logged_completion_tokens": 900,
+                "logged_requests": 12,
+            }
+        ]
+    )
+
+    def reconciled(rows: list[tuple]) -> list[dict]:
+        names = DEPLOYMENT_METRICS_SCHEMA.names
+        metrics = pa.Table.from_pylist([dict(zip(names, r, strict=True)) for r in rows], DEPLOYMENT_METRICS_SCHEMA)
+        con = sql.connect()
+        try:
+            relations = {"hourly_logged_tokens": logged, "raw_deployment_metrics": metrics, **NO_TOPOLOGY.relations()}
+            return sql.run_models(con, [HOURLY_MODEL], relations, hour_params(H0, [])).to_pylist()
+        finally:
+            con.close()
+
+    assert reconciled(tokens + utilization) == reconciled(tokens)
+    assert [(r["deployment_name"], r["metric_prompt_tokens"]) for r in reconciled(tokens + utilization)] == [
+        ("gpt-4.1", 9000)
+    ]
+
+
+def test_the_simulator_saturates_its_ptu_at_peak_hours_only():
+    simulator = SimulatedSource(SimulationProfile(requests_per_hour=1000))
+    start = datetime(2026, 3, 2, tzinfo=UTC)
+    day = TimeWindow(start, start + timedelta(days=1))
+    peak = set(range(11, 20))
+    assert {hour.hour for hour in simulator.expected_saturated_hours(day)} == peak
+
+    metrics = simulator.deployment_metrics(day).rows.to_pylist()
+    utilization = [r for r in metrics if r["MetricName"] == METRIC_PTU_UTILIZATION]
+    assert {r["ModelDeploymentName"] for r in utilization} == {"gpt-4.1", "gpt-4o"}  # the PTU resource's only
+    assert all(r["ResourceId"].endswith("/aoai-ptu-eastus") for r in utilization)
+    assert {r["TimeStamp"].hour for r in utilization if r["Total"] == 100} == peak
+    assert max(r["Total"] for r in utilization if r["TimeStamp"].hour not in peak) < 100
+
+    gateway = simulator.gateway_logs(day).rows.to_pylist()
+    ptu_429 = {
+        r["TimeGenerated"].hour for r in gateway if r["BackendId"] == "aoai-ptu-eastus" and r["ResponseCode"] == 429
+    }
+    spilled = {
+        r["TimeGenerated"].hour
+        for r in gateway
+        if r["BackendId"] == "aoai-paygo-eastus" and r["OperationId"] in ("chat-completions", "completions")
+    }
+    assert ptu_429 and ptu_429 <= peak  # the PTU throttles only when saturated
+    assert spilled and spilled <= peak

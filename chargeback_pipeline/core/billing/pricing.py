@@ -443,7 +443,7 @@ def _deployment_problems(
     return problems
 
 
-class _DecimalSafeLoader(yaml.SafeLoader):
+class DecimalSafeLoader(yaml.SafeLoader):
     """SafeLoader that reads floats as Decimal (money must never pass through binary floats)
     and rejects duplicate keys (a repeated deployment must not silently replace the first)."""
 
@@ -475,9 +475,9 @@ def _construct_date(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
         ) from None
 
 
-_DecimalSafeLoader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
-_DecimalSafeLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_date)
-_DecimalSafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+DecimalSafeLoader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
+DecimalSafeLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_date)
+DecimalSafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
 
 
 def _setting_path(loc: tuple) -> str:
@@ -522,7 +522,7 @@ def load_pricing(path: str | Path) -> Pricing:
     except OSError as error:
         raise PricingError(f"cannot read pricing file {path}: {error.strerror or error}") from None
     try:
-        data = yaml.load(text, Loader=_DecimalSafeLoader)  # a SafeLoader subclass: no arbitrary objects
+        data = yaml.load(text, Loader=DecimalSafeLoader)  # a SafeLoader subclass: no arbitrary objects
     except PricingError as error:
         raise PricingError(f"invalid pricing file {path}: {error}") from None
     except yaml.YAMLError as error:

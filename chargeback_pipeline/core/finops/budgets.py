@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from chargeback_pipeline.core.billing.pricing import PricingError, _DecimalSafeLoader
+from chargeback_pipeline.core.billing.pricing import DecimalSafeLoader, PricingError
 
 RUN_RATE_DAYS = 7
 # The scope of a budget: (product_id, subscription_id), the subscription None for the product's whole budget.
@@ -147,7 +147,7 @@ def load_budgets(path: str | Path) -> Budgets:
     except OSError as error:
         raise BudgetsError(f"cannot read budgets file {path}: {error.strerror or error}") from None
     try:
-        data = yaml.load(text, Loader=_DecimalSafeLoader)  # the pricing file's safe loader
+        data = yaml.load(text, Loader=DecimalSafeLoader)  # the pricing file's safe loader
     except (PricingError, yaml.YAMLError) as error:
         raise BudgetsError(f"invalid budgets file {path}: {error}") from None
     return parse_budgets(data, source=str(path))

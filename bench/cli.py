@@ -72,6 +72,14 @@ def main(argv: list[str] | None = None) -> None:
         "server; needs the PostgreSQL server binaries on PATH and dagster-postgres)",
     )
 
+    growth = commands.add_parser("growth", help="the transform at several daily volumes, with a PNG plot")
+    growth.add_argument(
+        "--volumes", default="1000000,3000000,10000000,30000000", help="requests a day, comma-separated"
+    )
+    growth.add_argument("--repeats", type=int, default=1)
+    growth.add_argument("--day", default=DEFAULT_DAY)
+    growth.add_argument("--plot", type=Path, default=Path(__file__).resolve().parent / "growth.png")
+
     child = commands.add_parser("child", help=argparse.SUPPRESS)
     child.add_argument("piece")
     child.add_argument("config")
@@ -109,6 +117,16 @@ def main(argv: list[str] | None = None) -> None:
         workdir = args.workdir or RESULTS / f"ingest-{args.requests_per_day}"
         result = run_ingest(workdir, args.day, args.requests_per_day, args.hour, args.repeats)
         print_ingest(result)
+    elif args.command == "growth":
+        from bench.growth import plot_growth, print_growth, run_growth
+
+        volumes = [int(v) for v in args.volumes.split(",") if v.strip()]
+        if not volumes or min(volumes) < 24:
+            parser.error("--volumes needs at least one volume of 24 requests a day or more")
+        summary = run_growth(RESULTS / "growth", date.fromisoformat(args.day), volumes, args.repeats)
+        plot_growth(summary, args.plot)
+        print_growth(summary)
+        print(f"plot: {args.plot}")
     elif args.command == "backfill":
         from bench.backfill import run_backfill
 

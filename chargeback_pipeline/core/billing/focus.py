@@ -121,17 +121,9 @@ def _focus_row(line: dict, pricing: Pricing) -> dict:
         "ContractedCost": cost,
         "EffectiveCost": cost,
         "InvoiceId": invoice_id(pricing, billing_month, line["product_id"]),
-        "InvoiceIssuerName": FOCUS_PROVIDER,
         "ListCost": cost,
         **_focus_pricing_quantity(line),
-        "ProviderName": FOCUS_PROVIDER,
-        "PublisherName": FOCUS_PROVIDER,
-        "ResourceId": resource_id,
-        "ResourceName": line["deployment_name"] if resource_id else None,
-        "ResourceType": "Azure OpenAI deployment" if resource_id else None,
-        "ServiceCategory": FOCUS_SERVICE_CATEGORY,
-        "ServiceName": FOCUS_SERVICE_NAME,
-        "ServiceSubcategory": FOCUS_SERVICE_SUBCATEGORY,
+        **service_columns(resource_id, line["deployment_name"]),
         "SubAccountId": line["product_id"],
         "SubAccountName": line["product_id"],
         "Tags": _focus_tags(line),
@@ -156,6 +148,23 @@ def invoice_id(pricing: Pricing, billing_month, product_id: str | None = None) -
     (and, in 1.2, of the product it bills). Known before the month ends, as FOCUS allows."""
     month = f"{pricing.focus.billing_account_id}/{billing_month:%Y-%m}"
     return f"{month}/{product_id}" if product_id else month
+
+
+def service_columns(resource_id: str | None, deployment_name: str) -> dict:
+    """The columns every FOCUS version fills the same way: who provides and invoices the service, which
+    service it is, and the deployment as the resource (ResourceName and ResourceType are null whenever
+    ResourceId is)."""
+    return {
+        "InvoiceIssuerName": FOCUS_PROVIDER,
+        "ProviderName": FOCUS_PROVIDER,
+        "PublisherName": FOCUS_PROVIDER,
+        "ResourceId": resource_id,
+        "ResourceName": deployment_name if resource_id else None,
+        "ResourceType": "Azure OpenAI deployment" if resource_id else None,
+        "ServiceCategory": FOCUS_SERVICE_CATEGORY,
+        "ServiceName": FOCUS_SERVICE_NAME,
+        "ServiceSubcategory": FOCUS_SERVICE_SUBCATEGORY,
+    }
 
 
 def _focus_pricing_quantity(line: dict) -> dict:

@@ -19,12 +19,10 @@ from chargeback_pipeline.core.billing.focus import (
     CUSTOM_LINE_COLUMNS,
     FOCUS_PROVIDER,
     FOCUS_SCHEMA,
-    FOCUS_SERVICE_CATEGORY,
-    FOCUS_SERVICE_NAME,
-    FOCUS_SERVICE_SUBCATEGORY,
     TAG_PREFIX,
     focus_resource_id,
     invoice_id,
+    service_columns,
 )
 from chargeback_pipeline.core.billing.money import split_by_largest_remainder
 from chargeback_pipeline.core.billing.origin_charges import PAYGO_DAY, PTU_HOUR
@@ -126,18 +124,10 @@ def _focus_row(row: dict, ratio: Decimal, pricing: Pricing) -> dict:
         "EffectiveCost": cost,
         "HostProviderName": FOCUS_PROVIDER,  # Azure OpenAI runs on Microsoft's own infrastructure
         "InvoiceId": invoice_id(pricing, billing_month),  # a dimension: the origin's, not per product
-        "InvoiceIssuerName": FOCUS_PROVIDER,
         "ListCost": cost,
         **_pricing_quantity(row, tokens),
-        "ProviderName": FOCUS_PROVIDER,
-        "PublisherName": FOCUS_PROVIDER,
-        "ResourceId": resource_id,
-        "ResourceName": row["deployment_name"] if resource_id else None,
-        "ResourceType": "Azure OpenAI deployment" if resource_id else None,
-        "ServiceCategory": FOCUS_SERVICE_CATEGORY,
-        "ServiceName": FOCUS_SERVICE_NAME,
+        **service_columns(resource_id, row["deployment_name"]),
         "ServiceProviderName": FOCUS_PROVIDER,
-        "ServiceSubcategory": FOCUS_SERVICE_SUBCATEGORY,
         # The origin's sub account (the Azure subscription of the resource), never the product: every
         # dimension of an allocated charge is its origin's.
         "SubAccountId": subscription,

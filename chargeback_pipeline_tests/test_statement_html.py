@@ -3,8 +3,10 @@ Parquet, downloaded, opened in headless Chromium, its figures read off the page 
 Parquet read back; self-contained (nothing fetched, no URL), escaped, print-friendly, and its figures in
 the asset's metadata preview."""
 
+import base64
 import re
 import uuid
+import warnings
 from datetime import date
 from decimal import Decimal
 
@@ -16,7 +18,7 @@ from azure.storage.blob import ContainerClient
 
 from chargeback_pipeline.cli.backfill import backfill
 from chargeback_pipeline.core import reconciliation
-from chargeback_pipeline.core.billing import statement_html, statements
+from chargeback_pipeline.core.billing import statement_charts, statement_html, statements
 from chargeback_pipeline.core.billing.schemas import DAILY_CHARGEBACK_SCHEMA
 from chargeback_pipeline.defs.resources import ObjectStoreResource
 from chargeback_pipeline.sources.simulated.resource import SimulatedSourceResource
@@ -205,6 +207,22 @@ def test_product_names_are_text_never_markup():
 
     assert "<script" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; &lt;img src=x onerror=alert(1)&gt;" in html
+
+
+def test_chart_labels_draw_any_product_id_without_a_warning():
+    """Control characters have no glyph and `$...$` would be mathtext: the chart draws them plainly, one bar
+    each even when two ids print alike, and the exact ids stay in the page's tables."""
+    costs = {"a\r\tb": Decimal("1"), "a\t\rb": Decimal("2"), "$\\frac$ x": Decimal("3")}
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        uri = statement_charts.cost_by_product_chart(costs, "USD")
+
+    svg = base64.b64decode(uri.removeprefix("data:image/svg+xml;base64,")).decode("utf-8")
+    labels = re.findall(r">([^<]*)</text>", svg)
+    assert labels.count("a  b") == 2 and "$\\frac$ x" in labels
+    # One bar a product; the figure, the axes and the two drawn spines are patches too.
+    assert svg.count('<g id="patch_') - 4 == len(costs)
 
 
 def test_breakdowns_add_up_to_the_statement_or_nothing_is_rendered():

@@ -392,14 +392,12 @@ def echo_published_files(store, first_day: date, last_day: date) -> None:
 @click.argument("day", type=Day())
 def verify_simulated_command(day: date) -> None:
     """Compare DAY's published report with the simulator's ground truth (simulated source only)."""
-    import io
-
-    import pyarrow.parquet as pq
 
     from chargeback_pipeline.core.reports import split_report
     from chargeback_pipeline.definitions import build_resources
     from chargeback_pipeline.sources.base import TimeWindow
     from chargeback_pipeline.storage.keys import product_usage_report_key
+    from chargeback_pipeline.storage.parquet_bytes import read_parquet_bytes
 
     settings = _settings()
     if settings.source != "simulated":
@@ -408,7 +406,7 @@ def verify_simulated_command(day: date) -> None:
     key = product_usage_report_key(day, "parquet")
     if not store.exists(key):
         raise click.ClickException(f"no report at {store.url(key)}: run `chargeback backfill {day}` first")
-    report = pq.read_table(io.BytesIO(store.read_bytes(key)))
+    report = read_parquet_bytes(store.read_bytes(key))
     simulator = settings.source_resource.source()
     products, unattributed = split_report(report)
     truth = simulator.expected_daily_usage(day)

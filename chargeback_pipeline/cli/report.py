@@ -14,7 +14,6 @@ from decimal import Decimal
 
 import click
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 DAY_WORDS = {"today": 0, "yesterday": -1}
 FORMATS = ("table", "csv", "json")
@@ -69,9 +68,10 @@ def published_table(store, kind: str, period: date) -> tuple[str, str, pa.Table]
     """(what it is, where it was read, its per-product rows) of the published day or month."""
     from chargeback_pipeline.core.billing.statements import monthly_statement
     from chargeback_pipeline.storage import keys
+    from chargeback_pipeline.storage.parquet_bytes import read_parquet_bytes
 
     def read(key: str) -> pa.Table:
-        return pq.read_table(io.BytesIO(store.read_bytes(key)))
+        return read_parquet_bytes(store.read_bytes(key))
 
     if kind == "month":
         key = keys.statement_key(period, "parquet")

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from chargeback_pipeline.storage.object_store import LocalObjectStore, ObjectStore
+from chargeback_pipeline.storage.parquet_bytes import read_parquet_bytes
 from chargeback_pipeline.storage.sql import ParquetFiles, Relation
 
 # Dictionary encoding pays off for repetitive columns (products, models, flags) and is wasted on columns
@@ -102,7 +103,7 @@ class Lake:
         if isinstance(self.store, LocalObjectStore):
             table = pq.read_table(Path(self.store.url(key)), schema=schema)
         else:
-            table = pq.read_table(io.BytesIO(self.store.read_bytes(key)), schema=schema)
+            table = read_parquet_bytes(self.store.read_bytes(key), schema=schema)
         return table
 
     def relation(self, keys: str | list[str], schema: pa.Schema | None = None) -> Relation:

@@ -30,6 +30,9 @@ SVG_SETTINGS = {
 }
 NO_METADATA = {"Date": None, "Creator": None, "Format": None, "Type": None}
 MAX_BARS = 15  # products drawn in the cost-by-product chart; the rest are one bar
+# A product id is whatever the logs said: control characters have no glyph (drawn as a space) and a pair
+# of `$` would be parsed as mathtext (escaped). The exact id is in the table beside the chart.
+LABEL_TEXT = {code: " " for code in (*range(32), 127)} | {ord("$"): r"\$"}
 
 
 def daily_cost_chart(days: Sequence[date], series: Mapping[str, Sequence[Decimal | None]], currency: str) -> str:
@@ -72,8 +75,10 @@ def _cost_by_product_chart(costs, currency) -> str:
         ranked = [*ranked[: MAX_BARS - 1], (f"{len(rest)} other products", sum((c for _, c in rest), Decimal(0)))]
     figure = Figure(figsize=(7.5, 0.35 * len(ranked) + 0.8))
     axes = figure.add_subplot()
-    labels = [name for name, _ in ranked][::-1]
-    axes.barh(labels, [float(cost) for _, cost in ranked][::-1], color=PRODUCT_COLOUR)
+    # Positions, not categories: two ids that print alike stay two bars.
+    positions = range(len(ranked))
+    axes.barh(positions, [float(cost) for _, cost in ranked][::-1], color=PRODUCT_COLOUR)
+    axes.set_yticks(positions, [name.translate(LABEL_TEXT) for name, _ in ranked][::-1])
     axes.set_xlabel(currency)
     _tidy(axes)
     return _svg(figure)

@@ -9,15 +9,14 @@ manifest, written after the day's file, re-ingests the whole month. The hub's co
 column names, so the copy is the 1.2 rendering, whatever version the export itself writes.
 """
 
-import io
 from datetime import date
 from decimal import Decimal
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from chargeback_pipeline.storage import keys
 from chargeback_pipeline.storage.object_store import ObjectStore
+from chargeback_pipeline.storage.parquet_bytes import read_parquet_bytes
 from chargeback_pipeline.storage.report_files import report_files
 
 
@@ -26,7 +25,7 @@ def publish_day(hub: ObjectStore, day: date, focus_1_2: pa.Table, scope_path: st
     cost, read back."""
     key = keys.finops_hubs_file_key(day, scope_path)
     changed = hub.write_bytes(key, report_files(focus_1_2)["parquet"])
-    read_back = pq.read_table(io.BytesIO(hub.read_bytes(key)))
+    read_back = read_parquet_bytes(hub.read_bytes(key))
     return changed, sum(read_back["BilledCost"].to_pylist(), Decimal(0))
 
 

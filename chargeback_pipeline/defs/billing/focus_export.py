@@ -5,14 +5,12 @@ built from the split the chargeback persisted beside its lines; 1.2 (one row per
 readers that need it. With a FinOps hubs target set, also the hubs copy (`finops_hubs`).
 """
 
-import io
 from collections import Counter
 from datetime import date
 from decimal import Decimal
 
 import dagster as dg
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from chargeback_pipeline.core.billing.focus import FOCUS_VERSIONS, to_focus
 from chargeback_pipeline.core.billing.focus_1_3 import origin_charge_id, to_focus_1_3
@@ -24,6 +22,7 @@ from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, day
 from chargeback_pipeline.defs.resources import FocusExportResource, ObjectStoreResource, PricingResource
 from chargeback_pipeline.storage import keys
 from chargeback_pipeline.storage.lake import Lake
+from chargeback_pipeline.storage.parquet_bytes import read_parquet_bytes
 from chargeback_pipeline.storage.report_files import report_files
 
 FOCUS_EXPORT_KEY = dg.AssetKey("focus_export")
@@ -83,7 +82,7 @@ def export_focus(
         table = _focus_table(focus.version, store, day, lines, prices)
         for extension, data in report_files(table, prices.currency_minor_unit).items():
             target.write_bytes(keys.focus_key(day, extension), data)
-        read_back = pq.read_table(io.BytesIO(target.read_bytes(keys.focus_key(day, "parquet"))))
+        read_back = read_parquet_bytes(target.read_bytes(keys.focus_key(day, "parquet")))
         exported, expected = _expected_and_exported(focus.version, day, lines, read_back, store)
         day_billed = sum(read_back["BilledCost"].to_pylist(), Decimal(0))
         hub_metadata = {}

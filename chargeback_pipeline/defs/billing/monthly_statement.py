@@ -2,13 +2,11 @@
 from its published daily chargebacks, as CSV and Parquet, and as an HTML statement people read (an
 overview and a page a product) rendered from the Parquet as published."""
 
-import io
 import json
 from datetime import date
 from decimal import Decimal
 
 import dagster as dg
-import pyarrow.parquet as pq
 
 from chargeback_pipeline.core.billing import statement_html, statements
 from chargeback_pipeline.core.billing.pricing import ISO_4217_MINOR_UNITS
@@ -22,6 +20,7 @@ from chargeback_pipeline.defs.resources import ObjectStoreResource
 from chargeback_pipeline.storage import keys
 from chargeback_pipeline.storage.lake import Lake
 from chargeback_pipeline.storage.object_store import ObjectStore
+from chargeback_pipeline.storage.parquet_bytes import read_parquet_bytes
 from chargeback_pipeline.storage.report_files import report_files
 
 MONTHLY_STATEMENT_KEY = dg.AssetKey("monthly_statement")
@@ -78,7 +77,7 @@ def publish_statements(context: dg.AssetExecutionContext, lake: ObjectStoreResou
         statement = statements.monthly_statement(lines, month)
         for extension, data in report_files(statement, statement_minor_unit(statement)).items():
             target.write_bytes(keys.statement_key(month, extension), data)
-        read_back = pq.read_table(io.BytesIO(target.read_bytes(keys.statement_key(month, "parquet"))))
+        read_back = read_parquet_bytes(target.read_bytes(keys.statement_key(month, "parquet")))
         view = publish_html(store, target, month, read_back, lines, days_missing)
         stated = checks.cost_per_product(read_back, month, "product_id", "total_cost")
         expected = checks.cost_per_product(lines, month, "product_id", "total_cost")

@@ -19,7 +19,6 @@ Two rules, each with an explicit override that is recorded:
   as the day's audit trail, and lists the day in the metadata (`published_despite_shrink`).
 """
 
-import io
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -29,11 +28,11 @@ from decimal import Decimal
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from chargeback_pipeline.core.reconciliation import BLOCK, where
 from chargeback_pipeline.storage.keys import override_key, shrink_override_key
 from chargeback_pipeline.storage.object_store import ObjectStore
+from chargeback_pipeline.storage.parquet_bytes import read_parquet_bytes
 
 
 class PublishConfig(dg.Config):
@@ -168,7 +167,7 @@ class PublicationGate:
         if not self.target.exists(key):
             return None
         try:
-            previous = self.guard.size(pq.read_table(io.BytesIO(self.target.read_bytes(key))))
+            previous = self.guard.size(read_parquet_bytes(self.target.read_bytes(key)))
         except (OSError, KeyError, ValueError, pa.ArrowException) as error:
             # A file that cannot be read is what a re-run repairs: replaced, but said.
             self.context.log.warning(f"published {key} cannot be compared ({error}); replacing it")

@@ -6,12 +6,10 @@ or fewer attributed tokens than the one already published, is not published (`ga
 untouched, unless the documented override publishes it anyway and records that it did.
 """
 
-import io
 import json
 from datetime import timedelta
 
 import dagster as dg
-import pyarrow.parquet as pq
 
 from chargeback_pipeline.core.reports import RECONCILIATION_LINES, build_report, top_products
 from chargeback_pipeline.defs import partition_checks
@@ -22,6 +20,7 @@ from chargeback_pipeline.defs.publishing.gate import PublicationGate, PublishCon
 from chargeback_pipeline.defs.resources import ObjectStoreResource
 from chargeback_pipeline.sources.resource import LogSourceResource
 from chargeback_pipeline.storage import keys
+from chargeback_pipeline.storage.parquet_bytes import read_parquet_bytes
 from chargeback_pipeline.storage.report_files import csv_bytes, report_files
 
 PRODUCT_USAGE_REPORT_KEY = dg.AssetKey("product_usage_report")
@@ -41,7 +40,7 @@ USAGE_SHRINK_GUARD = ShrinkGuard(
 
 
 def _published_totals(data: dict[str, bytes]) -> dict[str, int]:
-    parquet = pq.read_table(io.BytesIO(data["parquet"]))
+    parquet = read_parquet_bytes(data["parquet"])
     csv_rows = data["csv"].decode("utf-8").count("\r\n") - 1
     return {
         "parquet_total_tokens": sum(parquet["total_tokens"].to_pylist()),

@@ -21,7 +21,12 @@ import dagster as dg
 from bench.common import day_window, paths
 from chargeback_pipeline.defs.assets import build_assets
 from chargeback_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, Calendar
-from chargeback_pipeline.defs.resources import DataQualityPolicy, ObjectStoreResource, PricingResource
+from chargeback_pipeline.defs.resources import (
+    DataQualityPolicy,
+    ObjectStoreResource,
+    PricingResource,
+    SqlEngineResource,
+)
 from chargeback_pipeline.settings import Settings
 from chargeback_pipeline.sources.resource import LogSourceResource
 from chargeback_pipeline.sources.simulated import SimulatedSource
@@ -51,6 +56,7 @@ def pipeline_resources(config: dict, source: LogSourceResource | None = None) ->
         "lake": ObjectStoreResource(local_dir=str(where["lake"])),
         "reports": ObjectStoreResource(local_dir=str(where["reports"])),
         "policy": DataQualityPolicy(),
+        "sql_engine": SqlEngineResource(),
         # No pricing file: the transform benchmark measures usage and reconciliation, not money.
         "pricing": PricingResource(),
     }

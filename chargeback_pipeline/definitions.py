@@ -21,6 +21,7 @@ from chargeback_pipeline.defs.resources import (
     FocusExportResource,
     ObjectStoreResource,
     PricingResource,
+    SqlEngineResource,
 )
 from chargeback_pipeline.settings import (
     ALERT_WEBHOOK_URL_ENV,
@@ -71,6 +72,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "lake": lake,
         "reports": _store(settings, settings.output_dir, ""),
         "policy": DataQualityPolicy(**settings.thresholds(), known_deployments=settings.deployment_list),
+        "sql_engine": SqlEngineResource(memory_limit=settings.duckdb_memory_limit),
         "focus": _focus_export(settings),
         "finops": FinOpsPolicyResource(**settings.finops_thresholds(), budgets_file=str(settings.budgets_file or "")),
         # The webhook URL carries a token: handed over as dg.EnvVar, never held in settings or run config.

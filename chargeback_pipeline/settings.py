@@ -31,6 +31,7 @@ from chargeback_pipeline.core.finops.policy import FinOpsPolicy
 from chargeback_pipeline.core.quality import QualityPolicy
 from chargeback_pipeline.sources.registry import SOURCE_RESOURCES
 from chargeback_pipeline.sources.resource import LogSourceResource
+from chargeback_pipeline.storage.sql import DEFAULT_MEMORY_LIMIT, MEMORY_SIZE
 
 ENV_PREFIX = "CHARGEBACK_"
 PRICING_FILE_ENV = "CHARGEBACK_PRICING_FILE"
@@ -100,6 +101,10 @@ class Settings(BaseSettings, QualityPolicy, FinOpsPolicy):
     # The rightsizing check warns when another count would save more than this over a month's measured hours
     # (pricing currency).
     rightsizing_warn_saving: Decimal = Field(default=Decimal("100"), ge=0)
+
+    # What DuckDB may hold in memory during an hourly run before it spills to a temporary folder (README
+    # "Performance"): a size like 600MB or 2GiB.
+    duckdb_memory_limit: str = Field(default=DEFAULT_MEMORY_LIMIT, pattern=MEMORY_SIZE.pattern)
 
     # Budgets per product and month (README "Budgets and anomalies"); empty: no budgets. Alerts of budgets
     # and anomalies go to this Slack or Teams incoming webhook (a secret: handed to the resource as

@@ -21,6 +21,7 @@ from chargeback_pipeline.defs.resources import (
     FocusExportResource,
     ObjectStoreResource,
     PricingResource,
+    SqlEngineResource,
 )
 from chargeback_pipeline.sources.resource import LogSourceResource
 
@@ -94,6 +95,7 @@ def local_resources(tmp_path: Path, source: LogSourceResource, policy: DataQuali
         "lake": ObjectStoreResource(local_dir=str(tmp_path / "lake")),
         "reports": ObjectStoreResource(local_dir=str(tmp_path / "reports")),
         "policy": policy or DataQualityPolicy(),
+        "sql_engine": SqlEngineResource(),
         "pricing": PricingResource(path=str(REPO / "pricing.example.yaml")),
         "focus": FocusExportResource(),  # FOCUS 1.3, no FinOps hubs copy
         "finops": FinOpsPolicyResource(),  # no budgets, default anomaly thresholds

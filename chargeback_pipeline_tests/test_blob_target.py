@@ -8,7 +8,12 @@ from datetime import date
 from azure.storage.blob import ContainerClient
 
 from chargeback_pipeline.cli.backfill import backfill
-from chargeback_pipeline.defs.resources import DataQualityPolicy, ObjectStoreResource, PricingResource
+from chargeback_pipeline.defs.resources import (
+    DataQualityPolicy,
+    ObjectStoreResource,
+    PricingResource,
+    SqlEngineResource,
+)
 from chargeback_pipeline.sources.folder.resource import FolderSourceResource
 from chargeback_pipeline_tests.conftest import REPO, pipeline
 from chargeback_pipeline_tests.folder_data import DAY, EXPECTED_REPORT, write_export
@@ -23,6 +28,7 @@ def test_reports_and_lake_on_blob(tmp_path, azurite_connection_string, instance)
         "lake": ObjectStoreResource(**blob, blob_prefix="lake"),
         "reports": ObjectStoreResource(**blob),
         "policy": DataQualityPolicy(),
+        "sql_engine": SqlEngineResource(),
         "pricing": PricingResource(path=str(REPO / "pricing.example.yaml")),
     }
 

@@ -11,9 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from chargeback_pipeline.core.attribution import attribute_hour
+from chargeback_pipeline.core.attribution import attribute_hour, stage_relations
 from chargeback_pipeline.core.reconciliation import reconcile_hour
 from chargeback_pipeline.core.topology import TopologyError
+from chargeback_pipeline.storage import sql
 from chargeback_pipeline.storage.keys import ATTRIBUTED, LOGGED_TOKENS, RAW_GATEWAY, RAW_LLM, RAW_METRICS, hour_key
 from chargeback_pipeline.storage.lake import Lake
 from chargeback_pipeline.storage.object_store import LocalObjectStore
@@ -181,3 +182,46 @@ def test_metrics_without_a_resource_on_a_name_two_resources_serve_fail_saying_wh
     reconciled = {(r["backend_id"], r["deployment_name"]): r for r in reconcile_hour(lake, HOUR, []).to_pylist()}
     assert reconciled[("ptu", "gpt-ptu")]["metric_prompt_tokens"] == 1_100
     assert not reconciled[("paygo", "gpt-ptu")]["has_metrics"]  # logged, but no metrics for that resource
+
+
+def test_a_request_with_one_trusted_row_gets_the_same_row_as_an_aggregated_one():
+    """int_llm_requests projects a request's single trusted row instead of aggregating it: every kind of
+    single row (a token record inside or outside the hour, a lone later chunk with or without tokens,
+    null counts where they are allowed) gives what the aggregate gives its twin, whose row was pulled
+    twice (so aggregated), apart from the twin's two raw rows."""
+    singles = [
+        llm_row("a", 5, 100, 10),
+        llm_row("b", -5, 200, 20),  # logged in the margin before the hour
+        llm_row("c", 64, 300, 30),  # and after it
+        llm_row("d", 10, 7, 0, sequence=1),  # a later chunk carrying tokens, without its record 0
+        llm_row("e", 10, 0, 0, sequence=2),
+        {**llm_row("f", 15, 400, 40), "TotalTokens": None, "ModelName": None},
+        {**llm_row("g", 15, 0, 0, sequence=1), "PromptTokens": None, "CompletionTokens": None},
+    ]
+    twins = [{**row, "CorrelationId": f"twin-{row['CorrelationId']}"} for row in singles]
+    con = sql.connect()
+    try:
+        stage_relations(
+            con,
+            {
+                "raw_gateway_logs": GATEWAY_LOG_SCHEMA.empty_table(),
+                "raw_llm_logs": pa.Table.from_pylist(singles + twins + twins, LLM_LOG_SCHEMA),
+                "raw_gateway_rejected": SOURCE_REJECT_SCHEMA.empty_table(),
+                "raw_llm_rejected": SOURCE_REJECT_SCHEMA.empty_table(),
+            },
+            HOUR,
+            [],
+        )
+        requests = {
+            row["correlation_id"]: row for row in con.sql("select * from int_llm_requests").to_arrow_table().to_pylist()
+        }
+    finally:
+        con.close()
+
+    assert len(requests) == 2 * len(singles)
+    for single in singles:
+        projected, aggregated = requests[single["CorrelationId"]], requests[f"twin-{single['CorrelationId']}"]
+        assert (projected.pop("llm_rows"), aggregated.pop("llm_rows")) == (1, 2)
+        assert {**projected, "correlation_id": None} == {**aggregated, "correlation_id": None}, single
+    assert requests["d"]["nonzero_later_chunks"] == 1 and not requests["d"]["has_token_record"]
+    assert (requests["a"]["window_prompt_tokens"], requests["b"]["window_prompt_tokens"]) == (100, 0)

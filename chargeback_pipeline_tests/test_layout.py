@@ -20,7 +20,7 @@ ALLOWED = {
     "sources": {"sources", "storage"},
     "standins": {"standins", "sources", "storage"},
     "defs": {"core", "storage", "sources", "defs"},
-    "settings": {"core", "sources", "settings"},
+    "settings": {"core", "storage", "sources", "settings"},
     "definitions": {"core", "storage", "sources", "defs", "settings"},
     "cli": {"core", "storage", "sources", "defs", "settings", "definitions", "cli"},
 }

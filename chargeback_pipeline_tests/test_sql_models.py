@@ -30,6 +30,9 @@ from chargeback_pipeline.core.attribution import (
 )
 from chargeback_pipeline.core.reconciliation import HOURLY_MODEL
 from chargeback_pipeline.core.topology import NO_TOPOLOGY
+from chargeback_pipeline.definitions import build_resources
+from chargeback_pipeline.defs.resources import SqlEngineOutOfMemory, SqlEngineResource
+from chargeback_pipeline.settings import SettingsError, load_settings
 from chargeback_pipeline.storage import sql
 from chargeback_pipeline.storage.schemas import (
     DEPLOYMENT_METRICS_SCHEMA,
@@ -430,3 +433,51 @@ def test_model_data_tests_pass(outputs, model):
         finally:
             con.close()
     assert failures == [], f"{model} fails its data tests"
+
+
+# --- the engine's memory ---------------------------------------------------------------------------------
+
+
+def test_a_shared_database_holds_its_memory_limit_and_spills_to_a_private_folder_it_removes():
+    with sql.shared_database("128MB") as database:
+        con = sql.connect(database)
+        limit, spill = con.execute(
+            "select current_setting('memory_limit'), current_setting('temp_directory')"
+        ).fetchone()
+        # Twice the limit of rows: what does not fit goes to the database's own folder, and is still read.
+        con.execute("create temp table big as select i, md5(i::varchar) as h from range(5000000) t(i)")
+        spilled = con.execute("select path, size from duckdb_temporary_files()").fetchall()
+        assert con.execute("select count(*), count(distinct h) from big").fetchone() == (5_000_000, 5_000_000)
+        assert sum(size for _path, size in spilled) > 50_000_000
+        assert all(Path(path).parent == Path(spill) for path, _size in spilled)
+        assert Path(spill).name.startswith("chargeback-duckdb-")
+    assert limit == "122.0 MiB"  # 128 MB
+    assert not Path(spill).exists()
+
+
+def test_work_that_cannot_fit_the_limit_fails_naming_the_setting():
+    engine = SqlEngineResource(memory_limit="16MB")
+    with (
+        pytest.raises(SqlEngineOutOfMemory, match=r"memory limit of 16MB .* raise CHARGEBACK_DUCKDB_MEMORY_LIMIT"),
+        engine.database() as database,
+    ):
+        sql.connect(database).execute(
+            "create temp table grouped as select md5(i::varchar) as h, count(*) from range(3000000) t(i) group by h"
+        )
+
+
+@pytest.mark.parametrize("size", ["", "600", "0MB", "lots", "600MB; SET threads=1", "1TB"])
+def test_a_memory_limit_that_is_not_a_size_is_refused(size):
+    with (
+        pytest.raises(ValueError, match="a DuckDB memory limit is a size like 600MB or 2GiB"),
+        sql.shared_database(size),
+    ):
+        pass
+
+
+def test_the_memory_limit_setting_is_validated_and_reaches_the_engine(monkeypatch):
+    monkeypatch.setenv("CHARGEBACK_DUCKDB_MEMORY_LIMIT", "2GiB")
+    assert build_resources(load_settings())["sql_engine"].memory_limit == "2GiB"
+    monkeypatch.setenv("CHARGEBACK_DUCKDB_MEMORY_LIMIT", "two gigs")
+    with pytest.raises(SettingsError, match="CHARGEBACK_DUCKDB_MEMORY_LIMIT: String should match pattern"):
+        load_settings()

@@ -5,7 +5,11 @@ Each is a `ConfigurableResource`, so its configuration shows in the UI and can b
 `definitions.py` builds them once from `settings.py`, with secrets passed as `dg.EnvVar`.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import dagster as dg
+import duckdb
 from azure.identity import DefaultAzureCredential
 from azure.storage.blob import ContainerClient
 from pydantic import PrivateAttr
@@ -18,6 +22,7 @@ from chargeback_pipeline.core.topology import BackendTopology
 from chargeback_pipeline.storage.keys import FINOPS_HUBS_CONTAINER
 from chargeback_pipeline.storage.lake import Lake
 from chargeback_pipeline.storage.object_store import BlobObjectStore, LocalObjectStore, ObjectStore
+from chargeback_pipeline.storage.sql import DEFAULT_MEMORY_LIMIT, shared_database
 
 
 class ObjectStoreResource(dg.ConfigurableResource):
@@ -42,6 +47,31 @@ class ObjectStoreResource(dg.ConfigurableResource):
 
     def lake(self) -> Lake:
         return Lake(self.store())
+
+
+class SqlEngineResource(dg.ConfigurableResource):
+    """DuckDB, which runs the hourly assets' SQL models: the memory one run's database may hold before it
+    spills to a private temporary folder (CHARGEBACK_DUCKDB_MEMORY_LIMIT, README "Performance")."""
+
+    memory_limit: str = DEFAULT_MEMORY_LIMIT
+
+    @contextmanager
+    def database(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A `sql.shared_database` for the run's hours."""
+        try:
+            with shared_database(self.memory_limit) as database:
+                yield database
+        except duckdb.OutOfMemoryException as error:
+            # Most of DuckDB's work spills to disk above the limit; what cannot (a hash table that must
+            # stay whole) fails here: say which setting to raise.
+            raise SqlEngineOutOfMemory(
+                f"DuckDB needed more than its memory limit of {self.memory_limit} for this run and could not "
+                f'spill the rest to disk: raise CHARGEBACK_DUCKDB_MEMORY_LIMIT (README "Performance"). {error}'
+            ) from error
+
+
+class SqlEngineOutOfMemory(RuntimeError):
+    """An hourly run's DuckDB work did not fit its memory limit (CHARGEBACK_DUCKDB_MEMORY_LIMIT)."""
 
 
 class DataQualityPolicy(dg.ConfigurableResource, QualityPolicy):

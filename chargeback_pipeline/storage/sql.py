@@ -15,6 +15,7 @@ itself: in parallel, and only the columns the query needs.
 """
 
 import re
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +34,11 @@ _COMMENT = re.compile(r"--[^\n]*")
 # Memory a shared database's block allocator keeps for reuse: enough for the largest hour of a 10M
 # requests/day tenant without handing pages back to the OS between hours.
 SHARED_BLOCK_MEMORY = "512MB"
+# What a shared database may hold before it spills to disk (CHARGEBACK_DUCKDB_MEMORY_LIMIT): a run's
+# memory stays near this plus the interpreter whatever the tenant's volume. At this limit the busiest
+# hour of a 10M-requests-a-day tenant spills only a little (BENCHMARKS.md "Memory under a limit").
+DEFAULT_MEMORY_LIMIT = "600MB"
+MEMORY_SIZE = re.compile(r"^[1-9][0-9]{0,6}(\.[0-9]+)?\s?(MB|GB|MiB|GiB)$")
 
 
 @dataclass(frozen=True)
@@ -121,19 +127,28 @@ def connect(database: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBP
 
 
 @contextmanager
-def shared_database() -> Iterator[duckdb.DuckDBPyConnection]:
+def shared_database(memory_limit: str | None = DEFAULT_MEMORY_LIMIT) -> Iterator[duckdb.DuckDBPyConnection]:
     """One in-memory database for many connections (`connect(database)`), e.g. the hours of a ranged run.
 
     Each connection keeps its own temp tables and registered relations. The database's block memory is
     allocated once and reused from hour to hour, instead of being handed back to the operating system
     and faulted in again for every hour (which cost a large tenant's day seconds of system time).
+    Above `memory_limit` (None: DuckDB's default, 80 % of the machine) it spills to a private temporary
+    folder, removed with the database (DuckDB's default, `.tmp` in the working directory, may be read-only
+    in a container).
     """
-    database = duckdb.connect()
-    database.execute(f"SET block_allocator_memory = '{SHARED_BLOCK_MEMORY}'")
-    try:
-        yield database
-    finally:
-        database.close()
+    if memory_limit is not None and not MEMORY_SIZE.match(memory_limit):
+        raise ValueError(f"a DuckDB memory limit is a size like 600MB or 2GiB, got {memory_limit!r}")
+    with tempfile.TemporaryDirectory(prefix="chargeback-duckdb-") as spill:
+        database = duckdb.connect()
+        try:
+            database.execute(f"SET block_allocator_memory = '{SHARED_BLOCK_MEMORY}'")
+            database.execute("SET temp_directory = ?", [spill])
+            if memory_limit is not None:
+                database.execute(f"SET memory_limit = '{memory_limit}'")
+            yield database
+        finally:
+            database.close()
 
 
 def _bound(sql: str, params: dict) -> dict:

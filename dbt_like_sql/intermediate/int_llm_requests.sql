@@ -2,6 +2,46 @@
 -- chunks of a long message should carry zeros, and any that do not are counted, never added.
 -- The hour's logged tokens for the reconciliation (int_hour_logged_tokens) come from here too, so
 -- the LLM log is de-duplicated once per hour. A table, built once per hour: several models read it.
+-- A request with a single trusted row (most of them) is that row, projected: the same values the
+-- aggregate below gives for one row, without a hash table holding every request of the hour.
+with records as (
+    select * from stg_apim__llm_records
+)
+
+select
+    correlation_id,
+    case when sequence_number = 0 then llm_time end as llm_time,
+    model_name,
+    deployment_name,
+    case when sequence_number = 0 then coalesce(prompt_tokens, 0) else 0 end::bigint as prompt_tokens,
+    case when sequence_number = 0 then coalesce(completion_tokens, 0) else 0 end::bigint as completion_tokens,
+    case when sequence_number = 0 then coalesce(total_tokens, 0) else 0 end::bigint as total_tokens,
+    1::bigint as llm_records,
+    case
+        when sequence_number > 0 and (prompt_tokens <> 0 or completion_tokens <> 0 or total_tokens <> 0) then 1
+        else 0
+    end::bigint as nonzero_later_chunks,
+    sequence_number = 0 as has_token_record,
+    copies::hugeint as llm_rows,
+    case
+        when sequence_number = 0 and llm_time >= $window_start and llm_time < $window_end then 1 else 0
+    end::bigint as window_token_records,
+    case
+        when sequence_number = 0 and llm_time >= $window_start and llm_time < $window_end
+            then coalesce(prompt_tokens, 0)
+        else 0
+    end::bigint as window_prompt_tokens,
+    case
+        when sequence_number = 0 and llm_time >= $window_start and llm_time < $window_end
+            then coalesce(completion_tokens, 0)
+        else 0
+    end::bigint as window_completion_tokens,
+    case when sequence_number = 0 then false end as names_several_deployments
+from records
+where single_row_request
+
+union all
+
 select
     correlation_id,
     min(llm_time) filter (where sequence_number = 0) as llm_time,
@@ -33,5 +73,6 @@ select
     -- record by record instead (int_hour_logged_tokens).
     min(deployment_name) filter (where sequence_number = 0)
         <> max(deployment_name) filter (where sequence_number = 0) as names_several_deployments
-from stg_apim__llm_records
+from records
+where not single_row_request
 group by correlation_id

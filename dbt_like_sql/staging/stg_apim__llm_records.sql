@@ -3,7 +3,9 @@
 -- A record is identified by CorrelationId, RequestId and SequenceNumber; of its copies the first by
 -- TimeGenerated is kept, then the one with most prompt and completion tokens, then by deployment,
 -- model and total tokens, so the choice is deterministic (nulls last). `copies`: its trusted rows.
--- Few records have copies, so only their rows are compared; every other row is its record's only row.
+-- Most requests have a single trusted row (one record, no copy): it is passed through as it is and
+-- flagged `single_row_request`, so int_llm_requests aggregates only the other requests (chunked, copied
+-- or retried). Only those requests' rows are grouped by record here, one grouping of the hour by id.
 with trusted as (
     select
         TimeGenerated, CorrelationId, coalesce(RequestId, '') as request_id, SequenceNumber, DeploymentName,
@@ -12,14 +14,14 @@ with trusted as (
     where quarantine_reason is null
 ),
 
-copied as (
-    select CorrelationId, request_id, SequenceNumber
+several_rows as (
+    select CorrelationId
     from trusted
-    group by CorrelationId, request_id, SequenceNumber
+    group by CorrelationId
     having count(*) > 1
 ),
 
-first_of_copies as (
+records_of_several_rows as (
     select
         CorrelationId,
         request_id,
@@ -29,18 +31,19 @@ first_of_copies as (
             TimeGenerated, most_prompt := -PromptTokens, most_completion := -CompletionTokens, DeploymentName,
             ModelName, TotalTokens
         )) as kept
-    from trusted semi join copied using (CorrelationId, request_id, SequenceNumber)
+    from trusted semi join several_rows using (CorrelationId)
     group by CorrelationId, request_id, SequenceNumber
 ),
 
 kept as (
-    select *, 1 as copies
-    from trusted anti join copied using (CorrelationId, request_id, SequenceNumber)
+    select *, 1 as copies, true as single_row_request
+    from trusted anti join several_rows using (CorrelationId)
     union all by name
     select
         kept.TimeGenerated, CorrelationId, request_id, SequenceNumber, kept.DeploymentName, kept.ModelName,
-        -kept.most_prompt as PromptTokens, -kept.most_completion as CompletionTokens, kept.TotalTokens, copies
-    from first_of_copies
+        -kept.most_prompt as PromptTokens, -kept.most_completion as CompletionTokens, kept.TotalTokens, copies,
+        false as single_row_request
+    from records_of_several_rows
 )
 
 select
@@ -53,5 +56,6 @@ select
     PromptTokens as prompt_tokens,
     CompletionTokens as completion_tokens,
     TotalTokens as total_tokens,
-    copies
+    copies,
+    single_row_request
 from kept

@@ -13,9 +13,8 @@ from chargeback_pipeline.defs.attribution import checks
 from chargeback_pipeline.defs.automation.fingerprints import record_hour_content
 from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals
 from chargeback_pipeline.defs.partitions import Calendar, hour_partition_key, hours_in
-from chargeback_pipeline.defs.resources import DataQualityPolicy, ObjectStoreResource
+from chargeback_pipeline.defs.resources import DataQualityPolicy, ObjectStoreResource, SqlEngineResource
 from chargeback_pipeline.sources.resource import LogSourceResource
-from chargeback_pipeline.storage import sql
 
 ATTRIBUTED_KEY = dg.AssetKey("attributed_requests")
 QUARANTINE_KEY = dg.AssetKey("quarantined_records")
@@ -71,13 +70,17 @@ def hour_metadata(done: AttributedHour) -> dict:
 
 
 def attribute_run(
-    context: dg.AssetExecutionContext, lake: ObjectStoreResource, source: LogSourceResource, policy: DataQualityPolicy
+    context: dg.AssetExecutionContext,
+    lake: ObjectStoreResource,
+    source: LogSourceResource,
+    policy: DataQualityPolicy,
+    sql_engine: SqlEngineResource,
 ):
     """Attribute every hour of the run's window; record each hour's content and numbers on its own event,
     and judge the checks hour by hour."""
     store = lake.lake()
     margin = timedelta(minutes=source.llm_join_overlap_minutes)
-    with sql.shared_database() as database:
+    with sql_engine.database() as database:
         attributed_hours = [
             attribute_hour(store, hour, policy.known_deployments, margin, database)
             for hour in hours_in(context.partition_time_window)
@@ -182,7 +185,8 @@ def attributed_requests_asset(calendar: Calendar) -> dg.AssetsDefinition:
         lake: ObjectStoreResource,
         source: LogSourceResource,
         policy: DataQualityPolicy,
+        sql_engine: SqlEngineResource,
     ):
-        yield from attribute_run(context, lake, source, policy)
+        yield from attribute_run(context, lake, source, policy, sql_engine)
 
     return attributed_requests

@@ -8,7 +8,7 @@ from chargeback_pipeline.core.capacity.utilisation import azure_utilization, hou
 from chargeback_pipeline.defs.automation.fingerprints import record_hour_content
 from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals, markdown_table, record_partition
 from chargeback_pipeline.defs.partitions import Calendar, hour_partition_key, hours_in
-from chargeback_pipeline.defs.resources import ObjectStoreResource, PricingResource
+from chargeback_pipeline.defs.resources import ObjectStoreResource, PricingResource, SqlEngineResource
 from chargeback_pipeline.storage import keys, sql
 from chargeback_pipeline.storage.schemas import DEPLOYMENT_METRICS_SCHEMA, METRIC_PTU_UTILIZATION
 
@@ -45,7 +45,12 @@ def _hour_numbers(table) -> dict[str, object]:
     return numbers
 
 
-def measure_hours(context: dg.AssetExecutionContext, lake: ObjectStoreResource, pricing: PricingResource):
+def measure_hours(
+    context: dg.AssetExecutionContext,
+    lake: ObjectStoreResource,
+    pricing: PricingResource,
+    sql_engine: SqlEngineResource,
+):
     if not pricing.path:
         # Usage-only mode (no pricing file) is supported: the hourly job must still land and attribute.
         yield from _without_pricing(context)
@@ -53,7 +58,7 @@ def measure_hours(context: dg.AssetExecutionContext, lake: ObjectStoreResource, 
     store, prices = lake.lake(), pricing.pricing()
     totals = {"saturated_deployment_hours": 0, "spillover_requests": 0, "throttled_requests": 0}
     hours = hours_in(context.partition_time_window)
-    with sql.shared_database() as database:
+    with sql_engine.database() as database:
         for hour in hours:
             sizings = ptu_sizings(prices, hour, pricing.path)
             con = sql.connect(database)
@@ -121,7 +126,12 @@ def ptu_utilization_asset(calendar: Calendar) -> dg.AssetsDefinition:
             "where the source has it. `saturated`: capacity used, or demand turned away."
         ),
     )
-    def ptu_utilization(context: dg.AssetExecutionContext, lake: ObjectStoreResource, pricing: PricingResource):
-        yield from measure_hours(context, lake, pricing)
+    def ptu_utilization(
+        context: dg.AssetExecutionContext,
+        lake: ObjectStoreResource,
+        pricing: PricingResource,
+        sql_engine: SqlEngineResource,
+    ):
+        yield from measure_hours(context, lake, pricing, sql_engine)
 
     return ptu_utilization

@@ -9,9 +9,14 @@ from chargeback_pipeline.defs.automation.fingerprints import record_hour_content
 from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals
 from chargeback_pipeline.defs.partitions import Calendar, hour_partition_key, hours_in
 from chargeback_pipeline.defs.reconciliation import checks
-from chargeback_pipeline.defs.resources import DataQualityPolicy, ObjectStoreResource, PricingResource
+from chargeback_pipeline.defs.resources import (
+    DataQualityPolicy,
+    ObjectStoreResource,
+    PricingResource,
+    SqlEngineResource,
+)
 from chargeback_pipeline.sources.resource import LogSourceResource
-from chargeback_pipeline.storage import keys, sql
+from chargeback_pipeline.storage import keys
 
 HOURLY_RECONCILIATION_KEY = dg.AssetKey("deployment_reconciliation")
 
@@ -26,10 +31,11 @@ def reconcile_hours(
     policy: DataQualityPolicy,
     pricing: PricingResource,
     source: LogSourceResource,
+    sql_engine: SqlEngineResource,
 ):
     store, topology = lake.lake(), pricing.topology()
     judged_by_hour: dict[str, list[dict]] = {}
-    with sql.shared_database() as database:
+    with sql_engine.database() as database:
         for hour in hours_in(context.partition_time_window):
             table = reconcile_hour(store, hour, policy.known_deployments, topology, database)
             digest = store.write(keys.hour_key(keys.HOURLY_RECONCILIATION, hour), table)
@@ -85,7 +91,8 @@ def deployment_reconciliation_asset(calendar: Calendar) -> dg.AssetsDefinition:
         policy: DataQualityPolicy,
         pricing: PricingResource,
         source: LogSourceResource,
+        sql_engine: SqlEngineResource,
     ):
-        yield from reconcile_hours(context, lake, policy, pricing, source)
+        yield from reconcile_hours(context, lake, policy, pricing, source, sql_engine)
 
     return deployment_reconciliation

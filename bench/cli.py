@@ -35,6 +35,11 @@ def _child(piece: str, config: dict) -> None:
         emit(stage(piece, config))
 
 
+def _absolute(path: str) -> Path:
+    # Child processes get the folder in their config (DAGSTER_HOME must be absolute).
+    return Path(path).resolve()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -45,25 +50,28 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--repeats", type=int, default=3)
     run.add_argument("--land-repeats", type=int, default=None, help="repeats that re-land (default: all)")
     run.add_argument("--day", default=DEFAULT_DAY)
-    run.add_argument("--workdir", type=Path, default=None)
+    run.add_argument("--workdir", type=_absolute, default=None)
     run.add_argument("--no-pandas", action="store_true")
     run.add_argument("--no-ingest", action="store_true")
     run.add_argument("--e2e", action="store_true", help="also land + transform once through Dagster")
     run.add_argument("--ingest-hour", type=int, default=12, help="UTC hour of the day pulled in the ingest bench")
+    run.add_argument(
+        "--duckdb-memory-limit", default=None, help="the hourly assets' DuckDB limit (default: the pipeline's, 600MB)"
+    )
 
     ingest = commands.add_parser("ingest", help="Log Analytics ingest through LogsQueryClient vs its floors")
     ingest.add_argument("--requests-per-day", type=int, default=10_000_000)
     ingest.add_argument("--hour", type=int, default=12)
     ingest.add_argument("--repeats", type=int, default=3)
     ingest.add_argument("--day", default=DEFAULT_DAY)
-    ingest.add_argument("--workdir", type=Path, default=None)
+    ingest.add_argument("--workdir", type=_absolute, default=None)
 
     backfill = commands.add_parser("backfill", help="an N-day backfill through Dagster with ranged runs")
     backfill.add_argument("--days", type=int, default=30)
     backfill.add_argument("--requests-per-hour", type=int, default=100_000)
     backfill.add_argument("--days-per-run", type=int, default=7)
     backfill.add_argument("--first-day", default="2026-02-01")
-    backfill.add_argument("--workdir", type=Path, default=None)
+    backfill.add_argument("--workdir", type=_absolute, default=None)
     backfill.add_argument(
         "--instance",
         choices=("sqlite", "postgres"),
@@ -106,6 +114,7 @@ def main(argv: list[str] | None = None) -> None:
             args.repeats if args.land_repeats is None else args.land_repeats,
             floors,
             args.e2e,
+            args.duckdb_memory_limit,
         )
         if not args.no_ingest:
             summary["ingest"] = run_ingest(workdir, args.day, requests, args.ingest_hour, args.repeats)

@@ -54,9 +54,12 @@ def run_day(
     land_repeats: int,
     floors: list[str],
     e2e: bool,
+    duckdb_memory_limit: str | None = None,
 ) -> dict:
     workdir.mkdir(parents=True, exist_ok=True)
     config = {"workdir": str(workdir), "day": day.isoformat(), "requests_per_hour": requests_per_day // 24}
+    if duckdb_memory_limit:
+        config["duckdb_memory_limit"] = duckdb_memory_limit
     logs = workdir / "logs"
     results: dict[str, list[dict]] = {}
 
@@ -94,12 +97,14 @@ def run_day(
         measure("e2e_dagster")
 
     from bench.floors import pipeline_totals  # imported late: duckdb only
+    from chargeback_pipeline.storage.sql import DEFAULT_MEMORY_LIMIT
 
     summary = {
         "machine": describe(),
         "requests_per_day": requests_per_day,
         "day": day.isoformat(),
         "repeats": repeats,
+        "duckdb_memory_limit": duckdb_memory_limit or DEFAULT_MEMORY_LIMIT,
         "rows": landed_rows(workdir, day.isoformat()),
         "pipeline_totals": pipeline_totals(config),
         "results": {piece: summarise(runs) for piece, runs in results.items()},

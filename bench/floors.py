@@ -14,7 +14,7 @@ that differ (DISTINCT assumes exact copies): the floors do strictly less than th
 """
 
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -120,13 +120,15 @@ def duckdb_single(config: dict) -> dict:
 
 def duckdb_hourly(config: dict) -> dict:
     gateway, llm = day_files(config)
-    start, end = day_window(date.fromisoformat(config["day"]))
+    start, _end = day_window(date.fromisoformat(config["day"]))
     con = _connect()
     started = time.perf_counter()
     for hour, (gateway_file, llm_file) in enumerate(zip(gateway, llm, strict=True)):
         sql = _rollup_sql(_file_list([gateway_file]), _file_list([llm_file]))
         verb = "create temp table partial as" if hour == 0 else "insert into partial"
-        con.execute(f"{verb} {sql}", {"start": start, "end": end})
+        # Each hour's own window: its gateway file spans the join margins, which belong to the hours beside it.
+        window = {"start": start + timedelta(hours=hour), "end": start + timedelta(hours=hour + 1)}
+        con.execute(f"{verb} {sql}", window)
     con.execute(
         """create temp table usage as
            select usage_date, product_id, subscription_id, model_name, deployment_name, backend_id,

@@ -35,7 +35,8 @@ def print_day(summary: dict, argv: list[str]) -> None:
     print(
         f"Day {summary['day']}: {summary['requests_per_day']:,} requests simulated; landed {rows['gateway_rows']:,} "
         f"gateway rows and {rows['llm_rows']:,} LLM rows (hour + 10 min margins); {rows['attributed_rows']:,} "
-        f"attributed requests. Medians of {summary['repeats']} runs (min-max), each piece in a fresh process."
+        f"attributed requests. Medians of {summary['repeats']} runs (min-max), each piece in a fresh process. "
+        f"DuckDB memory limit of the hourly assets: {summary.get('duckdb_memory_limit', 'none')}."
     )
     baseline = res.get("baseline", {}).get("peak_rss_bytes", 0)
     print(f"Peak RSS of a process that only imports the pipeline and Dagster: {baseline / MIB:,.0f} MiB.")

@@ -32,6 +32,7 @@ from chargeback_pipeline.sources.resource import LogSourceResource
 from chargeback_pipeline.sources.simulated import SimulatedSource
 from chargeback_pipeline.sources.simulated.resource import SimulatedSourceResource
 from chargeback_pipeline.storage import keys
+from chargeback_pipeline.storage.sql import DEFAULT_MEMORY_LIMIT
 
 CALENDAR = Calendar.starting(Settings.model_fields["partitions_start"].default)
 ASSETS = {key.to_user_string(): asset for asset in build_assets(CALENDAR) for key in asset.keys}
@@ -56,7 +57,8 @@ def pipeline_resources(config: dict, source: LogSourceResource | None = None) ->
         "lake": ObjectStoreResource(local_dir=str(where["lake"])),
         "reports": ObjectStoreResource(local_dir=str(where["reports"])),
         "policy": DataQualityPolicy(),
-        "sql_engine": SqlEngineResource(),
+        # The pipeline's default unless the run asks for another (`--duckdb-memory-limit`).
+        "sql_engine": SqlEngineResource(memory_limit=config.get("duckdb_memory_limit") or DEFAULT_MEMORY_LIMIT),
         # No pricing file: the transform benchmark measures usage and reconciliation, not money.
         "pricing": PricingResource(),
     }

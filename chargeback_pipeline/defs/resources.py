@@ -62,8 +62,8 @@ class SqlEngineResource(dg.ConfigurableResource):
             with shared_database(self.memory_limit) as database:
                 yield database
         except duckdb.OutOfMemoryException as error:
-            # Most of DuckDB's work spills to disk above the limit; what cannot (a hash table that must
-            # stay whole) fails here: say which setting to raise.
+            # Most of DuckDB's work spills to disk above the limit; what cannot (a sort's or a hash
+            # table's large allocations) fails here: say which setting to raise.
             raise SqlEngineOutOfMemory(
                 f"DuckDB needed more than its memory limit of {self.memory_limit} for this run and could not "
                 f'spill the rest to disk: raise CHARGEBACK_DUCKDB_MEMORY_LIMIT (README "Performance"). {error}'

@@ -35,8 +35,8 @@ _COMMENT = re.compile(r"--[^\n]*")
 # requests/day tenant without handing pages back to the OS between hours.
 SHARED_BLOCK_MEMORY = "512MB"
 # What a shared database may hold before it spills to disk (CHARGEBACK_DUCKDB_MEMORY_LIMIT): a run's
-# memory stays near this plus the interpreter whatever the tenant's volume. At this limit the busiest
-# hour of a 10M-requests-a-day tenant spills only a little (BENCHMARKS.md "Memory under a limit").
+# memory stays near this plus the interpreter as the tenant grows. At 10M requests a day the spilling
+# costs 14 % more time than no limit (BENCHMARKS.md "Memory under a limit").
 DEFAULT_MEMORY_LIMIT = "600MB"
 MEMORY_SIZE = re.compile(r"^[1-9][0-9]{0,6}(\.[0-9]+)?\s?(MB|GB|MiB|GiB)$")
 

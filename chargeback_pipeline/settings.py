@@ -31,7 +31,7 @@ from chargeback_pipeline.core.finops.policy import FinOpsPolicy
 from chargeback_pipeline.core.quality import QualityPolicy
 from chargeback_pipeline.sources.registry import SOURCE_RESOURCES
 from chargeback_pipeline.sources.resource import LogSourceResource
-from chargeback_pipeline.storage.sql import DEFAULT_MEMORY_LIMIT, MEMORY_SIZE
+from chargeback_pipeline.storage.sql import DEFAULT_MEMORY_LIMIT, memory_limit_checked
 
 ENV_PREFIX = "CHARGEBACK_"
 PRICING_FILE_ENV = "CHARGEBACK_PRICING_FILE"
@@ -104,7 +104,7 @@ class Settings(BaseSettings, QualityPolicy, FinOpsPolicy):
 
     # What DuckDB may hold in memory during an hourly run before it spills to a temporary folder (README
     # "Performance"): a size like 600MB or 2GiB.
-    duckdb_memory_limit: str = Field(default=DEFAULT_MEMORY_LIMIT, pattern=MEMORY_SIZE.pattern)
+    duckdb_memory_limit: str = DEFAULT_MEMORY_LIMIT
 
     # Budgets per product and month (README "Budgets and anomalies"); empty: no budgets. Alerts of budgets
     # and anomalies go to this Slack or Teams incoming webhook (a secret: handed to the resource as
@@ -123,6 +123,11 @@ class Settings(BaseSettings, QualityPolicy, FinOpsPolicy):
         if value not in SOURCE_RESOURCES:
             raise ValueError(f"must be one of {', '.join(SOURCE_RESOURCES)}, got {value!r}")
         return value
+
+    @field_validator("duckdb_memory_limit")
+    @classmethod
+    def _memory_size(cls, value: str) -> str:
+        return memory_limit_checked(value.strip())
 
     @field_validator("pricing_file", mode="before")
     @classmethod

@@ -151,3 +151,17 @@ def test_a_missing_report_says_what_to_run(tmp_path):
         assert done.returncode == 2, (argument, done.stderr)
         assert done.stderr.strip().splitlines()[-1] == line
         assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_a_damaged_report_is_one_line_naming_the_file(published, tmp_path):
+    folder = tmp_path / "damaged"
+    shutil.copytree(published / "reports", folder / "reports")
+    damaged = folder / f"reports/daily/usage_date={DAY}/chargeback.parquet"
+    damaged.write_bytes(damaged.read_bytes()[:100])  # cut short, as by a copy that failed
+
+    done = report(folder, str(DAY))
+
+    assert done.returncode == 1 and done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"Error: {damaged} is not a readable Parquet file (")
+    assert line.endswith(f"publish {DAY} again with `chargeback backfill`")

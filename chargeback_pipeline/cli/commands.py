@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 
 from chargeback_pipeline.cli.discover import check_pricing_command, discover_command
-from chargeback_pipeline.cli.report import report_command
+from chargeback_pipeline.cli.report import read_published, report_command
 
 DAY_WORDS = {"today": 0, "yesterday": -1}
 DEFAULT_DAGSTER_HOME = ".dagster_home"
@@ -397,7 +397,6 @@ def verify_simulated_command(day: date) -> None:
     from chargeback_pipeline.definitions import build_resources
     from chargeback_pipeline.sources.base import TimeWindow
     from chargeback_pipeline.storage.keys import product_usage_report_key
-    from chargeback_pipeline.storage.parquet_bytes import read_parquet_bytes
 
     settings = _settings()
     if settings.source != "simulated":
@@ -406,7 +405,7 @@ def verify_simulated_command(day: date) -> None:
     key = product_usage_report_key(day, "parquet")
     if not store.exists(key):
         raise click.ClickException(f"no report at {store.url(key)}: run `chargeback backfill {day}` first")
-    report = read_parquet_bytes(store.read_bytes(key))
+    report = read_published(store, key, str(day))
     simulator = settings.source_resource.source()
     products, unattributed = split_report(report)
     truth = simulator.expected_daily_usage(day)

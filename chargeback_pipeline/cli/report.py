@@ -68,10 +68,9 @@ def published_table(store, kind: str, period: date) -> tuple[str, str, pa.Table]
     """(what it is, where it was read, its per-product rows) of the published day or month."""
     from chargeback_pipeline.core.billing.statements import monthly_statement
     from chargeback_pipeline.storage import keys
-    from chargeback_pipeline.storage.parquet_bytes import read_parquet_bytes
 
     def read(key: str) -> pa.Table:
-        return read_parquet_bytes(store.read_bytes(key))
+        return read_published(store, key, f"{period:%Y-%m}" if kind == "month" else str(period))
 
     if kind == "month":
         key = keys.statement_key(period, "parquet")
@@ -90,6 +89,19 @@ def published_table(store, kind: str, period: date) -> tuple[str, str, pa.Table]
         per_product = usage.group_by("product_id").aggregate([(c, "sum") for c in COUNTS])
         return "usage", store.url(usage_key), per_product.rename_columns(["product_id", *COUNTS])
     raise ReportMissing(f"no chargeback of {period} at {store.url(key)}: run `chargeback backfill {period}`")
+
+
+def read_published(store, key: str, period: str) -> pa.Table:
+    """A published Parquet file, or one line (exit 1) saying it is damaged and what republishes it."""
+    from chargeback_pipeline.storage.parquet_bytes import read_parquet_bytes
+
+    try:
+        return read_parquet_bytes(store.read_bytes(key))
+    except pa.ArrowInvalid as error:  # truncated, or overwritten by something else
+        raise click.ClickException(
+            f"{store.url(key)} is not a readable Parquet file ({error}): "
+            f"publish {period} again with `chargeback backfill`"
+        ) from None
 
 
 def _today() -> date:

@@ -38,7 +38,14 @@ SHARED_BLOCK_MEMORY = "512MB"
 # memory stays near this plus the interpreter as the tenant grows. At 10M requests a day the spilling
 # costs 14 % more time than no limit (BENCHMARKS.md "Memory under a limit").
 DEFAULT_MEMORY_LIMIT = "600MB"
-MEMORY_SIZE = re.compile(r"^[1-9][0-9]{0,6}(\.[0-9]+)?\s?(MB|GB|MiB|GiB)$")
+_MEMORY_SIZE = re.compile(r"^[1-9][0-9]{0,6}(\.[0-9]+)?\s?(MB|GB|MiB|GiB)$")
+
+
+def memory_limit_checked(value: str) -> str:
+    """`value` if it is a size DuckDB takes as a memory limit (600MB, 2GiB), else a ValueError saying so."""
+    if not _MEMORY_SIZE.match(value):
+        raise ValueError(f"a DuckDB memory limit is a size like 600MB or 2GiB, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -137,8 +144,8 @@ def shared_database(memory_limit: str | None = DEFAULT_MEMORY_LIMIT) -> Iterator
     folder, removed with the database (DuckDB's default, `.tmp` in the working directory, may be read-only
     in a container).
     """
-    if memory_limit is not None and not MEMORY_SIZE.match(memory_limit):
-        raise ValueError(f"a DuckDB memory limit is a size like 600MB or 2GiB, got {memory_limit!r}")
+    if memory_limit is not None:
+        memory_limit_checked(memory_limit)
     with tempfile.TemporaryDirectory(prefix="chargeback-duckdb-") as spill:
         database = duckdb.connect()
         try:

@@ -8,7 +8,12 @@ KQL and JSON rendering (which a real workspace does on its own servers).
   pieces of 100,000 rows, 5 in flight, DuckDB parsing of the answer, typing, rejects, Parquet written);
 - floor `sdk_rows`: a plain `LogsQueryClient` asking the same row queries (not the count queries) with
   the same concurrency and returning the SDK's own `LogsQueryResult` rows, nothing more;
-- floor `http_bytes`: the same calls returning the raw response body (transfer only, no parsing).
+- floor `http_bytes`: the same calls returning the raw response body (transfer only, no parsing), read in
+  the pipeline's response blocks (1 MiB); `http_bytes_sdk_blocks`: the same in the SDK's default 4 KiB blocks.
+
+Then the pipeline's parts one by one, each over the whole hour in this one thread, so each is that part's
+CPU cost: the count queries, the JSON answers parsed by DuckDB, parsed and typed (the rows the pipeline
+keeps, plus its rejects), split into rows and rejects, and the hour's Parquet written to the lake.
 """
 
 import json
@@ -107,6 +112,7 @@ def ingest(config: dict) -> dict:
     from azure.monitor.query import LogsQueryClient
 
     from bench.stages import ASSETS, call_asset, pipeline_resources
+    from chargeback_pipeline.sources.log_analytics.client import RESPONSE_BLOCK_BYTES
     from chargeback_pipeline.sources.log_analytics.resource import LogAnalyticsSourceResource
 
     start = hour_start(config)
@@ -133,7 +139,11 @@ def ingest(config: dict) -> dict:
     row_queries = [(q, span) for q, span in calls if not q.rstrip().endswith("| count")]
 
     # Loopback: no authentication policy, so the credential is never asked for a token.
-    client = LogsQueryClient(_NoCredential(), endpoint=endpoint, authentication_policy=SansIOHTTPPolicy())
+    def plain_client(**options) -> LogsQueryClient:
+        return LogsQueryClient(_NoCredential(), endpoint=endpoint, authentication_policy=SansIOHTTPPolicy(), **options)
+
+    client = plain_client(connection_data_block_size=RESPONSE_BLOCK_BYTES)
+    sdk_block_client = plain_client()  # azure-core's default: 4 KiB blocks
 
     def sdk_rows() -> tuple[float, int]:
         def one(call):
@@ -145,32 +155,34 @@ def ingest(config: dict) -> dict:
             rows = sum(pool.map(one, row_queries))
         return time.perf_counter() - started, rows
 
-    def http_bytes() -> tuple[float, int]:
-        def one(call):
-            received = []
+    def body_of(call, through: LogsQueryClient) -> bytes:
+        received = []
 
-            def body_only(_response, chunks, _headers) -> dict:
-                received.append(len(b"".join(chunks)))
-                return {"error": None}  # all the SDK looks at before handing back the answer
+        def body_only(_response, chunks, _headers) -> dict:
+            received.append(b"".join(chunks))
+            return {"error": None}  # all the SDK looks at before handing back the answer
 
-            client.query_workspace(WORKSPACE, call[0], timespan=call[1], stream=True, cls=body_only)
-            return received[0]
+        through.query_workspace(WORKSPACE, call[0], timespan=call[1], stream=True, cls=body_only)
+        return received[0]
 
+    def http_bytes(through: LogsQueryClient) -> tuple[float, int]:
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=5) as pool:
-            size = sum(pool.map(one, row_queries))
+            size = sum(len(body) for body in pool.map(lambda call: body_of(call, through), row_queries))
         return time.perf_counter() - started, size
 
     import pyarrow.parquet as pq
 
-    runs = {"pipeline_s": [], "sdk_rows_s": [], "http_bytes_s": []}
+    runs = {"pipeline_s": [], "sdk_rows_s": [], "http_bytes_s": [], "http_bytes_sdk_blocks_s": []}
     rows = body_bytes = 0
     for _ in range(config["repeats"]):
         runs["pipeline_s"].append(pipeline())
         seconds, rows = sdk_rows()
         runs["sdk_rows_s"].append(seconds)
-        seconds, body_bytes = http_bytes()
+        seconds, body_bytes = http_bytes(client)
         runs["http_bytes_s"].append(seconds)
+        runs["http_bytes_sdk_blocks_s"].append(http_bytes(sdk_block_client)[0])
+    parts = pipeline_parts(config, client, calls, [body_of(call, client) for call in row_queries], start, lake)
     landed = {
         name: sum(pq.ParquetFile(p).metadata.num_rows for p in (lake / "raw" / name).glob("*/rows.parquet"))
         for name in ("gateway_logs", "llm_logs")
@@ -187,8 +199,81 @@ def ingest(config: dict) -> dict:
         row_queries=len(row_queries),
         response_mb=body_bytes / 1e6,
         wall_s=result["pipeline_s"],
+        parts_cpu_s=parts,
     )
     return result
+
+
+def pipeline_parts(config: dict, client, calls: list, bodies: list[bytes], start: datetime, lake: Path) -> dict:
+    """CPU seconds of each part of the pipeline's landing over the whole hour, one part at a time in this
+    thread (medians of the repeats): the SDK's count queries, DuckDB's JSON parse, parse + typing,
+    the split into rows and rejects, and the Parquet writes."""
+    import io
+
+    from chargeback_pipeline.sources.base import TimeWindow
+    from chargeback_pipeline.sources.log_analytics.arrow import (
+        _ANSWER_COLUMNS,
+        ArrowAnswer,
+        _duckdb_cursor,
+        concat_fetched,
+        split_checked,
+    )
+    from chargeback_pipeline.sources.log_analytics.query import COUNT_SCHEMA
+    from chargeback_pipeline.storage.lake import Lake
+    from chargeback_pipeline.storage.object_store import LocalObjectStore
+    from chargeback_pipeline.storage.schemas import GATEWAY_LOG_SCHEMA, LLM_LOG_SCHEMA
+
+    row_calls = [call for call in calls if not call[0].rstrip().endswith("| count")]
+    count_calls = [call for call in calls if call[0].rstrip().endswith("| count")]
+    schemas = [GATEWAY_LOG_SCHEMA if GATEWAY_TABLE in call[0] else LLM_LOG_SCHEMA for call in row_calls]
+    window = TimeWindow(start, start + timedelta(hours=1))
+    checked: list = []
+    fetched: list = []
+
+    def counts():
+        for query, span in count_calls:
+            client.query_workspace(WORKSPACE, query, timespan=span, stream=True, cls=ArrowAnswer(COUNT_SCHEMA))
+
+    def parse():
+        for body in bodies:
+            con = _duckdb_cursor()
+            try:
+                answer = con.read_json(io.BytesIO(body), columns=_ANSWER_COLUMNS, maximum_object_size=len(body) + 1)
+                con.register("body", answer)
+                con.execute("CREATE TEMP TABLE answer AS SELECT * FROM body")
+            finally:
+                con.close()
+
+    def parse_and_type():
+        checked.clear()
+        for body, schema in zip(bodies, schemas, strict=True):
+            answer = ArrowAnswer(schema)
+            answer(None, [body], None)
+            checked.append(answer.checked)
+
+    def split():
+        fetched[:] = [split_checked(c, s, "t", window, "bench") for c, s in zip(checked, schemas, strict=True)]
+
+    def write():
+        store = Lake(LocalObjectStore(lake / "parts"))
+        for name, schema in (("gateway", GATEWAY_LOG_SCHEMA), ("llm", LLM_LOG_SCHEMA)):
+            mine = concat_fetched([f for f, s in zip(fetched, schemas, strict=True) if s is schema], schema)
+            store.write(f"raw/{name}/rows.parquet", mine.rows)
+            store.write(f"raw/{name}/rejected.parquet", mine.rejected)
+
+    parts: dict[str, list[float]] = {}
+    for _ in range(config["repeats"]):
+        for name, work in (
+            ("count_queries", counts),
+            ("json_parse", parse),
+            ("json_parse_and_typing", parse_and_type),
+            ("split_rows_and_rejects", split),
+            ("parquet_write", write),
+        ):
+            cpu = time.process_time()
+            work()
+            parts.setdefault(name, []).append(time.process_time() - cpu)
+    return {name: statistics.median(values) for name, values in parts.items()}
 
 
 # --- the parent -------------------------------------------------------------------------------------------

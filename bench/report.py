@@ -143,9 +143,30 @@ def print_ingest(result: dict) -> None:
     for key, label in (
         ("pipeline_s", "pipeline: raw_gateway_logs + raw_llm_logs, HTTP answer -> landed Parquet"),
         ("sdk_rows_s", "floor: LogsQueryClient returning the rows (SDK's own parsing)"),
-        ("http_bytes_s", "floor: LogsQueryClient returning the raw body (no parsing)"),
+        ("http_bytes_s", "floor: LogsQueryClient returning the raw body (no parsing), 1 MiB blocks as the pipeline"),
+        ("http_bytes_sdk_blocks_s", "... the same in the SDK's default 4 KiB blocks"),
     ):
-        print(f"| {label} | {result[key]:.2f} | {_rate(result['rows'], result[key])} | {pipeline / result[key]:.2f}x |")
+        if key in result:
+            rate = _rate(result["rows"], result[key])
+            print(f"| {label} | {result[key]:.2f} | {rate} | {pipeline / result[key]:.2f}x |")
+    parts = result.get("parts_cpu_s")
+    if parts:
+        print(
+            f"\nThe pipeline's parts, each over the whole hour in one thread ({result['response_mb']:,.0f} MB of JSON "
+            "answers): CPU s"
+        )
+        print("\n| part | CPU s |\n|---|---:|")
+        parse = parts["json_parse"]
+        rows = (
+            ("count queries (2, through the SDK)", parts["count_queries"]),
+            ("JSON answers parsed by DuckDB (rows as text)", parse),
+            ("typing and checking every cell, to Arrow", parts["json_parse_and_typing"] - parse),
+            ("split into rows and rejects", parts["split_rows_and_rejects"]),
+            ("concatenated and written as Parquet", parts["parquet_write"]),
+        )
+        for label, seconds in rows:
+            print(f"| {label} | {seconds:.2f} |")
+        print(f"| **sum** (the transfer not included) | **{sum(s for _, s in rows):.2f}** |")
 
 
 def print_backfill(result: dict, argv: list[str]) -> None:

@@ -34,6 +34,11 @@ DEFAULT_LOGS_ENDPOINT = "https://api.loganalytics.io/v1"
 MAX_WORKSPACE_CONCURRENCY = 5  # the service queues beyond 5 concurrent queries per user, then 429s
 RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 RETRYABLE_METHODS = frozenset({"GET", "HEAD", "POST"})  # POST is safe to retry: queries only read
+# azure-core hands a streamed body over in blocks of 4 KiB by default: a 20 MB answer is then ~5,000
+# Python-level reads, which cost more CPU than everything else the transfer does (bench ingest: an
+# hour's 308 MB took 2.2 s to receive that way, 0.2 s in 1 MiB blocks). Five answers in flight hold
+# at most five such blocks.
+RESPONSE_BLOCK_BYTES = 1 << 20
 
 
 # --- endpoints and credentials ----------------------------------------------------------------------
@@ -148,6 +153,7 @@ def azure_client_arguments(
         "per_retry_policies": [AttemptWithinBound()],
         "raw_request_hook": partial(_warn_on_retry, attempts=retry_total + 1),
         "raw_response_hook": _warn_on_refusal,
+        "connection_data_block_size": RESPONSE_BLOCK_BYTES,
     }
     if is_loopback(endpoint):
         return _NoCredential(), options | {"authentication_policy": SansIOHTTPPolicy()}

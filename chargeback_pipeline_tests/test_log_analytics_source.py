@@ -184,6 +184,28 @@ def test_values_that_cannot_be_typed_are_rejected_with_a_reason_not_dropped(stan
     assert rejected["placed_at"] == good["TimeGenerated"][1].as_py()  # filed under its own time
 
 
+def test_a_clean_answer_is_landed_without_copying_its_rows_and_a_mixed_one_is_split(simulated):
+    from chargeback_pipeline.sources.log_analytics.arrow import split_checked
+
+    rows = simulated.llm_logs(HOUR).rows.slice(0, 3)
+    checked = rows.append_column("reason", pa.array(["", "", ""])).append_column("record", pa.nulls(3, pa.string()))
+
+    clean = split_checked(checked, LLM_LOG_SCHEMA, "llm", HOUR, "origin")
+    assert clean.rows.equals(rows) and clean.rejected.num_rows == 0
+    assert clean.rejected.schema == SOURCE_REJECT_SCHEMA
+    # The same memory, not a copy: a clean 20 MB answer is handed on as it was read.
+    assert (
+        clean.rows["CorrelationId"].chunks[0].buffers()[2].address
+        == rows["CorrelationId"].chunks[0].buffers()[2].address
+    )
+
+    mixed = checked.set_column(checked.schema.get_field_index("reason"), "reason", pa.array(["", "bad cell", ""]))
+    split = split_checked(mixed, LLM_LOG_SCHEMA, "llm", HOUR, "origin")
+    assert split.rows.equals(rows.take([0, 2]))
+    assert split.rejected["reason"].to_pylist() == ["bad cell"]
+    assert split.rejected["placed_at"].to_pylist() == [rows["TimeGenerated"][1].as_py()]
+
+
 def test_kql_files_project_exactly_the_schema_and_never_payloads_or_headers():
     for name, schema in (("gateway_logs.kql", GATEWAY_LOG_SCHEMA), ("llm_logs.kql", LLM_LOG_SCHEMA)):
         text = (KQL_DIR / name).read_text()

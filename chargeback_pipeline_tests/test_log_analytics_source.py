@@ -206,6 +206,20 @@ def test_a_clean_answer_is_landed_without_copying_its_rows_and_a_mixed_one_is_sp
     assert split.rejected["placed_at"].to_pylist() == [rows["TimeGenerated"][1].as_py()]
 
 
+def test_a_stopped_standin_has_ended_its_thread_and_is_no_longer_held_by_it(simulated):
+    # A serving thread that outlived stop() dropped the last reference to the stand-in (and its DuckDB
+    # connection) whenever it ended, which at interpreter exit aborted the process.
+    standin = LogAnalyticsStandIn({GATEWAY: simulated.gateway_logs(HOUR).rows.slice(0, 5)}).start()
+    thread, server = standin._thread, standin._server
+    assert make_source(standin).gateway_logs(HOUR).rows.num_rows == 5
+
+    standin.stop()
+
+    assert not thread.is_alive()
+    assert getattr(server, "standin", None) is None
+    standin.stop()  # stopping twice is harmless
+
+
 def test_kql_files_project_exactly_the_schema_and_never_payloads_or_headers():
     for name, schema in (("gateway_logs.kql", GATEWAY_LOG_SCHEMA), ("llm_logs.kql", LLM_LOG_SCHEMA)):
         text = (KQL_DIR / name).read_text()

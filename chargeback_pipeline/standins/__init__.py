@@ -83,9 +83,17 @@ class BackgroundHTTPServer:
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
+            self._server.shutdown()  # returns once serve_forever has returned
             self._server.server_close()
+            self._server.standin = None
             self._server = None
+        if self._thread is not None:
+            # The serving thread ends here, not later: its end dropped the last reference to the server,
+            # and through it to this stand-in and its DuckDB connection. Dropped in a daemon thread while
+            # the interpreter was exiting, DuckDB's destructor aborted the process ("FATAL: exception not
+            # rethrown", seen in a core dump of a test worker). shutdown() already waited for the loop.
+            self._thread.join(timeout=10)
+            self._thread = None
 
     def handle(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
         raise NotImplementedError

@@ -40,6 +40,17 @@ def _absolute(path: str) -> Path:
     return Path(path).resolve()
 
 
+def _repeats(text: str) -> int:
+    # Medians need at least one run; refused here, before a day is landed or a stand-in started.
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"at least 1, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -47,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     run = commands.add_parser("run", help="one simulated day: landing, each stage, Dagster, floors, ingest")
     run.add_argument("--requests-per-day", type=int, default=10_000_000)
     run.add_argument("--quick", action="store_true", help="a 1M-request day (overrides --requests-per-day)")
-    run.add_argument("--repeats", type=int, default=3)
+    run.add_argument("--repeats", type=_repeats, default=3)
     run.add_argument("--land-repeats", type=int, default=None, help="repeats that re-land (default: all)")
     run.add_argument("--day", default=DEFAULT_DAY)
     run.add_argument("--workdir", type=_absolute, default=None)
@@ -62,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     ingest = commands.add_parser("ingest", help="Log Analytics ingest through LogsQueryClient vs its floors")
     ingest.add_argument("--requests-per-day", type=int, default=10_000_000)
     ingest.add_argument("--hour", type=int, default=12)
-    ingest.add_argument("--repeats", type=int, default=3)
+    ingest.add_argument("--repeats", type=_repeats, default=3)
     ingest.add_argument("--day", default=DEFAULT_DAY)
     ingest.add_argument("--workdir", type=_absolute, default=None)
 
@@ -84,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     growth.add_argument(
         "--volumes", default="1000000,3000000,10000000,30000000", help="requests a day, comma-separated"
     )
-    growth.add_argument("--repeats", type=int, default=1)
+    growth.add_argument("--repeats", type=_repeats, default=1)
     growth.add_argument("--day", default=DEFAULT_DAY)
     growth.add_argument("--plot", type=Path, default=Path(__file__).resolve().parent / "growth.png")
 

@@ -208,14 +208,12 @@ def pipeline_parts(config: dict, client, calls: list, bodies: list[bytes], start
     """CPU seconds of each part of the pipeline's landing over the whole hour, one part at a time in this
     thread (medians of the repeats): the SDK's count queries, DuckDB's JSON parse, parse + typing,
     the split into rows and rejects, and the Parquet writes."""
-    import io
-
     from chargeback_pipeline.sources.base import TimeWindow
     from chargeback_pipeline.sources.log_analytics.arrow import (
-        _ANSWER_COLUMNS,
         ArrowAnswer,
         _duckdb_cursor,
         concat_fetched,
+        read_answer,
         split_checked,
     )
     from chargeback_pipeline.sources.log_analytics.query import COUNT_SCHEMA
@@ -238,9 +236,7 @@ def pipeline_parts(config: dict, client, calls: list, bodies: list[bytes], start
         for body in bodies:
             con = _duckdb_cursor()
             try:
-                answer = con.read_json(io.BytesIO(body), columns=_ANSWER_COLUMNS, maximum_object_size=len(body) + 1)
-                con.register("body", answer)
-                con.execute("CREATE TEMP TABLE answer AS SELECT * FROM body")
+                read_answer(con, body)
             finally:
                 con.close()
 

@@ -58,6 +58,15 @@ def _checked_rows_sql(schema: pa.Schema, positions: dict[str, int]) -> str:
     )
 
 
+def read_answer(con: duckdb.DuckDBPyConnection, body: bytes) -> tuple[list | None, str | None]:
+    """Parse an answer into the cursor's temp table `answer` (rows as text); its columns and error."""
+    # The whole answer is one JSON object; DuckDB reserves maximum_object_size bytes, so ask exactly.
+    answer = con.read_json(io.BytesIO(body), columns=_ANSWER_COLUMNS, maximum_object_size=len(body) + 1)
+    con.register("body", answer)
+    con.execute("CREATE TEMP TABLE answer AS SELECT * FROM body")  # parse once, read twice
+    return con.sql("SELECT tables[1].columns, error FROM answer").fetchall()[0]
+
+
 class ArrowAnswer:
     """`cls` hook of `query_workspace(stream=True)`: reads the streamed body with DuckDB into typed
     Arrow columns, and returns only the `error` object for the SDK to classify the answer."""
@@ -67,14 +76,9 @@ class ArrowAnswer:
         self.checked: pa.Table | None = None  # schema columns + reason + record
 
     def __call__(self, pipeline_response: Any, body_chunks: Any, _headers: Any) -> dict:
-        body = b"".join(body_chunks)
         con = _duckdb_cursor()
         try:
-            # The whole answer is one JSON object; DuckDB reserves maximum_object_size bytes, so ask exactly.
-            answer = con.read_json(io.BytesIO(body), columns=_ANSWER_COLUMNS, maximum_object_size=len(body) + 1)
-            con.register("body", answer)
-            con.execute("CREATE TEMP TABLE answer AS SELECT * FROM body")  # parse once, read twice
-            columns, error = con.sql("SELECT tables[1].columns, error FROM answer").fetchall()[0]
+            columns, error = read_answer(con, b"".join(body_chunks))
             positions = {column["name"]: index for index, column in enumerate(columns or [], start=1)}
             missing = [name for name in self.schema.names if name not in positions]
             if missing:

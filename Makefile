@@ -23,12 +23,15 @@ demo ui: export CHARGEBACK_ANOMALY_MIN_HISTORY_DAYS ?= 6
 # The demo also publishes the FinOps hubs copy, into a local folder standing in for the hub's `ingestion` container.
 demo ui: export CHARGEBACK_FINOPS_HUBS_DIR ?= $(CURDIR)/data/finops-hubs/ingestion
 
-.PHONY: setup demo test lint ui bench clean
+.PHONY: setup demo test lint ui bench clean lock wheel wheel-test image-test instance-test
 
-$(BIN)/chargeback: pyproject.toml
+# The locked environment (requirements-dev.lock: the package's dependencies with the test, bench and deploy
+# extras, every file's hash), then the package itself, editable, without resolving anything again.
+$(BIN)/chargeback: pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
 $(AZURITE):
@@ -66,8 +69,29 @@ ui: $(BIN)/chargeback $(DAGSTER_HOME)/dagster.yaml
 
 ## A quick benchmark (1M-request day); see BENCHMARKS.md for the 10M-request run.
 bench: $(BIN)/chargeback
-	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
 	$(BIN)/python -m bench run --quick
+
+## Re-resolve the lockfiles to the newest releases pyproject.toml allows (README "Dependencies and why").
+## requirements.lock (the image: the package and its deploy extra) takes the versions of requirements-dev.lock.
+LOCK := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --native-tls --quiet
+lock: $(BIN)/chargeback
+	$(LOCK) --upgrade --extra test --extra bench --extra deploy -o requirements-dev.lock
+	$(LOCK) --extra deploy -c requirements-dev.lock -o requirements.lock
+
+## The wheel, into dist/ (what the image installs; pip builds it as `python -m build` would).
+wheel: $(BIN)/chargeback
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir dist .
+
+## Slow end-to-end checks, run by CI after `make test`: the wheel installed outside the checkout; the image
+## built and run (Docker, as root); the production instance (deploy/dagster.yaml on a real PostgreSQL).
+wheel-test: setup
+	$(BIN)/python -m pytest -n 0 -q deploy/tests/test_wheel.py
+
+image-test: setup
+	$(BIN)/python -m pytest -n 0 -q deploy/tests/test_image.py
+
+instance-test: setup
+	$(BIN)/python -m pytest -n 0 -q deploy/tests/test_production_instance.py
 
 clean:
 	rm -rf data .dagster_home

@@ -29,6 +29,7 @@ from chargeback_pipeline.core.billing.pricing import Pricing, PricingError, load
 from chargeback_pipeline.core.finops.budgets import Budgets, BudgetsError, load_budgets
 from chargeback_pipeline.core.finops.policy import FinOpsPolicy
 from chargeback_pipeline.core.quality import QualityPolicy
+from chargeback_pipeline.package_files import package_path
 from chargeback_pipeline.sources.registry import SOURCE_RESOURCES
 from chargeback_pipeline.sources.resource import LogSourceResource
 from chargeback_pipeline.storage.sql import DEFAULT_MEMORY_LIMIT, memory_limit_checked
@@ -39,9 +40,9 @@ BUDGETS_FILE_ENV = "CHARGEBACK_BUDGETS_FILE"
 ALERT_WEBHOOK_URL_ENV = "CHARGEBACK_ALERT_WEBHOOK_URL"
 BLOB_CONNECTION_STRING_ENV = "CHARGEBACK_BLOB_CONNECTION_STRING"
 FINOPS_HUBS_CONNECTION_STRING_ENV = "CHARGEBACK_FINOPS_HUBS_CONNECTION_STRING"
-DEFAULT_PRICING_FILE = Path("pricing.example.yaml")
-# The repository's own example, used when the default is asked for from a directory that lacks it.
-_REPOSITORY_PRICING_FILE = Path(__file__).resolve().parent.parent / DEFAULT_PRICING_FILE
+# The example pricing file shipped in the package (the repository's pricing.example.yaml): the same file
+# whatever the working directory, in a checkout and in an installed wheel. A list-price estimate.
+DEFAULT_PRICING_FILE = package_path("pricing.example.yaml")
 
 
 class SettingsError(ValueError):
@@ -139,8 +140,6 @@ class Settings(BaseSettings, QualityPolicy, FinOpsPolicy):
     def _absolute_pricing_file(cls, path: Path | None) -> Path | None:
         if path is None:
             return None
-        if path == DEFAULT_PRICING_FILE and not path.is_file() and _REPOSITORY_PRICING_FILE.is_file():
-            return _REPOSITORY_PRICING_FILE
         return path if path.is_absolute() else Path.cwd() / path
 
     @field_validator("finops_hubs_scope_path")

@@ -26,7 +26,10 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "dbt_like_sql"
+from chargeback_pipeline.package_files import package_path
+
+# The repository's dbt_like_sql/, shipped in the wheel as package data (chargeback_pipeline.package_files).
+SQL_DIR = package_path("dbt_like_sql")
 _EPHEMERAL = re.compile(r"^\s*--\s*materialized:\s*ephemeral\s*$", re.MULTILINE)
 _LEADING_COMMENTS = re.compile(r"\A(?:\s*--[^\n]*\n)*\s*")
 _WITH = re.compile(r"with\s", re.IGNORECASE)

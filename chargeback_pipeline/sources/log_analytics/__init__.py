@@ -27,7 +27,7 @@ Modules:
     source   LogAnalyticsSource: validation, clients, and the count / cut / halve loop of a window
     query    one query against a workspace, within its concurrency slots, into checked Arrow rows
     arrow    the streamed response body -> typed Arrow columns (DuckDB), clean rows and rejects
-    kql      the KQL files of `dbt_like_sql/kql/`, bound to a table and a window
+    kql      the KQL files beside it (package data), bound to a table and a window
     client   azure-core client arguments, credentials, retry logging, per-workspace slots
     errors   the errors this source raises
 

@@ -1,4 +1,5 @@
-"""The KQL queries of the source: files in `dbt_like_sql/kql/`, bound to a table and a time window.
+"""The KQL queries of the source: the `.kql` files beside this module (package data), bound to a table
+and a time window.
 
 Only values this module formats itself reach the query text: a table name that passed validation and
 datetime literals written from timezone-aware datetimes, never caller-supplied text.
@@ -12,10 +13,10 @@ from string import Template
 
 import pyarrow as pa
 
+from chargeback_pipeline.package_files import package_path
 from chargeback_pipeline.sources.base import TimeWindow
 
-# chargeback_pipeline/sources/log_analytics/kql.py -> the repository root, beside chargeback_pipeline/.
-KQL_DIR = Path(__file__).resolve().parent
+KQL_DIR = package_path("sources", "log_analytics")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 
 

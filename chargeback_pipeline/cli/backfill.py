@@ -27,6 +27,7 @@ import dagster as dg
 
 from chargeback_pipeline.core.periods import day_hours
 from chargeback_pipeline.defs.automation.sensors import daily_rollup, monthly_rollup, rollup_inputs_tags
+from chargeback_pipeline.defs.dagster_internals import EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS, EVENT_BATCH_SIZE
 from chargeback_pipeline.defs.jobs import DAILY_JOB, HOURLY_JOB, MONTHLY_JOB, with_jobs
 from chargeback_pipeline.defs.partition_checks import run_level_by_check
 from chargeback_pipeline.defs.partitions import (
@@ -45,7 +46,8 @@ from chargeback_pipeline.defs.partitions import (
 #   raises BackfillFailed; the schedule's own runs keep the per-hour events its catch-up relies on.
 # - the materializations of a ranged output written in batches (one insert per 1,000 on PostgreSQL;
 #   other storages write them one by one, as without it).
-BACKFILL_DAGSTER_ENV = {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "1", "DAGSTER_EVENT_BATCH_SIZE": "1000"}
+# Both are Dagster internals (defs/dagster_internals.py, tested against the installed Dagster).
+BACKFILL_DAGSTER_ENV = {EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS: "1", EVENT_BATCH_SIZE: "1000"}
 # Daily assets that publish, and so take the reconciliation override (publication_gate.PublishConfig).
 GATED_ASSETS = ("product_usage_report", "daily_chargeback")
 # Tags of every run a backfill starts: who launched it, and which process runs it ("host:pid"), so the next

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 # What `dg.define_asset_job` returns (Dagster does not export its name).
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition as AssetJob
-
+from chargeback_pipeline.defs.dagster_internals import AssetJob
 from chargeback_pipeline.defs.partitions import partitioned_keys
 
 HOURLY_JOB = "hourly_attribution_job"

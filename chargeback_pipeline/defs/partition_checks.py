@@ -18,10 +18,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 
 import dagster as dg
-from dagster._core.definitions.asset_checks.asset_check_evaluation import (
-    AssetCheckEvaluationTargetMaterializationData,
-)
 
+from chargeback_pipeline.defs.dagster_internals import CheckTargetMaterialization
 from chargeback_pipeline.defs.metadata import is_empty
 
 # Metadata that is the same for every partition (configuration), or the largest of them, or recomputed
@@ -61,7 +59,7 @@ def spec(name: str, asset: dg.AssetKey, partitions_def: dg.PartitionsDefinition,
 
 def _targets(
     context: dg.AssetExecutionContext, keys: set[dg.AssetKey], partitions: Sequence[str]
-) -> dict[tuple[dg.AssetKey, str], AssetCheckEvaluationTargetMaterializationData]:
+) -> dict[tuple[dg.AssetKey, str], CheckTargetMaterialization]:
     """This run's materialization of each (asset, partition): what each evaluation judged."""
     found = {}
     for key in keys:
@@ -72,7 +70,7 @@ def _targets(
             if record.run_id == context.run.run_id:
                 found.setdefault(
                     (key, record.partition_key),
-                    AssetCheckEvaluationTargetMaterializationData(
+                    CheckTargetMaterialization(
                         storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
                     ),
                 )

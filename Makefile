@@ -85,13 +85,13 @@ wheel: $(BIN)/chargeback
 ## Slow end-to-end checks, run by CI after `make test`: the wheel installed outside the checkout; the image
 ## built and run (Docker, as root); the production instance (deploy/dagster.yaml on a real PostgreSQL).
 wheel-test: setup
-	$(BIN)/python -m pytest -n 0 -q deploy/tests/test_wheel.py
+	$(BIN)/python -m pytest -n 0 -q -s --durations=0 deploy/tests/test_wheel.py
 
 image-test: setup
-	$(BIN)/python -m pytest -n 0 -q deploy/tests/test_image.py
+	bash deploy/ci/image_test.sh
 
 instance-test: setup
-	$(BIN)/python -m pytest -n 0 -q deploy/tests/test_production_instance.py
+	bash deploy/ci/instance_test.sh
 
 clean:
 	rm -rf data .dagster_home

@@ -7,7 +7,7 @@ Three layers keep a large backfill inside those limits, whoever launched it:
   or `concurrency.pools` in dagster.yaml). Applies to UI backfills, schedules and the CLI alike.
 - `SOURCE_RUN_TAGS`: scheduled runs that query the source carry this tag; the run queue's
   `tag_concurrency_limits` (deploy/dagster.yaml) lets one such run in progress at a time.
-- Step retries (assets/raw.py): a `TransientSourceError` the Azure SDK's own retries did not absorb
+- Step retries (defs/ingest/raw_logs.py): a `TransientSourceError` the Azure SDK's own retries did not absorb
   (throttling, a 5xx, a timeout, rows still being ingested) retries the step after 30 s, 60 s and 120 s
   (`LogSourceResource.step_retries` / `step_retry_delay_seconds`); a broken file or bad configuration
   fails at once. Re-pulling is idempotent: every hour's object is replaced whole, never appended.

@@ -1,0 +1,206 @@
+"""deploy/Dockerfile built and run as production runs it, all on loopback (`make image-test`, as root):
+
+- the image built from the checkout on a base image given as BASE_IMAGE: here Debian's own packages
+  (deploy/ci/base_image.sh), as the public python:3.11-slim may not be reachable; the locked wheels from a
+  folder (.wheelhouse), as the build may have no package index;
+- a backfill inside the container, as its non-root user, publishing to Blob (Azurite): the reports are
+  byte-identical to the checkout's own `chargeback backfill`;
+- the code server started by the image's own command, a webserver outside loading it over gRPC, and a
+  run launched through the webserver, executed by the code server in the container.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import tomllib
+import urllib.request
+
+import pytest
+import yaml
+from azure.storage.blob import ContainerClient
+
+from chargeback_pipeline_tests.conftest import _free_port, graphql
+from deploy.tests.docker_daemon import docker_daemon
+from deploy.tests.installed import CHECKOUT_BIN, REPO, clean_environment, published_files
+
+pytestmark = pytest.mark.slow
+TAG = "chargeback-pipeline:image-test"
+DAY = "2026-11-20"
+HOUR = f"{DAY}-05:00"
+SMALL_DAY = {
+    "CHARGEBACK_SIMULATED_REQUESTS_PER_HOUR": "50",
+    "CHARGEBACK_GATEWAY_COMPLETENESS_MIN_REQUESTS": "100",
+    "CHARGEBACK_RECONCILIATION_MIN_TOKENS": str(10**9),
+}
+WHEELHOUSE = REPO / ".wheelhouse"
+
+
+def _timed(what: str, command: list[str], **kwargs) -> subprocess.CompletedProcess:
+    started = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True, **kwargs)
+    print(f"{what}: {time.monotonic() - started:.0f} s", file=sys.stderr)
+    assert done.returncode == 0, f"{what} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done
+
+
+@pytest.fixture(scope="module")
+def docker(tmp_path_factory):
+    with docker_daemon(tmp_path_factory.mktemp("docker")) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def image(docker) -> str:
+    base = _timed("base image", ["bash", str(REPO / "deploy" / "ci" / "base_image.sh"), *docker]).stdout.strip()
+    # The locked wheels (hashes checked) and the build backend, for a build without a package index.
+    pip = [sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(WHEELHOUSE)]
+    _timed("wheelhouse", [*pip, "--require-hashes", "-r", str(REPO / "requirements.lock")])
+    backend = tomllib.loads((REPO / "pyproject.toml").read_text())["build-system"]["requires"]
+    _timed("build backend", [*pip, "--no-deps", *backend])
+    _timed(
+        "docker build",
+        [
+            *docker, "build", "--network", "host", "--quiet", "--file", str(REPO / "deploy" / "Dockerfile"),
+            "--build-arg", f"BASE_IMAGE={base}", "--build-arg", "PIP_NO_INDEX=1",
+            "--build-arg", "PIP_FIND_LINKS=/src/.wheelhouse", "--tag", TAG, str(REPO),
+        ],
+        timeout=1800,
+    )  # fmt: skip
+    return TAG
+
+
+def _settings(connection_string: str, container: str) -> dict[str, str]:
+    return {
+        "CHARGEBACK_BLOB_CONNECTION_STRING": connection_string,
+        "CHARGEBACK_BLOB_CONTAINER": container,
+        "CHARGEBACK_LAKE_ON_BLOB": "true",
+        **SMALL_DAY,
+    }
+
+
+def _env_arguments(settings: dict[str, str]) -> list[str]:
+    return [argument for name, value in settings.items() for argument in ("--env", f"{name}={value}")]
+
+
+def test_a_backfill_in_the_container_runs_as_the_non_root_user_and_publishes_what_the_checkout_does(
+    docker, image, azurite_connection_string, tmp_path
+):
+    settings = _settings(azurite_connection_string, "image-backfill")
+    run = [*docker, "run", "--rm", "--network", "host", *_env_arguments(settings), image]
+    assert _timed("id in the container", [*run, "id", "-u"]).stdout.strip() == "10001"
+    _timed("backfill in the container", [*run, "chargeback", "backfill", DAY], timeout=900)
+
+    checkout = subprocess.run(
+        [str(CHECKOUT_BIN / "chargeback"), "backfill", DAY],
+        cwd=tmp_path, env=clean_environment(DAGSTER_HOME=tmp_path / "dagster_home", **SMALL_DAY),
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert checkout.returncode == 0, checkout.stdout + checkout.stderr
+    container = ContainerClient.from_connection_string(azurite_connection_string, "image-backfill")
+    on_blob = {
+        blob.name: container.download_blob(blob.name).readall()
+        for blob in container.list_blobs()
+        if not blob.name.startswith("lake/")
+    }
+    in_folder = published_files(tmp_path / "data" / "reports")
+    assert in_folder, "the checkout's backfill published nothing"
+    assert on_blob == in_folder
+
+
+def _wait_for_port(port: int, process: subprocess.Popen | None, what: str, seconds: float = 180) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2).close()
+            return
+        except OSError:
+            if (process and process.poll() is not None) or time.monotonic() > deadline:
+                raise AssertionError(f"{what} did not answer on port {port}") from None
+            time.sleep(1)
+
+
+LAUNCH = """
+mutation($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}"""
+STATUS = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
+
+
+def test_a_webserver_loads_the_image_code_server_and_a_run_launched_through_it_succeeds(
+    docker, image, azurite_connection_string, tmp_path
+):
+    grpc_port, web_port = _free_port(), _free_port()
+    # The webserver's instance (the repository's dagster.yaml: SQLite, local run launcher); the code server
+    # runs each launched run in the container against it, so the container sees it at the same path.
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    home.chmod(0o777)
+    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    (tmp_path / "workspace.yaml").write_text(
+        yaml.safe_dump(
+            {"load_from": [{"grpc_server": {"host": "127.0.0.1", "port": grpc_port, "location_name": "image"}}]}
+        )
+    )
+    settings = _settings(azurite_connection_string, "image-runs") | {
+        "DAGSTER_GRPC_HOST": "127.0.0.1",
+        "DAGSTER_GRPC_PORT": str(grpc_port),
+    }
+    name = f"chargeback-code-server-{grpc_port}"
+    _timed(
+        "code server start",
+        [*docker, "run", "--detach", "--name", name, "--network", "host", "--volume", f"{home}:{home}",
+         *_env_arguments(settings), image],
+    )  # fmt: skip
+    webserver = None
+    try:
+        health = [*docker, "exec", name, "dagster", "api", "grpc-health-check", "-p", str(grpc_port)]
+        deadline = time.monotonic() + 180
+        while subprocess.run(health, capture_output=True).returncode != 0:
+            assert time.monotonic() < deadline, subprocess.run([*docker, "logs", name], capture_output=True).stderr
+            time.sleep(2)
+        # SQLite files the webserver creates are written by the run in the container (uid 10001) too.
+        webserver = subprocess.Popen(
+            [str(CHECKOUT_BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(web_port),
+             "-w", str(tmp_path / "workspace.yaml")],
+            cwd=tmp_path, env=clean_environment(DAGSTER_HOME=home),
+            stdout=subprocess.DEVNULL, stderr=(tmp_path / "webserver.log").open("w"),
+            preexec_fn=lambda: os.umask(0),
+        )  # fmt: skip
+        _wait_for_port(web_port, webserver, "dagster-webserver")
+        url = f"http://127.0.0.1:{web_port}"
+        params = {
+            "selector": {
+                "repositoryLocationName": "image",
+                "repositoryName": "__repository__",
+                "jobName": "hourly_attribution_job",
+            },
+            "executionMetadata": {"tags": [{"key": "dagster/partition", "value": HOUR}]},
+        }
+        launched = graphql(url, LAUNCH, {"params": params})["launchRun"]
+        assert launched["__typename"] == "LaunchRunSuccess", json.dumps(launched)
+        run_id = launched["run"]["runId"]
+        started, status = time.monotonic(), "QUEUED"
+        while status not in ("SUCCESS", "FAILURE", "CANCELED"):
+            assert time.monotonic() - started < 600, f"run {run_id} still {status}"
+            time.sleep(2)
+            status = graphql(url, STATUS, {"id": run_id})["runOrError"]["status"]
+        print(f"run launched through the webserver: {time.monotonic() - started:.0f} s", file=sys.stderr)
+        assert status == "SUCCESS", subprocess.run([*docker, "logs", name], capture_output=True, text=True).stderr
+    finally:
+        if webserver:
+            webserver.terminate()
+            webserver.wait(timeout=30)
+        subprocess.run([*docker, "rm", "--force", name], capture_output=True)
+
+    landed = [
+        blob.name
+        for blob in ContainerClient.from_connection_string(azurite_connection_string, "image-runs").list_blobs()
+    ]
+    assert any(name.startswith("lake/") and DAY in name for name in landed), landed

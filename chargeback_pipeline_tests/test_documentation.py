@@ -36,6 +36,8 @@ def _exists(path: str, document: str, names: set[str]) -> bool:
     if "/" not in path:
         return path in names
     roots = (REPO, REPO / "chargeback_pipeline", REPO / "dbt_like_sql", (REPO / document).parent)
+    if "*" in path:  # a pattern names at least one file
+        return any(next(root.glob(path), None) for root in roots)
     return any((root / path).exists() for root in roots)
 
 

@@ -29,9 +29,9 @@ from chargeback_pipeline.core.billing.pricing import Pricing, PricingError, load
 from chargeback_pipeline.core.finops.budgets import Budgets, BudgetsError, load_budgets
 from chargeback_pipeline.core.finops.policy import FinOpsPolicy
 from chargeback_pipeline.core.quality import QualityPolicy
-from chargeback_pipeline.package_files import package_path
 from chargeback_pipeline.sources.registry import SOURCE_RESOURCES
 from chargeback_pipeline.sources.resource import LogSourceResource
+from chargeback_pipeline.storage.package_files import package_path
 from chargeback_pipeline.storage.sql import DEFAULT_MEMORY_LIMIT, memory_limit_checked
 
 ENV_PREFIX = "CHARGEBACK_"

@@ -24,7 +24,7 @@ from chargeback_pipeline.core.billing.statements import MONTHLY_STATEMENT_SCHEMA
 from chargeback_pipeline.core.reconciliation import DAILY_RECONCILIATION_SCHEMA
 from chargeback_pipeline.defs.budgets.column_docs import FINOPS_CODE, FINOPS_COLUMNS, FINOPS_DESCRIPTIONS
 from chargeback_pipeline.defs.capacity.column_docs import CAPACITY_CODE, CAPACITY_COLUMNS, CAPACITY_DESCRIPTIONS
-from chargeback_pipeline.package_files import package_path
+from chargeback_pipeline.storage.package_files import package_path
 from chargeback_pipeline.storage.schemas import (
     DEPLOYMENT_METRICS_SCHEMA,
     GATEWAY_LOG_SCHEMA,

@@ -26,9 +26,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from chargeback_pipeline.package_files import package_path
+from chargeback_pipeline.storage.package_files import package_path
 
-# The repository's dbt_like_sql/, shipped in the wheel as package data (chargeback_pipeline.package_files).
+# The repository's dbt_like_sql/, shipped in the wheel as package data (chargeback_pipeline.storage.package_files).
 SQL_DIR = package_path("dbt_like_sql")
 _EPHEMERAL = re.compile(r"^\s*--\s*materialized:\s*ephemeral\s*$", re.MULTILINE)
 _LEADING_COMMENTS = re.compile(r"\A(?:\s*--[^\n]*\n)*\s*")

@@ -13,8 +13,8 @@ from string import Template
 
 import pyarrow as pa
 
-from chargeback_pipeline.package_files import package_path
 from chargeback_pipeline.sources.base import TimeWindow
+from chargeback_pipeline.storage.package_files import package_path
 
 KQL_DIR = package_path("sources", "log_analytics")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")

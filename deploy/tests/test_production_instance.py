@@ -51,7 +51,9 @@ def _runs(instance: dg.DagsterInstance, job: str) -> list:
     return list(instance.get_run_records(dg.RunsFilter(job_name=job)))
 
 
-def test_the_daemon_on_postgres_backfills_two_days_as_hourly_runs_and_publishes_what_the_cli_does(tmp_path):
+def test_the_daemon_on_postgres_backfills_two_days_as_hourly_runs_and_publishes_what_the_cli_does(
+    tmp_path, monkeypatch
+):
     with postgres_server() as postgres:
         home = tmp_path / "dagster_home"
         home.mkdir()
@@ -66,6 +68,9 @@ def test_the_daemon_on_postgres_backfills_two_days_as_hourly_runs_and_publishes_
             CHARGEBACK_OUTPUT_DIR=tmp_path / "reports",
             **SMALL_DAYS,
         )
+
+        for name in ("DAGSTER_PG_HOST", "DAGSTER_PG_DB", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD"):
+            monkeypatch.setenv(name, env[name])  # this process reads the runs from the instance too
 
         def dagster(*args: str) -> None:
             done = subprocess.run(

@@ -11,11 +11,14 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 import urllib.request
+from pathlib import Path
 
 import pytest
 import yaml
@@ -35,6 +38,7 @@ SMALL_DAY = {
     "CHARGEBACK_RECONCILIATION_MIN_TOKENS": str(10**9),
 }
 WHEELHOUSE = REPO / ".wheelhouse"
+CONTAINER_USER = 10001  # deploy/Dockerfile's USER
 
 
 def _timed(what: str, command: list[str], **kwargs) -> subprocess.CompletedProcess:
@@ -134,15 +138,19 @@ STATUS = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
 
 
 def test_a_webserver_loads_the_image_code_server_and_a_run_launched_through_it_succeeds(
-    docker, image, azurite_connection_string, tmp_path
+    docker, image, azurite_connection_string
 ):
     grpc_port, web_port = _free_port(), _free_port()
-    # The webserver's instance (the repository's dagster.yaml: SQLite, local run launcher); the code server
-    # runs each launched run in the container against it, so the container sees it at the same path.
+    # The webserver's instance: SQLite, Dagster's default run coordinator and launcher, so a launched run
+    # starts at once, with no daemon: the code server runs it in the container against that instance,
+    # which the container sees at the same path. The webserver runs as the container's user, so the SQLite
+    # files either creates the other can write.
+    tmp_path = Path(tempfile.mkdtemp(prefix="chargeback-image-test-"))
     home = tmp_path / "dagster_home"
     home.mkdir()
-    home.chmod(0o777)
-    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    for path in (tmp_path, home, home / "dagster.yaml"):
+        os.chown(path, CONTAINER_USER, CONTAINER_USER)
     (tmp_path / "workspace.yaml").write_text(
         yaml.safe_dump(
             {"load_from": [{"grpc_server": {"host": "127.0.0.1", "port": grpc_port, "location_name": "image"}}]}
@@ -165,13 +173,12 @@ def test_a_webserver_loads_the_image_code_server_and_a_run_launched_through_it_s
         while subprocess.run(health, capture_output=True).returncode != 0:
             assert time.monotonic() < deadline, subprocess.run([*docker, "logs", name], capture_output=True).stderr
             time.sleep(2)
-        # SQLite files the webserver creates are written by the run in the container (uid 10001) too.
+        as_container_user = ["setpriv", f"--reuid={CONTAINER_USER}", f"--regid={CONTAINER_USER}", "--clear-groups"]
         webserver = subprocess.Popen(
-            [str(CHECKOUT_BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(web_port),
+            [*as_container_user, str(CHECKOUT_BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(web_port),
              "-w", str(tmp_path / "workspace.yaml")],
-            cwd=tmp_path, env=clean_environment(DAGSTER_HOME=home),
+            cwd=tmp_path, env=clean_environment(DAGSTER_HOME=home, HOME=tmp_path),
             stdout=subprocess.DEVNULL, stderr=(tmp_path / "webserver.log").open("w"),
-            preexec_fn=lambda: os.umask(0),
         )  # fmt: skip
         _wait_for_port(web_port, webserver, "dagster-webserver")
         url = f"http://127.0.0.1:{web_port}"
@@ -199,6 +206,7 @@ def test_a_webserver_loads_the_image_code_server_and_a_run_launched_through_it_s
             webserver.wait(timeout=30)
         subprocess.run([*docker, "rm", "--force", name], capture_output=True)
 
+    shutil.rmtree(tmp_path, ignore_errors=True)
     landed = [
         blob.name
         for blob in ContainerClient.from_connection_string(azurite_connection_string, "image-runs").list_blobs()

@@ -148,7 +148,10 @@ def test_a_webserver_loads_the_image_code_server_and_a_run_launched_through_it_s
     tmp_path = Path(tempfile.mkdtemp(prefix="chargeback-image-test-"))
     home = tmp_path / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    (home / "dagster.yaml").write_text(
+        "telemetry:\n  enabled: false\n"
+        "run_coordinator:\n  module: dagster.core.run_coordinator\n  class: DefaultRunCoordinator\n"
+    )
     for path in (tmp_path, home, home / "dagster.yaml"):
         os.chown(path, CONTAINER_USER, CONTAINER_USER)
     (tmp_path / "workspace.yaml").write_text(

@@ -52,3 +52,7 @@ def docker_daemon(folder: Path) -> Iterator[list[str]]:
             daemon.kill()
             daemon.wait(timeout=10)
         log.close()
+        # dockerd leaves its network namespace mounted in the exec root; unmounted, the folder can go.
+        namespace = folder / "exec" / "netns" / "default"
+        if os.path.ismount(namespace):
+            subprocess.run(["umount", str(namespace)], check=False)

@@ -30,7 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DAY = "2026-12-01"
 REQUESTS_PER_HOUR = 200
 RUN_TIMEOUT_SECONDS = 900
+# The failed ERROR checks a backfill names: its last line, or (when a run failed) its summary paragraphs.
 FAILED_CHECKS = re.compile(r"^error: \d+ check\(s\) of severity ERROR failed: (.*)$", re.MULTILINE)
+ERROR_PARAGRAPH = re.compile(r"^\s*ERROR: check (\S+) of asset (\S+) failed", re.MULTILINE)
 BACKFILL = "from chargeback_pipeline.cli.commands import main; main()"
 
 
@@ -111,8 +113,10 @@ def backfill(copy: Path, where: Path) -> tuple[int, list[str], str]:
         raise RuntimeError(f"the copy's code is not the one imported: {imported.stdout.strip() or imported.stderr}")
     done = run([sys.executable, "-c", BACKFILL, "backfill", DAY], copy, env)
     output = done.stdout + done.stderr
-    failed = FAILED_CHECKS.search(output)
-    return done.returncode, [name.strip() for name in failed.group(1).split(",")] if failed else [], output
+    listed = FAILED_CHECKS.search(output)
+    failed = [name.strip() for name in listed.group(1).split(",")] if listed else []
+    failed += [f"{asset}:{check}" for check, asset in ERROR_PARAGRAPH.findall(output)]
+    return done.returncode, list(dict.fromkeys(failed)), output
 
 
 def named_test(copy: Path, where: Path, test: str) -> subprocess.CompletedProcess:

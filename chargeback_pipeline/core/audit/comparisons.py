@@ -24,17 +24,16 @@ def _minor(amount, minor_unit: int) -> Fraction:
     return Fraction(amount) * 10**minor_unit
 
 
-def billed_above_successful(evidence: DayEvidence, lines: list[dict]) -> tuple[list[dict], int]:
-    """Every resource-deployment-hour (and -day, from the published lines) whose billed prompt or completion
-    tokens exceed the tokens of the successful requests logged there; and how many were compared."""
-    over, compared = [], 0
+def billed_against_successful(evidence: DayEvidence, lines: list[dict]) -> list[dict]:
+    """Every resource-deployment-hour the attribution billed (and -day, from the published lines): its
+    billed prompt and completion tokens beside the tokens of the successful requests logged there, `over`
+    when either exceeds them."""
+    compared = []
     for hour, backend, deployment in evidence.keys_of(evidence.billed_by_hour):
         key = (hour, backend, deployment)
         billed = evidence.tokens(evidence.billed_by_hour, key)
         bound = evidence.tokens(evidence.successful_by_hour, key)
-        compared += 1
-        if billed[0] > bound[0] or billed[1] > bound[1]:
-            over.append(_row(f"{hour:%Y-%m-%d %H}:00", backend, deployment, billed, bound))
+        compared.append(_row(f"{hour:%Y-%m-%d %H}:00", backend, deployment, billed, bound))
     charged: Counter = Counter()
     for line in lines:
         if line["product_id"] not in RECONCILING:
@@ -46,10 +45,8 @@ def billed_above_successful(evidence: DayEvidence, lines: list[dict]) -> tuple[l
     for key in sorted({key for key, _ in charged}):
         billed = (charged[(key, "prompt")], charged[(key, "completion")])
         bound = (day_bound[(key, "prompt")], day_bound[(key, "completion")])
-        compared += 1
-        if billed[0] > bound[0] or billed[1] > bound[1]:
-            over.append(_row(f"{evidence.day} (chargeback lines)", *key, billed, bound))
-    return over, compared
+        compared.append(_row(f"{evidence.day} (chargeback lines)", *key, billed, bound))
+    return compared
 
 
 def _row(period: str, backend: str, deployment: str, billed: tuple, bound: tuple) -> dict:
@@ -61,6 +58,7 @@ def _row(period: str, backend: str, deployment: str, billed: tuple, bound: tuple
         "successful_prompt_tokens": bound[0],
         "billed_completion_tokens": billed[1],
         "successful_completion_tokens": bound[1],
+        "over": billed[0] > bound[0] or billed[1] > bound[1],
     }
 
 

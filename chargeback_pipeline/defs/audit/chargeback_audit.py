@@ -1,8 +1,8 @@
 """`chargeback_audit` (daily, group `audit`): judges each published day's chargeback against evidence the
-audit computes on its own, from the landed raw rows and the pricing file (`core.audit`), and records
-both. It writes nothing: its materialization carries the day's evidence, its checks the verdicts
-(`defs/audit/checks.py`). It runs after the chargeback in the daily job; a day the chargeback did not
-publish (held back) is not judged.
+audit computes on its own, from the landed raw rows and the pricing file (`core.audit`). Its checks carry
+the verdicts (`defs/audit/checks.py`); every comparison goes to the lake (`chargeback_audit/usage_date=.../
+rows.parquet`: the published value beside the audit's expectation). It runs after the chargeback in the
+daily job; a day the chargeback did not publish (held back) is not judged.
 """
 
 from collections import Counter
@@ -15,6 +15,7 @@ from chargeback_pipeline.core.audit.raw_evidence import day_evidence
 from chargeback_pipeline.core.periods import day_hours
 from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.audit import checks
+from chargeback_pipeline.defs.audit.findings import findings
 from chargeback_pipeline.defs.metadata import OWNERS, record_partition
 from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, days_in
 from chargeback_pipeline.defs.resources import DataQualityPolicy, ObjectStoreResource, PricingResource
@@ -60,22 +61,26 @@ def audit_days(
         lines = store.read(lines_key).to_pylist()
         evidence = day_evidence(store, day)
         partition = day_partition_key(day)
-        over, compared = comparisons.billed_above_successful(evidence, lines)
+        billed = comparisons.billed_against_successful(evidence, lines)
         not_billable, unplaced = comparisons.logged_not_billable(evidence, lines, prices)
         shares = comparisons.unattributed_shares(evidence, lines, prices)
         ptu = comparisons.ptu_costs(day, lines, prices, minor_unit)
         deviations, products = comparisons.price_list_deviations(day, lines, prices, minor_unit)
+        table = findings(day, billed, not_billable, shares, policy.audit_unattributed_error_percent, ptu, deviations)
+        store.write(keys.day_key(keys.CHARGEBACK_AUDIT, day), table)
         record_partition(
             context,
             partition,
             {
+                "dagster/row_count": table.num_rows,
                 "raw_hours_read": evidence.hours_landed,
                 "lines_audited": len(lines),
+                "comparisons_disagreeing": table.num_rows - sum(table["agrees"].to_pylist()),
                 "currency": currency,
             },
         )
         judged += [
-            (partition, checks.billed_within_successful(CHARGEBACK_AUDIT_KEY, over, compared)),
+            (partition, checks.billed_within_successful(CHARGEBACK_AUDIT_KEY, billed)),
             (partition, checks.not_billable_matches_raw(CHARGEBACK_AUDIT_KEY, not_billable, unplaced)),
             (
                 partition,
@@ -101,11 +106,12 @@ def chargeback_audit_asset(calendar: Calendar) -> dg.AssetsDefinition:
         deps=["daily_chargeback"],
         group_name="audit",
         owners=OWNERS,
-        kinds={"duckdb"},
+        kinds={"duckdb", "parquet"},
         description=(
             "Audits each day's published chargeback with independent evidence: the landed raw gateway, LLM and "
-            "metric rows (its own SQL, dbt_like_sql/audit/) and the pricing file read and priced again. Writes "
-            "nothing; its checks say whether the bill is right, not only whether it balances."
+            "metric rows (its own SQL, dbt_like_sql/audit/) and the pricing file read and priced again. Writes each "
+            "comparison (published value, expectation) to the lake; its checks say whether the bill is right, not "
+            "only whether it balances."
         ),
         check_specs=[
             partition_checks.spec(name, CHARGEBACK_AUDIT_KEY, calendar.daily, description)

@@ -41,7 +41,8 @@ DESCRIPTIONS = {
 }
 
 
-def billed_within_successful(asset: dg.AssetKey, over: list[dict], compared: int) -> dg.AssetCheckResult:
+def billed_within_successful(asset: dg.AssetKey, compared: list[dict]) -> dg.AssetCheckResult:
+    over = [row for row in compared if row["over"]]
     return dg.AssetCheckResult(
         asset_key=asset,
         check_name=BILLED_WITHIN_SUCCESSFUL,
@@ -54,7 +55,7 @@ def billed_within_successful(asset: dg.AssetKey, over: list[dict], compared: int
             else None
         ),
         metadata={
-            "periods_compared": compared,
+            "periods_compared": len(compared),
             "periods_over": len(over),
             "over": markdown_rows(over, limit=20, empty="_none_"),
         },

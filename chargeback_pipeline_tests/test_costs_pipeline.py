@@ -309,7 +309,7 @@ def test_relative_pricing_file_is_read_from_the_current_directory(tmp_path, envi
 
 def test_costs_add_up_fails_naming_the_deployment_day_that_is_off():
     pricing = load_pricing(REPO / "pricing.example.yaml")
-    day = DAYS[0]
+    day = date(2026, 11, 19)  # a 30-day month: 100 x $260 / 720 x 24 = $866.67, 50 x $260 / 720 x 24 = $433.33
     lines = [
         {"backend_id": "aoai-ptu-eastus", "deployment_name": "gpt-4.1", "total_cost": Decimal("866.67")},
         {"backend_id": "aoai-ptu-eastus", "deployment_name": "gpt-4o", "total_cost": Decimal("433.32")},

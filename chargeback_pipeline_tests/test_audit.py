@@ -1,12 +1,19 @@
-"""The audit's own PTU arithmetic (`core.audit.price_list`) against amounts worked out by hand from the
+"""The audit: its own PTU arithmetic (`core.audit.price_list`) against amounts worked out by hand from the
 pricing file's numbers: the month's real length (28, 29, 30, 31 days), a mid-month rate change, a deployment
-that starts mid-day. Expected values are written out, not computed by any code under test."""
+that starts mid-day. Expected values are written out, not computed by any code under test. And its checks
+failing on the bugs they exist for (the mutants harness plants them in a whole run: README "Planted bugs")."""
 
-from datetime import date
+from datetime import UTC, date, datetime
+from decimal import Decimal
 
+import dagster as dg
 import pytest
 
+from chargeback_pipeline.core.audit import comparisons
 from chargeback_pipeline.core.audit.price_list import PriceList
+from chargeback_pipeline.core.audit.raw_evidence import DayEvidence
+from chargeback_pipeline.defs.audit import checks
+from chargeback_pipeline_tests.conftest import REPO
 
 RESERVATION = {
     "backends": {
@@ -96,3 +103,36 @@ backends:
 
     assert prices.ptu_day("ptu", "gpt-4o", date(2026, 12, 1), 2)[:2] == (18, 180000)
     assert prices.ptu_day("ptu", "gpt-4o", date(2026, 12, 2), 2)[:2] == (0, 0)
+
+
+def test_a_720_hour_month_fails_the_audit_naming_the_deployment():
+    """The planted bug of the issue: December 1 billed $866.67 per 100 PTU (a 720-hour month) instead of
+    $838.71; the engine's own check cannot see it, the audit's arithmetic does."""
+    example = PriceList.read(REPO / "pricing.example.yaml")
+    day = date(2026, 12, 1)
+    lines = [
+        {"backend_id": "aoai-ptu-eastus", "deployment_name": "gpt-4.1", "total_cost": Decimal("866.67")},
+        {"backend_id": "aoai-ptu-eastus", "deployment_name": "gpt-4o", "total_cost": Decimal("419.35")},
+    ]
+
+    result = checks.ptu_cost_matches_rate(
+        dg.AssetKey("chargeback_audit"), comparisons.ptu_costs(day, lines, example, 2), "USD"
+    )
+
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
+    assert "aoai-ptu-eastus/gpt-4.1: lines 86667, expected 83871 minor units" in result.description
+    assert result.metadata["ptu_deployment_days_off"].value == 1
+
+
+def test_billed_tokens_above_the_successful_requests_fail_the_audit():
+    hour = datetime(2026, 12, 1, 7, tzinfo=UTC)
+    evidence = DayEvidence(date(2026, 12, 1))
+    key = (hour, "aoai-paygo-eastus", "gpt-4o")
+    evidence.billed_by_hour.update({(key, "prompt"): 1_200, (key, "completion"): 300})
+    evidence.successful_by_hour.update({(key, "prompt"): 1_000, (key, "completion"): 300})
+
+    result = checks.billed_within_successful(
+        dg.AssetKey("chargeback_audit"), comparisons.billed_against_successful(evidence, [])
+    )
+
+    assert not result.passed and result.metadata["periods_over"].value == 1

@@ -56,12 +56,19 @@ def repository_files() -> list[str]:
     return [name for name in listed.split("\0") if name and (ROOT / name).is_file()]
 
 
-def scratch_copy(files: list[str], where: Path, mutant: Mutant | None) -> Path:
-    copy = where / "repo"
+def snapshot(files: list[str], where: Path) -> Path:
+    """The repository's files, copied once: every mutant copies this, so editing the working tree while
+    the harness runs changes nothing it judges."""
     for name in files:
-        target = copy / name
+        target = where / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, target)
+    return where
+
+
+def scratch_copy(base: Path, where: Path, mutant: Mutant | None) -> Path:
+    copy = where / "repo"
+    shutil.copytree(base, copy)
     tools = ROOT / ".tools"
     if tools.exists():  # Azurite, for tests that start one
         (copy / ".tools").symlink_to(tools)
@@ -124,13 +131,21 @@ def named_test(copy: Path, where: Path, test: str) -> subprocess.CompletedProces
     return run([sys.executable, "-m", "pytest", "-x", "-q", "-n", "0", "-p", "no:cacheprovider", test], copy, env)
 
 
-def judge(mutant: Mutant | None, files: list[str], scratch: Path) -> Outcome:
+def judge(mutant: Mutant | None, base: Path, scratch: Path) -> Outcome:
+    """The mutant's outcome; an error of the harness itself is a failed outcome, never a crash of the rest."""
+    try:
+        return _judge(mutant, base, scratch)
+    except Exception as error:  # reported as this mutant's failure, with its message
+        return Outcome(mutant.name if mutant else "baseline", False, f"harness error: {error!r}", 0.0)
+
+
+def _judge(mutant: Mutant | None, base: Path, scratch: Path) -> Outcome:
     name = mutant.name if mutant else "baseline"
     where = scratch / name
     where.mkdir()
     started = time.monotonic()
     try:
-        copy = scratch_copy(files, where, mutant)
+        copy = scratch_copy(base, where, mutant)
     except MutantDoesNotApply as error:
         return Outcome(name, False, str(error), 0.0)
     if mutant is None:
@@ -167,10 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
     chosen = [m for m in MUTANTS if not args.names or m.name in args.names]
-    files = repository_files()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mutants-") as scratch, ThreadPoolExecutor(args.jobs) as pool:
-        outcomes = list(pool.map(lambda m: judge(m, files, Path(scratch)), [None, *chosen]))
+        base = snapshot(repository_files(), Path(scratch) / "snapshot")
+        outcomes = list(pool.map(lambda m: judge(m, base, Path(scratch)), [None, *chosen]))
     width = max(len(o.name) for o in outcomes)
     for outcome in outcomes:
         verdict = ("ok" if outcome.name == "baseline" else "caught") if outcome.caught else "FAILED"

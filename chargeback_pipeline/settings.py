@@ -39,6 +39,7 @@ BUDGETS_FILE_ENV = "CHARGEBACK_BUDGETS_FILE"
 ALERT_WEBHOOK_URL_ENV = "CHARGEBACK_ALERT_WEBHOOK_URL"
 BLOB_CONNECTION_STRING_ENV = "CHARGEBACK_BLOB_CONNECTION_STRING"
 FINOPS_HUBS_CONNECTION_STRING_ENV = "CHARGEBACK_FINOPS_HUBS_CONNECTION_STRING"
+COST_EXPORT_CONNECTION_STRING_ENV = "CHARGEBACK_COST_EXPORT_CONNECTION_STRING"
 DEFAULT_PRICING_FILE = Path("pricing.example.yaml")
 # The repository's own example, used when the default is asked for from a directory that lacks it.
 _REPOSITORY_PRICING_FILE = Path(__file__).resolve().parent.parent / DEFAULT_PRICING_FILE
@@ -93,6 +94,17 @@ class Settings(BaseSettings, QualityPolicy, FinOpsPolicy):
     finops_hubs_scope_path: str = Field(
         default="azure-openai-chargeback", pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$"
     )
+
+    # Actual cost (README "Actual cost: the Cost Management export"), off unless one location is set: the
+    # storage account's blob URL (Entra ID), or its connection string (a secret: handed over as dg.EnvVar),
+    # or a local folder standing in for the container; the container and the export's root folder in it.
+    cost_export_blob_account_url: str | None = None
+    cost_export_connection_string: SecretStr | None = None
+    cost_export_dir: Path | None = None
+    cost_export_container: str = "msexports"
+    cost_export_root_folder: str = ""
+    # The estimate-vs-actual check warns above this share of a product's estimated day (0.10: 10 %).
+    cost_variance_warn_share: Decimal = Field(default=Decimal("0.10"), ge=0)
 
     # PTU rightsizing (README "PTU utilisation and rightsizing"): the counts a PTU deployment can have are
     # PTU_MINIMUM, then steps of PTU_INCREMENT (Azure's Global and Data Zone provisioned: 15, then 5).
@@ -150,7 +162,7 @@ class Settings(BaseSettings, QualityPolicy, FinOpsPolicy):
             raise ValueError("must be a plain folder path (no '.' or '..' segments), e.g. contoso/apim-prod")
         return value
 
-    @field_validator("blob_account_url", "finops_hubs_blob_account_url")
+    @field_validator("blob_account_url", "finops_hubs_blob_account_url", "cost_export_blob_account_url")
     @classmethod
     def _https_account_url(cls, value: str | None) -> str | None:
         if value and not value.startswith(("https://", "http://127.", "http://localhost")):

@@ -24,6 +24,11 @@ from chargeback_pipeline.core.billing.statements import MONTHLY_STATEMENT_SCHEMA
 from chargeback_pipeline.core.reconciliation import DAILY_RECONCILIATION_SCHEMA
 from chargeback_pipeline.defs.budgets.column_docs import FINOPS_CODE, FINOPS_COLUMNS, FINOPS_DESCRIPTIONS
 from chargeback_pipeline.defs.capacity.column_docs import CAPACITY_CODE, CAPACITY_COLUMNS, CAPACITY_DESCRIPTIONS
+from chargeback_pipeline.defs.cost_export.column_docs import (
+    COST_EXPORT_CODE,
+    COST_EXPORT_COLUMNS,
+    COST_EXPORT_DESCRIPTIONS,
+)
 from chargeback_pipeline.storage.schemas import (
     DEPLOYMENT_METRICS_SCHEMA,
     GATEWAY_LOG_SCHEMA,
@@ -275,6 +280,10 @@ CODE |= CAPACITY_CODE
 COLUMNS |= FINOPS_COLUMNS
 DESCRIPTIONS |= FINOPS_DESCRIPTIONS
 CODE |= FINOPS_CODE
+# And actual cost (the Cost Management export).
+COLUMNS |= COST_EXPORT_COLUMNS
+DESCRIPTIONS |= COST_EXPORT_DESCRIPTIONS
+CODE |= COST_EXPORT_CODE
 # How Arrow types read in the UI.
 _TYPE_NAMES = {
     pa.string(): "string",

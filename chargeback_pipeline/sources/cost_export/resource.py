@@ -18,6 +18,9 @@ class CostExportResource(dg.ConfigurableResource):
     blob_connection_string: str | None = None
     container: str = "msexports"
     root_folder: str = ""
+    # The estimate-vs-actual check warns when a product's day differs from its estimate by more than this
+    # share of the estimate (CHARGEBACK_COST_VARIANCE_WARN_SHARE).
+    variance_warn_share: str = "0.10"
 
     def is_configured(self) -> bool:
         return bool(self.local_dir or self.blob_account_url or self.blob_connection_string)

@@ -15,6 +15,7 @@ from azure.storage.blob import ContainerClient
 
 from chargeback_pipeline.cli.backfill import backfill
 from chargeback_pipeline.core.billing.pricing import load_pricing
+from chargeback_pipeline.defs.cost_export.simulated_terms import simulated_terms
 from chargeback_pipeline.defs.resources import PricingResource
 from chargeback_pipeline.sources.cost_export.resource import CostExportResource
 from chargeback_pipeline.sources.simulated import SimulatedSource, SimulationProfile
@@ -34,6 +35,11 @@ SUBSET = [a for a in ASSETS if {k.to_user_string() for k in a.keys} & NEEDED]
 ROOT = "billingAccounts/12345678"
 RATE = 60
 PRICING = REPO / "pricing.example.yaml"
+
+
+def terms(day: date):
+    """The simulated tenant's terms of a day, from the pricing file (what write_simulated_run takes)."""
+    return simulated_terms(load_pricing(PRICING), day)
 
 
 def _materialize(resources: dict, instance, day: date) -> dg.ExecuteInProcessResult:
@@ -65,7 +71,7 @@ def _export_by_resource(day: date, restated: float = 1) -> dict:
     backends = {b.resource_id.lower(): name for name, b in pricing.backends.items()}
     totals = defaultdict(lambda: [Decimal(0), Decimal(0)])
     source = SimulatedSource(SimulationProfile(requests_per_hour=RATE))
-    for row in day_rows(source, pricing, SimulatedAgreement(), day, restated):
+    for row in day_rows(source, simulated_terms(pricing, day), SimulatedAgreement(), day, restated):
         backend = backends.get(row["ResourceId"].lower())
         if backend:
             totals[backend][0] += Decimal(row["EffectiveCost"])
@@ -99,7 +105,7 @@ def test_days_are_estimates_until_an_export_run_covers_them_then_actual_to_the_c
     assert {d: set(_published(folder, d)["cost_basis"].to_pylist()) for d in DAYS} == {d: {"estimate"} for d in DAYS}
 
     source = SimulatedSource(SimulationProfile(requests_per_hour=RATE))
-    write_simulated_run(store, ROOT, source, load_pricing(PRICING), date(2026, 11, 3), "run-1")  # covers day 1
+    write_simulated_run(store, ROOT, source, terms, date(2026, 11, 3), "run-1")  # covers day 1
     results = {day: _materialize(resources, instance, day) for day in DAYS}
 
     for day in DAYS[:1]:
@@ -122,12 +128,12 @@ def test_days_are_estimates_until_an_export_run_covers_them_then_actual_to_the_c
 
 def test_a_restating_run_changes_that_day_and_an_incomplete_run_is_ignored(tenant, caplog):
     folder, resources, instance, store = tenant
-    source, pricing = SimulatedSource(SimulationProfile(requests_per_hour=RATE)), load_pricing(PRICING)
-    write_simulated_run(store, ROOT, source, pricing, date(2026, 11, 3), "run-1")
+    source = SimulatedSource(SimulationProfile(requests_per_hour=RATE))
+    write_simulated_run(store, ROOT, source, terms, date(2026, 11, 3), "run-1")
     # A day later: day 1 restated (its pay-as-you-go usage corrected), day 2 covered for the first time.
-    write_simulated_run(store, ROOT, source, pricing, date(2026, 11, 4), "run-2", restated={DAYS[0]: 1.5})
+    write_simulated_run(store, ROOT, source, terms, date(2026, 11, 4), "run-2", restated={DAYS[0]: 1.5})
     # A newer run whose part went missing: never read.
-    broken = write_simulated_run(store, ROOT, source, pricing, date(2026, 11, 5), "run-3")
+    broken = write_simulated_run(store, ROOT, source, terms, date(2026, 11, 5), "run-3")
     store.delete(f"{broken.folder}/part_0_0001.csv.gz")
     with caplog.at_level(logging.WARNING):
         for day in DAYS:

@@ -167,5 +167,3 @@ def billed_chargeback_asset(calendar: Calendar) -> dg.AssetsDefinition:
         yield from publish_billed_chargebacks(context, lake, reports, pricing)
 
     return billed_chargeback
-
-

@@ -18,13 +18,13 @@ Meter names follow Azure's ("gpt 4.1 Inpt glbl 1M Tokens", "gpt 4.1 cchd Inpt gl
 "text-embedding-3-large Tokens", does not say input or output, so the pricing file maps it.
 """
 
+import calendar
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from chargeback_pipeline.core.billing.pricing import BackendKind, Pricing, hours_in_month
-from chargeback_pipeline.core.periods import day_hours, utc_day_start
 from chargeback_pipeline.sources.base import TimeWindow
 from chargeback_pipeline.sources.simulated.cost_export_files import (
     RunSpec,
@@ -32,7 +32,6 @@ from chargeback_pipeline.sources.simulated.cost_export_files import (
     export_row,
     write_export_run,
 )
-from chargeback_pipeline.sources.simulated.deployments import account_resource_id
 from chargeback_pipeline.sources.simulated.source import SimulatedSource
 from chargeback_pipeline.storage.object_store import ObjectStore
 from chargeback_pipeline.storage.schemas import METRIC_COMPLETION_TOKENS, METRIC_PROMPT_TOKENS
@@ -45,6 +44,25 @@ SUBSCRIPTION = "/subscriptions/00000000-0000-0000-0000-000000000000"
 
 
 @dataclass(frozen=True)
+class TokenPrices:
+    """A model's list prices per 1,000 tokens (the pricing file's), before the negotiated discount."""
+
+    input_per_1k: Decimal
+    cached_input_per_1k: Decimal
+    output_per_1k: Decimal
+
+
+@dataclass(frozen=True)
+class DayTerms:
+    """What the tenant runs and what it lists at on one day: pay-as-you-go resources (ARM id ->
+    deployment -> model), PTU resources (ARM id -> PTU-hours deployed that day), token list prices."""
+
+    paygo: dict[str, dict[str, str]] = field(default_factory=dict)
+    ptu_hours: dict[str, int] = field(default_factory=dict)
+    prices: dict[str, TokenPrices] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class SimulatedAgreement:
     paygo_discount: Decimal = Decimal("0.15")
     cached_prompt_share: Decimal = Decimal("0.20")
@@ -52,6 +70,10 @@ class SimulatedAgreement:
     reservation_per_ptu_month: Decimal = Decimal("240")
     lag_days: int = 2
     invoice_id: str = "G000123456"
+
+
+def utc_day_start(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def _meter_model(model: str) -> str:
@@ -99,74 +121,66 @@ def _metered_tokens(source: SimulatedSource, day: date) -> dict[tuple[str, str],
     return tokens
 
 
-def day_rows(source: SimulatedSource, pricing: Pricing, agreement: SimulatedAgreement, day: date, correction=1):
+def day_rows(source: SimulatedSource, terms: DayTerms, agreement: SimulatedAgreement, day: date, correction=1):
     """The export's rows of one day (`correction` scales the pay-as-you-go tokens: a restatement)."""
     rows = []
     tokens = _metered_tokens(source, day)
     keep = 1 - agreement.paygo_discount
-    for backend_id, backend in sorted(pricing.backends.items()):
-        resource_id = backend.resource_id or account_resource_id(backend_id)
-        if backend.kind == BackendKind.paygo:
-            by_model: defaultdict[str, list[int]] = defaultdict(lambda: [0, 0])
-            for name, deployment in backend.deployments.items():
-                prompt, completion = tokens.get((resource_id, name), [0, 0])
-                by_model[deployment.model][0] += round(prompt * correction)
-                by_model[deployment.model][1] += round(completion * correction)
-            for model, (prompt, completion) in sorted(by_model.items()):
-                prices = pricing.token_prices_on(model, day)
-                cached = int(prompt * agreement.cached_prompt_share)
-                name = _meter_model(model)
-                if model.startswith("text-embedding"):
-                    cost = Decimal(prompt) / 1000 * prices.input_per_1k * keep
-                    rows.append(_row(day, resource_id, f"{name} Tokens", prompt, "Tokens", cost, cost))
-                    continue
-                for meter, quantity, price in (
-                    (f"{name} Inpt glbl 1M Tokens", prompt - cached, prices.input_per_1k),
-                    (f"{name} cchd Inpt glbl 1M Tokens", cached, prices.cached_input_price),
-                    (f"{name} Outp glbl 1M Tokens", completion, prices.output_per_1k),
-                ):
-                    cost = Decimal(quantity) / 1000 * price * keep
-                    rows.append(_row(day, resource_id, meter, quantity, "Tokens", cost, cost))
-        else:
-            ptu_hours = sum(
-                deployment.rate_on(day).ptu_count
-                for deployment in backend.deployments.values()
-                for hour in day_hours(day)
-                if deployment.is_deployed(hour)
+    for resource_id, deployments in sorted(terms.paygo.items()):
+        by_model: defaultdict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for name, model in deployments.items():
+            prompt, completion = tokens.get((resource_id, name), [0, 0])
+            by_model[model][0] += round(prompt * correction)
+            by_model[model][1] += round(completion * correction)
+        for model, (prompt, completion) in sorted(by_model.items()):
+            prices = terms.prices[model]
+            cached = int(prompt * agreement.cached_prompt_share)
+            name = _meter_model(model)
+            if model.startswith("text-embedding"):
+                cost = Decimal(prompt) / 1000 * prices.input_per_1k * keep
+                rows.append(_row(day, resource_id, f"{name} Tokens", prompt, "Tokens", cost, cost))
+                continue
+            for meter, quantity, price in (
+                (f"{name} Inpt glbl 1M Tokens", prompt - cached, prices.input_per_1k),
+                (f"{name} cchd Inpt glbl 1M Tokens", cached, prices.cached_input_per_1k),
+                (f"{name} Outp glbl 1M Tokens", completion, prices.output_per_1k),
+            ):
+                cost = Decimal(quantity) / 1000 * price * keep
+                rows.append(_row(day, resource_id, meter, quantity, "Tokens", cost, cost))
+    for resource_id, ptu_hours in sorted(terms.ptu_hours.items()):
+        hourly = agreement.reservation_per_ptu_month / (calendar.monthrange(day.year, day.month)[1] * 24)
+        rows.append(
+            _row(
+                day,
+                resource_id,
+                "Global Provisioned Managed Unit",
+                ptu_hours,
+                "Hours",
+                hourly * ptu_hours,
+                Decimal(0),
+                pricing_category="Committed",
+                commitment_discount_id=RESERVATION_ID,
+                commitment_discount_status="Used",
+                commitment_discount_type="Reservation",
             )
-            hourly = agreement.reservation_per_ptu_month / hours_in_month(day)
+        )
+        unused_hours = agreement.reservation_ptu * 24 - ptu_hours
+        if unused_hours > 0:
             rows.append(
                 _row(
                     day,
-                    resource_id,
+                    RESERVATION_ID,
                     "Global Provisioned Managed Unit",
-                    ptu_hours,
+                    unused_hours,
                     "Hours",
-                    hourly * ptu_hours,
+                    hourly * unused_hours,
                     Decimal(0),
                     pricing_category="Committed",
                     commitment_discount_id=RESERVATION_ID,
-                    commitment_discount_status="Used",
+                    commitment_discount_status="Unused",
                     commitment_discount_type="Reservation",
                 )
             )
-            unused_hours = agreement.reservation_ptu * 24 - ptu_hours
-            if unused_hours > 0:
-                rows.append(
-                    _row(
-                        day,
-                        RESERVATION_ID,
-                        "Global Provisioned Managed Unit",
-                        unused_hours,
-                        "Hours",
-                        hourly * unused_hours,
-                        Decimal(0),
-                        pricing_category="Committed",
-                        commitment_discount_id=RESERVATION_ID,
-                        commitment_discount_status="Unused",
-                        commitment_discount_type="Reservation",
-                    )
-                )
     if day.day == 1:  # the reservation's purchase, billed (not amortized) on the month's first day
         cost = agreement.reservation_per_ptu_month * agreement.reservation_ptu
         rows.append(_row(day, RESERVATION_ID, "Reservation purchase", 1, "Purchase", Decimal(0), cost,
@@ -180,7 +194,7 @@ def write_simulated_run(
     store: ObjectStore,
     root: str,
     source: SimulatedSource,
-    pricing: Pricing,
+    terms_of: Callable[[date], DayTerms],
     run_day: date,
     run_id: str,
     agreement: SimulatedAgreement = SimulatedAgreement(),
@@ -192,7 +206,9 @@ def write_simulated_run(
     month = run_day.replace(day=1)
     last = run_day - timedelta(days=agreement.lag_days)
     days = [month + timedelta(days=n) for n in range((last - month).days + 1)] if last >= month else []
-    rows = [row for day in days for row in day_rows(source, pricing, agreement, day, (restated or {}).get(day, 1))]
+    rows = [
+        row for day in days for row in day_rows(source, terms_of(day), agreement, day, (restated or {}).get(day, 1))
+    ]
     next_month = (month + timedelta(days=32)).replace(day=1)
     spec = RunSpec(
         root=root,

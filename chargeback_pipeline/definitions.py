@@ -12,6 +12,7 @@ from chargeback_pipeline.defs.assets import build_assets
 from chargeback_pipeline.defs.automation.alerts import alert_sensor
 from chargeback_pipeline.defs.automation.schedules import hourly_schedule
 from chargeback_pipeline.defs.automation.sensors import daily_rollup_sensor, monthly_rollup_sensor
+from chargeback_pipeline.defs.cost_export.export_runs import cost_export_runs_sensor
 from chargeback_pipeline.defs.jobs import PipelineJobs
 from chargeback_pipeline.defs.partitions import Calendar
 from chargeback_pipeline.defs.resources import (
@@ -132,6 +133,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             daily_rollup_sensor(assets, calendar, horizon_days=settings.rollup_horizon_days, job=jobs.daily),
             monthly_rollup_sensor(assets, calendar, horizon_days=settings.rollup_horizon_days, job=jobs.monthly),
             alert_sensor(),
+            cost_export_runs_sensor(calendar, job=jobs.daily),
         ],
         # Runs are small and sequential by nature (hours, then days); in-process execution saves the
         # seconds a subprocess per step costs, and keeps one source query stream per run.

@@ -3,6 +3,7 @@ read from their names or the pricing file, token meters by tokens, PTU hours by 
 split, unattributable charges named, every origin split exactly in both views. Expected values are
 recomputed here from the inputs with Fractions, not by the module under test."""
 
+import json
 import math
 import re
 from collections import defaultdict
@@ -20,6 +21,7 @@ from chargeback_pipeline.core.billing.actual_allocation import (
     allocate_actual_day,
     check_export_matches_pricing,
 )
+from chargeback_pipeline.core.billing.actual_focus import hub_rows
 from chargeback_pipeline.core.billing.allocation import allocate_day
 from chargeback_pipeline.core.billing.cost_basis import actual_lines, variance_by_product
 from chargeback_pipeline.core.billing.meters import MeterKind, UnmappedMeterError, derived_kind, derived_model
@@ -308,3 +310,42 @@ def _groups(shares: pa.Table) -> dict:
     for row in shares.to_pylist():
         groups[row["origin_charge_id"]].append(row)
     return groups
+
+
+def test_a_hub_union_of_microsofts_rows_and_ours_counts_azure_openai_once():
+    """What a FinOps hub does with two datasets in `Costs`: keeps every row of both (ours named by
+    x_SourceName, Microsoft's coalesced to 'Cost Management') and sums them."""
+    prices = pricing()
+    microsoft = charges(
+        charge(PAYGO_ID, "gpt 4.1 Inpt glbl 1M Tokens", "7.0000001", "8.3333333"),
+        charge(PAYGO_ID, "gpt 4.1 Outp glbl 1M Tokens", "1.004", "1.21"),
+        charge(PTU_ID, "Global Provisioned Managed Unit", "100.004", "0", commitment_discount_id="r-1",
+               commitment_discount_status="Used", commitment_discount_type="Reservation", pricing_category="Committed"),
+        charge(f"{SUB}/accounts/unrelated", "gpt 4.1 Inpt glbl 1M Tokens", "55"),
+    )  # fmt: skip
+    ours = hub_rows(allocate_actual_day(microsoft, _estimate(prices), prices, DAY)).to_pylist()
+    union = [
+        {"EffectiveCost": r["effective_cost"], "BilledCost": r["billed_cost"], "x_SourceName": "Cost Management",
+         "Tags": "{}"}
+        for r in microsoft.to_pylist()
+    ] + ours  # fmt: skip
+
+    for column, theirs in (("EffectiveCost", "effective_cost"), ("BilledCost", "billed_cost")):
+        assert sum(r[column] for r in union) == sum(microsoft[theirs].to_pylist())  # exactly once, to the digit
+    assert {r["x_SourceName"] for r in ours} == {"Azure OpenAI chargeback"}
+    assert {r["x_SourceProvider"] for r in ours} == {"Azure OpenAI chargeback"}
+    # Each origin's reallocation nets to zero; the products' tagged shares are the allocation.
+    by_origin = defaultdict(Decimal)
+    for row in ours:
+        by_origin[row["x_OriginChargeId"]] += row["EffectiveCost"]
+    assert set(by_origin.values()) == {Decimal(0)}
+    tagged = defaultdict(Decimal)
+    for row in union:
+        tagged[json.loads(row["Tags"]).get("chargeback/apim-product")] += row["EffectiveCost"]
+    assert tagged["A"] > 0 and tagged["B"] > 0
+    # Per resource-day the export rounded once: paygo 7.0000001 + 1.004 -> 8.00, PTU 100.004 -> 100.00.
+    assert sum(v for k, v in tagged.items() if k) == Decimal("108.00")
+    # The PTU share is a commitment's used part, and carries the export's invoice.
+    ptu = [r for r in ours if r["SkuMeter"] == "Global Provisioned Managed Unit" and r["ChargeCategory"] == "Usage"]
+    assert {(r["CommitmentDiscountId"], r["CommitmentDiscountStatus"]) for r in ptu} == {("r-1", "Used")}
+    assert {r["InvoiceId"] for r in ours} == {"G0001"}

@@ -4,6 +4,7 @@ EffectiveCost and BilledCost equal the export's own rows (summed here from the r
 not by the allocation); a restated day changes; an incomplete run is ignored; an actual day is never
 replaced by an estimate."""
 
+import json
 import logging
 from collections import defaultdict
 from datetime import date
@@ -16,7 +17,7 @@ from azure.storage.blob import ContainerClient
 from chargeback_pipeline.cli.backfill import backfill
 from chargeback_pipeline.core.billing.pricing import load_pricing
 from chargeback_pipeline.defs.cost_export.simulated_terms import simulated_terms
-from chargeback_pipeline.defs.resources import PricingResource
+from chargeback_pipeline.defs.resources import FocusExportResource, PricingResource
 from chargeback_pipeline.sources.cost_export.resource import CostExportResource
 from chargeback_pipeline.sources.simulated import SimulatedSource, SimulationProfile
 from chargeback_pipeline.sources.simulated.cost_export import SimulatedAgreement, day_rows, write_simulated_run
@@ -88,6 +89,7 @@ def tenant(tmp_path_factory, azurite_connection_string):
         blob_connection_string=azurite_connection_string, container="msexports", root_folder=ROOT
     )
     resources["pricing"] = PricingResource(path=str(PRICING), cost_export=export)
+    resources["focus"] = FocusExportResource(hubs_local_dir=str(folder / "hub"), hubs_scope_path="contoso")
     store = BlobObjectStore(ContainerClient.from_connection_string(azurite_connection_string, "msexports"))
     with dg.instance_for_test() as instance:
         backfill(
@@ -121,6 +123,23 @@ def test_days_are_estimates_until_an_export_run_covers_them_then_actual_to_the_c
     # PTU reservation: billed 0 on the resource (the purchase is on the reservation), amortized in effective.
     ptu = _by_resource(_published(folder, DAYS[0]))["aoai-ptu-eastus"]
     assert ptu[0] > 0 and ptu[1] == 0
+    # The hubs copy: Microsoft's charges reallocated, so a hub holding Microsoft's own export too (the
+    # simulator's full export of the day: every resource, the reservation's unused part and purchase)
+    # totals Azure OpenAI exactly once; the per-product shares are tagged; every row names its source.
+    ours = read_parquet_bytes(
+        (folder / "hub" / f"Costs/2026/11/contoso/2026-11__actual_{DAYS[0]}.parquet").read_bytes()
+    ).to_pylist()
+    assert (folder / "hub" / "Costs/2026/11/contoso/manifest.json").is_file()
+    assert not (folder / "hub" / f"Costs/2026/11/contoso/2026-11__focus_{DAYS[0]}.parquet").exists()
+    assert {row["x_SourceName"] for row in ours} == {"Azure OpenAI chargeback"}
+    microsoft = day_rows(
+        SimulatedSource(SimulationProfile(requests_per_hour=RATE)), terms(DAYS[0]), SimulatedAgreement(), DAYS[0]
+    )
+    for column in ("EffectiveCost", "BilledCost"):
+        theirs = sum(Decimal(row[column]) for row in microsoft)
+        assert sum(Decimal(row[column]) for row in microsoft) + sum(row[column] for row in ours) == theirs
+    products = {json.loads(row["Tags"]).get("chargeback/apim-product") for row in ours} - {None}
+    assert products >= {"unattributed"} and len(products) > 3
     # The negotiated discount: the pay-as-you-go actual is below the pricing file's estimate.
     paygo = [r for r in _published(folder, DAYS[0]).to_pylist() if r["backend_id"] == "aoai-paygo-eastus"]
     assert sum(r["effective_cost"] for r in paygo) < sum(r["estimated_cost"] for r in paygo)

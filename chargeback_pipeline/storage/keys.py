@@ -131,3 +131,8 @@ def billed_chargeback_key(day: date, extension: str) -> str:
 def cost_variance_key(day: date, extension: str) -> str:
     """Per product of an actual day: the estimate, the actual cost and their difference."""
     return _daily_report_key(day, "cost_variance", extension)
+
+
+def finops_hubs_actual_file_key(day: date, scope_path: str) -> str:
+    """One actual day's reallocation rows in the hub's month folder (same ingestion id as the month)."""
+    return f"{finops_hubs_folder(day, scope_path)}/{day:%Y-%m}__actual_{day.isoformat()}.parquet"

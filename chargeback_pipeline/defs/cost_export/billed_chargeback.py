@@ -18,6 +18,7 @@ from chargeback_pipeline.core.billing.actual_allocation import (
     check_export_matches_pricing,
     resources_by_id,
 )
+from chargeback_pipeline.core.billing.actual_focus import hub_rows
 from chargeback_pipeline.core.billing.cost_basis import (
     BILLED_CHARGEBACK_SCHEMA,
     CostBasis,
@@ -28,11 +29,12 @@ from chargeback_pipeline.core.billing.cost_basis import (
 from chargeback_pipeline.core.billing.pricing import Pricing
 from chargeback_pipeline.core.billing.schemas import DAILY_CHARGEBACK_SCHEMA
 from chargeback_pipeline.defs import partition_checks
+from chargeback_pipeline.defs.billing import finops_hubs
 from chargeback_pipeline.defs.billing.daily_chargeback import DAILY_CHARGEBACK_KEY
 from chargeback_pipeline.defs.cost_export import checks
 from chargeback_pipeline.defs.metadata import OWNERS, markdown_table, money, record_partition
 from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, days_in
-from chargeback_pipeline.defs.resources import ObjectStoreResource, PricingResource
+from chargeback_pipeline.defs.resources import FocusExportResource, ObjectStoreResource, PricingResource
 from chargeback_pipeline.sources.cost_export.source import MonthCharges
 from chargeback_pipeline.storage import keys
 from chargeback_pipeline.storage.lake import Lake
@@ -63,9 +65,15 @@ def export_months(pricing_resource: PricingResource, pricing: Pricing) -> dict[d
 
 
 def publish_billed_chargebacks(
-    context: dg.AssetExecutionContext, lake: ObjectStoreResource, reports: ObjectStoreResource, pricing: PricingResource
+    context: dg.AssetExecutionContext,
+    lake: ObjectStoreResource,
+    reports: ObjectStoreResource,
+    pricing: PricingResource,
+    focus: FocusExportResource,
 ):
     store, target, prices = lake.lake(), reports.store(), pricing.pricing()
+    hub = focus.hubs_store() if pricing.cost_export is not None and pricing.cost_export.is_configured() else None
+    hub_months = set()
     minor_unit, currency = prices.currency_minor_unit, prices.currency
     months = export_months(pricing, prices)
     warn_share = Decimal(pricing.cost_export.variance_warn_share if pricing.cost_export else "0.10")
@@ -101,6 +109,10 @@ def publish_billed_chargebacks(
             target.write_bytes(keys.billed_chargeback_key(day, extension), data)
         for extension, data in report_files(variance, minor_unit).items():
             target.write_bytes(keys.cost_variance_key(day, extension), data)
+        if hub is not None:  # the FinOps hubs copy: Microsoft's charges reallocated, never added to
+            key = keys.finops_hubs_actual_file_key(day, focus.hubs_scope_path)
+            if hub.write_bytes(key, report_files(hub_rows(allocations))["parquet"]):
+                hub_months.add(day.replace(day=1))
         published = read_parquet_bytes(target.read_bytes(keys.billed_chargeback_key(day, "parquet")))
         effective = sum(published["effective_cost"].to_pylist(), Decimal(0))
         record_partition(
@@ -123,6 +135,8 @@ def publish_billed_chargebacks(
             (partition, checks.actual_matches_export(BILLED_CHARGEBACK_KEY, expected, published)),
             (partition, checks.estimate_variance_within_share(BILLED_CHARGEBACK_KEY, variance, warn_share)),
         ]
+    for month in sorted(hub_months):  # after the month's files: the hub ingests the folder on the manifest
+        context.log.info(f"FinOps hubs: {finops_hubs.signal_month(hub, month, focus.hubs_scope_path)} written")
     yield dg.MaterializeResult()
     yield from partition_checks.evaluations(context, judged)
 
@@ -163,7 +177,8 @@ def billed_chargeback_asset(calendar: Calendar) -> dg.AssetsDefinition:
         lake: ObjectStoreResource,
         reports: ObjectStoreResource,
         pricing: PricingResource,
+        focus: FocusExportResource,
     ):
-        yield from publish_billed_chargebacks(context, lake, reports, pricing)
+        yield from publish_billed_chargebacks(context, lake, reports, pricing, focus)
 
     return billed_chargeback

@@ -31,6 +31,7 @@ DAYS = [date(2026, 11, 1), date(2026, 11, 2)]
 NEEDED = {
     "raw_gateway_logs", "raw_llm_logs", "raw_deployment_metrics", "attributed_requests", "daily_product_usage",
     "deployment_reconciliation", "daily_reconciliation", "daily_chargeback", "billed_chargeback", "monthly_statement",
+    "billed_statement",
 }  # fmt: skip
 SUBSET = [a for a in ASSETS if {k.to_user_string() for k in a.keys} & NEEDED]
 ROOT = "billingAccounts/12345678"
@@ -171,3 +172,22 @@ def test_an_actual_day_is_never_replaced_by_an_estimate(tenant):
     result = _materialize(without_export, instance, DAYS[0])
     assert result.success
     assert (folder / "reports" / f"daily/usage_date={DAYS[0]}/billed_chargeback.parquet").read_bytes() == before
+
+
+def test_the_month_sums_its_billed_days_and_counts_the_actual_ones(tenant):
+    folder, resources, instance, _ = tenant
+    result = dg.materialize(
+        SUBSET,
+        selection=["billed_statement"],
+        partition_key="2026-11-01",
+        resources={**pipeline(resources).resources},
+        instance=instance,
+    )
+    assert result.success
+    statement = read_parquet_bytes((folder / "reports" / "monthly/month=2026-11/billed_statement.parquet").read_bytes())
+    days = [_published(folder, day).to_pylist() for day in DAYS]
+    for row in statement.to_pylist():
+        lines = [line for day in days for line in day if line["product_id"] == row["product_id"]]
+        assert row["effective_cost"] == sum(line["effective_cost"] for line in lines)
+        assert row["billed_cost"] == sum(line["billed_cost"] for line in lines)
+        assert row["actual_days"] == len({line["usage_date"] for line in lines}) and row["estimate_days"] == 0

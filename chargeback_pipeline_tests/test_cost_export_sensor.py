@@ -9,6 +9,7 @@ import pytest
 from azure.storage.blob import ContainerClient
 
 from chargeback_pipeline.core.billing.pricing import load_pricing
+from chargeback_pipeline.defs.automation.sensors import monthly_rollup
 from chargeback_pipeline.defs.cost_export.export_runs import cost_export_runs_sensor
 from chargeback_pipeline.defs.cost_export.simulated_terms import simulated_terms
 from chargeback_pipeline.defs.jobs import PipelineJobs
@@ -74,3 +75,10 @@ def test_a_new_run_re_rolls_exactly_the_days_it_changed(export):
     broken = write_simulated_run(store, ROOT, source, terms, date(2026, 11, 5), "run-4")
     store.delete(f"{broken.folder}/part_0_0001.csv.gz")
     assert _tick(pricing, cursor)[0] == []  # incomplete: ignored, run-3 still counts
+
+
+def test_a_republished_day_re_rolls_its_month_through_the_monthly_rollup():
+    """billed_statement reads billed_chargeback, so the monthly rollup sensor counts a republished day as a
+    changed input of its month (and nothing else changes what the month reads)."""
+    inputs = monthly_rollup(CALENDAR.daily, CALENDAR.monthly).inputs(ASSETS)
+    assert dg.AssetKey("billed_chargeback") in inputs

@@ -256,6 +256,7 @@ WRITTEN = {  # where each asset's rows are written (lake or report), for one hou
     "daily_chargeback": f"reports/{keys.chargeback_key(DAY, 'parquet')}",
     "focus_export": f"reports/{keys.focus_key(DAY, 'parquet')}",
     "billed_chargeback": f"reports/{keys.billed_chargeback_key(DAY, 'parquet')}",
+    "billed_statement": f"reports/{keys.billed_statement_key(DAY, 'parquet')}",
     "monthly_statement": f"reports/{keys.statement_key(DAY, 'parquet')}",
     "ptu_utilization": f"lake/{keys.hour_key(keys.PTU_UTILIZATION, HOUR_KEY)}",
     "ptu_rightsizing": f"reports/{keys.ptu_rightsizing_key(DAY, 'parquet')}",

@@ -136,3 +136,8 @@ def cost_variance_key(day: date, extension: str) -> str:
 def finops_hubs_actual_file_key(day: date, scope_path: str) -> str:
     """One actual day's reallocation rows in the hub's month folder (same ingestion id as the month)."""
     return f"{finops_hubs_folder(day, scope_path)}/{day:%Y-%m}__actual_{day.isoformat()}.parquet"
+
+
+def billed_statement_key(month: date, extension: str) -> str:
+    """Per product and month: estimated, effective and billed cost, with the days actual and estimated."""
+    return f"monthly/month={month:%Y-%m}/billed_statement.{extension}"

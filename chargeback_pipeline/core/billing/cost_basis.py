@@ -153,3 +153,53 @@ def variance_by_product(billed: pa.Table) -> pa.Table:
             }
         )
     return pa.Table.from_pylist(rows, schema=COST_VARIANCE_SCHEMA)
+
+
+BILLED_STATEMENT_SCHEMA = pa.schema(
+    [
+        ("month", pa.date32()),
+        ("product_id", pa.string()),
+        ("calls", pa.int64()),
+        ("prompt_tokens", pa.int64()),
+        ("completion_tokens", pa.int64()),
+        ("estimated_cost", MONEY),
+        ("effective_cost", MONEY),  # actual days: the export's amortized cost; estimate days: the estimate
+        ("billed_cost", MONEY),  # actual days: invoiced; estimate days: the estimate
+        ("actual_days", pa.int64()),  # days of the month this product's cost is actual on
+        ("estimate_days", pa.int64()),  # days it is still an estimate on
+        ("currency", pa.string()),
+    ]
+)
+
+
+def billed_statement(month: date, billed_days: pa.Table) -> pa.Table:
+    """Per product, the month's billed_chargeback lines summed exactly, with how many days are actual."""
+    totals: dict[tuple[str, str], dict] = {}
+    for row in billed_days.to_pylist():
+        line = totals.setdefault(
+            (row["product_id"], row["currency"]),
+            {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "estimated_cost": Decimal(0),
+             "effective_cost": Decimal(0), "billed_cost": Decimal(0), "actual": set(), "estimate": set()},
+        )  # fmt: skip
+        for column in (
+            "calls",
+            "prompt_tokens",
+            "completion_tokens",
+            "estimated_cost",
+            "effective_cost",
+            "billed_cost",
+        ):
+            line[column] += row[column]
+        line[row["cost_basis"]].add(row["usage_date"])
+    rows = [
+        {
+            "month": month,
+            "product_id": product,
+            **{k: v for k, v in line.items() if k not in (CostBasis.actual, CostBasis.estimate)},
+            "actual_days": len(line[CostBasis.actual]),
+            "estimate_days": len(line[CostBasis.estimate]),
+            "currency": currency,
+        }
+        for (product, currency), line in sorted(totals.items())
+    ]
+    return pa.Table.from_pylist(rows, schema=BILLED_STATEMENT_SCHEMA)

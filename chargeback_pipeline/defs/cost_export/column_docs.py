@@ -1,9 +1,9 @@
 """Column schema, descriptions and code references of `billed_chargeback` (merged into
 `defs/column_docs.py`, which shows them in the UI)."""
 
-from chargeback_pipeline.core.billing.cost_basis import BILLED_CHARGEBACK_SCHEMA
+from chargeback_pipeline.core.billing.cost_basis import BILLED_CHARGEBACK_SCHEMA, BILLED_STATEMENT_SCHEMA
 
-COST_EXPORT_COLUMNS = {"billed_chargeback": BILLED_CHARGEBACK_SCHEMA}
+COST_EXPORT_COLUMNS = {"billed_chargeback": BILLED_CHARGEBACK_SCHEMA, "billed_statement": BILLED_STATEMENT_SCHEMA}
 COST_EXPORT_CODE = {
     "billed_chargeback": [
         "core/billing/actual_allocation.py",
@@ -11,7 +11,8 @@ COST_EXPORT_CODE = {
         "core/billing/cost_basis.py",
         "sources/cost_export/runs.py",
         "sources/cost_export/rows.py",
-    ]
+    ],
+    "billed_statement": ["core/billing/cost_basis.py"],
 }
 COST_EXPORT_DESCRIPTIONS = {
     "billed_chargeback": {
@@ -31,5 +32,18 @@ COST_EXPORT_DESCRIPTIONS = {
         "billed_cost": "Actual: the export's BilledCost (invoiced) allocated to the line; else the estimate.",
         "currency": "ISO 4217 currency (the pricing file's, which the export's BillingCurrency must equal).",
         "export_run_id": "The Cost Management export run (runInfo.runId) an actual day comes from.",
-    }
+    },
+    "billed_statement": {
+        "month": "The calendar month (its first day).",
+        "product_id": "The APIM product, or a reserved line (unattributed, platform-unallocated, ...).",
+        "calls": "Billable calls of the month's days.",
+        "prompt_tokens": "Prompt tokens of the month's days.",
+        "completion_tokens": "Completion tokens of the month's days.",
+        "estimated_cost": "The pricing file's cost of the month's days (the chargeback's total_cost).",
+        "effective_cost": "Actual days: the export's EffectiveCost allocated; estimate days: the estimate.",
+        "billed_cost": "Actual days: the export's BilledCost allocated; estimate days: the estimate.",
+        "actual_days": "Days of the month whose cost is actual (a Cost Management export run covers them).",
+        "estimate_days": "Days of the month still priced from the pricing file.",
+        "currency": "ISO 4217 currency.",
+    },
 }

@@ -203,18 +203,35 @@ def write_simulated_run(
 ) -> RunSpec:
     """One month-to-date run submitted on `run_day`: the month's days up to run_day - lag (`restated`:
     day -> correction factor of its pay-as-you-go tokens). Returns the run's spec."""
-    month = run_day.replace(day=1)
-    last = run_day - timedelta(days=agreement.lag_days)
+    return write_simulated_month(store, root, source, terms_of, run_day.replace(day=1), run_day, run_id, agreement,
+                                 restated, file_format)  # fmt: skip
+
+
+def write_simulated_month(
+    store: ObjectStore,
+    root: str,
+    source: SimulatedSource,
+    terms_of: Callable[[date], DayTerms],
+    month: date,
+    run_day: date,
+    run_id: str,
+    agreement: SimulatedAgreement = SimulatedAgreement(),
+    restated: dict[date, float] | None = None,
+    file_format: str = "csv.gz",
+) -> RunSpec:
+    """A run of `month` submitted on `run_day` (in the month, or after it: then it covers the whole month
+    once the lag has passed): the month's days up to run_day - lag."""
+    month_end = (month + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    last = min(run_day - timedelta(days=agreement.lag_days), month_end)
     days = [month + timedelta(days=n) for n in range((last - month).days + 1)] if last >= month else []
     rows = [
         row for day in days for row in day_rows(source, terms_of(day), agreement, day, (restated or {}).get(day, 1))
     ]
-    next_month = (month + timedelta(days=32)).replace(day=1)
     spec = RunSpec(
         root=root,
         export_name=EXPORT_NAME,
         period_start=month,
-        period_end=next_month - timedelta(days=1),
+        period_end=month_end,
         run_id=run_id,
         submitted=datetime(run_day.year, run_day.month, run_day.day, 6, tzinfo=UTC),
         schema_version=SCHEMA_VERSION,

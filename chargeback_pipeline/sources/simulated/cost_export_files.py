@@ -60,7 +60,8 @@ class RunSpec:
 
     @property
     def folder(self) -> str:
-        return f"{self.root}/{self.export_name}/{self.period_start:%Y%m%d}-{self.period_end:%Y%m%d}/{self.run_id}"
+        run = f"{self.export_name}/{self.period_start:%Y%m%d}-{self.period_end:%Y%m%d}/{self.run_id}"
+        return f"{self.root.strip('/')}/{run}" if self.root.strip("/") else run
 
     @property
     def manifest_key(self) -> str:

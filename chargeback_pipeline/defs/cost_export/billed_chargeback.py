@@ -52,13 +52,13 @@ def _published_basis(lake: Lake, day: date) -> str | None:
     return CostBasis.actual.value if CostBasis.actual.value in bases else CostBasis.estimate.value
 
 
-def export_months(pricing_resource: PricingResource, pricing: Pricing) -> dict[date, MonthCharges]:
-    """Per billing month, the newest complete export run's rows of the pricing file's resources (none
-    when no export is configured), each checked against the pricing file (currency, every resource)."""
+def export_months(pricing_resource: PricingResource, pricing: Pricing, months: set[date]) -> dict[date, MonthCharges]:
+    """Per billing month of `months`, the newest complete export run's rows of the pricing file's resources
+    (none when no export is configured), each checked against the pricing file (currency, every resource)."""
     export = pricing_resource.cost_export
     if export is None or not export.is_configured():
         return {}
-    months = export.source().month_charges(set(resources_by_id(pricing)))
+    months = export.source().month_charges(set(resources_by_id(pricing)), months)
     for month in months.values():
         check_export_matches_pricing(month.rows, pricing, f"cost export {month.run.describe()}")
     return months
@@ -75,16 +75,18 @@ def publish_billed_chargebacks(
     hub = focus.hubs_store() if pricing.cost_export is not None and pricing.cost_export.is_configured() else None
     hub_months = set()
     minor_unit, currency = prices.currency_minor_unit, prices.currency
-    months = export_months(pricing, prices)
+    days = days_in(context.partition_time_window)
+    months = export_months(pricing, prices, {day.replace(day=1) for day in days})
     warn_share = Decimal(pricing.cost_export.variance_warn_share if pricing.cost_export else "0.10")
     backends = resources_by_id(prices) if months else {}
     judged = []
-    for day in days_in(context.partition_time_window):
+    for day in days:
         partition = day_partition_key(day)
         if not store.store.exists(keys.day_key(keys.DAILY_CHARGEBACK, day)):
             # Not published (its reconciliation blocks it): nothing to price, said, not skipped silently.
             context.log.warning(f"{day}: no daily_chargeback in the lake, so no billed_chargeback")
             record_partition(context, partition, {"no_daily_chargeback": True})
+            judged += [(partition, r) for r in checks.not_actual(BILLED_CHARGEBACK_KEY, "no daily chargeback")]
             continue
         estimate = store.read(keys.day_key(keys.DAILY_CHARGEBACK, day), DAILY_CHARGEBACK_SCHEMA)
         month = months.get(day.replace(day=1))
@@ -92,12 +94,16 @@ def publish_billed_chargebacks(
             if _published_basis(store, day) == CostBasis.actual:
                 context.log.warning(f"{day}: kept the published actual day; no export run covers it now")
                 record_partition(context, partition, {"cost_basis": "actual", "kept_actual": True})
+                judged += [
+                    (partition, r) for r in checks.not_actual(BILLED_CHARGEBACK_KEY, "kept the published actual")
+                ]
                 continue
             billed = estimate_lines(estimate)
             store.write(keys.day_key(keys.BILLED_CHARGEBACK, day), billed)
             for extension, data in report_files(billed, minor_unit).items():
                 target.write_bytes(keys.billed_chargeback_key(day, extension), data)
             record_partition(context, partition, {"cost_basis": "estimate", "dagster/row_count": billed.num_rows})
+            judged += [(partition, r) for r in checks.not_actual(BILLED_CHARGEBACK_KEY, "estimate: no export run yet")]
             continue
         allocations = allocate_actual_day(month.rows, estimate, prices, day)
         billed = actual_lines(estimate, allocations, day, currency)

@@ -1,19 +1,19 @@
 """`cost_export_runs`: notices a new complete Cost Management export run and re-rolls exactly the days it
-changed.
+changed (and, through the monthly rollup sensor, their months: `billed_statement` reads those days).
 
-Each tick reads the newest complete run of every billing month (`sources.cost_export`, incomplete runs
-logged and ignored) and fingerprints each day's rows of the pricing file's resources: every column but
-the run's id and blob names, so a new run that restates nothing changes no fingerprint. The cursor keeps
-the fingerprints it last acted on; a day whose fingerprint is new or changed (first covered, or restated)
-gets one run of `billed_chargeback` for that day, in the daily job. Days before the partitions start are
-left out. The monthly statement is not re-rolled: it states the pricing file's estimate (README "Actual
-cost": what is not done yet).
+Each tick reads the newest complete run of the newest billing month any run covers and of the month
+before (Cost Management restates a month until it closes; older days are re-rolled by `chargeback
+backfill`), incomplete runs logged and ignored, and fingerprints each day's rows of the pricing file's
+resources: every column but the run's id and blob names, so a new run that restates nothing changes no
+fingerprint. The cursor keeps the fingerprints it last acted on; a day whose fingerprint is new or
+changed (first covered, or restated) gets one run of `billed_chargeback` for that day, in the daily job.
+Days before the partitions start are left out.
 """
 
 import hashlib
 import json
 from collections import defaultdict
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 
@@ -62,9 +62,14 @@ def cost_export_runs_sensor(
             return dg.SkipReason("no cost export is configured (README: Actual cost)")
         seen = json.loads(context.cursor) if context.cursor else {}
         first = day_partition_key(calendar.daily.start.date())
+        runs = pricing.cost_export.source().runs()
+        if not runs:
+            return dg.SkipReason("the cost export has no run with a manifest yet")
+        newest = max(run.billing_month for run in runs)
+        months = {newest, (newest - timedelta(days=1)).replace(day=1)}
         current = {
             day: fingerprint
-            for day, fingerprint in day_fingerprints(export_months(pricing, pricing.pricing())).items()
+            for day, fingerprint in day_fingerprints(export_months(pricing, pricing.pricing(), months)).items()
             if day >= first
         }
         changed = {day: fingerprint for day, fingerprint in current.items() if seen.get(day) != fingerprint}

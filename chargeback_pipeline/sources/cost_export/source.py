@@ -36,8 +36,9 @@ class CostExportSource:
         """Every run with a manifest, oldest first (a folder without one is logged and left out)."""
         return manifests(self.store, self.root)
 
-    def month_charges(self, resource_ids: set[str]) -> dict[date, MonthCharges]:
-        """Per billing month, the newest complete run and its rows of `resource_ids` (case-insensitive)."""
+    def month_charges(self, resource_ids: set[str], months: set[date] | None = None) -> dict[date, MonthCharges]:
+        """Per billing month (only `months`, first days, when given), the newest complete run and its rows of
+        `resource_ids` (case-insensitive)."""
         read: dict[str, pa.Table] = {}
 
         def problem(run: ExportRun) -> str | None:
@@ -47,5 +48,6 @@ class CostExportSource:
                 return str(error)
             return None
 
-        chosen = newest_complete_runs(self.runs(), problem)
+        runs = [run for run in self.runs() if months is None or run.billing_month in months]
+        chosen = newest_complete_runs(runs, problem)
         return {month: MonthCharges(run, read[run.manifest_key]) for month, run in chosen.items()}

@@ -9,10 +9,11 @@ from datetime import date, datetime, timedelta
 
 import pyarrow as pa
 
+from chargeback_pipeline.core.callers import excluded_columns, with_caller_column
 from chargeback_pipeline.core.periods import HOUR, day_hours
 from chargeback_pipeline.storage import keys, sql
 from chargeback_pipeline.storage.lake import Lake
-from chargeback_pipeline.storage.schemas import GATEWAY_LOG_SCHEMA, LLM_LOG_SCHEMA, SOURCE_REJECT_SCHEMA
+from chargeback_pipeline.storage.schemas import LLM_LOG_SCHEMA, SOURCE_REJECT_SCHEMA
 
 STAGING_MODELS = [
     "staging/stg_apim__gateway_checked",
@@ -36,13 +37,14 @@ def hour_params(hour: datetime, known_deployments: list[str], **more) -> dict:
     return {"window_start": hour, "window_end": hour + HOUR, "known_deployments": list(known_deployments), **more}
 
 
-def stage_hour(con, lake: Lake, hour: datetime, known_deployments: list[str]) -> None:
+def stage_hour(con, lake: Lake, hour: datetime, known_deployments: list[str]) -> bool:
     """Register one hour's landed raw logs and build the staging models over them (the ephemeral ones
-    are inlined into the marts that read them; pass the marts `hour_params` too)."""
-    stage_relations(
+    are inlined into the marts that read them; pass the marts `hour_params` too). Returns whether the
+    hour was landed with its callers (core/callers.py)."""
+    return stage_relations(
         con,
         {
-            "raw_gateway_logs": lake.relation(keys.hour_key(keys.RAW_GATEWAY, hour), GATEWAY_LOG_SCHEMA),
+            "raw_gateway_logs": lake.relation(keys.hour_key(keys.RAW_GATEWAY, hour)),  # as written: maybe CallerId
             "raw_llm_logs": lake.relation(keys.hour_key(keys.RAW_LLM, hour), LLM_LOG_SCHEMA),
             "raw_gateway_rejected": lake.relation(
                 keys.hour_key(keys.RAW_GATEWAY, hour, keys.REJECTED_PART), SOURCE_REJECT_SCHEMA
@@ -56,10 +58,13 @@ def stage_hour(con, lake: Lake, hour: datetime, known_deployments: list[str]) ->
     )
 
 
-def stage_relations(con, relations: dict[str, sql.Relation], hour: datetime, known_deployments: list[str]) -> None:
+def stage_relations(con, relations: dict[str, sql.Relation], hour: datetime, known_deployments: list[str]) -> bool:
     """Build the staging models of `hour` over raw relations named as the lake's (raw_gateway_logs,
-    raw_llm_logs and their *_rejected)."""
+    raw_llm_logs and their *_rejected). Returns whether the gateway rows carry their callers."""
+    gateway, with_callers = with_caller_column(relations["raw_gateway_logs"])
+    relations = {**relations, "raw_gateway_logs": gateway}
     sql.build_models(con, STAGING_MODELS, relations=relations, params=hour_params(hour, known_deployments))
+    return with_callers
 
 
 def hour_measures(con, attributed: sql.Relation) -> dict[str, int]:
@@ -93,12 +98,12 @@ def attribute_hour(
     `database`: a `sql.shared_database()` to work in (default: a database of its own)."""
     con = sql.connect(database)
     try:
-        stage_hour(con, store, hour, known_deployments)
+        with_callers = stage_hour(con, store, hour, known_deployments)
         params = hour_params(hour, known_deployments, core_start=hour + margin, core_end=hour + HOUR - margin)
         # DuckDB writes the hour's requests itself (in parallel, never held in Python); the counts are
         # then read back from the written file.
         with store.writing(keys.hour_key(keys.ATTRIBUTED, hour)) as attributed:
-            sql.copy_model(con, ATTRIBUTED_MODEL, params, attributed.path)
+            sql.copy_model(con, ATTRIBUTED_MODEL, params, attributed.path, exclude=excluded_columns(with_callers))
             measures = hour_measures(con, sql.ParquetFiles((str(attributed.path),)))
             schema = attributed.schema()
             raw_rows = sql.select_model(con, ROW_COUNTS_MODEL, params).to_pylist()[0]

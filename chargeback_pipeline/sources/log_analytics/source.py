@@ -23,6 +23,7 @@ from azure.monitor.querymetrics import MetricsClient
 from chargeback_pipeline.sources.azure_errors import FETCH_DEADLINE, FetchDeadline
 from chargeback_pipeline.sources.azure_metrics import DeploymentMetricsReader
 from chargeback_pipeline.sources.base import Fetched, TimeWindow
+from chargeback_pipeline.sources.callers import NO_CALLERS, CallerIdentity
 from chargeback_pipeline.sources.log_analytics.arrow import concat_fetched, split_checked
 from chargeback_pipeline.sources.log_analytics.client import (
     DEFAULT_LOGS_ENDPOINT,
@@ -35,7 +36,7 @@ from chargeback_pipeline.sources.log_analytics.client import (
     workspace_slots,
 )
 from chargeback_pipeline.sources.log_analytics.errors import IncompleteWindowError, TransientQueryError
-from chargeback_pipeline.sources.log_analytics.kql import KQL_DIR, TableQuery
+from chargeback_pipeline.sources.log_analytics.kql import KQL_DIR, TableQuery, caller_placeholders
 from chargeback_pipeline.sources.log_analytics.query import WorkspaceQueries
 from chargeback_pipeline.storage.schemas import DEPLOYMENT_METRICS_SCHEMA, GATEWAY_LOG_SCHEMA, LLM_LOG_SCHEMA
 
@@ -78,6 +79,8 @@ class LogAnalyticsSource:
     client waits for an answer before retrying (default query_timeout + 30); fetch_timeout: the time
     bound of one fetch (a table's window: its count and every piece; or a window's metrics), every
     attempt, retry and wait included: past it the fetch gives up with a TransientSourceError.
+    callers: the trace-record keys and header naming the caller (sources/callers.py); none: the gateway
+    query is gateway_logs.kql, unchanged.
     """
 
     name = "log_analytics"
@@ -102,6 +105,7 @@ class LogAnalyticsSource:
         max_metric_series: int = 1000,
         credential: TokenCredential | None = None,
         kql_dir: Path = KQL_DIR,
+        callers: CallerIdentity = NO_CALLERS,
     ) -> None:
         if not _WORKSPACE_ID.fullmatch(workspace_id):
             raise ValueError(f"not a workspace id: {workspace_id!r}")
@@ -114,7 +118,11 @@ class LogAnalyticsSource:
         if resource_ids and not metrics_endpoint:
             raise ValueError("resource_ids need a metrics_endpoint (the resources' regional endpoint)")
         self.workspace_id = workspace_id
-        self._gateway = TableQuery.load(kql_dir / "gateway_logs.kql", gateway_table, GATEWAY_LOG_SCHEMA)
+        if callers.configured:  # only then is TraceRecords touched at all, and only its named values read
+            kql, schema = kql_dir / "gateway_logs_callers.kql", callers.gateway_schema()
+            self._gateway = TableQuery.load(kql, gateway_table, schema, caller_placeholders(callers))
+        else:
+            self._gateway = TableQuery.load(kql_dir / "gateway_logs.kql", gateway_table, GATEWAY_LOG_SCHEMA)
         self._llm = TableQuery.load(kql_dir / "llm_logs.kql", llm_table, LLM_LOG_SCHEMA)
         self._max_concurrency = max_concurrency
         slots = workspace_slots(workspace_id, max_concurrency)

@@ -1,0 +1,264 @@
+"""Who called: only the named trace-record and header values leave the source, and they reach the lake
+bounded and checked; nothing else of TraceRecords or RequestHeaders is pulled or written anywhere."""
+
+import json
+import re
+import zlib
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from chargeback_pipeline.cli.backfill import backfill
+from chargeback_pipeline.core.attribution import attribute_hour
+from chargeback_pipeline.sources.base import TimeWindow
+from chargeback_pipeline.sources.callers import CallerIdentity
+from chargeback_pipeline.sources.folder.source import FolderSource
+from chargeback_pipeline.sources.log_analytics import KQL_DIR, LogAnalyticsSource
+from chargeback_pipeline.sources.log_analytics.resource import LogAnalyticsSourceResource
+from chargeback_pipeline.sources.simulated import PAYGO_BACKEND_ID, PTU_BACKEND_ID, SimulatedSource, SimulationProfile
+from chargeback_pipeline.sources.simulated import account_resource_id as resource_id
+from chargeback_pipeline.standins.log_analytics import LogAnalyticsStandIn
+from chargeback_pipeline.standins.metrics import MetricsStandIn
+from chargeback_pipeline.storage.keys import ATTRIBUTED, RAW_GATEWAY, RAW_LLM, hour_key
+from chargeback_pipeline.storage.lake import Lake
+from chargeback_pipeline.storage.object_store import LocalObjectStore
+from chargeback_pipeline.storage.schemas import (
+    GATEWAY_CALLER_LOG_SCHEMA,
+    GATEWAY_LOG_SCHEMA,
+    LLM_LOG_SCHEMA,
+    SOURCE_REJECT_SCHEMA,
+)
+from chargeback_pipeline_tests.conftest import local_resources, pipeline
+
+GATEWAY = "ApiManagementGatewayLogs"
+LLM = "ApiManagementGatewayLlmLog"
+DAY = date(2026, 11, 20)
+START = datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC)
+HOUR = TimeWindow(START + timedelta(hours=15), START + timedelta(hours=16))
+RATE = 60
+# Planted in trace records and headers the pipeline must never read: found anywhere it writes, it leaked.
+SECRET = "TRACE-SECRET-7f3a"
+KEYS = ("appid", "azp")
+HEADER = "x-client-app"
+CALLERS = ("app-entra-1", "app-entra-2", "team-batch")
+
+
+def planted_caller(correlation_id: str) -> tuple[str | None, str, str | None]:
+    """Per request: the caller the pipeline must find, its trace records and its logged request headers.
+    One in five names no caller; some name it by `azp` only, some by the header only; every request also
+    carries a trace record and metadata that are not a key, holding the secret."""
+    kind = zlib.crc32(correlation_id.encode()) % 5
+    caller = CALLERS[kind % 3]
+    noise = {"message": f"token claims {SECRET}", "severity": "Information",
+             "metadata": [{"name": "authorization", "value": f"Bearer {SECRET}"}]}  # fmt: skip
+    headers = {"authorization": f"Bearer {SECRET}"}
+    if kind == 0:  # appid wins over azp, whatever the order of the records
+        records = [{"metadata": [{"name": "azp", "value": "not-this-one"}]}, noise,
+                   {"metadata": [{"name": "appid", "value": caller}, {"name": "email", "value": SECRET}]}]  # fmt: skip
+    elif kind == 1:
+        records = [noise, {"message": SECRET, "metadata": [{"name": "azp", "value": caller}]}]
+    elif kind == 2:  # only the header names it
+        records, headers = [noise], headers | {HEADER: caller}
+    elif kind == 3:  # an empty key value names nobody: the next key does
+        records = [{"metadata": [{"name": "appid", "value": ""}, {"name": "azp", "value": caller}]}]
+    else:
+        return None, json.dumps([noise]), json.dumps(headers)
+    return caller, json.dumps(records), json.dumps(headers)
+
+
+def with_trace_records(gateway: pa.Table) -> pa.Table:
+    """The gateway log as the workspace holds it with a `trace` policy: TraceRecords and RequestHeaders."""
+    planted = [planted_caller(cid) for cid in gateway["CorrelationId"].to_pylist()]
+    gateway = gateway.append_column("TraceRecords", pa.array([records for _, records, _ in planted]))
+    return gateway.append_column("RequestHeaders", pa.array([headers for _, _, headers in planted]))
+
+
+@pytest.fixture(scope="module")
+def simulator() -> SimulatedSource:
+    return SimulatedSource(SimulationProfile(requests_per_hour=RATE))
+
+
+@pytest.fixture(scope="module")
+def standins(simulator):
+    loaded = TimeWindow(START - timedelta(hours=1), START + timedelta(days=1, hours=1))
+    tables = {GATEWAY: with_trace_records(simulator.gateway_logs(loaded).rows), LLM: simulator.llm_logs(loaded).rows}
+    with LogAnalyticsStandIn(tables) as logs, MetricsStandIn(simulator.deployment_metrics(loaded).rows) as metrics:
+        yield logs, metrics
+
+
+def source(logs: LogAnalyticsStandIn, callers: CallerIdentity) -> LogAnalyticsSource:
+    return LogAnalyticsSource(
+        "ws-callers", logs_endpoint=logs.endpoint, retry_total=1, retry_backoff_factor=0.01, callers=callers
+    )
+
+
+def gateway_queries(logs: LogAnalyticsStandIn) -> list[str]:
+    return [received.query for received in logs.received if GATEWAY in received.query]
+
+
+def test_only_the_named_values_are_projected_in_the_query_sent(standins, simulator):
+    logs, _ = standins
+    logs.reset_counters()
+
+    fetched = source(logs, CallerIdentity(KEYS, HEADER)).gateway_logs(HOUR)
+
+    assert fetched.rows.schema == GATEWAY_CALLER_LOG_SCHEMA
+    expected = {
+        cid: planted_caller(cid)[0] or "" for cid in simulator.gateway_logs(HOUR).rows["CorrelationId"].to_pylist()
+    }
+    assert (
+        dict(zip(fetched.rows["CorrelationId"].to_pylist(), fetched.rows["CallerId"].to_pylist(), strict=True))
+        == expected
+    )
+    assert SECRET not in json.dumps(fetched.rows.to_pylist(), default=str)
+    queries = gateway_queries(logs)
+    assert len(queries) == 2  # the count, then the rows
+    for query in queries:
+        # TraceRecords is only expanded, and of its metadata only the named keys are kept; of
+        # RequestHeaders only the named header is read; every value cut at 257 characters.
+        assert re.findall(r"\bTraceRecords\b", query) == ["TraceRecords"]
+        assert "| mv-expand TraceRecord = TraceRecords\n" in query
+        assert 'array_index_of(dynamic(["appid", "azp"]), tostring(TraceMetadata.name))' in query
+        assert "| where CallerRank >= 0\n" in query
+        assert re.findall(r"RequestHeaders[^\n]*", query) == ['RequestHeaders["x-client-app"]), 0, 257))']
+        assert "substring(tostring(TraceMetadata.value), 0, 257)" in query
+    # What is answered: the gateway columns and CallerId, nothing of the records themselves.
+    projected = re.search(r"\| project (TimeGenerated[^|]*)$", queries[1]).group(1)
+    assert [name.strip() for name in projected.split(",")] == GATEWAY_CALLER_LOG_SCHEMA.names
+
+
+def test_without_keys_the_query_is_todays_and_reads_no_trace_record(standins):
+    logs, _ = standins
+    logs.reset_counters()
+
+    fetched = source(logs, CallerIdentity()).gateway_logs(HOUR)
+
+    assert fetched.rows.schema == GATEWAY_LOG_SCHEMA
+    body = "\n".join(
+        line for line in (KQL_DIR / "gateway_logs.kql").read_text().splitlines() if not line.startswith("//")
+    ).strip()
+    assert gateway_queries(logs)[1].startswith(body.split("\n", 1)[0].replace("$table", GATEWAY))
+    assert all("TraceRecords" not in q and "RequestHeaders" not in q for q in gateway_queries(logs))
+
+
+def strings_written(root: Path) -> str:
+    """Every text the pipeline wrote under `root`: Parquet decoded (its pages are compressed), other files
+    as they are."""
+    texts = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        if path.suffix == ".parquet":
+            texts.append(json.dumps(pq.read_table(path).to_pylist(), default=str))
+        else:
+            texts.append(path.read_bytes().decode("utf-8", errors="replace"))
+    return "\n".join(texts)
+
+
+def resource_with_callers(logs, metrics, **callers) -> LogAnalyticsSourceResource:
+    return LogAnalyticsSourceResource(
+        log_analytics_workspace_id="00000000-0000-0000-0000-00000000ca11",
+        log_analytics_endpoint=logs.endpoint,
+        metrics_endpoint=metrics.endpoint,
+        openai_resource_ids=[resource_id(PTU_BACKEND_ID), resource_id(PAYGO_BACKEND_ID)],
+        log_analytics_retry_total=1,
+        log_analytics_retry_backoff_factor=0.01,
+        step_retries=0,
+        **callers,
+    )
+
+
+@pytest.fixture(scope="module")
+def day_with_callers(standins, tmp_path_factory) -> Path:
+    """A day through the whole pipeline, from the workspace stand-in, with caller keys configured."""
+    logs, metrics = standins
+    root = tmp_path_factory.mktemp("callers")
+    resources = local_resources(
+        root, resource_with_callers(logs, metrics, caller_trace_keys=list(KEYS), caller_header=HEADER)
+    )
+    with dg.instance_for_test() as instance:
+        backfill(DAY, DAY, pipeline(resources), instance)
+    return root
+
+
+def test_no_other_trace_record_content_is_written_anywhere(day_with_callers):
+    written = strings_written(day_with_callers)
+
+    assert SECRET not in written
+    assert "not-this-one" not in written  # a key that lost to a key configured before it
+    assert all(caller in written for caller in CALLERS)  # the scan sees what was landed
+
+
+def test_the_landed_callers_are_the_planted_ones(day_with_callers, simulator):
+    hours = sorted((day_with_callers / "lake" / "raw" / "gateway_logs").glob("hour=*/rows.parquet"))
+    landed = [row for path in hours for row in pq.read_table(path).to_pylist()]
+
+    assert landed, "no gateway rows landed"
+    assert {row["CorrelationId"]: row["CallerId"] or None for row in landed} == {
+        row["CorrelationId"]: planted_caller(row["CorrelationId"])[0] for row in landed
+    }
+
+
+def test_the_folder_source_reads_only_the_named_values(tmp_path):
+    folder = tmp_path / "export" / GATEWAY
+    folder.mkdir(parents=True)
+    rows = []
+    for index in range(40):
+        correlation_id = f"c-{index:02d}"
+        _, records, headers = planted_caller(correlation_id)
+        row = {
+            "TimeGenerated": f"2026-03-10T09:{index:02d}:00Z",
+            "CorrelationId": correlation_id,
+            "IsRequestSuccess": True,
+            "ProductId": "",
+            # Exports hold a dynamic column as JSON or as a JSON document in a string: both are read.
+            "TraceRecords": json.loads(records) if index % 2 else records,
+            "RequestHeaders": json.loads(headers),
+        }
+        rows.append(row)
+    (folder / "part-0.jsonl").write_text("\n".join(json.dumps(row) for row in rows))
+    window = TimeWindow(datetime(2026, 3, 10, 9, tzinfo=UTC), datetime(2026, 3, 10, 10, tzinfo=UTC))
+
+    fetched = FolderSource(tmp_path / "export", callers=CallerIdentity(KEYS, HEADER)).gateway_logs(window)
+    plain = FolderSource(tmp_path / "export").gateway_logs(window)
+
+    assert fetched.rows.schema == GATEWAY_CALLER_LOG_SCHEMA and fetched.rejected.num_rows == 0
+    assert dict(zip(fetched.rows["CorrelationId"].to_pylist(), fetched.rows["CallerId"].to_pylist(), strict=True)) == {
+        row["CorrelationId"]: planted_caller(row["CorrelationId"])[0] for row in rows
+    }
+    assert SECRET not in json.dumps(fetched.rows.to_pylist(), default=str)
+    assert plain.rows.schema == GATEWAY_LOG_SCHEMA
+    assert plain.rows.equals(fetched.rows.drop_columns(["CallerId"]))
+
+
+def test_a_caller_too_long_or_with_a_control_character_is_quarantined_with_its_reason(tmp_path):
+    hour = datetime(2026, 3, 10, 9, tzinfo=UTC)
+    base = {
+        "TimeGenerated": hour,
+        "IsRequestSuccess": True,
+        "ProductId": "",
+        "ApimSubscriptionId": "",
+        "BackendId": "b",
+    }
+    callers = {"c-ok": "app-1", "c-long": "x" * 257, "c-nul": "app\x00evil", "c-max": "y" * 256, "c-none": None}
+    lake = Lake(LocalObjectStore(tmp_path))
+    gateway = [base | {"CorrelationId": cid, "CallerId": caller} for cid, caller in callers.items()]
+    lake.write(hour_key(RAW_GATEWAY, hour), pa.Table.from_pylist(gateway, GATEWAY_CALLER_LOG_SCHEMA))
+    lake.write(hour_key(RAW_LLM, hour), LLM_LOG_SCHEMA.empty_table())
+    for dataset in (RAW_GATEWAY, RAW_LLM):
+        lake.write(hour_key(dataset, hour, "rejected"), SOURCE_REJECT_SCHEMA.empty_table())
+
+    attributed = attribute_hour(lake, hour, [], timedelta(minutes=10))
+
+    assert attributed.reasons == {
+        "ApiManagementGatewayLogs: CallerId is longer than 256 characters": 1,
+        "ApiManagementGatewayLogs: control character in CallerId": 1,
+    }
+    requests = lake.read(hour_key(ATTRIBUTED, hour)).to_pylist()
+    assert {r["correlation_id"]: r["caller_id"] for r in requests} == {
+        "c-ok": "app-1",
+        "c-max": "y" * 256,
+        "c-none": None,
+    }

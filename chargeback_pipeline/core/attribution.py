@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 
 import pyarrow as pa
 
-from chargeback_pipeline.core.callers import excluded_columns, with_caller_column
+from chargeback_pipeline.core.callers import excluded_columns, with_caller_column, with_caller_id, without_callers
 from chargeback_pipeline.core.periods import HOUR, day_hours
 from chargeback_pipeline.storage import keys, sql
 from chargeback_pipeline.storage.lake import Lake
@@ -142,13 +142,21 @@ def attributed_day(lake: Lake, day: date) -> sql.Relation:
     return lake.relation([keys.hour_key(keys.ATTRIBUTED, hour) for hour in day_hours(day)])
 
 
+def attributed_day_with_callers(lake: Lake, day: date) -> tuple[sql.Relation, bool]:
+    """The day's attributed hours with caller_id (null when attributed without callers), and whether
+    they were attributed with callers (core/callers.py)."""
+    return with_caller_id(attributed_day(lake, day))
+
+
 def rollup_day(lake: Lake, day: date) -> tuple[pa.Table, dict]:
-    """Per-product usage of one day from its 24 attributed hours, and the hours' own billable totals."""
+    """Per-product usage of one day from its 24 attributed hours, and the hours' own billable totals.
+    With callers, per product and caller (PRODUCT_USAGE_SCHEMA plus caller_id)."""
     con = sql.connect()
     try:
-        sql.register(con, "attributed_requests", attributed_day(lake, day))
+        attributed, with_callers = attributed_day_with_callers(lake, day)
+        sql.register(con, "attributed_requests", attributed)
         (hourly_totals,) = sql.select_model(con, DAY_HOURLY_TOTALS_MODEL).to_pylist()
-        usage = sql.select_model(con, DAILY_USAGE_MODEL, {"usage_date": day})
+        usage = without_callers(sql.select_model(con, DAILY_USAGE_MODEL, {"usage_date": day}), with_callers)
     finally:
         con.close()
     return usage, {name: int(value) for name, value in hourly_totals.items()}

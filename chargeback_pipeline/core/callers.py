@@ -1,37 +1,56 @@
-"""The caller dimension in attribution: every landed gateway hour read with a CallerId column.
+"""The caller dimension in attribution and the rollups: the caller column read everywhere, written only
+where the logs carried callers.
 
-Hours landed without caller keys (sources/callers.py) have no CallerId; they are read with it null, so
-the staging models are one text whatever was configured when each hour was landed. The caller reaches
-what attribution writes only for hours landed with it: without keys, the attributed requests and every
-report are exactly what they were before the feature.
+Hours landed without caller keys (sources/callers.py) have no CallerId, and their attributed requests no
+caller_id; they are read with the column null, so every SQL model is one text whatever was configured.
+A model's result keeps its caller column only when the rows it read carried one (`without_callers`):
+without keys, the attributed requests and every report are exactly what they were before the feature.
 """
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from chargeback_pipeline.storage import sql
-from chargeback_pipeline.storage.schemas import CALLER_COLUMN
+from chargeback_pipeline.storage.schemas import CALLER_COLUMN, CALLER_ID
 
-# The attributed-requests column that carries the caller (fct_attributed_requests).
-CALLER_ID = "caller_id"
-UNKNOWN_CALLER = "unknown"  # a request whose caller no configured key or header named
+__all__ = ["CALLER_ID", "UNKNOWN_CALLER", "with_caller_column", "with_caller_id", "without_callers"]
+# A request no configured key or header named: its caller in the rollups and the chargeback.
+UNKNOWN_CALLER = "unknown"
 
 
-def with_caller_column(relation: sql.Relation) -> tuple[sql.Relation, bool]:
-    """The landed gateway rows with CallerId (null where the hour was landed without it), and whether
-    the hour was landed with it: only then does the caller reach what attribution writes."""
+def with_column(relation: sql.Relation, column: str) -> tuple[sql.Relation, bool]:
+    """`relation` with the text column `column` (null where its rows lack it), and whether they had it.
+    All files of a relation must agree: a day landed partly with and partly without callers is refused."""
     if isinstance(relation, pa.Table):
-        if CALLER_COLUMN in relation.column_names:
+        if column in relation.column_names:
             return relation, True
-        return relation.append_column(CALLER_COLUMN, pa.nulls(relation.num_rows, pa.string())), False
-    lacking = [path for path in relation.paths if CALLER_COLUMN not in pq.read_schema(path).names]
+        return relation.append_column(column, pa.nulls(relation.num_rows, pa.string())), False
+    lacking = [path for path in relation.paths if column not in pq.read_schema(path).names]
     if not lacking:
         return relation, True
     if len(lacking) != len(relation.paths):
-        raise ValueError(f"landed gateway hours disagree on {CALLER_COLUMN}: {', '.join(lacking)} lack it")
-    return sql.ParquetFiles(relation.paths, null_columns=(CALLER_COLUMN,)), False
+        raise ValueError(
+            f"{len(lacking)} of {len(relation.paths)} partitions lack {column} (e.g. {lacking[0]}): caller keys were "
+            "changed inside the period; re-run its hours from the raw logs (`chargeback backfill`) with one setting"
+        )
+    return sql.ParquetFiles(relation.paths, null_columns=(*relation.null_columns, column)), False
+
+
+def with_caller_column(relation: sql.Relation) -> tuple[sql.Relation, bool]:
+    """The landed gateway rows with CallerId, and whether the hour was landed with it."""
+    return with_column(relation, CALLER_COLUMN)
+
+
+def with_caller_id(relation: sql.Relation) -> tuple[sql.Relation, bool]:
+    """Attributed requests with caller_id, and whether they were attributed with callers."""
+    return with_column(relation, CALLER_ID)
 
 
 def excluded_columns(with_callers: bool) -> tuple[str, ...]:
-    """Columns of the attributed requests left out of what is written: the caller, unless landed."""
+    """Columns of a model left out of what is written: the caller, unless the input carried callers."""
     return () if with_callers else (CALLER_ID,)
+
+
+def without_callers(table: pa.Table, with_callers: bool) -> pa.Table:
+    """A model's rows as written: without the caller column unless the input carried callers."""
+    return table if with_callers or CALLER_ID not in table.column_names else table.drop_columns([CALLER_ID])

@@ -35,6 +35,7 @@ GATEWAY_LOG_SCHEMA = pa.schema(
 # The gateway rows when the caller's identity is configured (sources/callers.py): one more column, the
 # named trace-record or header value only. Without it the landed rows are GATEWAY_LOG_SCHEMA, unchanged.
 CALLER_COLUMN = "CallerId"
+CALLER_ID = "caller_id"  # the same, from the attributed requests on (core/callers.py)
 GATEWAY_CALLER_LOG_SCHEMA = GATEWAY_LOG_SCHEMA.append(pa.field(CALLER_COLUMN, pa.string()))
 
 

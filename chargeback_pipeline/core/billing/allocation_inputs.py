@@ -15,6 +15,7 @@ from chargeback_pipeline.core.billing.pricing import CachedTokenMode, Pricing
 from chargeback_pipeline.core.billing.schemas import (
     BACKEND_ID,
     CACHED_PROMPT_TOKENS,
+    CALLER_ID,
     HOURLY_USAGE_SCHEMA,
     LOGGED_NOT_BILLABLE_PRODUCT,
     RESERVED_PRODUCTS,
@@ -67,8 +68,9 @@ def usage_lines(hourly_usage: pa.Table, pricing: Pricing, day: date) -> list[Usa
     """The billable APIM usage of `day` (HOURLY_USAGE_SCHEMA rows), one Usage per row."""
     deduct_cached = pricing.cached_tokens == CachedTokenMode.deduct
     optional = {CACHED_PROMPT_TOKENS: pa.int64()} if deduct_cached else {}
+    optional |= {CALLER_ID: pa.string()}  # read when present (core/callers.py)
     rows = _checked_rows(
-        hourly_usage, HOURLY_USAGE_SCHEMA, optional, {"subscription_id", "model_name"}, "hourly_usage", day
+        hourly_usage, HOURLY_USAGE_SCHEMA, optional, {"subscription_id", "model_name", CALLER_ID}, "hourly_usage", day
     )
     lines = []
     for row in rows:
@@ -87,6 +89,7 @@ def usage_lines(hourly_usage: pa.Table, pricing: Pricing, day: date) -> list[Usa
             deployment_name=row["deployment_name"],
             backend_id=row["backend_id"],
             cost_type=token_cost_type(pricing, row["backend_id"]),
+            caller_id=row.get(CALLER_ID),
         )
         lines.append(
             Usage(row["usage_hour"], key, row["calls"], row["prompt_tokens"], row["completion_tokens"], cached)

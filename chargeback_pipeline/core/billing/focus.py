@@ -13,7 +13,7 @@ from decimal import Decimal
 import pyarrow as pa
 
 from chargeback_pipeline.core.billing.pricing import Pricing
-from chargeback_pipeline.core.billing.schemas import MONEY, PLATFORM_UNALLOCATED_PRODUCT, QUANTITY, CostType
+from chargeback_pipeline.core.billing.schemas import CALLER_ID, MONEY, PLATFORM_UNALLOCATED_PRODUCT, QUANTITY, CostType
 from chargeback_pipeline.core.periods import month_start, next_month_start, utc_day_start
 from chargeback_pipeline.storage.schemas import UTC_TIMESTAMP
 
@@ -198,5 +198,6 @@ def _focus_tags(line: dict) -> str:
         f"{TAG_PREFIX}model": line["model_name"],
         f"{TAG_PREFIX}deployment": line["deployment_name"],
         f"{TAG_PREFIX}cost-type": line["cost_type"],
+        f"{TAG_PREFIX}caller": line.get(CALLER_ID),  # only where the day was attributed with callers
     }
     return json.dumps({key: value for key, value in tags.items() if value is not None}, sort_keys=True)

@@ -27,7 +27,7 @@ from chargeback_pipeline.core.billing.focus import (
 from chargeback_pipeline.core.billing.money import split_by_largest_remainder
 from chargeback_pipeline.core.billing.origin_charges import PAYGO_DAY, PTU_HOUR
 from chargeback_pipeline.core.billing.pricing import Pricing
-from chargeback_pipeline.core.billing.schemas import RESERVED_PRODUCTS, CostType
+from chargeback_pipeline.core.billing.schemas import CALLER_ID, RESERVED_PRODUCTS, CostType
 from chargeback_pipeline.core.periods import month_start, next_month_start
 
 FOCUS_1_3_VERSION = "1.3"
@@ -209,5 +209,6 @@ def _allocated_tags(row: dict) -> str:
         f"{TAG_PREFIX}apim-product": row["product_id"],
         f"{TAG_PREFIX}apim-subscription": row["subscription_id"],
         f"{TAG_PREFIX}cost-type": row["cost_type"],
+        f"{TAG_PREFIX}caller": row.get(CALLER_ID),  # only where the day was attributed with callers
     }
     return json.dumps({key: value for key, value in tags.items() if value is not None}, sort_keys=True)

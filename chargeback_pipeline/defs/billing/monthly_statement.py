@@ -14,6 +14,7 @@ from chargeback_pipeline.core.cost_inputs import published_days
 from chargeback_pipeline.core.periods import days_of_month
 from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.billing import checks
+from chargeback_pipeline.defs.billing.caller_statement import publish_caller_statement
 from chargeback_pipeline.defs.metadata import OWNERS, markdown_table, money, record_partition
 from chargeback_pipeline.defs.partitions import Calendar, month_partition_key, months_in
 from chargeback_pipeline.defs.resources import ObjectStoreResource
@@ -79,6 +80,7 @@ def publish_statements(context: dg.AssetExecutionContext, lake: ObjectStoreResou
             target.write_bytes(keys.statement_key(month, extension), data)
         read_back = read_parquet_bytes(target.read_bytes(keys.statement_key(month, "parquet")))
         view = publish_html(store, target, month, read_back, lines, days_missing)
+        by_caller = publish_caller_statement(store, target, month, statement_minor_unit(statement))
         stated = checks.cost_per_product(read_back, month, "product_id", "total_cost")
         expected = checks.cost_per_product(lines, month, "product_id", "total_cost")
         currencies = sorted(set(statement["currency"].to_pylist()))
@@ -98,6 +100,7 @@ def publish_statements(context: dg.AssetExecutionContext, lake: ObjectStoreResou
                 "cost_by_product": markdown_table(preview, limit=20),
                 "statement_csv": dg.MetadataValue.path(target.url(keys.statement_key(month, "csv"))),
                 "statement_html": dg.MetadataValue.path(target.url(keys.statement_key(month, "html"))),
+                "statement_by_caller_csv": dg.MetadataValue.path(by_caller) if by_caller else None,  # with callers
                 "days_needing_attention": view["issues"],
                 # The HTML's overview (totals, products, each day's reconciliation), figure for figure.
                 "statement_preview": dg.MetadataValue.md(statement_html.render_markdown(view)),

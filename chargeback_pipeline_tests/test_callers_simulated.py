@@ -1,0 +1,84 @@
+"""Who called, end to end as a user meets it: the simulated day with caller keys through the `chargeback`
+command, its usage and chargeback split by caller held to the simulator's ground truth (computed from the
+generated requests, not from the logs), the Entra-only calls (no subscription) split by application."""
+
+import json
+from collections import Counter
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from chargeback_pipeline.sources.callers import CallerIdentity
+from chargeback_pipeline.sources.simulated import UNASSIGNED, SimulatedSource, SimulationProfile
+from chargeback_pipeline.sources.simulated.callers import ENTRA_APPS, TRACE_KEY
+from chargeback_pipeline_tests.test_cli import chargeback, last_line
+
+DAY = "2026-11-20"
+RATE = 100
+CALLER_SETTINGS = {"CHARGEBACK_CALLER_TRACE_KEYS": TRACE_KEY, "CHARGEBACK_SIMULATED_REQUESTS_PER_HOUR": RATE}
+
+
+def truth() -> list[dict]:
+    source = SimulatedSource(SimulationProfile(requests_per_hour=RATE), CallerIdentity((TRACE_KEY,)))
+    return source.expected_daily_usage(date.fromisoformat(DAY)).to_pylist()
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("callers-cli")
+    done = chargeback(root, "backfill", DAY, **CALLER_SETTINGS)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return root
+
+
+def report(root: Path, *args: str) -> dict:
+    done = chargeback(root, "report", *args, "--format", "json", **CALLER_SETTINGS)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_the_usage_split_by_caller_equals_the_ground_truth(published):
+    verified = chargeback(published, "verify-simulated", DAY, **CALLER_SETTINGS)
+
+    assert verified.returncode == 0, verified.stderr
+    assert "matches the simulator's ground truth exactly" in last_line(verified.stdout)
+    usage = pq.read_table(published / "reports" / "daily" / f"usage_date={DAY}" / "product_usage.parquet")
+    entra = {r["caller_id"] for r in usage.to_pylist() if r["product_id"] == UNASSIGNED and r["calls"]}
+    assert entra == set(ENTRA_APPS)  # every Entra-only call is named by its application, none is unknown
+
+
+def test_the_chargeback_split_by_caller_equals_the_ground_truth_and_adds_up(published):
+    by_caller = report(published, DAY, "--by", "caller")
+    by_product = report(published, DAY)
+
+    expected = Counter()
+    for row in truth():
+        expected[(row["product_id"], row["caller_id"])] += row["total_tokens"]
+    charged = Counter()
+    for row in by_caller["products"]:
+        if row["caller_id"]:  # the chargeback's own lines (unattributed, unused capacity) name no caller
+            charged[(row["product_id"], row["caller_id"])] += row["total_tokens"]
+    assert charged == +expected
+    assert {key for key in charged if key[0] == UNASSIGNED} == {(UNASSIGNED, app) for app in ENTRA_APPS}
+    # Every product's callers add up to the product's own chargeback, to the cent.
+    cost = Counter()
+    for row in by_caller["products"]:
+        cost[row["product_id"]] += Decimal(row["total_cost"])
+    assert cost == {row["product_id"]: Decimal(row["total_cost"]) for row in by_product["products"]}
+    assert by_caller["totals"][0]["total_cost"] == by_product["totals"][0]["total_cost"]
+
+
+def test_the_statement_and_focus_carry_the_caller(published):
+    month = report(published, DAY[:7], "--by", "caller")
+    stated = report(published, DAY[:7])
+
+    per_product = Counter()
+    for row in month["products"]:
+        per_product[row["product_id"]] += Decimal(row["total_cost"])
+    assert per_product == {row["product_id"]: Decimal(row["total_cost"]) for row in stated["products"]}
+    focus = pq.read_table(published / "reports" / "daily" / f"usage_date={DAY}" / "focus.parquet").to_pylist()
+    tagged = {json.loads(row["AllocatedTags"]).get("chargeback/caller") for row in focus}
+    assert set(ENTRA_APPS) <= tagged

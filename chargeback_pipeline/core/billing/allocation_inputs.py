@@ -10,6 +10,7 @@ from datetime import date, timedelta
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from chargeback_pipeline.core.billing.caller_rules import charged_product
 from chargeback_pipeline.core.billing.chargeback_lines import LineKey, Usage, token_cost_type
 from chargeback_pipeline.core.billing.pricing import CachedTokenMode, Pricing
 from chargeback_pipeline.core.billing.schemas import (
@@ -83,7 +84,7 @@ def usage_lines(hourly_usage: pa.Table, pricing: Pricing, day: date) -> list[Usa
         if cached > row["prompt_tokens"]:
             raise ValueError(f"hourly_usage: {CACHED_PROMPT_TOKENS} exceeds prompt_tokens at {row['usage_hour']}")
         key = LineKey(
-            product_id=row["product_id"],
+            product_id=charged_product(row["product_id"], row.get(CALLER_ID), pricing.callers),
             subscription_id=row["subscription_id"],
             model_name=row["model_name"] or deployment.model,
             deployment_name=row["deployment_name"],

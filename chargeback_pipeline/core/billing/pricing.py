@@ -33,6 +33,7 @@ from typing import Any, Protocol, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from chargeback_pipeline.core.billing.caller_rules import CallerRule
 from chargeback_pipeline.core.periods import utc_day_start
 
 # ISO 4217 minor units (digits after the decimal point) of the currencies a bill is likely to use.
@@ -262,6 +263,8 @@ class Pricing(_Setting):
     models: dict[str, ModelPricing] = Field(min_length=1)
     backends: dict[str, Backend] = Field(min_length=1)
     focus: FocusAccount = Field(default_factory=FocusAccount)
+    # Allocation rules by caller (caller_rules.py): caller id -> product and/or cost centre.
+    callers: dict[str, CallerRule] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod

@@ -4,6 +4,7 @@ bounded and checked; nothing else of TraceRecords or RequestHeaders is pulled or
 import json
 import re
 import zlib
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -262,3 +263,31 @@ def test_a_caller_too_long_or_with_a_control_character_is_quarantined_with_its_r
         "c-max": "y" * 256,
         "c-none": None,
     }
+
+
+def metadata_names(trace_records: list) -> Counter:
+    return Counter(entry["name"] for record in trace_records for entry in record.get("metadata", []))
+
+
+def test_the_workspace_and_folder_list_trace_record_keys_never_values(standins, simulator, tmp_path):
+    logs, _ = standins
+    logs.reset_counters()
+
+    keys = source(logs, CallerIdentity()).trace_record_keys(HOUR)
+
+    planted = Counter()
+    for correlation_id in simulator.gateway_logs(HOUR).rows["CorrelationId"].to_pylist():
+        planted += metadata_names(json.loads(planted_caller(correlation_id)[1]))
+    assert keys == dict(planted)
+    (query,) = [received.query for received in logs.received]
+    assert "TraceMetadata.value" not in query and "message" not in query
+    folder = tmp_path / GATEWAY
+    folder.mkdir()
+    rows = [
+        {"TimeGenerated": "2026-03-10T09:00:00Z", "TraceRecords": json.loads(planted_caller(f"c-{i}")[1])}
+        for i in range(20)
+    ]
+    (folder / "part.jsonl").write_text("\n".join(json.dumps(row) for row in rows))
+    expected = sum((metadata_names(row["TraceRecords"]) for row in rows), Counter())
+    window = TimeWindow(datetime(2026, 3, 10, 9, tzinfo=UTC), datetime(2026, 3, 10, 10, tzinfo=UTC))
+    assert FolderSource(tmp_path).trace_record_keys(window) == dict(expected)

@@ -3,8 +3,9 @@ command, its usage and chargeback split by caller held to the simulator's ground
 generated requests, not from the logs), the Entra-only calls (no subscription) split by application."""
 
 import json
+import re
 from collections import Counter
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from chargeback_pipeline.cli.backfill import backfill
+from chargeback_pipeline.sources.base import TimeWindow
 from chargeback_pipeline.sources.callers import CallerIdentity
 from chargeback_pipeline.sources.simulated import UNASSIGNED, SimulatedSource, SimulationProfile
 from chargeback_pipeline.sources.simulated.callers import ENTRA_APPS, TRACE_KEY
@@ -94,3 +96,15 @@ def test_the_statement_and_focus_carry_the_caller(published):
     focus = published_lines(published, "focus")
     tagged = {json.loads(row["AllocatedTags"]).get("chargeback/caller") for row in focus}
     assert set(ENTRA_APPS) <= tagged
+
+
+def test_discover_lists_the_trace_record_keys_names_only(tmp_path):
+    done = chargeback(tmp_path, "discover", "--days", "1", **CALLER_SETTINGS)
+
+    assert done.returncode == 0, done.stderr
+    listed = done.stdout.split("Trace-record metadata keys", 1)[1]
+    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    source = SimulatedSource(SimulationProfile(requests_per_hour=RATE), CallerIdentity((TRACE_KEY,)))
+    for key, records in source.trace_record_keys(TimeWindow(end - timedelta(days=1), end)).items():
+        assert re.search(rf"^{re.escape(key)}\s+{records:,}$", listed, re.MULTILINE), listed
+    assert not any(app in done.stdout for app in ENTRA_APPS)  # names, never values

@@ -35,3 +35,13 @@ def caller_sql(callers: CallerIdentity) -> str:
     if callers.header:
         candidates.append(f"nullif({_json(HEADERS_COLUMN)} ->> '{callers.header}', '')")
     return f"left(coalesce({', '.join(candidates)}), {CUT_CALLER_CHARACTERS})"
+
+
+def trace_keys_sql(files_sql: str) -> str:
+    """DuckDB query of the metadata names in the trace records of `files_sql` (a read_json over the
+    table's files, TraceRecords as JSON) and how many records carry each: names only, at most 100."""
+    names = f"unnest(json_extract_string({_json(TRACE_COLUMN)}, '$[*].metadata[*].name'))"
+    return (
+        f"SELECT left(key, 64) AS key, count(*) AS records FROM (SELECT {names} AS key FROM {files_sql}) "
+        "WHERE key <> '' GROUP BY ALL ORDER BY records DESC, key LIMIT 100"
+    )

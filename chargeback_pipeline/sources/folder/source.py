@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 
 from chargeback_pipeline.sources.base import Fetched, SourceInputError, TimeWindow
 from chargeback_pipeline.sources.callers import CALLER_COLUMN, NO_CALLERS, CallerIdentity
-from chargeback_pipeline.sources.folder.callers import caller_sql, source_columns
+from chargeback_pipeline.sources.folder.callers import caller_sql, source_columns, trace_keys_sql
 from chargeback_pipeline.storage.schemas import (
     DEPLOYMENT_METRICS_SCHEMA,
     LLM_LOG_SCHEMA,
@@ -255,6 +255,17 @@ class FolderSource:
         start = start if start == window.start else start + timedelta(hours=1)
         end = window.end.replace(minute=0, second=0, microsecond=0)
         return TimeWindow(start, end) if start < end else window
+
+    def trace_record_keys(self, window: TimeWindow) -> dict[str, int]:
+        """The metadata names in the exported gateway rows' trace records and how many records carry each
+        (names only, for `chargeback discover`); the window is not cut: an export is read whole."""
+        listing = _listing_of(self.root, self._folders["gateway"])
+        if not listing.data_files:
+            return {}
+        files = "read_json(?, format = 'auto', columns = {'TraceRecords': 'JSON'}, maximum_object_size = 16777216)"
+        with duckdb.connect() as con:
+            rows = con.execute(trace_keys_sql(files), [[str(path) for path in listing.data_files]]).fetchall()
+        return dict(rows)
 
     def deployment_metrics(self, window: TimeWindow) -> Fetched:
         return self._fetch(self._folders["metrics"], DEPLOYMENT_METRICS_SCHEMA, "TimeStamp", window, window)

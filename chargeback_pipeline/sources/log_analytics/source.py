@@ -16,6 +16,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from azure.core.credentials import TokenCredential
 from azure.monitor.query import LogsQueryClient
 from azure.monitor.querymetrics import MetricsClient
@@ -40,6 +41,7 @@ from chargeback_pipeline.sources.log_analytics.kql import KQL_DIR, TableQuery, c
 from chargeback_pipeline.sources.log_analytics.query import WorkspaceQueries
 from chargeback_pipeline.storage.schemas import DEPLOYMENT_METRICS_SCHEMA, GATEWAY_LOG_SCHEMA, LLM_LOG_SCHEMA
 
+TRACE_KEYS_SCHEMA = pa.schema([("Key", pa.string()), ("Records", pa.int64())])
 MAX_SERVER_TIMEOUT_SECONDS = 600  # the service's own ceiling for one query
 READ_TIMEOUT_MARGIN_SECONDS = 30  # the client waits a little longer than the server may work
 _WORKSPACE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
@@ -124,6 +126,7 @@ class LogAnalyticsSource:
         else:
             self._gateway = TableQuery.load(kql_dir / "gateway_logs.kql", gateway_table, GATEWAY_LOG_SCHEMA)
         self._llm = TableQuery.load(kql_dir / "llm_logs.kql", llm_table, LLM_LOG_SCHEMA)
+        self._trace_keys = TableQuery.load(kql_dir / "trace_keys.kql", gateway_table, TRACE_KEYS_SCHEMA)
         self._max_concurrency = max_concurrency
         slots = workspace_slots(workspace_id, max_concurrency)
         self._rows_per_query = rows_per_query
@@ -163,6 +166,16 @@ class LogAnalyticsSource:
 
     def llm_logs(self, window: TimeWindow) -> Fetched:
         return self._fetch(self._llm, window)
+
+    def trace_record_keys(self, window: TimeWindow) -> dict[str, int]:
+        """The metadata names in the gateway's trace records of the window and how many records carry each
+        (trace_keys.kql: names only, never values), for onboarding (`chargeback discover`)."""
+        deadline = FetchDeadline.starting_now(self.fetch_timeout)
+        query = self._trace_keys
+        checked, partial_error = self._queries.run(query.table, query.rows(window), window, query.schema, deadline)
+        if partial_error is not None:
+            raise TransientQueryError(f"trace-record keys of {window}: {partial_reason(partial_error)}")
+        return dict(zip(checked["Key"].to_pylist(), checked["Records"].to_pylist(), strict=True))
 
     def deployment_metrics(self, window: TimeWindow) -> Fetched:
         if self._metrics is None:

@@ -45,6 +45,7 @@ CALLER_VALUES = (*ENTRA_APPS, *PRODUCT_APPS)
 TRACED_PRODUCT_SHARE = 0.5  # of the product traffic whose trace record names the client
 NO_CALLER = len(CALLER_VALUES)  # the code of a request that names no caller
 CALLER_LABELS = labels([*CALLER_VALUES, UNKNOWN_CALLER])
+OTHER_KEY = "backend-pool"  # a record every simulated request carries, naming no caller
 TRACE_KEY = "appid"  # the metadata name the simulated policy writes (configure CHARGEBACK_CALLER_TRACE_KEYS=appid)
 
 EXPECTED_CALLER_USAGE_SCHEMA = PRODUCT_USAGE_SCHEMA.insert(3, pa.field(CALLER_ID, pa.string()))
@@ -79,6 +80,12 @@ def caller_column(gateway: pa.Table, traced: bool) -> pa.Array:
     return _EXTRACTED.take(pa.array(caller_codes(last_bytes, unassigned)))
 
 
+def trace_record_key_counts(gateway: pa.Table) -> dict[str, int]:
+    """Per metadata name of the records `trace_records` writes for these rows: how many records carry it."""
+    named = gateway.num_rows - caller_column(gateway, traced=True).null_count
+    return {key: count for key, count in ((OTHER_KEY, gateway.num_rows), (TRACE_KEY, named)) if count}
+
+
 def trace_records(gateway_with_callers: pa.Table) -> pa.Table:
     """The gateway rows as Log Analytics holds them: CallerId replaced by TraceRecords (the caller's
     record under TRACE_KEY, beside a record every request carries whose content must never be pulled)."""
@@ -86,7 +93,7 @@ def trace_records(gateway_with_callers: pa.Table) -> pa.Table:
         "source": "set-backend-service",
         "severity": "Information",
         "message": "backend pool selected for subscription key sk-live-0d9f (not a caller)",
-        "metadata": [{"name": "backend-pool", "value": "aoai-pool"}],
+        "metadata": [{"name": OTHER_KEY, "value": "aoai-pool"}],
     }
     records = []
     for caller in gateway_with_callers[CALLER_COLUMN].to_pylist():

@@ -11,7 +11,12 @@ import pyarrow as pa
 
 from chargeback_pipeline.sources.base import Fetched, TimeWindow
 from chargeback_pipeline.sources.callers import NO_CALLERS, CallerIdentity
-from chargeback_pipeline.sources.simulated.callers import TRACE_KEY, caller_column, caller_daily_usage
+from chargeback_pipeline.sources.simulated.callers import (
+    TRACE_KEY,
+    caller_column,
+    caller_daily_usage,
+    trace_record_key_counts,
+)
 from chargeback_pipeline.sources.simulated.catalog import Catalog
 from chargeback_pipeline.sources.simulated.deployments import DEPLOYMENT_LIST
 from chargeback_pipeline.sources.simulated.ground_truth import (
@@ -73,6 +78,12 @@ class SimulatedSource:
             for hour_us in hours_overlapping(start_us - US_PER_HOUR, end_us + US_PER_HOUR)
         ]
         return Fetched(_concat(tables, LLM_LOG_SCHEMA))
+
+    def trace_record_keys(self, window: TimeWindow) -> dict[str, int]:
+        """The metadata names of the trace records the simulated policy writes (callers.trace_records) over
+        the window, and how many records carry each, for `chargeback discover`."""
+        rows = self.gateway_logs(window).rows.select(["CorrelationId", "ProductId"])
+        return trace_record_key_counts(rows)
 
     def deployment_metrics(self, window: TimeWindow) -> Fetched:
         """Hourly token totals per resource (ResourceId) and deployment: the logged SequenceNumber-0

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from chargeback_pipeline.storage import sql
-from chargeback_pipeline.storage.schemas import CALLER_COLUMN, CALLER_ID
+from chargeback_pipeline.storage.schemas import CALLER_COLUMN, CALLER_ID, UNASSIGNED_PRODUCT, UNKNOWN_CALLER
 
 __all__ = [
     "CALLER_ID",
@@ -21,10 +21,6 @@ __all__ = [
     "with_caller_id",
     "without_callers",
 ]
-# A request no configured key or header named: its caller in the rollups and the chargeback.
-UNKNOWN_CALLER = "unknown"
-# A request without an APIM product (stg_apim__gateway_requests): what caller rules may charge elsewhere.
-UNASSIGNED_PRODUCT = "unassigned"
 
 
 def with_column(relation: sql.Relation, column: str) -> tuple[sql.Relation, bool]:

@@ -17,7 +17,7 @@ caller's charges (`chargeback/cost-centre`).
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from chargeback_pipeline.core.billing.schemas import RESERVED_PRODUCTS
-from chargeback_pipeline.core.callers import UNASSIGNED_PRODUCT
+from chargeback_pipeline.storage.schemas import UNASSIGNED_PRODUCT
 
 
 class CallerRule(BaseModel):

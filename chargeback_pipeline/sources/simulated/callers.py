@@ -20,7 +20,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from chargeback_pipeline.core.callers import UNKNOWN_CALLER
 from chargeback_pipeline.sources.simulated.arrays import labels, timestamps
 from chargeback_pipeline.sources.simulated.catalog import Catalog
 from chargeback_pipeline.sources.simulated.deployments import (
@@ -31,7 +30,7 @@ from chargeback_pipeline.sources.simulated.deployments import (
 from chargeback_pipeline.sources.simulated.hours import US_PER_HOUR, epoch_us, hours_overlapping
 from chargeback_pipeline.sources.simulated.metrics import RequestsOf
 from chargeback_pipeline.sources.simulated.usage_groups import UsageGroups
-from chargeback_pipeline.storage.schemas import CALLER_COLUMN, CALLER_ID, PRODUCT_USAGE_SCHEMA
+from chargeback_pipeline.storage.schemas import CALLER_COLUMN, CALLER_ID, PRODUCT_USAGE_SCHEMA, UNKNOWN_CALLER
 
 # Entra application (client) ids of the apps calling the Entra-only APIs, and client names of the teams
 # sharing products: the values the trace policy writes.

@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 
 import pyarrow as pa
 
-from chargeback_pipeline.core.callers import excluded_columns, with_caller_column, with_caller_id, without_callers
+from chargeback_pipeline.core.callers import excluded_columns, with_caller_column, with_caller_id
 from chargeback_pipeline.core.periods import HOUR, day_hours
 from chargeback_pipeline.storage import keys, sql
 from chargeback_pipeline.storage.lake import Lake
@@ -30,6 +30,7 @@ COMPLETENESS_MODEL = "marts/fct_gateway_completeness"
 HOUR_MEASURES_MODEL = "marts/fct_hour_measures"
 DAY_HOURLY_TOTALS_MODEL = "marts/fct_day_hourly_totals"
 DAILY_USAGE_MODEL = "marts/fct_daily_product_usage"
+DAILY_CALLER_USAGE_MODEL = "marts/fct_daily_caller_usage"  # instead, for days attributed with callers
 
 
 def hour_params(hour: datetime, known_deployments: list[str], **more) -> dict:
@@ -156,7 +157,9 @@ def rollup_day(lake: Lake, day: date) -> tuple[pa.Table, dict]:
         attributed, with_callers = attributed_day_with_callers(lake, day)
         sql.register(con, "attributed_requests", attributed)
         (hourly_totals,) = sql.select_model(con, DAY_HOURLY_TOTALS_MODEL).to_pylist()
-        usage = without_callers(sql.select_model(con, DAILY_USAGE_MODEL, {"usage_date": day}), with_callers)
+        usage = sql.select_model(
+            con, DAILY_CALLER_USAGE_MODEL if with_callers else DAILY_USAGE_MODEL, {"usage_date": day}
+        )
     finally:
         con.close()
     return usage, {name: int(value) for name, value in hourly_totals.items()}

@@ -3,8 +3,9 @@ where the logs carried callers.
 
 Hours landed without caller keys (sources/callers.py) have no CallerId, and their attributed requests no
 caller_id; they are read with the column null, so every SQL model is one text whatever was configured.
-A model's result keeps its caller column only when the rows it read carried one (`without_callers`):
-without keys, the attributed requests and every report are exactly what they were before the feature.
+The rollups then run their caller models (fct_daily_caller_usage, fct_hourly_billable_caller_usage) only
+for days attributed with callers, else the models they always ran: without keys, the attributed requests
+and every report are exactly what they were before the feature.
 """
 
 import pyarrow as pa
@@ -19,7 +20,6 @@ __all__ = [
     "UNKNOWN_CALLER",
     "with_caller_column",
     "with_caller_id",
-    "without_callers",
 ]
 
 
@@ -54,8 +54,3 @@ def with_caller_id(relation: sql.Relation) -> tuple[sql.Relation, bool]:
 def excluded_columns(with_callers: bool) -> tuple[str, ...]:
     """Columns of a model left out of what is written: the caller, unless the input carried callers."""
     return () if with_callers else (CALLER_ID,)
-
-
-def without_callers(table: pa.Table, with_callers: bool) -> pa.Table:
-    """A model's rows as written: without the caller column unless the input carried callers."""
-    return table if with_callers or CALLER_ID not in table.column_names else table.drop_columns([CALLER_ID])

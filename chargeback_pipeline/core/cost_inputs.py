@@ -7,12 +7,13 @@ import pyarrow as pa
 
 from chargeback_pipeline.core.attribution import attributed_day_with_callers
 from chargeback_pipeline.core.billing.schemas import DAILY_CHARGEBACK_CALLER_SCHEMA, DAILY_CHARGEBACK_SCHEMA
-from chargeback_pipeline.core.callers import with_caller_id, without_callers
+from chargeback_pipeline.core.callers import with_caller_id
 from chargeback_pipeline.core.periods import day_hours, days_of_month
 from chargeback_pipeline.storage import keys, sql
 from chargeback_pipeline.storage.lake import Lake
 
 HOURLY_USAGE_MODEL = "marts/fct_hourly_billable_usage"
+HOURLY_CALLER_USAGE_MODEL = "marts/fct_hourly_billable_caller_usage"  # instead, for days attributed with callers
 UNATTRIBUTED_MODEL = "marts/fct_hourly_unattributed_tokens"
 NOT_BILLABLE_MODEL = "marts/fct_daily_logged_not_billable_tokens"
 
@@ -32,7 +33,9 @@ def allocation_inputs(lake: Lake, day: date) -> tuple[pa.Table, pa.Table, pa.Tab
     try:
         sql.build_models(con, [], relations)
         return (
-            without_callers(sql.select_model(con, HOURLY_USAGE_MODEL, {"usage_date": day}), with_callers),
+            sql.select_model(
+                con, HOURLY_CALLER_USAGE_MODEL if with_callers else HOURLY_USAGE_MODEL, {"usage_date": day}
+            ),
             sql.select_model(con, UNATTRIBUTED_MODEL),
             sql.select_model(con, NOT_BILLABLE_MODEL, {"usage_date": day}),
         )

@@ -1,13 +1,10 @@
 -- Per-product usage of one day, by subscription, model, deployment and backend.
 -- Tokens and calls count billable requests only; failed calls are counted beside them. Successful
 -- calls without an LLM record (e.g. listing deployments) carry no tokens and are left out.
--- caller_id: who called ('unknown' where no configured key or header named it); the column is dropped
--- when the day was attributed without callers (core/callers.py), so the output is then what it was.
 select
     usage_date,
     product_id,
     subscription_id,
-    coalesce(caller_id, 'unknown') as caller_id,
     model_name,
     deployment_name,
     backend_id,
@@ -20,5 +17,5 @@ select
     max(request_time) as last_seen
 from attributed_requests
 where usage_date = $usage_date and (is_billable or not is_success)
-group by usage_date, product_id, subscription_id, model_name, deployment_name, backend_id, caller_id
-order by usage_date, product_id, subscription_id, model_name, deployment_name, backend_id, caller_id
+group by usage_date, product_id, subscription_id, model_name, deployment_name, backend_id
+order by usage_date, product_id, subscription_id, model_name, deployment_name, backend_id

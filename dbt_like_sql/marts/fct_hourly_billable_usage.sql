@@ -1,13 +1,10 @@
 -- Billable usage per hour, product, subscription, model, deployment and backend: the first input of
 -- the chargeback allocation (HOURLY_USAGE_SCHEMA). A request belongs to the hour and day of its gateway
 -- row, as in the usage report, so the chargeback and the report count the same requests.
--- caller_id: who called ('unknown' where no configured key or header named it); the column is dropped
--- when the day was attributed without callers (core/callers.py), so the output is then what it was.
 select
     date_trunc('hour', request_time) as usage_hour,
     product_id,
     subscription_id,
-    coalesce(caller_id, 'unknown') as caller_id,
     model_name,
     deployment_name,
     backend_id,
@@ -16,5 +13,5 @@ select
     count(*)::bigint as calls
 from attributed_requests
 where is_billable and usage_date = $usage_date
-group by usage_hour, product_id, subscription_id, model_name, deployment_name, backend_id, caller_id
-order by usage_hour, product_id, subscription_id, model_name, deployment_name, backend_id, caller_id
+group by usage_hour, product_id, subscription_id, model_name, deployment_name, backend_id
+order by usage_hour, product_id, subscription_id, model_name, deployment_name, backend_id

@@ -1,29 +1,23 @@
-"""Who called: only the named trace-record and header values leave the source, and they reach the lake
-bounded and checked; nothing else of TraceRecords or RequestHeaders is pulled or written anywhere."""
+"""Who called: only the named trace-record and header values leave the source (asserted on the query the
+workspace stand-in received, and on what comes back), bounded and checked; the folder source likewise.
+That nothing else is written anywhere over a whole day: test_callers_simulated.py."""
 
 import json
 import re
 import zlib
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
-import dagster as dg
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from chargeback_pipeline.cli.backfill import backfill
 from chargeback_pipeline.core.attribution import attribute_hour
 from chargeback_pipeline.sources.base import TimeWindow
 from chargeback_pipeline.sources.callers import CallerIdentity
 from chargeback_pipeline.sources.folder.source import FolderSource
 from chargeback_pipeline.sources.log_analytics import KQL_DIR, LogAnalyticsSource
-from chargeback_pipeline.sources.log_analytics.resource import LogAnalyticsSourceResource
-from chargeback_pipeline.sources.simulated import PAYGO_BACKEND_ID, PTU_BACKEND_ID, SimulatedSource, SimulationProfile
-from chargeback_pipeline.sources.simulated import account_resource_id as resource_id
+from chargeback_pipeline.sources.simulated import SimulatedSource, SimulationProfile
 from chargeback_pipeline.standins.log_analytics import LogAnalyticsStandIn
-from chargeback_pipeline.standins.metrics import MetricsStandIn
 from chargeback_pipeline.storage.keys import ATTRIBUTED, RAW_GATEWAY, RAW_LLM, hour_key
 from chargeback_pipeline.storage.lake import Lake
 from chargeback_pipeline.storage.object_store import LocalObjectStore
@@ -33,10 +27,8 @@ from chargeback_pipeline.storage.schemas import (
     LLM_LOG_SCHEMA,
     SOURCE_REJECT_SCHEMA,
 )
-from chargeback_pipeline_tests.conftest import local_resources, pipeline
 
 GATEWAY = "ApiManagementGatewayLogs"
-LLM = "ApiManagementGatewayLlmLog"
 DAY = date(2026, 11, 20)
 START = datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC)
 HOUR = TimeWindow(START + timedelta(hours=15), START + timedelta(hours=16))
@@ -84,11 +76,10 @@ def simulator() -> SimulatedSource:
 
 
 @pytest.fixture(scope="module")
-def standins(simulator):
-    loaded = TimeWindow(START - timedelta(hours=1), START + timedelta(days=1, hours=1))
-    tables = {GATEWAY: with_trace_records(simulator.gateway_logs(loaded).rows), LLM: simulator.llm_logs(loaded).rows}
-    with LogAnalyticsStandIn(tables) as logs, MetricsStandIn(simulator.deployment_metrics(loaded).rows) as metrics:
-        yield logs, metrics
+def standin(simulator):
+    loaded = TimeWindow(HOUR.start - timedelta(hours=1), HOUR.end + timedelta(hours=1))
+    with LogAnalyticsStandIn({GATEWAY: with_trace_records(simulator.gateway_logs(loaded).rows)}) as logs:
+        yield logs
 
 
 def source(logs: LogAnalyticsStandIn, callers: CallerIdentity) -> LogAnalyticsSource:
@@ -101,8 +92,8 @@ def gateway_queries(logs: LogAnalyticsStandIn) -> list[str]:
     return [received.query for received in logs.received if GATEWAY in received.query]
 
 
-def test_only_the_named_values_are_projected_in_the_query_sent(standins, simulator):
-    logs, _ = standins
+def test_only_the_named_values_are_projected_in_the_query_sent(standin, simulator):
+    logs = standin
     logs.reset_counters()
 
     fetched = source(logs, CallerIdentity(KEYS, HEADER)).gateway_logs(HOUR)
@@ -132,8 +123,8 @@ def test_only_the_named_values_are_projected_in_the_query_sent(standins, simulat
     assert [name.strip() for name in projected.split(",")] == GATEWAY_CALLER_LOG_SCHEMA.names
 
 
-def test_without_keys_the_query_is_todays_and_reads_no_trace_record(standins):
-    logs, _ = standins
+def test_without_keys_the_query_is_todays_and_reads_no_trace_record(standin):
+    logs = standin
     logs.reset_counters()
 
     fetched = source(logs, CallerIdentity()).gateway_logs(HOUR)
@@ -144,62 +135,6 @@ def test_without_keys_the_query_is_todays_and_reads_no_trace_record(standins):
     ).strip()
     assert gateway_queries(logs)[1].startswith(body.split("\n", 1)[0].replace("$table", GATEWAY))
     assert all("TraceRecords" not in q and "RequestHeaders" not in q for q in gateway_queries(logs))
-
-
-def strings_written(root: Path) -> str:
-    """Every text the pipeline wrote under `root`: Parquet decoded (its pages are compressed), other files
-    as they are."""
-    texts = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        if path.suffix == ".parquet":
-            texts.append(json.dumps(pq.read_table(path).to_pylist(), default=str))
-        else:
-            texts.append(path.read_bytes().decode("utf-8", errors="replace"))
-    return "\n".join(texts)
-
-
-def resource_with_callers(logs, metrics, **callers) -> LogAnalyticsSourceResource:
-    return LogAnalyticsSourceResource(
-        log_analytics_workspace_id="00000000-0000-0000-0000-00000000ca11",
-        log_analytics_endpoint=logs.endpoint,
-        metrics_endpoint=metrics.endpoint,
-        openai_resource_ids=[resource_id(PTU_BACKEND_ID), resource_id(PAYGO_BACKEND_ID)],
-        log_analytics_retry_total=1,
-        log_analytics_retry_backoff_factor=0.01,
-        step_retries=0,
-        **callers,
-    )
-
-
-@pytest.fixture(scope="module")
-def day_with_callers(standins, tmp_path_factory) -> Path:
-    """A day through the whole pipeline, from the workspace stand-in, with caller keys configured."""
-    logs, metrics = standins
-    root = tmp_path_factory.mktemp("callers")
-    resources = local_resources(
-        root, resource_with_callers(logs, metrics, caller_trace_keys=list(KEYS), caller_header=HEADER)
-    )
-    with dg.instance_for_test() as instance:
-        backfill(DAY, DAY, pipeline(resources), instance)
-    return root
-
-
-def test_no_other_trace_record_content_is_written_anywhere(day_with_callers):
-    written = strings_written(day_with_callers)
-
-    assert SECRET not in written
-    assert "not-this-one" not in written  # a key that lost to a key configured before it
-    assert all(caller in written for caller in CALLERS)  # the scan sees what was landed
-
-
-def test_the_landed_callers_are_the_planted_ones(day_with_callers, simulator):
-    hours = sorted((day_with_callers / "lake" / "raw" / "gateway_logs").glob("hour=*/rows.parquet"))
-    landed = [row for path in hours for row in pq.read_table(path).to_pylist()]
-
-    assert landed, "no gateway rows landed"
-    assert {row["CorrelationId"]: row["CallerId"] or None for row in landed} == {
-        row["CorrelationId"]: planted_caller(row["CorrelationId"])[0] for row in landed
-    }
 
 
 def test_the_folder_source_reads_only_the_named_values(tmp_path):
@@ -269,8 +204,8 @@ def metadata_names(trace_records: list) -> Counter:
     return Counter(entry["name"] for record in trace_records for entry in record.get("metadata", []))
 
 
-def test_the_workspace_and_folder_list_trace_record_keys_never_values(standins, simulator, tmp_path):
-    logs, _ = standins
+def test_the_workspace_and_folder_list_trace_record_keys_never_values(standin, simulator, tmp_path):
+    logs = standin
     logs.reset_counters()
 
     keys = source(logs, CallerIdentity()).trace_record_keys(HOUR)

@@ -1,6 +1,8 @@
-"""Who called, end to end as a user meets it: the simulated day with caller keys through the `chargeback`
-command, its usage and chargeback split by caller held to the simulator's ground truth (computed from the
-generated requests, not from the logs), the Entra-only calls (no subscription) split by application."""
+"""Who called, end to end as a user meets it: the simulated day, held by a Log Analytics workspace with the
+callers' trace records, through the pipeline with caller keys and then the `chargeback` command: its usage
+and chargeback split by caller held to the simulator's ground truth (computed from the generated requests,
+not from the logs), the Entra-only calls (no subscription) split by application, and nothing of the trace
+records but the callers' values written anywhere."""
 
 import json
 import re
@@ -10,15 +12,25 @@ from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from chargeback_pipeline.cli.backfill import backfill
 from chargeback_pipeline.sources.base import TimeWindow
 from chargeback_pipeline.sources.callers import CallerIdentity
-from chargeback_pipeline.sources.simulated import UNASSIGNED, SimulatedSource, SimulationProfile
-from chargeback_pipeline.sources.simulated.callers import ENTRA_APPS, TRACE_KEY
-from chargeback_pipeline.sources.simulated.resource import SimulatedSourceResource
+from chargeback_pipeline.sources.log_analytics.resource import LogAnalyticsSourceResource
+from chargeback_pipeline.sources.simulated import (
+    PAYGO_BACKEND_ID,
+    PTU_BACKEND_ID,
+    UNASSIGNED,
+    SimulatedSource,
+    SimulationProfile,
+    account_resource_id,
+)
+from chargeback_pipeline.sources.simulated.callers import ENTRA_APPS, NOT_A_CALLER, OTHER_KEY, TRACE_KEY, trace_records
+from chargeback_pipeline.standins.log_analytics import LogAnalyticsStandIn
+from chargeback_pipeline.standins.metrics import MetricsStandIn
 from chargeback_pipeline_tests.conftest import local_resources, pipeline
 from chargeback_pipeline_tests.test_cli import chargeback, last_line
 
@@ -34,13 +46,55 @@ def truth() -> list[dict]:
 
 @pytest.fixture(scope="module")
 def published(tmp_path_factory) -> Path:
-    """What a backfill of DAY published with CHARGEBACK_CALLER_TRACE_KEYS=appid (in process: the commands
-    below read it as a user would)."""
-    root = tmp_path_factory.mktemp("callers-cli")
-    source = SimulatedSourceResource(simulated_requests_per_hour=RATE, caller_trace_keys=[TRACE_KEY])
-    with dg.instance_for_test() as instance:
-        backfill(date.fromisoformat(DAY), date.fromisoformat(DAY), pipeline(local_resources(root, source)), instance)
+    """What a backfill of DAY published from a Log Analytics workspace (the stand-in, through the real SDK)
+    holding the simulated day as the service would: trace records (callers.trace_records, beside a record
+    whose content is no caller's) and payload columns; with CHARGEBACK_CALLER_TRACE_KEYS=appid. Backfilled
+    in process; the commands below read it as a user would."""
+    root = tmp_path_factory.mktemp("callers-la")
+    simulator = SimulatedSource(SimulationProfile(requests_per_hour=RATE), CallerIdentity((TRACE_KEY,)))
+    start = datetime.fromisoformat(DAY).replace(tzinfo=UTC)
+    loaded = TimeWindow(start - timedelta(hours=1), start + timedelta(days=1, hours=1))
+    gateway = trace_records(simulator.gateway_logs(loaded).rows)
+    tables = {
+        "ApiManagementGatewayLogs": gateway.append_column("RequestBody", pa.array([NOT_A_CALLER] * gateway.num_rows)),
+        "ApiManagementGatewayLlmLog": simulator.llm_logs(loaded).rows,
+    }
+    with LogAnalyticsStandIn(tables) as logs, MetricsStandIn(simulator.deployment_metrics(loaded).rows) as metrics:
+        source = LogAnalyticsSourceResource(
+            log_analytics_workspace_id="00000000-0000-0000-0000-00000000ca11",
+            log_analytics_endpoint=logs.endpoint,
+            metrics_endpoint=metrics.endpoint,
+            openai_resource_ids=[account_resource_id(PTU_BACKEND_ID), account_resource_id(PAYGO_BACKEND_ID)],
+            log_analytics_retry_total=1,
+            log_analytics_retry_backoff_factor=0.01,
+            step_retries=0,
+            caller_trace_keys=[TRACE_KEY],
+        )
+        with dg.instance_for_test() as instance:
+            backfill(start.date(), start.date(), pipeline(local_resources(root, source)), instance)
+        gateway_queries = [q.query for q in logs.received if "ApiManagementGatewayLogs" in q.query]
+    assert all(re.findall(r"\bTraceRecords\b", q) == ["TraceRecords"] for q in gateway_queries)
+    assert all('dynamic(["appid"])' in q and "RequestBody" not in q for q in gateway_queries)
     return root
+
+
+def strings_written(root: Path) -> str:
+    """Every text the pipeline wrote under `root` (lake, reports): Parquet decoded (its pages are
+    compressed), other files as they are."""
+    texts = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        if path.suffix == ".parquet":
+            texts.append(json.dumps(pq.read_table(path).to_pylist(), default=str))
+        else:
+            texts.append(path.read_bytes().decode("utf-8", errors="replace"))
+    return "\n".join(texts)
+
+
+def test_no_trace_record_content_but_the_callers_is_written_anywhere(published):
+    written = strings_written(published)
+
+    assert NOT_A_CALLER not in written and OTHER_KEY not in written
+    assert all(app in written for app in ENTRA_APPS)  # the scan sees what was landed
 
 
 def published_lines(root: Path, name: str) -> list[dict]:
@@ -54,6 +108,7 @@ def report(root: Path, *args: str) -> dict:
 
 
 def test_the_usage_split_by_caller_equals_the_ground_truth(published):
+    # The simulated day's ground truth, against what the workspace's logs were turned into.
     verified = chargeback(published, "verify-simulated", DAY, **CALLER_SETTINGS)
 
     assert verified.returncode == 0, verified.stderr

@@ -45,6 +45,8 @@ TRACED_PRODUCT_SHARE = 0.5  # of the product traffic whose trace record names th
 NO_CALLER = len(CALLER_VALUES)  # the code of a request that names no caller
 CALLER_LABELS = labels([*CALLER_VALUES, UNKNOWN_CALLER])
 OTHER_KEY = "backend-pool"  # a record every simulated request carries, naming no caller
+# In that record's message and value: trace content that is not a caller's and must never be pulled.
+NOT_A_CALLER = "sk-live-0d9f-not-a-caller"
 TRACE_KEY = "appid"  # the metadata name the simulated policy writes (configure CHARGEBACK_CALLER_TRACE_KEYS=appid)
 
 EXPECTED_CALLER_USAGE_SCHEMA = PRODUCT_USAGE_SCHEMA.insert(3, pa.field(CALLER_ID, pa.string()))
@@ -91,8 +93,8 @@ def trace_records(gateway_with_callers: pa.Table) -> pa.Table:
     other = {
         "source": "set-backend-service",
         "severity": "Information",
-        "message": "backend pool selected for subscription key sk-live-0d9f (not a caller)",
-        "metadata": [{"name": OTHER_KEY, "value": "aoai-pool"}],
+        "message": f"backend pool selected for subscription key {NOT_A_CALLER}",
+        "metadata": [{"name": OTHER_KEY, "value": f"aoai-pool {NOT_A_CALLER}"}],
     }
     records = []
     for caller in gateway_with_callers[CALLER_COLUMN].to_pylist():

@@ -27,6 +27,7 @@ from chargeback_pipeline.storage.schemas import (
     LLM_LOG_SCHEMA,
     SOURCE_REJECT_SCHEMA,
 )
+from chargeback_pipeline_tests.test_cli import chargeback, last_line
 
 GATEWAY = "ApiManagementGatewayLogs"
 DAY = date(2026, 11, 20)
@@ -226,3 +227,13 @@ def test_the_workspace_and_folder_list_trace_record_keys_never_values(standin, s
     expected = sum((metadata_names(row["TraceRecords"]) for row in rows), Counter())
     window = TimeWindow(datetime(2026, 3, 10, 9, tzinfo=UTC), datetime(2026, 3, 10, 10, tzinfo=UTC))
     assert FolderSource(tmp_path).trace_record_keys(window) == dict(expected)
+
+
+def test_a_key_that_is_not_a_metadata_name_fails_the_command_naming_the_setting(tmp_path):
+    done = chargeback(tmp_path, "report", "2026-11-20", CHARGEBACK_CALLER_TRACE_KEYS='appid,app"id')
+
+    assert done.returncode == 1
+    assert last_line(done.stderr) == (
+        "Error: invalid chargeback configuration (CHARGEBACK_SOURCE=simulated): CHARGEBACK_CALLER_TRACE_KEYS / "
+        "CHARGEBACK_CALLER_HEADER: not a trace-record metadata name: 'app\"id' (letters, digits, _ . : -; 1-64)"
+    )

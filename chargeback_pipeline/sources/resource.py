@@ -38,7 +38,10 @@ class LogSourceResource(dg.ConfigurableResource):
 
     @model_validator(mode="after")
     def _valid_caller_identity(self) -> "LogSourceResource":
-        self.caller_identity()  # raises ValueError naming the bad key or header
+        try:
+            self.caller_identity()
+        except ValueError as error:
+            raise ValueError(f"CHARGEBACK_CALLER_TRACE_KEYS / CHARGEBACK_CALLER_HEADER: {error}") from None
         return self
 
     def build_source(self) -> LogSource:

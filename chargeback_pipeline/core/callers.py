@@ -18,6 +18,7 @@ __all__ = [
     "CALLER_ID",
     "UNASSIGNED_PRODUCT",
     "UNKNOWN_CALLER",
+    "excluded_columns",
     "with_caller_column",
     "with_caller_id",
 ]

@@ -148,6 +148,10 @@ def test_the_statement_and_focus_carry_the_caller(published):
         per_product[row["product_id"]] += Decimal(row["total_cost"])
     statement = pq.read_table(published / "reports" / "monthly" / f"month={DAY[:7]}" / "statement.parquet")
     assert per_product == {row["product_id"]: row["total_cost"] for row in statement.to_pylist()}
+    html = (published / "reports" / "monthly" / f"month={DAY[:7]}" / "statement.html").read_text()
+    unassigned_page = html.split(f"<h2>{UNASSIGNED}</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "<h3>By caller</h3>" in unassigned_page
+    assert all(f"<td>{app}</td>" in unassigned_page for app in ENTRA_APPS)
     focus = published_lines(published, "focus")
     tagged = {json.loads(row["AllocatedTags"]).get("chargeback/caller") for row in focus}
     assert set(ENTRA_APPS) <= tagged

@@ -7,6 +7,8 @@ statement row exactly; a month without callers has no such file (one left from b
 
 from datetime import date
 
+import pyarrow as pa
+
 from chargeback_pipeline.core.billing import statements
 from chargeback_pipeline.core.cost_inputs import published_caller_days
 from chargeback_pipeline.storage import keys
@@ -17,14 +19,17 @@ from chargeback_pipeline.storage.report_files import report_files
 EXTENSIONS = ("csv", "parquet")
 
 
-def publish_caller_statement(lake: Lake, target: ObjectStore, month: date, minor_unit: int | None) -> str | None:
-    """Publish the month's per-caller statement; its CSV's URL, or None when the month has no callers."""
+def publish_caller_statement(
+    lake: Lake, target: ObjectStore, month: date, minor_unit: int | None
+) -> tuple[str | None, pa.Table | None]:
+    """Publish the month's per-caller statement: its CSV's URL and its rows (for the HTML statement's
+    pages), or (None, None) when the month has no callers."""
     lines = published_caller_days(lake, month)
     if lines is None:
         for extension in EXTENSIONS:
             target.delete(keys.statement_by_caller_key(month, extension))
-        return None
+        return None, None
     by_caller = statements.statement_callers(lines, month)
     for extension, data in report_files(by_caller, minor_unit).items():
         target.write_bytes(keys.statement_by_caller_key(month, extension), data)
-    return target.url(keys.statement_by_caller_key(month, "csv"))
+    return target.url(keys.statement_by_caller_key(month, "csv")), by_caller

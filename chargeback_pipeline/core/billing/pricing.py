@@ -33,6 +33,7 @@ from typing import Any, Protocol, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from chargeback_pipeline.core.billing.caller_rules import CallerRule
 from chargeback_pipeline.core.billing.meters import MeterKind
 from chargeback_pipeline.core.periods import utc_day_start
 
@@ -272,6 +273,8 @@ class Pricing(_Setting):
     focus: FocusAccount = Field(default_factory=FocusAccount)
     # Cost export meters by name (README "Actual cost: the Cost Management export").
     meters: dict[str, MeterMapping] = Field(default_factory=dict)
+    # Allocation rules by caller (caller_rules.py): caller id -> product and/or cost centre.
+    callers: dict[str, CallerRule] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod

@@ -15,6 +15,8 @@ from chargeback_pipeline.defs.capacity.ptu_utilization import ptu_utilization_as
 from chargeback_pipeline.defs.column_docs import documented
 from chargeback_pipeline.defs.ingest.raw_logs import raw_log_assets
 from chargeback_pipeline.defs.partitions import Calendar
+from chargeback_pipeline.defs.publishing.day_publication import day_publication_asset
+from chargeback_pipeline.defs.publishing.month_publication import month_publication_asset
 from chargeback_pipeline.defs.publishing.product_usage_report import product_usage_report_asset
 from chargeback_pipeline.defs.reconciliation.daily_reconciliation import daily_reconciliation_asset
 from chargeback_pipeline.defs.reconciliation.deployment_reconciliation import deployment_reconciliation_asset
@@ -36,5 +38,7 @@ def build_assets(calendar: Calendar) -> list[dg.AssetsDefinition]:
             cost_anomalies_asset(calendar),
             ptu_utilization_asset(calendar),
             ptu_rightsizing_asset(calendar),
+            day_publication_asset(calendar),
+            month_publication_asset(calendar),
         ]
     )

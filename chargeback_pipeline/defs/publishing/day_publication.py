@@ -125,7 +125,7 @@ def publish_days(
             ]
             reasons = []
             if blocked and not config.publish_despite_blocked_reconciliation:
-                reasons.append(f"reconciliation blocked: {'; '.join(blocked)}")
+                reasons.append(f"reconciliation blocked {len(blocked)} deployment-day(s): {'; '.join(blocked)}")
             if shrunk and not override_shrink:
                 needs = (
                     " (publish_despite_shrink needs a non-empty override_reason)"

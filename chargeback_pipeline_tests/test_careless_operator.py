@@ -1,6 +1,7 @@
 """A careless operator's mistakes, as the `chargeback` command meets them (run as a subprocess): each ends
 in a clear error or a counted rejection, never in a half-published day (issue 24, cases 4 to 7 and 9)."""
 
+import json
 from pathlib import Path
 
 from chargeback_pipeline_tests.folder_data import DAY, GATEWAY_ROWS, LLM_ROWS, write_export
@@ -25,3 +26,28 @@ def test_a_leftover_day_marker_beside_half_a_day_fails_naming_both(tmp_path):
     assert f"empty-window marker {marker} declares {DAY}T00:00:00+00:00/" in result.stderr
     assert "ApiManagementGatewayLogs/y=2026/m=03/part-" in result.stderr
     assert not (tmp_path / "reports" / f"daily/usage_date={DAY}").exists()
+
+
+def test_metric_values_out_of_bounds_are_rejected_counted_and_named(tmp_path):
+    export = write_export(tmp_path / "export")
+    metrics = export / "metrics"
+    (metrics / f"_EMPTY_{DAY}").unlink()  # the day now has metrics in hour 08: the other hours are declared
+    for hour in range(24):
+        if hour != 8:
+            (metrics / f"_EMPTY_{DAY}T{hour:02}").write_text("hand-made export: no metrics this hour")
+    resource = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/aoai-ptu-eastus"
+
+    def metric(total) -> str:
+        row = {"TimeStamp": f"{DAY}T08:00:00Z", "ResourceId": resource, "ModelDeploymentName": "gpt-4.1"}
+        return json.dumps(row | {"MetricName": "ProcessedPromptTokens", "Total": total}) + "\n"
+
+    (metrics / "hour08.jsonl").write_text(metric(-5) + metric(2**63 - 1) + metric(1.5))
+
+    result = folder_backfill(tmp_path, export)
+
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output and "OverflowError" not in output
+    assert "raw_deployment_metrics: 3 row(s) in 1 hour(s)" in result.stdout, output
+    assert "Total -5 is negative (1)" in result.stdout
+    assert f"Total {2**63 - 1} is above 1,000,000,000,000 a deployment-hour (1)" in result.stdout
+    assert "Total" in result.stdout.split("raw_deployment_metrics:")[1].split("\n")[0].split("; ")[-1]

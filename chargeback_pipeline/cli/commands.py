@@ -305,10 +305,11 @@ def backfill_command(
         f"(DAGSTER_HOME={os.environ['DAGSTER_HOME']})"
     )
     started = time.monotonic()
-    done, checks = [], []
+    done, checks, hourly_runs = [], [], []
 
     def report(chunk) -> None:
         done.append(chunk)
+        hourly_runs.append(chunk.hourly)
         checks.extend(chunk.checks_with_partitions())
         click.echo(
             f"  [{len(done)}/{chunks}] {chunk.first_day}..{chunk.last_day} done "
@@ -331,15 +332,26 @@ def backfill_command(
     except BackfillFailed as error:
         from chargeback_pipeline.storage.object_store import redact
 
+        echo_rejections([*hourly_runs, error.result])
         echo_check_summaries(checks + checks_with_partitions(error.result), override_reason)
         click.echo(f"error: {redact(str(error))}", err=True)
         sys.exit(1)
     echo_published_files(definitions.resources["reports"].process_config_and_initialize().store(), first_day, last_day)
+    echo_rejections(hourly_runs)
     echo_check_summaries(checks, override_reason)
     errors = check_summary.command_failures(checks, override_reason)
     if errors:
         click.echo(f"error: {len(errors)} check(s) of severity ERROR failed: {', '.join(errors)}", err=True)
         sys.exit(1)
+
+
+def echo_rejections(runs) -> None:
+    from chargeback_pipeline.cli.rejections import rejected_summary
+
+    lines = rejected_summary(runs)
+    if lines:
+        click.echo("rejected source rows (not counted; each hour's rows with their reason in its rejected.parquet):")
+        click.echo("\n".join(lines))
 
 
 def echo_check_summaries(checks, override_reason: str | None = None) -> None:

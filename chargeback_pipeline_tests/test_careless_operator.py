@@ -2,10 +2,11 @@
 in a clear error or a counted rejection, never in a half-published day (issue 24, cases 4 to 7 and 9)."""
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from chargeback_pipeline_tests.folder_data import DAY, GATEWAY_ROWS, LLM_ROWS, write_export
-from chargeback_pipeline_tests.test_cli import chargeback
+from chargeback_pipeline_tests.test_cli import chargeback, last_line
 
 
 def folder_backfill(tmp_path: Path, export: Path, *args: str, **overrides):
@@ -51,3 +52,14 @@ def test_metric_values_out_of_bounds_are_rejected_counted_and_named(tmp_path):
     assert "Total -5 is negative (1)" in result.stdout
     assert f"Total {2**63 - 1} is above 1,000,000,000,000 a deployment-hour (1)" in result.stdout
     assert "Total" in result.stdout.split("raw_deployment_metrics:")[1].split("\n")[0].split("; ")[-1]
+
+
+def test_backfill_today_is_refused_before_anything_runs(tmp_path):
+    today = datetime.now(UTC).date()
+    for args in (["today"], [str(today - timedelta(days=1)), "today"]):
+        done = chargeback(tmp_path, "backfill", *args, timeout=60)
+
+        assert done.returncode == 2, done.stderr
+        assert f"{today} is today (UTC) and not over: only complete days are backfilled" in last_line(done.stderr)
+        assert "Traceback" not in done.stderr and done.stdout == ""
+        assert not (tmp_path / "dagster_home").exists()  # refused before anything ran

@@ -285,6 +285,14 @@ def backfill_command(
     (after the whole range ran), a WARN one is only printed, and so is a blocked reconciliation published
     with --publish-despite-blocked-reconciliation."""
     last_day = last_day or first_day
+    today = datetime.now(UTC).date()
+    if last_day >= today:  # only complete hours are billed: today's are still happening (README "Failure modes")
+        raise click.BadParameter(
+            f"{last_day} is today (UTC) and not over: only complete days are backfilled, or hours that have not "
+            f"happened yet would be billed. Backfill through yesterday ({today - timedelta(days=1)}); the "
+            "hourly_attribution schedule lands today's hours as they end",
+            param_hint="'LAST_DAY'" if last_day != first_day else "'FIRST_DAY'",
+        )
     settings = _settings()
     if first_day < settings.partitions_start:
         raise click.BadParameter(

@@ -5,6 +5,9 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+from chargeback_pipeline_tests.conftest import REPO
 from chargeback_pipeline_tests.folder_data import DAY, GATEWAY_ROWS, LLM_ROWS, write_export
 from chargeback_pipeline_tests.test_cli import chargeback, last_line
 
@@ -63,3 +66,88 @@ def test_backfill_today_is_refused_before_anything_runs(tmp_path):
         assert f"{today} is today (UTC) and not over: only complete days are backfilled" in last_line(done.stderr)
         assert "Traceback" not in done.stderr and done.stdout == ""
         assert not (tmp_path / "dagster_home").exists()  # refused before anything ran
+
+
+def edited(tmp_path: Path, example: str, old: str, new: bytes) -> str:
+    """A copy of the repository's example file with one value replaced."""
+    text = (REPO / example).read_bytes()
+    assert old.encode() in text
+    path = tmp_path / f"{len(list(tmp_path.glob('*.yaml')))}-{example}"
+    path.write_bytes(text.replace(old.encode(), new, 1))
+    return str(path)
+
+
+def settings_cases(tmp_path: Path) -> dict[str, tuple[dict, str]]:
+    """Each mistaken setting: the variables, and what the error line must say."""
+    pricing = "CHARGEBACK_PRICING_FILE"
+    return {
+        "reservation 1e30": (
+            {
+                pricing: edited(
+                    tmp_path,
+                    "pricing.example.yaml",
+                    "monthly_reservation_per_ptu: 260.00",
+                    b"monthly_reservation_per_ptu: 1e30",
+                )
+            },
+            f"{pricing}=",
+        ),
+        "ptu_count 1e20": (
+            {pricing: edited(tmp_path, "pricing.example.yaml", "ptu_count: 100", b"ptu_count: 100000000000000000000")},
+            "less than or equal to 100000",
+        ),
+        "pricing not UTF-8": (
+            {pricing: edited(tmp_path, "pricing.example.yaml", "ptu_count: 100", b"ptu_count: 100 # \xff\xfe")},
+            "is not UTF-8 text",
+        ),
+        "budget 1e26": (
+            {"CHARGEBACK_BUDGETS_FILE": edited(tmp_path, "budgets.example.yaml", "amount: 20000", b"amount: 1e26")},
+            "CHARGEBACK_BUDGETS_FILE=",
+        ),
+        "budgets not UTF-8": (
+            {
+                "CHARGEBACK_BUDGETS_FILE": edited(
+                    tmp_path, "budgets.example.yaml", "amount: 20000", b"amount: 20000 # \xff"
+                )
+            },
+            "is not UTF-8 text",
+        ),
+        "connection string": (
+            {"CHARGEBACK_BLOB_CONNECTION_STRING": "AccountKey=s3cr3t-key"},
+            "CHARGEBACK_BLOB_CONNECTION_STRING: is not an Azure Storage connection string",
+        ),
+        "table name": (
+            {
+                "CHARGEBACK_SOURCE": "folder",
+                "CHARGEBACK_SOURCE_FOLDER": str(tmp_path),
+                "CHARGEBACK_GATEWAY_TABLE": "Logs | take 1",
+            },
+            "CHARGEBACK_GATEWAY_TABLE: String should match pattern",
+        ),
+    }
+
+
+def test_every_mistaken_setting_is_refused_at_load_naming_it(tmp_path):
+    for name, (variables, expected) in settings_cases(tmp_path).items():
+        done = chargeback(tmp_path, "backfill", DAY, timeout=60, **variables)
+
+        assert done.returncode != 0, name
+        assert expected in done.stderr, f"{name}: {done.stderr}"
+        assert "Traceback" not in done.stderr and "s3cr3t" not in done.stderr, name
+        assert not (tmp_path / "lake").exists(), name  # refused before anything ran
+
+
+def test_an_empty_variable_is_unset_and_a_misspelt_one_is_warned_about(tmp_path):
+    done = chargeback(
+        tmp_path, "backfill", "2025-12-31", timeout=60, CHARGEBACK_OUTPUT_DIR="", CHARGEBACK_LAKE_DIRR="/tmp/lake"
+    )
+    assert "CHARGEBACK_LAKE_DIRR is not a chargeback setting and is ignored; did you mean CHARGEBACK_LAKE_DIR?" in (
+        done.stderr
+    )
+    from chargeback_pipeline.settings import load_settings
+
+    empty = {"CHARGEBACK_OUTPUT_DIR": ""}
+    with pytest.MonkeyPatch.context() as patch:
+        for variable, value in empty.items():
+            patch.setenv(variable, value)
+        assert str(load_settings().output_dir) == "data/reports"

@@ -5,10 +5,12 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import dagster as dg
+import pyarrow.parquet as pq
 import pytest
 
 from chargeback_pipeline_tests.conftest import REPO
-from chargeback_pipeline_tests.folder_data import DAY, GATEWAY_ROWS, LLM_ROWS, write_export
+from chargeback_pipeline_tests.folder_data import DAY, GATEWAY_ROWS, LLM_ROWS, gateway, llm, write_export
 from chargeback_pipeline_tests.test_cli import chargeback, last_line
 
 
@@ -151,3 +153,32 @@ def test_an_empty_variable_is_unset_and_a_misspelt_one_is_warned_about(tmp_path)
         for variable, value in empty.items():
             patch.setenv(variable, value)
         assert str(load_settings().output_dir) == "data/reports"
+
+
+MARKUP = "[click](http://evil.example)![x](http://evil.example/x.png) *bold* \u202egnp.exe\r\nsecond line"
+TRAVERSAL = "../../../etc"
+LONG = "p" * 100_000
+
+
+def test_identifiers_reach_markdown_ids_and_the_terminal_as_text(tmp_path):
+    hostile = [(f"c-{20 + n}", f"14:{n:02}:00", product) for n, product in enumerate((MARKUP, TRAVERSAL, LONG))]
+    gateway_rows = GATEWAY_ROWS + [gateway(cid, time, product) for cid, time, product in hostile]
+    llm_rows = LLM_ROWS + [llm(cid, time[:-2] + "01", 10, 10) for cid, time, _ in hostile]
+    export = write_export(tmp_path / "export", gateway_rows, llm_rows)
+    assert folder_backfill(tmp_path, export).returncode in (0, 1)
+
+    report = chargeback(tmp_path, "report", DAY, timeout=120)
+    assert report.returncode == 0, report.stderr
+    assert "\r" not in report.stdout and "\u202e" not in report.stdout and "\\u202e" in report.stdout
+    assert max(len(line) for line in report.stdout.splitlines()) < 400  # the 100 KB name is cut
+    assert "(100,000 characters)" in report.stdout
+
+    focus = pq.read_table(tmp_path / "reports" / f"daily/usage_date={DAY}/focus.parquet")
+    ids = set(focus["AllocatedResourceId"].to_pylist())
+    assert "apim/products/..%2F..%2F..%2Fetc/subscriptions/sub-1" in ids
+    assert not any(i and "../" in i for i in ids)
+
+    instance = dg.DagsterInstance.from_config(str(tmp_path / "dagster_home"))
+    event = instance.get_latest_materialization_event(dg.AssetKey("daily_chargeback"))
+    markdown = event.asset_materialization.metadata["cost_by_product"].value
+    assert "\\[click\\](http" in markdown and "[click](" not in markdown and "\u202e" not in markdown

@@ -47,7 +47,7 @@ from chargeback_pipeline.defs.partitions import (
 #   other storages write them one by one, as without it).
 BACKFILL_DAGSTER_ENV = {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "1", "DAGSTER_EVENT_BATCH_SIZE": "1000"}
 # The assets that take the publication decisions, and so the overrides (publishing/gate.PublishConfig).
-DAY_PUBLICATION, MONTH_PUBLICATION = "day_publication", "month_publication"
+DAY_PUBLICATION, MONTH_PUBLICATION, USAGE_REPORT = "day_publication", "month_publication", "product_usage_report"
 # Tags of every run a backfill starts: who launched it, and which process runs it ("host:pid"), so the next
 # `chargeback` on this host can tell a run whose process was killed from one still running
 # (`cli.commands.fail_abandoned_runs`).
@@ -203,7 +203,8 @@ def backfill(
     daily_config = monthly_config = None
     if report_config:
         report_config["override_reason"] = "; ".join(dict.fromkeys(reasons))
-        daily_config = {"ops": {DAY_PUBLICATION: {"config": report_config}}}
+        # The usage report takes the day's decision itself when no pricing file is configured.
+        daily_config = {"ops": {asset: {"config": report_config} for asset in (DAY_PUBLICATION, USAGE_REPORT)}}
     if publish_shrink_reason:  # a day published smaller makes its month's statement smaller too
         month_config = {"publish_despite_shrink": True, "override_reason": publish_shrink_reason}
         monthly_config = {"ops": {MONTH_PUBLICATION: {"config": month_config}}}

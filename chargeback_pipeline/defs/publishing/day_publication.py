@@ -97,9 +97,17 @@ def publish_days(
     reports: ObjectStoreResource,
     focus: FocusExportResource,
 ):
-    target, store = reports.store(), lake.lake()
+    decide_and_publish(context, config, lake.lake(), reports.store(), focus.hubs_store())
+    yield dg.MaterializeResult()
+
+
+def decide_and_publish(context: dg.AssetExecutionContext, config: PublishConfig, store, target, hub_store) -> None:
+    """Take the publication decision of every day of the run on what the run staged, publish the admitted
+    days whole, and fail naming the held ones (after the others were published). Also what the usage
+    report runs on its own when no pricing file is configured (the cost assets then fail, and this step
+    with them, but usage needs no prices)."""
     staged_target = staged_reports(context, target)
-    hub = staged_hub(context, target, focus.hubs_store())
+    hub = staged_hub(context, target, hub_store)
     staged = {
         "reports": staged_target.staged_changes(),
         "hubs": hub.staged_changes() if hub is not None else ([], []),
@@ -213,7 +221,6 @@ def publish_days(
             ),
             metadata={"held": held, "published": [str(day) for day in published]},
         )
-    yield dg.MaterializeResult()
 
 
 def _warn_damaged(context: dg.AssetExecutionContext, target, previous: Manifest | None) -> None:

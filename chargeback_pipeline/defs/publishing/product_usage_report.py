@@ -15,8 +15,10 @@ from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals, markdown_table, record_partition
 from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, days_in
 from chargeback_pipeline.defs.publishing import checks
+from chargeback_pipeline.defs.publishing.day_publication import decide_and_publish
+from chargeback_pipeline.defs.publishing.gate import PublishConfig
 from chargeback_pipeline.defs.publishing.staging import staged_reports
-from chargeback_pipeline.defs.resources import ObjectStoreResource
+from chargeback_pipeline.defs.resources import ObjectStoreResource, PricingResource
 from chargeback_pipeline.sources.resource import LogSourceResource
 from chargeback_pipeline.storage import keys
 from chargeback_pipeline.storage.parquet_bytes import read_parquet_bytes
@@ -49,9 +51,11 @@ def record_reconciliation_off(target, day, reason: str | None) -> None:
 
 def publish_reports(
     context: dg.AssetExecutionContext,
+    config: PublishConfig,
     lake: ObjectStoreResource,
     reports: ObjectStoreResource,
     source: LogSourceResource,
+    pricing: PricingResource,
 ):
     """Stage every day of the run's report; each day's materialization carries its own rows, tokens, file
     and top products, and the check judges each day's staged files read back."""
@@ -88,6 +92,10 @@ def publish_reports(
         )
         judged.append((day_partition_key(day), checks.report_matches_rollup(PRODUCT_USAGE_REPORT_KEY, mismatches, 1)))
     context.log.info(f"staged {len(published)} daily report(s), last: {published[-1]}")
+    if not pricing.path:
+        # No pricing file: the cost assets fail (saying what to set) and `day_publication` with them, but
+        # usage needs no prices: the day's decision is taken here, on the usage report alone.
+        decide_and_publish(context, config, lake_store, reports.store(), None)
     log_run_totals(context, "product_usage_report", len(published), {"total tokens": total_tokens})
     yield dg.MaterializeResult()
     yield from partition_checks.evaluations(context, judged)
@@ -119,10 +127,12 @@ def product_usage_report_asset(calendar: Calendar) -> dg.AssetsDefinition:
     )
     def product_usage_report(
         context: dg.AssetExecutionContext,
+        config: PublishConfig,
         lake: ObjectStoreResource,
         reports: ObjectStoreResource,
         source: LogSourceResource,
+        pricing: PricingResource,
     ):
-        yield from publish_reports(context, lake, reports, source)
+        yield from publish_reports(context, config, lake, reports, source, pricing)
 
     return product_usage_report

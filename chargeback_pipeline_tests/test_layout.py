@@ -15,7 +15,7 @@ PACKAGE = REPO / "chargeback_pipeline"
 # Room (a module path prefix) -> the rooms it may import from. The most specific prefix wins.
 ALLOWED = {
     "core": {"core", "storage"},
-    "core.billing": {"core.billing", "core.periods", "storage.schemas"},
+    "core.billing": {"core.billing", "core.periods", "core.identifier_text", "storage.schemas"},
     "storage": {"storage"},
     "sources": {"sources", "storage"},
     "standins": {"standins", "sources", "storage"},

@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pyarrow as pa
 
-from chargeback_pipeline.core.metric_bounds import bounded
 from chargeback_pipeline.core.periods import HOUR
 from chargeback_pipeline.defs.automation.fingerprints import record_hour_content
 from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals
@@ -27,6 +26,7 @@ from chargeback_pipeline.defs.partitions import Calendar, hours_in
 from chargeback_pipeline.defs.resources import ObjectStoreResource
 from chargeback_pipeline.defs.source_limits import SOURCE_POOL
 from chargeback_pipeline.sources.base import Fetched, TimeWindow, TransientSourceError
+from chargeback_pipeline.sources.metric_bounds import bounded
 from chargeback_pipeline.sources.resource import LogSourceResource
 from chargeback_pipeline.storage import keys
 from chargeback_pipeline.storage.lake import Lake

@@ -26,7 +26,7 @@ from chargeback_pipeline.core.publication_decision import RULES, OutputSize, mea
 from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals, record_partition
 from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, days_in
 from chargeback_pipeline.defs.publishing.gate import PublishConfig, blocked_reasons
-from chargeback_pipeline.defs.publishing.staging import staged_hub, staged_reports
+from chargeback_pipeline.defs.publishing.staging import staged_hub, staged_reports, sweep_finished_runs
 from chargeback_pipeline.defs.resources import FocusExportResource, ObjectStoreResource
 from chargeback_pipeline.storage import keys
 from chargeback_pipeline.storage.parquet_bytes import read_parquet_bytes
@@ -106,6 +106,7 @@ def decide_and_publish(context: dg.AssetExecutionContext, config: PublishConfig,
     days whole, and fail naming the held ones (after the others were published). Also what the usage
     report runs on its own when no pricing file is configured (the cost assets then fail, and this step
     with them, but usage needs no prices)."""
+    sweep_finished_runs(context, target)
     staged_target = staged_reports(context, target)
     hub = staged_hub(context, target, hub_store)
     staged = {

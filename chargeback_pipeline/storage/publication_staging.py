@@ -110,12 +110,17 @@ class Replacement:
         self.changes.append((store, key, data))
 
 
-def commit(replacement: Replacement) -> int:
+def commit(replacement: Replacement, record_last: bool = False) -> int:
     """Apply every change, in order; on a failure put back what was already changed and raise
-    `PublicationWriteError` naming the path. Returns how many files changed."""
+    `PublicationWriteError` naming the path. Returns how many files changed.
+
+    `record_last`: the last change is the record of the others (the manifest): written only when one of
+    them changed something, so re-publishing identical files touches nothing (byte-identical re-runs)."""
     done: list[tuple[ObjectStore, str, bytes | None]] = []  # (store, key, previous bytes or None)
     changed = 0
-    for store, key, data in replacement.changes:
+    for position, (store, key, data) in enumerate(replacement.changes):
+        if record_last and position == len(replacement.changes) - 1 and changed == 0 and store.exists(key):
+            break
         previous = store.read_bytes(key) if store.exists(key) else None
         if previous == data:
             continue

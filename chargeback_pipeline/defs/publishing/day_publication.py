@@ -176,7 +176,7 @@ def decide_and_publish(context: dg.AssetExecutionContext, config: PublishConfig,
                 )
             replacement.add(target, day_manifest_key(day), manifest.to_bytes())  # last: the evidence
             try:
-                commit(replacement)
+                commit(replacement, record_last=True)
             except PublicationWriteError as error:
                 raise dg.Failure(f"publishing {day} failed: {error}") from None
             if staged_day.hub_written:

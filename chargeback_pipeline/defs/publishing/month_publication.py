@@ -94,7 +94,7 @@ def publish_months(context: dg.AssetExecutionContext, config: PublishConfig, rep
                 manifest.overrides.append({"run_id": context.run.run_id, "reason": reason, "shrunk": shrunk})
             replacement.add(target, month_manifest_key(month), manifest.to_bytes())
             try:
-                commit(replacement)
+                commit(replacement, record_last=True)
             except PublicationWriteError as error:
                 raise dg.Failure(f"publishing {month:%Y-%m} failed: {error}") from None
             record_partition(

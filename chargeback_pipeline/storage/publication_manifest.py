@@ -4,7 +4,8 @@
 output (`product_usage`, `chargeback`, `focus`, `finops_hubs`, `cost_anomalies`, `budget_status`;
 `statement`, `ptu_rightsizing`, ...), its row count, its products, its total, and the SHA-256 of every
 file published, plus every override that let a smaller output through (kept across publications: the
-day's audit trail). The next publication is judged against this record, not against the files, which can
+day's audit trail). Nothing run-specific otherwise: the same outputs give the same bytes, whichever run
+(single or ranged) published them. The next publication is judged against this record, not against the files, which can
 go missing or be cut short; a file whose bytes no longer match its digest is reported, never trusted.
 """
 
@@ -35,14 +36,12 @@ def digest(data: bytes) -> str:
 class Manifest:
     period: str  # the day (YYYY-MM-DD) or month (YYYY-MM)
     outputs: dict[str, dict] = field(default_factory=dict)  # name -> {rows, products, total, files}
-    overrides: list[dict] = field(default_factory=list)
-    run_id: str = ""
+    overrides: list[dict] = field(default_factory=list)  # each with the run that published by override
 
     def to_bytes(self) -> bytes:
         record = {
             "format_version": FORMAT_VERSION,
             "period": self.period,
-            "run_id": self.run_id,
             "outputs": {name: self.outputs[name] for name in sorted(self.outputs)},
             "overrides": self.overrides,
         }
@@ -52,7 +51,7 @@ class Manifest:
     def from_bytes(cls, data: bytes, where: str) -> "Manifest":
         try:
             record = json.loads(data)
-            return cls(record["period"], dict(record["outputs"]), list(record.get("overrides", [])), record["run_id"])
+            return cls(record["period"], dict(record["outputs"]), list(record.get("overrides", [])))
         except (ValueError, KeyError, TypeError) as error:
             raise ValueError(f"{where} is not a publication manifest ({type(error).__name__}: {error})") from None
 

@@ -76,12 +76,11 @@ class StagedDay:
         return sizes
 
 
-def manifest_after(previous: Manifest | None, period: str, run_id: str, files_by_output: dict, sizes: dict) -> Manifest:
+def manifest_after(previous: Manifest | None, period: str, files_by_output: dict, sizes: dict) -> Manifest:
     """The manifest once this publication is in: the outputs it publishes replaced, the others kept."""
     manifest = Manifest(
         period, dict(previous.outputs) if previous else {}, list(previous.overrides) if previous else []
     )
-    manifest.run_id = run_id
     for name, files in files_by_output.items():
         record = dict(manifest.outputs.get(name, {}))
         record.update(sizes[name].record() if name in sizes else {})
@@ -166,7 +165,7 @@ def decide_and_publish(context: dg.AssetExecutionContext, config: PublishConfig,
                 files_by_output.setdefault(RECORDS_OUTPUT, {})[keys.override_key(day)] = digest(data)
             else:
                 replacement.add(target, keys.override_key(day), None)
-            manifest = manifest_after(previous, str(day), context.run.run_id, files_by_output, sizes)
+            manifest = manifest_after(previous, str(day), files_by_output, sizes)
             if shrunk:
                 manifest.overrides.append(
                     {"run_id": context.run.run_id, "reason": config.override_reason, "shrunk": shrunk}

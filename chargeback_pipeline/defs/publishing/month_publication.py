@@ -83,7 +83,7 @@ def publish_months(context: dg.AssetExecutionContext, config: PublishConfig, rep
                 replacement.add(target, key, data)
                 name = output_name(key) if output_name(key) in RULES else "statement"
                 files.setdefault(name, {})[key] = digest(data)
-            manifest = manifest_after(previous, f"{month:%Y-%m}", context.run.run_id, files, sizes)
+            manifest = manifest_after(previous, f"{month:%Y-%m}", files, sizes)
             manifest.outputs[RECORDS_OUTPUT] = {"day_overrides": sorted(set(days_overridden)), "files": {}}
             if shrunk:
                 reason = (

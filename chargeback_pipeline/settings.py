@@ -8,12 +8,16 @@ string) are not held here: `definitions.py` hands them to resources as `dg.EnvVa
 appear in the Dagster UI or the run config.
 """
 
+import difflib
+import logging
+import os
 from datetime import date
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, get_origin
 
+from azure.storage.blob import BlobServiceClient
 from pydantic import (
     Field,
     PrivateAttr,
@@ -34,7 +38,10 @@ from chargeback_pipeline.sources.resource import LogSourceResource
 from chargeback_pipeline.storage.package_files import package_path
 from chargeback_pipeline.storage.sql import DEFAULT_MEMORY_LIMIT, memory_limit_checked
 
+LOGGER = logging.getLogger(__name__)
 ENV_PREFIX = "CHARGEBACK_"
+# CHARGEBACK_* variables read outside the settings (none today; a new one is listed here, or it is warned about).
+OTHER_VARIABLES: frozenset[str] = frozenset()
 PRICING_FILE_ENV = "CHARGEBACK_PRICING_FILE"
 BUDGETS_FILE_ENV = "CHARGEBACK_BUDGETS_FILE"
 ALERT_WEBHOOK_URL_ENV = "CHARGEBACK_ALERT_WEBHOOK_URL"
@@ -51,7 +58,10 @@ class SettingsError(ValueError):
 
 
 class Settings(BaseSettings, QualityPolicy, FinOpsPolicy):
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+    # A variable set to an empty string is unset (its default), not an empty path or name: an empty
+    # CHARGEBACK_OUTPUT_DIR must not write reports into the working folder. (CHARGEBACK_PRICING_FILE= keeps
+    # its documented meaning, no pricing file: `load_settings`.)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True, env_ignore_empty=True)
 
     # Which source (sources.registry); its own settings are its resource's fields.
     source: str = "simulated"
@@ -113,7 +123,7 @@ class Settings(BaseSettings, QualityPolicy, FinOpsPolicy):
     ptu_increment: int = Field(default=5, ge=1, le=100_000)
     # The rightsizing check warns when another count would save more than this over a month's measured hours
     # (pricing currency).
-    rightsizing_warn_saving: Decimal = Field(default=Decimal("100"), ge=0)
+    rightsizing_warn_saving: Decimal = Field(default=Decimal("100"), ge=0, le=Decimal(10**12))
 
     # What DuckDB may hold in memory during an hourly run before it spills to a temporary folder (README
     # "Performance"): a size like 600MB or 2GiB.
@@ -167,6 +177,22 @@ class Settings(BaseSettings, QualityPolicy, FinOpsPolicy):
         if value and not value.startswith(("https://", "http://127.", "http://localhost")):
             raise ValueError("must be an https:// account URL (http is allowed only on loopback)")
         return value or None
+
+    @field_validator("blob_connection_string", "finops_hubs_connection_string")
+    @classmethod
+    def _parsable_connection_string(cls, value: SecretStr | None) -> SecretStr | None:
+        text = value.get_secret_value().strip() if value else ""
+        if not text:
+            return None
+        try:  # parsed only, no request: a malformed string fails at load, not after the hourly run
+            BlobServiceClient.from_connection_string(text)
+        except ValueError:
+            # The string holds the account key or SAS: the message never repeats it.
+            raise ValueError(
+                "is not an Azure Storage connection string (Key=Value pairs separated by ';' with "
+                "AccountName and AccountKey, or BlobEndpoint and SharedAccessSignature); the value is not shown"
+            ) from None
+        return SecretStr(text)
 
     @model_validator(mode="after")
     def _consistent(self) -> "Settings":
@@ -261,7 +287,9 @@ class Settings(BaseSettings, QualityPolicy, FinOpsPolicy):
 
 class _SourceEnvironment(BaseSettings):
     # No JSON decoding: a list setting is comma-separated in the environment (split below).
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True, enable_decoding=False)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, enable_decoding=False, env_ignore_empty=True
+    )
 
 
 def _split_commas(value):
@@ -296,6 +324,8 @@ def _problems(error: ValidationError) -> list[str]:
 def load_settings(**overrides) -> Settings:
     """Settings from the environment (plus explicit overrides of the general ones), with errors that name
     the variable."""
+    if PRICING_FILE_ENV in os.environ and not os.environ[PRICING_FILE_ENV].strip():
+        overrides = {"pricing_file": None, **overrides}  # documented: set and empty means no pricing file
     try:
         settings = Settings(**overrides)
     except ValidationError as error:
@@ -309,7 +339,30 @@ def load_settings(**overrides) -> Settings:
         raise SettingsError(
             f"invalid chargeback configuration (CHARGEBACK_SOURCE={settings.source}): {problems}"
         ) from None
+    warn_unknown_variables()
     return settings
+
+
+def known_variables() -> set[str]:
+    """Every CHARGEBACK_* variable the pipeline reads: the general settings and every source's."""
+    names = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    for resource in SOURCE_RESOURCES.values():
+        names |= {ENV_PREFIX + name.upper() for name in resource.model_fields}
+    return names | OTHER_VARIABLES
+
+
+def warn_unknown_variables() -> list[str]:
+    """Warn about each CHARGEBACK_* variable nothing reads (a misspelt one is otherwise silently ignored),
+    with the closest known name; returns the warnings."""
+    known = known_variables()
+    warnings = []
+    for name in sorted(os.environ):
+        if name.startswith(ENV_PREFIX) and name not in known:
+            closest = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+            hint = f"; did you mean {closest[0]}?" if closest else ""
+            warnings.append(f"{name} is not a chargeback setting and is ignored{hint}")
+            LOGGER.warning(warnings[-1])
+    return warnings
 
 
 @lru_cache(maxsize=1)

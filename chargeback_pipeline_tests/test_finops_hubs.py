@@ -123,7 +123,12 @@ def test_focus_1_2_stays_available_by_the_setting(published, tmp_path):
     resources["focus"] = FocusExportResource(version="1.2")
     with dg.instance_for_test() as instance:
         result = dg.materialize(
-            ASSETS, selection=["focus_export"], partition_key=str(DAYS[0]), resources=resources, instance=instance
+            # The export is staged; the day's publication decision publishes it (issue 24).
+            ASSETS,
+            selection=["focus_export", "day_publication"],
+            partition_key=str(DAYS[0]),
+            resources=resources,
+            instance=instance,
         )
     assert result.success
     [evaluation] = result.get_asset_check_evaluations()

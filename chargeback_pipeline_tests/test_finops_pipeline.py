@@ -7,6 +7,7 @@ import json
 import shutil
 import socket
 import threading
+import time
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -284,3 +285,43 @@ def test_cli_backfill_prints_an_overrun_as_an_alert_and_exits_0(tmp_path, enviro
     assert "OVER BUDGET: budget_status:within_budget for partitions 2026-11-19" in result.output
     assert "customer-support-bot" in result.output
     assert str(tmp_path / "reports" / "daily/usage_date=2026-11-19/budget_status.csv") in result.output
+
+
+def test_an_unanswered_alert_is_recorded_as_taken_and_each_post_carries_its_idempotency_key(backfilled):
+    """Issue 24, case 10: a read timeout means the hook may have the alert: it is never posted again."""
+    _, _, instance, _ = backfilled
+    received: list[tuple[str, str]] = []  # (Idempotency-Key header, alert id in the body)
+    slow = {"first": True}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            received.append((self.headers.get("Idempotency-Key"), body["text"].rsplit("alert id: ", 1)[1]))
+            if slow.pop("first", False):
+                time.sleep(1.5)  # taken, but answered after the client's timeout
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/hooks/{TOKEN}"
+    try:
+        webhook = AlertWebhookResource(url=url, backoff_seconds=0.01, timeout_seconds=0.5)
+        cursor = None
+        for _ in range(10):
+            context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"alert_webhook": webhook})
+            alert_sensor(max_age_days=None)(context)
+            cursor = context.cursor
+            if not Ledger.of_cursor(cursor).pending:
+                break
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    ids = [alert_id for _, alert_id in received]
+    assert len(ids) == len(set(ids)) > 1  # the unanswered one too: each posted exactly once
+    assert all(key == alert_id for key, alert_id in received)
+    assert sorted(Ledger.of_cursor(cursor).sent) == sorted(ids)

@@ -28,9 +28,12 @@ def alpha_tokens_and_calls(tmp_path) -> tuple[int, int, int]:
 
 
 def add_late_rows(export, name: str, gateway_rows: list[dict], llm_rows: list[dict]) -> None:
-    """A new export file, as Log Analytics delivers rows ingested after the earlier export."""
+    """A new export file, as Log Analytics delivers rows ingested after the earlier export; the exporter
+    withdraws its `_EMPTY_` marker of each hour that now has rows (a marker beside rows is an error)."""
     for folder, rows in (("ApiManagementGatewayLogs", gateway_rows), ("ApiManagementGatewayLlmLog", llm_rows)):
         (export / folder / name).write_text("".join(json.dumps(row) + "\n" for row in rows))
+        for row in rows:
+            (export / folder / f"_EMPTY_{row['TimeGenerated'][:13]}").unlink(missing_ok=True)
 
 
 def files(root) -> dict:

@@ -15,7 +15,7 @@ PACKAGE = REPO / "chargeback_pipeline"
 # Room (a module path prefix) -> the rooms it may import from. The most specific prefix wins.
 ALLOWED = {
     "core": {"core", "storage"},
-    "core.billing": {"core.billing", "core.periods", "storage.schemas"},
+    "core.billing": {"core.billing", "core.periods", "core.identifier_text", "storage.schemas"},
     # The audit's evidence shares no code with what it judges (README: Checks, "independent evidence").
     "core.audit": {"core.audit", "core.periods", "storage"},
     "storage": {"storage"},

@@ -77,6 +77,8 @@ def test_late_rows_give_the_new_truth_never_a_double_count(tmp_path, export, res
     late_llm = [llm("c-20", "14:10:01", 1000, 100), llm("c-01", "08:15:01", 100, 20)]  # c-01 re-delivered
     (export / "ApiManagementGatewayLogs" / "late.jsonl").write_text("".join(json.dumps(r) + "\n" for r in late_gateway))
     (export / "ApiManagementGatewayLlmLog" / "late.jsonl").write_text("".join(json.dumps(r) + "\n" for r in late_llm))
+    for table in ("ApiManagementGatewayLogs", "ApiManagementGatewayLlmLog"):  # hour 14 is no longer empty
+        (export / table / f"_EMPTY_{THE_DAY}T14").unlink()
 
     backfill(THE_DAY, THE_DAY, pipeline(resources), instance)
 
@@ -93,6 +95,7 @@ def test_untypeable_rows_are_landed_as_rejected_with_a_reason(tmp_path, export, 
     (export / "ApiManagementGatewayLogs" / "bad.jsonl").write_text(
         json.dumps(gateway("c-32", "15:30:00", "alpha")) + "\n" + "".join(json.dumps(r) + "\n" for r in bad)
     )
+    (export / "ApiManagementGatewayLogs" / f"_EMPTY_{THE_DAY}T15").unlink()  # hour 15 has rows now
 
     backfill(THE_DAY, THE_DAY, pipeline(resources), instance)
 

@@ -1,13 +1,11 @@
-"""A day never replaces its published report (or chargeback) with a smaller one without an explicit,
-recorded override: fewer product rows or a smaller total fails the step and leaves the files as they were.
+"""A day never replaces its published outputs with smaller ones without an explicit, recorded override: a lost
+product, fewer product rows or a smaller total holds the whole day and leaves the files as they were.
 """
 
 import json
-import logging
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from types import SimpleNamespace
 
 import dagster as dg
 import pyarrow as pa
@@ -15,15 +13,18 @@ import pyarrow.parquet as pq
 import pytest
 
 from chargeback_pipeline.cli.backfill import BackfillFailed, backfill, keys_partitioned_by
-from chargeback_pipeline.defs.billing.daily_chargeback import CHARGEBACK_SHRINK_GUARD
-from chargeback_pipeline.defs.publishing.gate import PublicationGate, PublishConfig, ReportSize
-from chargeback_pipeline.defs.publishing.product_usage_report import USAGE_SHRINK_GUARD
+from chargeback_pipeline.core.publication_decision import RULES, OutputSize, measure, shrink
+from chargeback_pipeline.defs.publishing.gate import PublishConfig
 from chargeback_pipeline.sources.folder.resource import FolderSourceResource
-from chargeback_pipeline.storage.keys import product_usage_report_key, shrink_override_key
-from chargeback_pipeline.storage.object_store import LocalObjectStore
-from chargeback_pipeline.storage.report_files import report_files
 from chargeback_pipeline_tests.conftest import ASSETS, local_resources, pipeline
-from chargeback_pipeline_tests.folder_data import DAY, EXPECTED_REPORT, GATEWAY_ROWS, LLM_ROWS, write_export
+from chargeback_pipeline_tests.folder_data import (
+    DAY,
+    EXPECTED_REPORT,
+    GATEWAY_ROWS,
+    HOSTILE_PRODUCT,
+    LLM_ROWS,
+    write_export,
+)
 
 THE_DAY = date.fromisoformat(DAY)
 REASON = "INC-7: the export was re-cut, half the requests were test traffic"
@@ -44,14 +45,14 @@ def resources_for(tmp_path: Path, name: str, gateway_rows, llm_rows) -> dict:
 
 
 def publish_daily(resources: dict, instance, config: dict) -> dg.ExecuteInProcessResult:
-    """The daily assets of DAY in one run, with `config` on both publishing assets."""
+    """The daily assets of DAY in one run, with `config` on the day's publication decision."""
     return dg.materialize(
         ASSETS,
         selection=keys_partitioned_by(ASSETS, dg.DailyPartitionsDefinition),
         partition_key=DAY,
         resources=resources,
         instance=instance,
-        run_config={"ops": {asset: {"config": config} for asset in ("product_usage_report", "daily_chargeback")}},
+        run_config={"ops": {"day_publication": {"config": config}}},
         raise_on_error=False,
     )
 
@@ -72,10 +73,13 @@ def test_a_smaller_rerun_fails_and_leaves_the_published_files_untouched(tmp_path
     message = str(failure.value)
     full_tokens = sum(row[5] + row[6] for row in EXPECTED_REPORT)
     billable_rows = sum(1 for row in EXPECTED_REPORT if row[7] > 0)  # rows of failed calls only are not counted
-    assert "product_usage_report" in message and "daily_chargeback" in message
-    assert f"product_usage of {DAY} would replace the published one with a smaller one" in message
-    assert f"{billable_rows} product rows -> 2, total_tokens {full_tokens:,} -> " in message
-    assert f"chargeback of {DAY} would replace the published one with a smaller one" in message
+    assert "day_publication" in message and "none of their outputs replaced" in message
+    assert f"{DAY}: would replace published outputs with smaller ones" in message
+    assert (
+        f"product_usage: products lost: {HOSTILE_PRODUCT!r}, rows {billable_rows} -> 2, total {full_tokens:,} -> "
+        in message
+    )
+    assert f"chargeback: products lost: {HOSTILE_PRODUCT!r}" in message
     assert "publish_despite_shrink: true and an override_reason" in message
     assert published_files(tmp_path / "reports") == published_day  # byte-identical, nothing added
     month = f"monthly/month={DAY[:7]}"
@@ -93,6 +97,8 @@ def test_a_smaller_rerun_fails_and_leaves_the_published_files_untouched(tmp_path
             ),
             f"{month}/statement.html",
             f"{month}/ptu_rightsizing.png",
+            f"daily/usage_date={DAY}/_publication.json",
+            f"{month}/_publication.json",
         ]
     )
 
@@ -113,26 +119,19 @@ def test_the_override_needs_a_reason_publishes_the_smaller_day_and_records_it(tm
     folder = tmp_path / "reports" / f"daily/usage_date={DAY}"
     report = pq.read_table(folder / "product_usage.parquet")
     assert sorted(report["product_id"].to_pylist()) == ["alpha", "beta", "beta", "unassigned"]
-    usage_record = json.loads((folder / "product_usage_shrink_override.json").read_text())
-    [entry] = usage_record["overrides"]
-    assert usage_record["report"] == "product_usage" and usage_record["usage_date"] == DAY
+    manifest = json.loads((folder / "_publication.json").read_text())
+    [entry] = manifest["overrides"]
     assert entry["reason"] == REASON and entry["run_id"] == result.run_id
-    assert entry["replaced"]["product_rows"] == 3 and entry["published"]["product_rows"] == 2
-    assert entry["replaced"]["rows"] == len(EXPECTED_REPORT) and entry["published"]["rows"] == 4
-    assert entry["published"]["total"] == sum(report["total_tokens"].to_pylist()) < entry["replaced"]["total"]
-    chargeback_record = json.loads((folder / "chargeback_shrink_override.json").read_text())
-    assert chargeback_record["overrides"][0]["reason"] == REASON
-    assert Decimal(chargeback_record["overrides"][0]["published"]["total"]) < Decimal(
-        chargeback_record["overrides"][0]["replaced"]["total"]
-    )
-    [materialization] = result.asset_materializations_for_node("product_usage_report")
+    assert any(m.startswith(f"product_usage: products lost: {HOSTILE_PRODUCT!r}, rows 3 -> 2") for m in entry["shrunk"])
+    assert manifest["outputs"]["product_usage"]["total"] == str(sum(report["total_tokens"].to_pylist()))
+    [materialization] = result.asset_materializations_for_node("day_publication")
     assert materialization.metadata["published_despite_shrink"].value[0].endswith(REASON)
     # a re-run of the same, now published, day shrinks nothing: published, the record kept as it is
     assert publish_daily(half, instance, {}).success
-    assert json.loads((folder / "product_usage_shrink_override.json").read_text()) == usage_record
+    assert json.loads((folder / "_publication.json").read_text())["overrides"] == manifest["overrides"]
 
 
-# --- the gate on its own --------------------------------------------------------------------------------------
+# --- the decision's measure on its own ----------------------------------------------------------------------
 
 
 def usage(rows: list[tuple]) -> pa.Table:
@@ -147,17 +146,6 @@ def usage(rows: list[tuple]) -> pa.Table:
     )
 
 
-def gate_over(tmp_path: Path, config: PublishConfig | None = None) -> tuple[PublicationGate, LocalObjectStore]:
-    store = LocalObjectStore(tmp_path / "target")
-    context = SimpleNamespace(log=logging.getLogger("gate-test"), run=SimpleNamespace(run_id="run-1"))
-    return PublicationGate(context, config or PublishConfig(), store, "usage report", USAGE_SHRINK_GUARD), store
-
-
-def publish(store: LocalObjectStore, table: pa.Table) -> None:
-    store.write_bytes(product_usage_report_key(THE_DAY, "parquet"), report_files(table)["parquet"])
-
-
-NO_RECONCILIATION = pa.table({"day_verdict": pa.array([], pa.string())})
 # beta's second row: a failed call without LLM record (model `unknown`, no billable call)
 PUBLISHED = [("alpha", 100), ("beta", 50), ("beta", 0, 0), ("logged-not-billable", 30), ("unattributed", 20)]
 
@@ -168,46 +156,17 @@ PUBLISHED = [("alpha", 100), ("beta", 50), ("beta", 0, 0), ("logged-not-billable
         (PUBLISHED, True),  # the same
         ([("alpha", 130), ("beta", 50)], True),  # late rows moved tokens from the reconciliation lines
         ([*PUBLISHED, ("gamma", 1)], True),  # a new product
-        ([("alpha", 150)], False),  # fewer product rows, same total
+        ([("alpha", 150)], False),  # a product lost, same total
         ([("alpha", 99), ("beta", 50), ("unattributed", 5000)], False),  # fewer attributed tokens
-        ([("beta", 50), ("unassigned", 100)], True),  # a real bucket counts as a product
+        ([("alpha", 100), ("gamma", 50)], False),  # beta vanished, gamma came with the same rows and total
         # the failed call's row merged into its model's row once its LLM record came
         ([("alpha", 100), ("beta", 60)], True),
     ],
 )
-def test_only_fewer_product_rows_or_tokens_hold_a_day(tmp_path, new, admitted):
-    gate, store = gate_over(tmp_path)
-    publish(store, usage(PUBLISHED))
-
-    assert gate.admits(THE_DAY, NO_RECONCILIATION, usage(new)) is admitted
-    assert bool(gate.shrunk) is not admitted
-    if not admitted:
-        with pytest.raises(dg.Failure, match="would replace a published usage report with a smaller one"):
-            gate.fail_if_blocked([])
-
-
-def test_first_publication_and_unreadable_files_are_never_held(tmp_path):
-    gate, store = gate_over(tmp_path)
-    assert gate.admits(THE_DAY, NO_RECONCILIATION, usage([]))  # nothing published yet
-    store.write_bytes(product_usage_report_key(THE_DAY, "parquet"), b"not parquet")
-    assert gate.admits(THE_DAY, NO_RECONCILIATION, usage([]))  # a broken file is what a re-run repairs
-    gate.fail_if_blocked([])
-
-
-def test_every_override_is_appended_to_the_days_record(tmp_path):
-    gate, store = gate_over(tmp_path, PublishConfig(publish_despite_shrink=True, override_reason="first"))
-    publish(store, usage(PUBLISHED))
-    assert gate.admits(THE_DAY, NO_RECONCILIATION, usage([("alpha", 100)]))
-    publish(store, usage([("alpha", 100)]))
-    gate.config = PublishConfig(publish_despite_shrink=True, override_reason="second")
-    assert gate.admits(THE_DAY, NO_RECONCILIATION, usage([("alpha", 10)]))
-
-    record = json.loads(store.read_bytes(shrink_override_key(THE_DAY, "product_usage")))
-    assert [(e["reason"], e["replaced"], e["published"]) for e in record["overrides"]] == [
-        ("first", {"product_rows": 2, "total": 150, "rows": 5}, {"product_rows": 1, "total": 100, "rows": 1}),
-        ("second", {"product_rows": 1, "total": 100, "rows": 1}, {"product_rows": 1, "total": 10, "rows": 1}),
-    ]
-    assert len(gate.shrink_overridden) == 2 and not gate.shrunk
+def test_only_a_lost_product_fewer_rows_or_tokens_hold_a_day(new, admitted):
+    rule = RULES["product_usage"]
+    verdict = shrink("product_usage", measure(rule, usage(PUBLISHED)), measure(rule, usage(new)))
+    assert (verdict is None) is admitted
 
 
 def test_chargeback_counts_cost_of_real_products_only():
@@ -219,13 +178,12 @@ def test_chargeback_counts_cost_of_real_products_only():
             ),
         }
     )
-    size = CHARGEBACK_SHRINK_GUARD.size(lines)
-    assert size.product_rows == 2 and size.total == Decimal("2.00") and size.rows == 4
-    assert size.record() == {"product_rows": 2, "total": "2.000000", "rows": 4}
+    size = measure(RULES["chargeback"], lines)
+    assert size.rows == 2 and size.total == Decimal("2.00") and size.products == ("alpha", "beta")
+    assert OutputSize.from_record(size.record()) == size
 
 
 def test_publish_config_stays_backward_compatible():
     assert PublishConfig().publish_despite_shrink is False
     old = PublishConfig(publish_despite_blocked_reconciliation=True, override_reason="INC-1")
     assert old.publish_despite_blocked_reconciliation and not old.publish_despite_shrink
-    assert ReportSize(1, 2, 3).record() == {"product_rows": 1, "total": 2, "rows": 3}

@@ -178,6 +178,7 @@ def test_a_broken_symlink_fails_naming_it(export, tmp_path):
 
 
 def test_a_gzipped_json_file_is_read_and_other_files_are_named_in_a_warning(export, caplog):
+    (export / GATEWAY / f"_EMPTY_{DAY}T03").unlink()  # the hour the new file fills
     with gzip.open(export / GATEWAY / "extra.json.gz", "wt") as file:
         file.write(json.dumps(gateway("c-40", "03:30:00", "alpha")) + "\n")
     (export / GATEWAY / "forgotten.csv").write_text("TimeGenerated,CorrelationId\n")
@@ -249,10 +250,13 @@ def test_a_day_marker_declares_every_hour_and_metrics_can_be_declared_absent(exp
     assert source.gateway_logs(hour(4, "2026-03-11")).declared_empty.endswith("(no requests in this period)")
 
 
-def test_a_stale_marker_never_hides_rows(export):
+def test_a_stale_marker_beside_rows_of_its_hour_is_an_error_naming_both(export):
     late = write_lines(export / GATEWAY / "late.jsonl", [gateway("c-50", "05:20:00", "alpha")])  # hour 05 declared
-    fetched = source_of(export).gateway_logs(hour(5))
-    assert fetched.rows["CorrelationId"].to_pylist() == ["c-50"] and fetched.declared_empty is None
+    with pytest.raises(SourceInputError) as failure:
+        source_of(export).gateway_logs(hour(5))
+    marker = export / GATEWAY / f"_EMPTY_{DAY}T05"
+    assert f"empty-window marker {marker} declares {hour(5)} empty, but 1 row(s)" in str(failure.value)
+    assert str(late) in str(failure.value)
     late.unlink()
 
 

@@ -48,8 +48,8 @@ from chargeback_pipeline.defs.partitions import (
 #   other storages write them one by one, as without it).
 # Both are Dagster internals (defs/dagster_internals.py, tested against the installed Dagster).
 BACKFILL_DAGSTER_ENV = {EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS: "1", EVENT_BATCH_SIZE: "1000"}
-# Daily assets that publish, and so take the reconciliation override (publication_gate.PublishConfig).
-GATED_ASSETS = ("product_usage_report", "daily_chargeback")
+# The assets that take the publication decisions, and so the overrides (publishing/gate.PublishConfig).
+DAY_PUBLICATION, MONTH_PUBLICATION, USAGE_REPORT = "day_publication", "month_publication", "product_usage_report"
 # Tags of every run a backfill starts: who launched it, and which process runs it ("host:pid"), so the next
 # `chargeback` on this host can tell a run whose process was killed from one still running
 # (`cli.commands.fail_abandoned_runs`).
@@ -202,10 +202,14 @@ def backfill(
     if publish_shrink_reason:
         report_config |= {"publish_despite_shrink": True}
     reasons = [reason for reason in (publish_override_reason, publish_shrink_reason) if reason]
-    daily_config = None
+    daily_config = monthly_config = None
     if report_config:
         report_config["override_reason"] = "; ".join(dict.fromkeys(reasons))
-        daily_config = {"ops": {asset: {"config": report_config} for asset in GATED_ASSETS}}
+        # The usage report takes the day's decision itself when no pricing file is configured.
+        daily_config = {"ops": {asset: {"config": report_config} for asset in (DAY_PUBLICATION, USAGE_REPORT)}}
+    if publish_shrink_reason:  # a day published smaller makes its month's statement smaller too
+        month_config = {"publish_despite_shrink": True, "override_reason": publish_shrink_reason}
+        monthly_config = {"ops": {MONTH_PUBLICATION: {"config": month_config}}}
     definitions = with_jobs(definitions)
     assets = list(definitions.assets)
     hourly_partitions = _partitions(assets, dg.HourlyPartitionsDefinition)
@@ -239,6 +243,7 @@ def backfill(
                 *months,
                 f"statements of {start}..{end}",
                 log_level,
+                monthly_config,
                 tags=rollup_inputs_tags(instance, assets, months_of_days, month_keys),
             )
             chunk = ChunkDone(start, end, hourly, daily, monthly)

@@ -286,6 +286,14 @@ def backfill_command(
     (after the whole range ran), a WARN one is only printed, and so is a blocked reconciliation published
     with --publish-despite-blocked-reconciliation."""
     last_day = last_day or first_day
+    today = datetime.now(UTC).date()
+    if last_day >= today:  # only complete hours are billed: today's are still happening (README "Failure modes")
+        raise click.BadParameter(
+            f"{last_day} is today (UTC) and not over: only complete days are backfilled, or hours that have not "
+            f"happened yet would be billed. Backfill through yesterday ({today - timedelta(days=1)}); the "
+            "hourly_attribution schedule lands today's hours as they end",
+            param_hint="'LAST_DAY'" if last_day != first_day else "'FIRST_DAY'",
+        )
     settings = _settings()
     if first_day < settings.partitions_start:
         raise click.BadParameter(
@@ -306,10 +314,11 @@ def backfill_command(
         f"(DAGSTER_HOME={os.environ['DAGSTER_HOME']})"
     )
     started = time.monotonic()
-    done, checks = [], []
+    done, checks, hourly_runs = [], [], []
 
     def report(chunk) -> None:
         done.append(chunk)
+        hourly_runs.append(chunk.hourly)
         checks.extend(chunk.checks_with_partitions())
         click.echo(
             f"  [{len(done)}/{chunks}] {chunk.first_day}..{chunk.last_day} done "
@@ -332,15 +341,26 @@ def backfill_command(
     except BackfillFailed as error:
         from chargeback_pipeline.storage.object_store import redact
 
+        echo_rejections([*hourly_runs, error.result])
         echo_check_summaries(checks + checks_with_partitions(error.result), override_reason)
         click.echo(f"error: {redact(str(error))}", err=True)
         sys.exit(1)
     echo_published_files(definitions.resources["reports"].process_config_and_initialize().store(), first_day, last_day)
+    echo_rejections(hourly_runs)
     echo_check_summaries(checks, override_reason)
     errors = check_summary.command_failures(checks, override_reason)
     if errors:
         click.echo(f"error: {len(errors)} check(s) of severity ERROR failed: {', '.join(errors)}", err=True)
         sys.exit(1)
+
+
+def echo_rejections(runs) -> None:
+    from chargeback_pipeline.cli.rejections import rejected_summary
+
+    lines = rejected_summary(runs)
+    if lines:
+        click.echo("rejected source rows (not counted; each hour's rows with their reason in its rejected.parquet):")
+        click.echo("\n".join(lines))
 
 
 def echo_check_summaries(checks, override_reason: str | None = None) -> None:

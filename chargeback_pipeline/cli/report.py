@@ -15,6 +15,8 @@ from decimal import Decimal
 import click
 import pyarrow as pa
 
+from chargeback_pipeline.core.identifier_text import terminal_text
+
 DAY_WORDS = {"today": 0, "yesterday": -1}
 FORMATS = ("table", "csv", "json")
 TEXT = ("product_id", "caller_id", "currency")
@@ -187,10 +189,18 @@ def _cell(row: dict, column: str, separators: bool):
     return value
 
 
+def _shown(row: dict, column: str) -> str:
+    cell = str(_cell(row, column, True))
+    return terminal_text(cell) if column in TEXT else cell
+
+
 def aligned(columns: list[str], rows: list[dict], totals: list[dict]) -> str:
     """Text left, figures right, a rule under the header and above the totals."""
     header = [HEADERS[c] for c in columns]
-    body = [[str(_cell(r, c, True)) for c in columns] for r in rows]
+    # Names as a terminal shows them safely: no control or override character, bounded (identifier_text).
+    body = [
+        [terminal_text(str(_cell(r, c, True))) if c in TEXT else str(_cell(r, c, True)) for c in columns] for r in rows
+    ]
     foot = [[str(_cell(r, c, True)) for c in columns] for r in totals]
     widths = [max(len(line[i]) for line in [header, *body, *foot]) for i in range(len(columns))]
 

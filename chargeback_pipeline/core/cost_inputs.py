@@ -11,6 +11,9 @@ from chargeback_pipeline.core.callers import with_caller_id
 from chargeback_pipeline.core.periods import day_hours, days_of_month
 from chargeback_pipeline.storage import keys, sql
 from chargeback_pipeline.storage.lake import Lake
+from chargeback_pipeline.storage.object_store import ObjectStore
+from chargeback_pipeline.storage.parquet_bytes import read_parquet_bytes
+from chargeback_pipeline.storage.publication_manifest import day_manifest_key, digest, read_manifest
 
 HOURLY_USAGE_MODEL = "marts/fct_hourly_billable_usage"
 HOURLY_CALLER_USAGE_MODEL = "marts/fct_hourly_billable_caller_usage"  # instead, for days attributed with callers
@@ -43,12 +46,30 @@ def allocation_inputs(lake: Lake, day: date) -> tuple[pa.Table, pa.Table, pa.Tab
         con.close()
 
 
-def published_days(lake: Lake, month: date) -> tuple[pa.Table, list[date]]:
-    """The daily chargeback lines of the month's days that have one, and the days that have none."""
-    days = days_of_month(month)
-    present = [day for day in days if lake.store.exists(keys.day_key(keys.DAILY_CHARGEBACK, day))]
-    missing = [day for day in days if day not in present]
-    tables = [lake.read(keys.day_key(keys.DAILY_CHARGEBACK, day), DAILY_CHARGEBACK_SCHEMA) for day in present]
+def published_days(reports: ObjectStore, month: date) -> tuple[pa.Table, list[date]]:
+    """The chargeback lines of the month's published days, and the days that have none.
+
+    Published means listed in the day's publication manifest, read from the report target, never from the
+    lake (which may be empty, or hold a day that was computed but held back). A published chargeback whose
+    bytes no longer match its manifest (deleted, cut short, edited) is an error naming it: a month is never
+    stated from files the manifest does not vouch for."""
+    present, missing, tables = [], [], []
+    for day in days_of_month(month):
+        manifest = read_manifest(reports, day_manifest_key(day))
+        key = keys.chargeback_key(day, "parquet")
+        published = manifest.outputs.get("chargeback", {}).get("files", {}) if manifest else {}
+        if key not in published:
+            missing.append(day)
+            continue
+        data = reports.read_bytes(key) if reports.exists(key) else None
+        if data is None or digest(data) != published[key]:
+            raise ValueError(
+                f"{reports.url(key)} is {'missing' if data is None else 'not the file published'} (its manifest "
+                f"{reports.url(day_manifest_key(day))} records another): re-publish {day} "
+                f"(`chargeback backfill {day}`) before stating {month:%Y-%m}"
+            )
+        present.append(day)
+        tables.append(read_parquet_bytes(data).select(DAILY_CHARGEBACK_SCHEMA.names).cast(DAILY_CHARGEBACK_SCHEMA))
     return (pa.concat_tables(tables) if tables else DAILY_CHARGEBACK_SCHEMA.empty_table()), missing
 
 

@@ -18,6 +18,8 @@ from chargeback_pipeline.defs.cost_export.billed_chargeback import billed_charge
 from chargeback_pipeline.defs.cost_export.billed_statement import billed_statement_asset
 from chargeback_pipeline.defs.ingest.raw_logs import raw_log_assets
 from chargeback_pipeline.defs.partitions import Calendar
+from chargeback_pipeline.defs.publishing.day_publication import day_publication_asset
+from chargeback_pipeline.defs.publishing.month_publication import month_publication_asset
 from chargeback_pipeline.defs.publishing.product_usage_report import product_usage_report_asset
 from chargeback_pipeline.defs.reconciliation.daily_reconciliation import daily_reconciliation_asset
 from chargeback_pipeline.defs.reconciliation.deployment_reconciliation import deployment_reconciliation_asset
@@ -42,5 +44,7 @@ def build_assets(calendar: Calendar) -> list[dg.AssetsDefinition]:
             ptu_utilization_asset(calendar),
             ptu_rightsizing_asset(calendar),
             chargeback_audit_asset(calendar),
+            day_publication_asset(calendar),
+            month_publication_asset(calendar),
         ]
     )

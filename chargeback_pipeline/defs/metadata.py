@@ -12,6 +12,8 @@ from decimal import Decimal
 import dagster as dg
 import pyarrow as pa
 
+from chargeback_pipeline.core.identifier_text import markdown_text
+
 CENTS = Decimal("0.01")
 # Every asset is owned by the FinOps data team (shown in the UI, and who alerts go to).
 OWNERS = ["team:finops-data"]
@@ -23,6 +25,8 @@ def markdown_table(table: pa.Table, limit: int = 10) -> dg.MarkdownMetadataValue
         return dg.MetadataValue.md("_no rows_")
 
     def cell(value) -> str:
+        if isinstance(value, str):  # an identifier is text, never markup (core/identifier_text.py)
+            return markdown_text(value)
         return _cell_text(value).replace("|", "\\|").replace("\n", " ")
 
     head = table.slice(0, limit).to_pylist()

@@ -156,6 +156,23 @@ class WebhookError(RuntimeError):
     """The alert webhook did not accept an alert; the message never holds the URL (it carries a token)."""
 
 
+class WebhookMaybeTaken(WebhookError):
+    """The request was sent and no answer came (a read timeout, a dropped connection): the webhook may have
+    taken the alert, so it is recorded as taken, never posted again (README "Budgets and anomalies")."""
+
+
+def _never_sent(error: Exception) -> bool:
+    """Whether the request surely never reached the webhook: the connection was refused or never made."""
+    import requests
+    from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+
+    if isinstance(error, requests.ConnectTimeout | requests.exceptions.InvalidURL):
+        return True
+    cause = error.args[0] if error.args else None
+    reason = getattr(cause, "reason", cause)
+    return isinstance(reason, NewConnectionError | ConnectTimeoutError | NameResolutionError)
+
+
 class AlertWebhookResource(dg.ConfigurableResource):
     """Where budget and anomaly alerts are posted: a Slack or Teams incoming webhook. The URL is a secret
     (CHARGEBACK_ALERT_WEBHOOK_URL, handed over as dg.EnvVar); empty: alerts are kept until one is set."""
@@ -166,11 +183,13 @@ class AlertWebhookResource(dg.ConfigurableResource):
     timeout_seconds: float = 10.0
     backoff_seconds: float = 1.0
 
-    def post(self, body: dict) -> None:
+    def post(self, body: dict, idempotency_key: str | None = None) -> None:
         """Post `body`, retried by urllib3's `Retry` (what `requests` retries with) up to `attempts` times in
         all, backing off `backoff_seconds` x 2^n: a refused connection, 429 and 5xx are retried, since the
         webhook surely did not take the alert; a read timeout is not (it may have, and a retry could post it
-        twice). Raises WebhookError naming the cause only."""
+        twice). Every request carries `Idempotency-Key: <idempotency_key>` (the alert's stable id), so a
+        receiver that keeps keys can drop a repeat. Raises WebhookError naming the cause only when the
+        webhook did not take the alert, WebhookMaybeTaken when the request was sent and no answer came."""
         import requests  # only the alert sensor posts
         from requests.adapters import HTTPAdapter
         from urllib3.util.retry import Retry
@@ -192,10 +211,16 @@ class AlertWebhookResource(dg.ConfigurableResource):
             session.mount("https://", HTTPAdapter(max_retries=retry))
             session.mount("http://", HTTPAdapter(max_retries=retry))
             try:
-                response = session.post(self.url, json=body, timeout=self.timeout_seconds)
+                headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+                response = session.post(self.url, json=body, timeout=self.timeout_seconds, headers=headers)
             except requests.RequestException as error:
                 # Its text names the URL (which carries a token): only the kind of failure is kept.
                 problem = f"{type(error).__name__}, no response"
+                if not _never_sent(error):
+                    raise WebhookMaybeTaken(
+                        f"the alert webhook (CHARGEBACK_ALERT_WEBHOOK_URL) got the alert but did not answer "
+                        f"({problem}): it may have taken it"
+                    ) from None
             else:
                 if response.status_code < 300:
                     return

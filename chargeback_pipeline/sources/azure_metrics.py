@@ -32,6 +32,7 @@ from azure.monitor.querymetrics import MetricsClient
 
 from chargeback_pipeline.sources.azure_errors import FetchTimeBoundReached, http_status, is_transient, service_words
 from chargeback_pipeline.sources.base import Fetched, PermanentSourceError, TimeWindow, TransientSourceError
+from chargeback_pipeline.sources.metric_bounds import metric_problem
 from chargeback_pipeline.storage.schemas import (
     DEPLOYMENT_METRICS_SCHEMA,
     METRIC_PTU_UTILIZATION,
@@ -205,6 +206,4 @@ class DeploymentMetricsReader:
     def _problem(deployment: str | None, total: float) -> str | None:
         if deployment is None:
             return f"series without a {DEPLOYMENT_DIMENSION} dimension"
-        if not float(total).is_integer():
-            return f"Total {total!r} is not a whole number of tokens"
-        return None
+        return metric_problem(total)  # whole, not negative, not absurd (sources/metric_bounds.py)

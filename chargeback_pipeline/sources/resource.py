@@ -66,8 +66,13 @@ class LogSourceResource(dg.ConfigurableResource):
         return (self.step_retries + 1) * bound + waits
 
 
+TABLE_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,255}$"
+
+
 class LogTablesResource(LogSourceResource):
     """A source that reads the APIM diagnostic tables by name (an export folder, a workspace)."""
 
-    gateway_table: str = "ApiManagementGatewayLogs"
-    llm_table: str = "ApiManagementGatewayLlmLog"
+    # A table name as KQL accepts it unquoted (letters, digits, underscores), checked at load: it is put in
+    # the query as it is.
+    gateway_table: str = Field(default="ApiManagementGatewayLogs", pattern=TABLE_NAME_PATTERN)
+    llm_table: str = Field(default="ApiManagementGatewayLlmLog", pattern=TABLE_NAME_PATTERN)

@@ -69,12 +69,6 @@ def override_key(day: date) -> str:
     return _daily_report_key(day, "reconciliation_override", "json")
 
 
-def shrink_override_key(day: date, report: str) -> str:
-    """Where a day's `report` (`product_usage`, `chargeback`) records every time it replaced a published
-    file with a smaller one by override (`daily/usage_date=.../product_usage_shrink_override.json`)."""
-    return _daily_report_key(day, f"{report}_shrink_override", "json")
-
-
 def statement_key(month: date, extension: str) -> str:
     return f"monthly/month={month:%Y-%m}/statement.{extension}"
 

@@ -29,6 +29,7 @@ from chargeback_pipeline.core.billing.money import split_by_largest_remainder
 from chargeback_pipeline.core.billing.origin_charges import PAYGO_DAY, PTU_HOUR
 from chargeback_pipeline.core.billing.pricing import Pricing
 from chargeback_pipeline.core.billing.schemas import CALLER_ID, RESERVED_PRODUCTS, CostType
+from chargeback_pipeline.core.identifier_text import url_segment
 from chargeback_pipeline.core.periods import month_start, next_month_start
 
 FOCUS_1_3_VERSION = "1.3"
@@ -163,8 +164,10 @@ def _azure_subscription(resource_id: str | None) -> str | None:
 
 
 def _allocated_resource_id(row: dict) -> str:
-    product = f"apim/products/{row['product_id']}"
-    return f"{product}/subscriptions/{row['subscription_id']}" if row["subscription_id"] else product
+    # Each id one percent-encoded segment: `../..` or `/` in a product id cannot add segments.
+    product = f"apim/products/{url_segment(row['product_id'])}"
+    subscription = row["subscription_id"]
+    return f"{product}/subscriptions/{url_segment(subscription)}" if subscription else product
 
 
 def _method_details(row: dict, ratio: Decimal, pricing: Pricing) -> str:

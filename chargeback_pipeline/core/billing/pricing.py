@@ -96,6 +96,16 @@ class BackendKind(StrEnum):
     paygo = "paygo"
 
 
+# Bounds of the file's numbers, far above any real price (list prices: a few currency units per 1,000 tokens,
+# about 1 to 3 per PTU-hour, a few hundred per PTU-month) and below what the money columns hold
+# (decimal(18, 6): 10^12): a value beyond one is a typo (1e30), refused at load naming the setting, not an
+# overflow in a run hours later.
+MAX_PRICE_PER_1K = Decimal(1_000)
+MAX_PTU_COUNT = 100_000
+MAX_HOURLY_RATE_PER_PTU = Decimal(1_000)
+MAX_MONTHLY_RESERVATION_PER_PTU = Decimal(1_000_000)
+
+
 class _Setting(BaseModel):
     # Unknown keys are errors: a misspelt setting must not silently fall back to its default.
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -105,9 +115,9 @@ class TokenPrices(_Setting):
     """Pay-as-you-go prices of one model per 1,000 tokens, in force from `effective_from`."""
 
     effective_from: date
-    input_per_1k: Decimal = Field(ge=0)
-    output_per_1k: Decimal = Field(ge=0)
-    cached_input_per_1k: Decimal | None = Field(default=None, ge=0)
+    input_per_1k: Decimal = Field(ge=0, le=MAX_PRICE_PER_1K)
+    output_per_1k: Decimal = Field(ge=0, le=MAX_PRICE_PER_1K)
+    cached_input_per_1k: Decimal | None = Field(default=None, ge=0, le=MAX_PRICE_PER_1K)
 
     @property
     def cached_input_price(self) -> Decimal:
@@ -118,9 +128,9 @@ class PtuRate(_Setting):
     """What one PTU deployment costs from `effective_from` on: an hourly rate or a monthly reservation."""
 
     effective_from: date
-    ptu_count: int = Field(gt=0)
-    hourly_rate_per_ptu: Decimal | None = Field(default=None, ge=0)
-    monthly_reservation_per_ptu: Decimal | None = Field(default=None, ge=0)
+    ptu_count: int = Field(gt=0, le=MAX_PTU_COUNT)
+    hourly_rate_per_ptu: Decimal | None = Field(default=None, ge=0, le=MAX_HOURLY_RATE_PER_PTU)
+    monthly_reservation_per_ptu: Decimal | None = Field(default=None, ge=0, le=MAX_MONTHLY_RESERVATION_PER_PTU)
 
     @model_validator(mode="after")
     def _exactly_one_price(self) -> "PtuRate":
@@ -534,6 +544,8 @@ def load_pricing(path: str | Path) -> Pricing:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise PricingError(f"cannot read pricing file {path}: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise PricingError(f"pricing file {path} is not UTF-8 text (byte {error.start}: {error.reason})") from None
     try:
         data = yaml.load(text, Loader=DecimalSafeLoader)  # a SafeLoader subclass: no arbitrary objects
     except PricingError as error:

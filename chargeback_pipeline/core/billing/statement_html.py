@@ -21,6 +21,7 @@ from chargeback_pipeline.core.billing import statement_charts
 from chargeback_pipeline.core.billing.pricing import ISO_4217_MINOR_UNITS
 from chargeback_pipeline.core.billing.schemas import RESERVED_PRODUCTS
 from chargeback_pipeline.core.billing.statements import NO_CHARGEBACK
+from chargeback_pipeline.core.identifier_text import markdown_text
 from chargeback_pipeline.core.periods import days_of_month, month_start
 
 TEMPLATE = "statement.html.j2"
@@ -266,7 +267,11 @@ def render_markdown(view: dict, product_limit: int = 20) -> str:
     )
     products = _markdown_table(
         ["product", "currency", "total", "PTU usage", "PTU share", "unused PTU", "pay-as-you-go", "tokens", "days"],
-        [[p[c] for c in PREVIEW_PRODUCT_COLUMNS] + [str(p["days_covered"])] for p in view["products"][:product_limit]],
+        [
+            [markdown_text(p[c]) if c == "product_id" else p[c] for c in PREVIEW_PRODUCT_COLUMNS]
+            + [str(p["days_covered"])]
+            for p in view["products"][:product_limit]
+        ],
     )
     if len(view["products"]) > product_limit:
         products += f"\n\n_{len(view['products']) - product_limit:,} more products in the HTML statement_"

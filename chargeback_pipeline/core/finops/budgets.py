@@ -44,7 +44,7 @@ class _Setting(BaseModel):
 
 class MonthlyBudget(_Setting):
     effective_from: date
-    amount: Decimal = Field(gt=0)
+    amount: Decimal = Field(gt=0, le=Decimal(10**12))  # what the money columns hold: more is a typo (1e26)
 
     @field_validator("effective_from")
     @classmethod
@@ -146,6 +146,8 @@ def load_budgets(path: str | Path) -> Budgets:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise BudgetsError(f"cannot read budgets file {path}: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise BudgetsError(f"budgets file {path} is not UTF-8 text (byte {error.start}: {error.reason})") from None
     try:
         data = yaml.load(text, Loader=DecimalSafeLoader)  # the pricing file's safe loader
     except (PricingError, yaml.YAMLError) as error:

@@ -14,6 +14,7 @@ from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.anomalies import checks
 from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals, markdown_rows, money, record_partition
 from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, days_in
+from chargeback_pipeline.defs.publishing.staging import staged_reports
 from chargeback_pipeline.defs.resources import FinOpsPolicyResource, ObjectStoreResource, PricingResource
 from chargeback_pipeline.storage import keys
 from chargeback_pipeline.storage.report_files import report_files
@@ -48,9 +49,9 @@ def build_cost_anomalies(
     pricing: PricingResource,
     finops: FinOpsPolicyResource,
 ):
-    prices, target = pricing.pricing(), reports.store()
+    prices, target = pricing.pricing(), staged_reports(context, reports.store())
     currency, minor_unit = prices.currency, prices.currency_minor_unit
-    published = PublishedDays(lake.lake())
+    published = PublishedDays(target)  # published days, and the ones this run staged
     judged_checks, anomalies_total = [], 0
     for day in days_in(context.partition_time_window):
         today = published.lines([day])

@@ -4,8 +4,10 @@ Every materialization of `budget_status` and `cost_anomalies` carries its day's 
 each with a stable id: one per product, threshold and month; one per product, model and day). Each tick the
 sensor reads the materializations after the ones it last read, queues the alerts it never sent nor queued
 (`core.finops.alerts.Ledger`), and posts the queue oldest first (AlertWebhookResource: bounded retries).
-An alert the webhook does not take stays queued and is posted on a later tick: never lost, never posted
-twice once taken. The ledger is the sensor's cursor, stored in the Dagster instance, so it survives
+An alert the webhook refuses (no connection, 429, 5xx, any answer but 2xx) stays queued and is posted on a
+later tick: never lost. One whose request was sent but not answered (a read timeout) is recorded as taken:
+never posted twice; each request carries `Idempotency-Key: <alert id>` for receivers that drop repeats.
+The ledger is the sensor's cursor, stored in the Dagster instance, so it survives
 restarts. A restart between a post and the end of its tick would post that one alert again: the cursor
 is saved once per tick, so a tick posts at most MAX_POSTS_PER_TICK alerts.
 
@@ -20,7 +22,7 @@ import dagster as dg
 from chargeback_pipeline.core.finops.alerts import Alert, Ledger, payload
 from chargeback_pipeline.defs.anomalies.cost_anomalies import COST_ANOMALIES_KEY
 from chargeback_pipeline.defs.budgets.budget_status import BUDGET_STATUS_KEY
-from chargeback_pipeline.defs.resources import AlertWebhookResource, WebhookError
+from chargeback_pipeline.defs.resources import AlertWebhookResource, WebhookError, WebhookMaybeTaken
 
 ALERT_ASSETS = (BUDGET_STATUS_KEY, COST_ANOMALIES_KEY)
 SENSOR_NAME = "budget_and_anomaly_alerts"
@@ -87,7 +89,9 @@ def alert_sensor(
                 if time.monotonic() - started > POSTING_SECONDS_PER_TICK:
                     break
                 try:
-                    alert_webhook.post(payload(alert, alert_webhook.payload_format))
+                    alert_webhook.post(payload(alert, alert_webhook.payload_format), idempotency_key=alert.id)
+                except WebhookMaybeTaken as error:  # sent, unanswered: taken, never posted twice
+                    context.log.warning(f"{error}; {alert.id} recorded as taken")
                 except WebhookError as error:
                     problem = f"; {error}; {len(ledger.pending)} alert(s) kept for the next tick"
                     context.log.warning(str(error))

@@ -11,7 +11,6 @@ import dagster as dg
 import pyarrow as pa
 
 from chargeback_pipeline.core.billing.allocation import allocate_day_with_origins
-from chargeback_pipeline.core.billing.schemas import RESERVED_PRODUCTS
 from chargeback_pipeline.core.cost_inputs import allocation_inputs
 from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.billing import checks
@@ -25,21 +24,13 @@ from chargeback_pipeline.defs.metadata import (
     record_partition,
 )
 from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, days_in
-from chargeback_pipeline.defs.publishing.gate import PublicationGate, PublishConfig, ShrinkGuard
+from chargeback_pipeline.defs.publishing.staging import staged_reports
 from chargeback_pipeline.defs.resources import ObjectStoreResource, PricingResource
 from chargeback_pipeline.storage import keys
 from chargeback_pipeline.storage.report_files import report_files
 
 DAILY_CHARGEBACK_KEY = dg.AssetKey("daily_chargeback")
 CLIPPED_COLUMNS = ("clipped_prompt_tokens", "clipped_completion_tokens")
-# A day's chargeback never replaces the published one with fewer product lines or less cost charged to
-# products (without override). `unattributed` and `platform-unallocated` lines shrink as late rows arrive.
-CHARGEBACK_SHRINK_GUARD = ShrinkGuard(
-    report="chargeback",
-    parquet_key=lambda day: keys.chargeback_key(day, "parquet"),
-    total_column="total_cost",
-    pseudo_products=RESERVED_PRODUCTS,
-)
 
 
 def cost_by_product(lines: pa.Table) -> pa.Table:
@@ -60,25 +51,21 @@ def _clipped_rows(unattributed: pa.Table) -> list[dict]:
 
 def publish_chargebacks(
     context: dg.AssetExecutionContext,
-    config: PublishConfig,
     lake: ObjectStoreResource,
     reports: ObjectStoreResource,
     pricing: PricingResource,
 ):
-    """Price and publish every day of the run through the gate; each published day's materialization
-    carries its own cost (at the currency's minor unit, with the currency), lines and file, and the checks
-    judge each day on its own lines."""
-    store, target, prices = lake.lake(), reports.store(), pricing.pricing()
-    gate = PublicationGate(context, config, target, "chargeback", CHARGEBACK_SHRINK_GUARD)
+    """Price and stage every day of the run (published by `day_publication`, or not at all); each day's
+    materialization carries its own cost (at the currency's minor unit, with the currency), lines and
+    file, and the checks judge each day on its own lines. The lake keeps the lines as computed, which the
+    FOCUS export builds on; what counts as published is the report target's, per its manifest."""
+    store, target, prices = lake.lake(), staged_reports(context, reports.store()), pricing.pricing()
     minor_unit, currency = prices.currency_minor_unit, prices.currency
     published, judged, run_cost = [], [], Decimal(0)
     for day in days_in(context.partition_time_window):
         usage, unattributed, not_billable = allocation_inputs(store, day)
         lines, origins = allocate_day_with_origins(usage, unattributed, prices, day, not_billable)
         reconciliation = store.read(keys.day_key(keys.DAILY_RECONCILIATION, day))
-        overridden, shrink_overridden = len(gate.overridden), len(gate.shrink_overridden)
-        if not gate.admits(day, reconciliation, lines):
-            continue
         store.write(keys.day_key(keys.DAILY_CHARGEBACK, day), lines)
         # The split the lines were summed from, for the FOCUS 1.3 export (never recomputed there).
         store.write(keys.day_key(keys.DAILY_CHARGEBACK, day, keys.ORIGIN_ALLOCATIONS_PART), origins)
@@ -99,9 +86,6 @@ def publish_chargebacks(
                 "currency": currency,
                 "cost_by_product": markdown_table(cost_by_product(lines), limit=20),
                 "chargeback_csv": dg.MetadataValue.path(url),
-                # Only when this day was published by an override (left out otherwise).
-                "published_despite_blocked_reconciliation": gate.overridden[overridden:],
-                "published_despite_shrink": gate.shrink_overridden[shrink_overridden:],
                 # More tokens logged than metered: not charged (a gap cannot be negative), reported here.
                 "logged_above_metrics_tokens": sum(row[c] for row in clipped for c in CLIPPED_COLUMNS),
                 "logged_above_metrics_hours": markdown_rows(clipped, limit=20) if clipped else None,
@@ -120,8 +104,7 @@ def publish_chargebacks(
             ),
             (partition, checks.no_negative_lines(DAILY_CHARGEBACK_KEY, lines)),
         ]
-    gate.fail_if_blocked(published)
-    context.log.info(f"published {len(published)} daily chargeback(s), last: {published[-1]}")
+    context.log.info(f"staged {len(published)} daily chargeback(s), last: {published[-1]}")
     log_run_totals(
         context, "daily_chargeback", len(published), {"total cost": money_text(run_cost, currency, minor_unit)}
     )
@@ -142,8 +125,8 @@ def daily_chargeback_asset(calendar: Calendar) -> dg.AssetsDefinition:
             "tokens, PTU share, pay-as-you-go cost and total cost, priced with the pricing file "
             "(CHARGEBACK_PRICING_FILE). Tokens the metrics count but APIM did not log are charged to "
             "`unattributed`; unused PTU capacity follows the file's policy. Published as "
-            "`daily/usage_date=YYYY-MM-DD/chargeback.csv` and `.parquet`; not published while the day's "
-            "reconciliation is blocked."
+            "`daily/usage_date=YYYY-MM-DD/chargeback.csv` and `.parquet`, published by `day_publication` "
+            "with the day's other outputs (not while the day's reconciliation is blocked)."
         ),
         check_specs=[
             partition_checks.spec(
@@ -166,11 +149,10 @@ def daily_chargeback_asset(calendar: Calendar) -> dg.AssetsDefinition:
     )
     def daily_chargeback(
         context: dg.AssetExecutionContext,
-        config: PublishConfig,
         lake: ObjectStoreResource,
         reports: ObjectStoreResource,
         pricing: PricingResource,
     ):
-        yield from publish_chargebacks(context, config, lake, reports, pricing)
+        yield from publish_chargebacks(context, lake, reports, pricing)
 
     return daily_chargeback

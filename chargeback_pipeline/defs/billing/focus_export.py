@@ -19,6 +19,7 @@ from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.billing import checks, finops_hubs
 from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals, money, money_text, record_partition
 from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, days_in
+from chargeback_pipeline.defs.publishing.staging import staged_hub, staged_reports
 from chargeback_pipeline.defs.resources import FocusExportResource, ObjectStoreResource, PricingResource
 from chargeback_pipeline.storage import keys
 from chargeback_pipeline.storage.lake import Lake
@@ -74,11 +75,15 @@ def export_focus(
     charge's rows with the origin's cost)."""
     if focus.version not in FOCUS_VERSIONS:
         raise dg.Failure(f"CHARGEBACK_FOCUS_VERSION must be one of {', '.join(FOCUS_VERSIONS)}, got {focus.version!r}")
-    store, target, prices, hub = lake.lake(), reports.store(), pricing.pricing(), focus.hubs_store()
-    if hub is not None and pricing.cost_export is not None and pricing.cost_export.is_configured():
+    store, prices = lake.lake(), pricing.pricing()
+    hubs_store = focus.hubs_store()
+    if hubs_store is not None and pricing.cost_export is not None and pricing.cost_export.is_configured():
         # With the Cost Management export, billed_chargeback writes the hubs copy (actual days only, as a
         # reallocation of Microsoft's rows): the estimate here would add to Microsoft's rows in the hub.
-        hub = None
+        hubs_store = None
+    # Staged: published by `day_publication` with the day's other outputs, or not at all.
+    target = staged_reports(context, reports.store())
+    hub = staged_hub(context, reports.store(), hubs_store)
     minor_unit, currency = prices.currency_minor_unit, prices.currency
     judged, rows, billed, hub_months = [], 0, Decimal(0), set()
     for day in days_in(context.partition_time_window):

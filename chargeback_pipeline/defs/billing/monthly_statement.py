@@ -17,6 +17,7 @@ from chargeback_pipeline.defs.billing import checks
 from chargeback_pipeline.defs.billing.caller_statement import publish_caller_statement
 from chargeback_pipeline.defs.metadata import OWNERS, markdown_table, money, record_partition
 from chargeback_pipeline.defs.partitions import Calendar, month_partition_key, months_in
+from chargeback_pipeline.defs.publishing.staging import staged_reports
 from chargeback_pipeline.defs.resources import ObjectStoreResource
 from chargeback_pipeline.storage import keys
 from chargeback_pipeline.storage.lake import Lake
@@ -72,10 +73,14 @@ def publish_html(lake: Lake, target: ObjectStore, month: date, published, lines,
 def publish_statements(context: dg.AssetExecutionContext, lake: ObjectStoreResource, reports: ObjectStoreResource):
     """State every month of the run; each month's materialization carries its own cost, products, missing
     days and file, and the check compares each month's statement, read back, with its days."""
-    store, target = lake.lake(), reports.store()
+    # Staged: published by `month_publication`, or not at all; stated from the published days only.
+    store, published, target = lake.lake(), reports.store(), staged_reports(context, reports.store())
     judged = []
     for month in months_in(context.partition_time_window):
-        lines, days_missing = published_days(store, month)
+        try:
+            lines, days_missing = published_days(published, month)
+        except ValueError as error:
+            raise dg.Failure(f"the statement of {month:%Y-%m} is not rebuilt: {error}") from None
         statement = statements.monthly_statement(lines, month)
         for extension, data in report_files(statement, statement_minor_unit(statement)).items():
             target.write_bytes(keys.statement_key(month, extension), data)

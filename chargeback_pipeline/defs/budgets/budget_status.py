@@ -15,6 +15,7 @@ from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.budgets import checks
 from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals, markdown_rows, money, record_partition
 from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, days_in
+from chargeback_pipeline.defs.publishing.staging import staged_reports
 from chargeback_pipeline.defs.resources import FinOpsPolicyResource, ObjectStoreResource, PricingResource
 from chargeback_pipeline.storage import keys
 from chargeback_pipeline.storage.report_files import report_files
@@ -54,14 +55,14 @@ def build_budget_status(
     pricing: PricingResource,
     finops: FinOpsPolicyResource,
 ):
-    budgets, prices, target = finops.budgets(), pricing.pricing(), reports.store()
+    budgets, prices, target = finops.budgets(), pricing.pricing(), staged_reports(context, reports.store())
     currency, minor_unit = prices.currency, prices.currency_minor_unit
     limits = core.thresholds(finops.budget_forecast_warn_percent, finops.budget_actual_warn_percent)
     thresholds = (
         f"warn at {finops.budget_forecast_warn_percent:g} % forecast or {finops.budget_actual_warn_percent:g} % "
         "spent; error above the budget"
     )
-    published = PublishedDays(lake.lake())
+    published = PublishedDays(target)  # published days, and the ones this run staged
     judged, crossed_total, over_total = [], 0, 0
     for day in days_in(context.partition_time_window):
         costs = {d: core.scope_costs(lines) for d, lines in published.lines(_days_needed(day)).items()}

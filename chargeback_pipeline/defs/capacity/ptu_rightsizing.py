@@ -14,6 +14,7 @@ from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.capacity import checks
 from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals, markdown_table, money, record_partition
 from chargeback_pipeline.defs.partitions import Calendar, month_partition_key, months_in
+from chargeback_pipeline.defs.publishing.staging import staged_reports
 from chargeback_pipeline.defs.resources import ObjectStoreResource, PricingResource
 from chargeback_pipeline.storage import keys
 from chargeback_pipeline.storage.report_files import report_files
@@ -45,7 +46,8 @@ def _month_hours(month, now: datetime) -> list[datetime]:
 def rightsize_months(
     context: dg.AssetExecutionContext, lake: ObjectStoreResource, reports: ObjectStoreResource, pricing: PricingResource
 ):
-    store, target, prices = lake.lake(), reports.store(), pricing.pricing()
+    # Staged: published by `month_publication` with the month's statement, or not at all.
+    store, target, prices = lake.lake(), staged_reports(context, reports.store()), pricing.pricing()
     warn_saving = Decimal(pricing.rightsizing_warn_saving)
     now = datetime.now(UTC)
     judged, run_saving = [], Decimal(0)

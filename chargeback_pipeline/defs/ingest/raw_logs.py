@@ -11,6 +11,8 @@ query, a missing role, a missing export) fails the step at once. An hour the sou
 purpose (`Fetched.declared_empty`) is logged and recorded on its materialization.
 """
 
+import dataclasses
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -24,6 +26,7 @@ from chargeback_pipeline.defs.partitions import Calendar, hours_in
 from chargeback_pipeline.defs.resources import ObjectStoreResource
 from chargeback_pipeline.defs.source_limits import SOURCE_POOL
 from chargeback_pipeline.sources.base import Fetched, TimeWindow, TransientSourceError
+from chargeback_pipeline.sources.metric_bounds import bounded
 from chargeback_pipeline.sources.resource import LogSourceResource
 from chargeback_pipeline.storage import keys
 from chargeback_pipeline.storage.lake import Lake
@@ -65,6 +68,8 @@ def land_hours(
         hour_metadata = {
             "dagster/row_count": fetched.rows.num_rows,
             "rejected_rows": fetched.rejected.num_rows,
+            # {reason: rows}, read by `chargeback backfill`'s summary (left out when nothing was rejected)
+            "rejected_reasons": dict(Counter(fetched.rejected["reason"].to_pylist())) or None,
             "declared_empty": fetched.declared_empty,  # left out unless the source declared the hour empty
         }
         if fetched.declared_empty:
@@ -177,7 +182,13 @@ def raw_log_assets(calendar: Calendar) -> list[dg.AssetsDefinition]:
     def raw_deployment_metrics(
         context: dg.AssetExecutionContext, source: LogSourceResource, lake: ObjectStoreResource
     ) -> dg.MaterializeResult:
-        fetch = source.source().deployment_metrics
+        deployment_metrics = source.source().deployment_metrics
+
+        def fetch(window: TimeWindow) -> Fetched:  # every source's metric values bounded the same way
+            fetched = deployment_metrics(window)
+            rows, rejected = bounded(fetched.rows, fetched.rejected, keys.RAW_METRICS)
+            return dataclasses.replace(fetched, rows=rows, rejected=rejected)
+
         return land_hours(
             context, source, lake.lake(), keys.RAW_METRICS, DEPLOYMENT_METRICS_SCHEMA, fetch, _hour_window
         )

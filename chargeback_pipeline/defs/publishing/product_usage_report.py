@@ -1,9 +1,8 @@
 """`product_usage_report` (daily): the per-product usage report of each day, published to the report
 target (Azure Blob Storage, or a local folder) as CSV and Parquet.
 
-A day whose reconciliation is blocked, or whose new report has fewer product rows (with billable calls)
-or fewer attributed tokens than the one already published, is not published (`gate`): its previous report, if any, stays
-untouched, unless the documented override publishes it anyway and records that it did.
+The report is staged (`staging.py`); whether it replaces the published one is the day's one publication
+decision (`day_publication`), taken with every other output of the day.
 """
 
 import json
@@ -11,13 +10,15 @@ from datetime import timedelta
 
 import dagster as dg
 
-from chargeback_pipeline.core.reports import RECONCILIATION_LINES, build_report, top_products
+from chargeback_pipeline.core.reports import build_report, top_products
 from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals, markdown_table, record_partition
 from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, days_in
 from chargeback_pipeline.defs.publishing import checks
-from chargeback_pipeline.defs.publishing.gate import PublicationGate, PublishConfig, ShrinkGuard
-from chargeback_pipeline.defs.resources import ObjectStoreResource
+from chargeback_pipeline.defs.publishing.day_publication import decide_and_publish
+from chargeback_pipeline.defs.publishing.gate import PublishConfig
+from chargeback_pipeline.defs.publishing.staging import staged_reports
+from chargeback_pipeline.defs.resources import ObjectStoreResource, PricingResource
 from chargeback_pipeline.sources.resource import LogSourceResource
 from chargeback_pipeline.storage import keys
 from chargeback_pipeline.storage.parquet_bytes import read_parquet_bytes
@@ -26,17 +27,6 @@ from chargeback_pipeline.storage.report_files import csv_bytes, report_files
 PRODUCT_USAGE_REPORT_KEY = dg.AssetKey("product_usage_report")
 # Yesterday's report is expected by 02:00 UTC (its last hour lands at 00:20, then the daily step runs).
 DAILY_REPORT_FRESHNESS = dg.FreshnessPolicy.cron(deadline_cron="0 2 * * *", lower_bound_delta=timedelta(hours=2))
-# A day's report never replaces the published one with fewer product rows with billable calls, or fewer
-# attributed tokens (without override). The report's grand total is pinned to the metrics by its
-# `unattributed` line, so lost logs show only in the product rows; the reconciliation lines, and rows of
-# failed calls only, shrink when late rows arrive, so are not counted.
-USAGE_SHRINK_GUARD = ShrinkGuard(
-    report="product_usage",
-    parquet_key=lambda day: keys.product_usage_report_key(day, "parquet"),
-    total_column="total_tokens",
-    pseudo_products=frozenset(RECONCILIATION_LINES),
-    usage_column="calls",
-)
 
 
 def _published_totals(data: dict[str, bytes]) -> dict[str, int]:
@@ -65,19 +55,16 @@ def publish_reports(
     lake: ObjectStoreResource,
     reports: ObjectStoreResource,
     source: LogSourceResource,
+    pricing: PricingResource,
 ):
-    """Publish every day of the run through the gate; each published day's materialization carries its own
-    rows, tokens, file and top products, and the check judges each day's files read back."""
-    lake_store, target = lake.lake(), reports.store()
-    gate = PublicationGate(context, config, target, "usage report", USAGE_SHRINK_GUARD)
+    """Stage every day of the run's report; each day's materialization carries its own rows, tokens, file
+    and top products, and the check judges each day's staged files read back."""
+    lake_store, target = lake.lake(), staged_reports(context, reports.store())
     published, judged, total_tokens = [], [], 0
     for day in days_in(context.partition_time_window):
         usage = lake_store.read(keys.day_key(keys.DAILY_USAGE, day))
         reconciliation = lake_store.read(keys.day_key(keys.DAILY_RECONCILIATION, day))
         report = build_report(usage, reconciliation)
-        overridden, shrink_overridden = len(gate.overridden), len(gate.shrink_overridden)
-        if not gate.admits(day, reconciliation, report):
-            continue
         files = report_files(report)
         for extension, data in files.items():
             target.write_bytes(keys.product_usage_report_key(day, extension), data)
@@ -100,15 +87,15 @@ def publish_reports(
                 "total_tokens": tokens,
                 "products": len(set(report["product_id"].to_pylist())),
                 "report_csv": dg.MetadataValue.path(url),
-                # Only when this day was published by an override (left out otherwise).
-                "published_despite_blocked_reconciliation": gate.overridden[overridden:],
-                "published_despite_shrink": gate.shrink_overridden[shrink_overridden:],
                 "top_products": markdown_table(top_products(report)),
             },
         )
         judged.append((day_partition_key(day), checks.report_matches_rollup(PRODUCT_USAGE_REPORT_KEY, mismatches, 1)))
-    gate.fail_if_blocked(published)
-    context.log.info(f"published {len(published)} daily report(s), last: {published[-1]}")
+    context.log.info(f"staged {len(published)} daily report(s), last: {published[-1]}")
+    if not pricing.path:
+        # No pricing file: the cost assets fail (saying what to set) and `day_publication` with them, but
+        # usage needs no prices: the day's decision is taken here, on the usage report alone.
+        decide_and_publish(context, config, lake_store, reports.store(), None)
     log_run_totals(context, "product_usage_report", len(published), {"total tokens": total_tokens})
     yield dg.MaterializeResult()
     yield from partition_checks.evaluations(context, judged)
@@ -125,10 +112,9 @@ def product_usage_report_asset(calendar: Calendar) -> dg.AssetsDefinition:
         kinds={"azure", "csv", "parquet"},
         description=(
             "The published per-product usage report of the day: `daily/usage_date=YYYY-MM-DD/product_usage.csv` "
-            "and `.parquet` in the report container, replaced whole on every run; plus `unattributed` and "
-            "`logged-not-billable` lines per deployment so totals add up to the deployments' metrics. Not "
-            "published while the day's reconciliation is blocked, nor when it would replace the published "
-            "report with fewer product rows or attributed tokens (unless overridden, recorded)."
+            "and `.parquet` in the report container, staged for the day's publication decision; plus `unattributed` "
+            "and `logged-not-billable` lines per deployment so totals add up to the deployments' metrics. "
+            "Published by `day_publication` with the day's other outputs, or not at all."
         ),
         check_specs=[
             partition_checks.spec(
@@ -145,7 +131,8 @@ def product_usage_report_asset(calendar: Calendar) -> dg.AssetsDefinition:
         lake: ObjectStoreResource,
         reports: ObjectStoreResource,
         source: LogSourceResource,
+        pricing: PricingResource,
     ):
-        yield from publish_reports(context, config, lake, reports, source)
+        yield from publish_reports(context, config, lake, reports, source, pricing)
 
     return product_usage_report

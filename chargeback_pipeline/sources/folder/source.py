@@ -16,7 +16,9 @@ of its window:
   (TimeGenerated; metrics: TimeStamp). A window no file covers cannot be told from a missing export, so
   it fails, unless the user declared it empty with a marker file in the table's folder (anywhere below
   it): `_EMPTY_<YYYY-MM-DDTHH>` for an hour, `_EMPTY_<YYYY-MM-DD>` for a day (UTC), whose content is an
-  optional reason. Markers are only read for windows no file covers, so a stale marker never hides rows.
+  optional reason. A marker is a claim that is checked: one beside rows of the window it declares empty
+  (an hour marker beside that hour's rows, a day marker beside any row of its day) fails the fetch naming
+  the marker and the files, so a stale marker can neither hide rows nor the hours an export lacks.
   A declared window comes back as `Fetched.declared_empty` (who declared it and why) and is logged.
 - The log windows' join margins belong to the neighbouring hours: only the window without them is judged.
 
@@ -116,6 +118,7 @@ class _ParsedTable:
     rows: pa.Table
     rejected: pa.Table  # SOURCE_REJECT_SCHEMA
     spans: list[tuple[datetime, datetime]]  # per file: its earliest and latest row time
+    span_files: list[str] = ()  # the file of each span
 
 
 def _marker(path: Path) -> EmptyMarker:
@@ -289,6 +292,7 @@ class FolderSource:
                 )  # fmt: skip
             cached = self._cache[folder] = (signature, self._parse(folder, listing.data_files, schema, time_column))
         parsed = cached[1]
+        self._check_markers(listing, parsed, judged, time_column)
         declared = self._judge(listing, parsed, judged)
         in_window = pc.and_(
             pc.greater_equal(parsed.rows[time_column], pa.scalar(window.start, schema.field(time_column).type)),
@@ -304,6 +308,32 @@ class FolderSource:
             rejected=parsed.rejected.filter(rejected_here),
             declared_empty=declared,
         )
+
+    @staticmethod
+    def _check_markers(listing: _Listing, parsed: _ParsedTable, judged: TimeWindow, time_column: str) -> None:
+        """A marker is a claim: one that declares empty a window holding rows (an hour marker beside that
+        hour's rows, a day marker beside any row of its day) is an error naming the marker and the files,
+        never a declaration that hides the hours no file covers."""
+        for marker in listing.markers:
+            window = marker.window
+            if not (window.start < judged.end and judged.start < window.end):
+                continue
+            times = parsed.rows[time_column]
+            inside = pc.and_(
+                pc.greater_equal(times, pa.scalar(window.start, times.type)),
+                pc.less(times, pa.scalar(window.end, times.type)),
+            )
+            count = pc.sum(inside).as_py() or 0
+            if count:
+                files = [
+                    str(f)
+                    for f, (first, last) in zip(parsed.span_files, parsed.spans, strict=True)
+                    if first < window.end and last >= window.start
+                ]
+                raise SourceInputError(
+                    f"empty-window marker {marker.path} declares {window} empty, but {count:,} row(s) of that "
+                    f"window are in {', '.join(files[:MAX_LISTED])}: remove the stale marker, or the rows"
+                )
 
     @staticmethod
     def _judge(listing: _Listing, parsed: _ParsedTable, judged: TimeWindow) -> str | None:
@@ -402,11 +432,12 @@ class FolderSource:
                 f"{unplaceable['reason'][0]}"
             )
         spans = con.sql(
-            "SELECT min(parsed_time) AS first, max(parsed_time) AS last FROM checked "
+            "SELECT min(parsed_time) AS first, max(parsed_time) AS last, filename FROM checked "
             "WHERE parsed_time IS NOT NULL GROUP BY filename ORDER BY ALL"
         ).to_arrow_table()
         return _ParsedTable(
             rows.cast(schema),
             rejected.drop_columns(["unplaceable"]).cast(SOURCE_REJECT_SCHEMA),
             list(zip(spans["first"].to_pylist(), spans["last"].to_pylist(), strict=True)),
+            spans["filename"].to_pylist(),
         )

@@ -1,0 +1,90 @@
+"""The publication decision of a day (or a month): all its staged outputs replace the published ones, or none.
+
+Each output is measured (`OutputSize`: rows, products, total) by its `OutputRule`, and compared with what
+the publication manifest says was published before. An output shrinks when it would lose a product that
+was published (even when another one appears with the same totals), fewer counted rows, or a smaller
+total: what lost source data looks like (a re-pull that found half the logs, an export cut short).
+Lines that legitimately shrink as late rows arrive (pseudo-products such as `unattributed`, usage rows
+without billable calls) are not counted. One shrinking output holds the whole day, unless the day is
+published by an override with a reason, which the manifest records.
+"""
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from chargeback_pipeline.core.billing.schemas import RESERVED_PRODUCTS
+from chargeback_pipeline.core.reports import RECONCILIATION_LINES
+
+PSEUDO_PRODUCTS = frozenset(RESERVED_PRODUCTS) | frozenset(RECONCILIATION_LINES)
+# How many products a manifest lists by name (beyond, only their count and a digest of the names).
+PRODUCTS_LISTED = 10_000
+
+
+@dataclass(frozen=True)
+class OutputRule:
+    """How an output is measured: its product column (the first present of `product_columns`; none:
+    only rows and total), its total column, and the column whose positive rows alone count."""
+
+    product_columns: tuple[str, ...] = ()
+    total_column: str | None = None
+    usage_column: str | None = None
+
+
+# Per output (its file name without extension, or `finops_hubs`).
+RULES = {
+    "product_usage": OutputRule(("product_id",), "total_tokens", "calls"),
+    "chargeback": OutputRule(("product_id",), "total_cost"),
+    "focus": OutputRule(("x_ApiManagementProductId", "SubAccountId"), "BilledCost"),
+    "finops_hubs": OutputRule(("SubAccountId",), "BilledCost"),
+    "cost_anomalies": OutputRule(("product_id",), "cost"),
+    "budget_status": OutputRule(("product_id",), "spend_to_date"),
+    "statement": OutputRule(("product_id",), "total_cost"),
+    "ptu_rightsizing": OutputRule((), "current_cost"),
+    "ptu_what_if": OutputRule(()),
+}
+
+
+@dataclass(frozen=True)
+class OutputSize:
+    rows: int  # counted rows: of real products (and with usage, where the rule says so)
+    products: tuple[str, ...]
+    total: Decimal
+
+    def record(self) -> dict:
+        return {"rows": self.rows, "products": list(self.products), "total": str(self.total)}
+
+    @classmethod
+    def from_record(cls, record: dict) -> "OutputSize":
+        return cls(int(record["rows"]), tuple(record.get("products", ())), Decimal(record.get("total", "0")))
+
+
+def measure(rule: OutputRule, table: pa.Table) -> OutputSize:
+    column = next((c for c in rule.product_columns if c in table.column_names), None)
+    if column is not None:
+        pseudo = pa.array(sorted(PSEUDO_PRODUCTS), pa.string())
+        is_pseudo = pc.fill_null(pc.is_in(table[column].cast(pa.string()), value_set=pseudo), False)
+        table = table.filter(pc.invert(is_pseudo))
+    if rule.usage_column is not None and rule.usage_column in table.column_names:
+        table = table.filter(pc.fill_null(pc.greater(table[rule.usage_column], 0), False))
+    products = () if column is None else tuple(sorted({p for p in table[column].to_pylist() if p is not None}))
+    total = Decimal(0)
+    if rule.total_column is not None and rule.total_column in table.column_names:
+        total = sum((Decimal(str(v)) for v in table[rule.total_column].to_pylist() if v is not None), Decimal(0))
+    return OutputSize(table.num_rows, products, total)
+
+
+def shrink(name: str, previous: OutputSize, new: OutputSize) -> str | None:
+    """Why `new` may not replace `previous` without an override; None when it may."""
+    lost = sorted(set(previous.products) - set(new.products))
+    if not lost and new.rows >= previous.rows and new.total >= previous.total:
+        return None
+    parts = []
+    if lost:
+        shown = ", ".join(repr(p) for p in lost[:5]) + (f" and {len(lost) - 5} more" if len(lost) > 5 else "")
+        parts.append(f"products lost: {shown}")
+    parts.append(f"rows {previous.rows:,} -> {new.rows:,}")
+    parts.append(f"total {previous.total:,} -> {new.total:,}")
+    return f"{name}: {', '.join(parts)}"

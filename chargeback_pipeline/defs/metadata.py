@@ -68,8 +68,14 @@ def money(amount: Decimal | int | float, minor_unit: int = 2) -> float:
 
 
 def money_text(amount: Decimal | int | float, currency: str, minor_unit: int = 2) -> str:
-    """`652.89 USD`: an amount at the currency's minor unit, with thousands separators and the currency."""
+    """`1,260.60 USD`: an amount at the currency's minor unit, with thousands separators and the currency.
+    The one way money is written in metadata (single values, table cells, descriptions)."""
     return f"{round(Decimal(str(amount)), minor_unit):,.{minor_unit}f} {currency}"
+
+
+def money_value(amount: Decimal | int | float, currency: str, minor_unit: int = 2) -> dg.TextMetadataValue:
+    """A single amount of metadata, shown as `money_text` (`1,260.60 USD`)."""
+    return dg.MetadataValue.text(money_text(amount, currency, minor_unit))
 
 
 def record_partition(

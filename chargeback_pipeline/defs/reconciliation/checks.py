@@ -8,8 +8,21 @@ from chargeback_pipeline.defs.metadata import markdown_rows
 RECONCILES = "tokens_reconcile_with_azure_monitor"
 DAY_COLUMNS = (
     "period", "deployment_name", "backend_id", "metric_tokens", "logged_tokens", "unattributed_tokens",
-    "unattributed_percent", "verdict",
+    "unattributed_percent", "unplaced_tokens", "unexplained_percent", "verdict",
 )  # fmt: skip
+
+
+def token_totals(rows: list[dict]) -> dict[str, int]:
+    """A period's token totals, as the asset and its check both show them under the same names: metric,
+    logged and unattributed (= metric - logged) over the rows placed on a resource, and beside them the
+    logged tokens with no known backend (inside those resources' unattributed tokens, not added again)."""
+    placed = [r for r in rows if r["verdict"] != UNPLACED]
+    return {
+        "metric_tokens": sum(r["metric_tokens"] for r in placed),
+        "logged_tokens": sum(r["logged_tokens"] for r in placed),
+        "unattributed_tokens": sum(r["unattributed_tokens"] for r in placed),
+        "logged_tokens_without_known_backend": sum(r["logged_tokens"] for r in rows if r["verdict"] == UNPLACED),
+    }
 
 
 def not_reconciled(asset: dg.AssetKey, reason: str, gates_publication: bool) -> dg.AssetCheckResult:
@@ -34,7 +47,6 @@ def reconciliation(
     warned = [describe(r, r["period"]) for r in days + hours if r["verdict"] == WARN]
     missing = sorted({where(r) for r in hours if r["verdict"] == NO_METRICS})
     periods = days or hours  # the totals and the table: per day, or (the hourly check) per hour
-    placed = [r for r in periods if r["verdict"] != UNPLACED]
     if blocked:
         severity, passed, summary = dg.AssetCheckSeverity.ERROR, False, blocked[0]
     elif warned:
@@ -54,11 +66,7 @@ def reconciliation(
             "blocked": blocked[:20],
             "warnings": warned[:20],
             "deployments_without_metrics": missing,
-            # Per resource: records with no known backend are inside the resources' unattributed tokens.
-            "metric_tokens": sum(r["metric_tokens"] for r in placed),
-            "logged_tokens": sum(r["logged_tokens"] for r in placed),
-            "unattributed_tokens": sum(r["unattributed_tokens"] for r in placed),
-            "logged_tokens_without_known_backend": sum(r["logged_tokens"] for r in periods if r["verdict"] == UNPLACED),
+            **token_totals(periods),
             "per_deployment": markdown_rows(
                 [{k: r[k] for k in DAY_COLUMNS} for r in periods], limit=30, empty="_no deployments_"
             ),

@@ -17,7 +17,7 @@ from chargeback_pipeline.sources.base import TimeWindow
 from chargeback_pipeline.sources.folder.resource import FolderSourceResource
 from chargeback_pipeline.sources.simulated import SimulatedSource, SimulationProfile
 from chargeback_pipeline.sources.simulated.resource import SimulatedSourceResource
-from chargeback_pipeline_tests.conftest import local_resources, pipeline
+from chargeback_pipeline_tests.conftest import ASSETS, local_resources, pipeline
 from chargeback_pipeline_tests.folder_data import DAY, gateway, llm, write_export
 
 SIM_DAY = date(2026, 11, 20)
@@ -97,6 +97,9 @@ def test_bypass_above_threshold_blocks_the_report_and_keeps_the_old_one(tmp_path
     ]
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
     assert evaluation.metadata["gates_publication"].value is True
+    # Where publication is gated is the first thing its metadata says (the UI calls it non-blocking).
+    assert next(iter(evaluation.metadata)) == "publication_gate"
+    assert evaluation.metadata["publication_gate"].value.startswith("Gates publication, not as a Dagster blocking")
     blocked = evaluation.metadata["blocked"].value
     assert any("gpt-4.1 (aoai-ptu-eastus) 2026-11-20" in line and "%)" in line for line in blocked)
     truth = profile(bypass_fraction=0.25).expected_unattributed_tokens(TimeWindow(*_day_bounds(SIM_DAY)))
@@ -248,3 +251,18 @@ def test_absolute_levels_spare_small_gaps():
     }
     policy = QualityPolicy(reconciliation_warn_tokens=5_000, reconciliation_block_tokens=5_000)
     assert judge(pa.Table.from_pylist([row]), policy)[0]["verdict"] == OK
+
+
+def test_the_reconciliation_checks_say_first_where_publication_is_gated():
+    specs = {
+        (spec.asset_key.to_user_string(), spec.name): spec
+        for asset in ASSETS
+        if isinstance(asset, dg.AssetsDefinition)
+        for spec in asset.check_specs
+    }
+
+    daily = specs[("daily_reconciliation", "tokens_reconcile_with_azure_monitor")]
+    hourly = specs[("deployment_reconciliation", "tokens_reconcile_with_azure_monitor")]
+    assert not daily.blocking and daily.description.startswith("Gates publication, not as a Dagster blocking check")
+    assert "product_usage_report and daily_chargeback" in daily.description.split(".")[0]
+    assert hourly.description.startswith("Does not gate publication")

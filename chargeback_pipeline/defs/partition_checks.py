@@ -33,6 +33,7 @@ SAME = frozenset(
         "minimum_llm_requests_judged",
         "columns_checked",
         "gates_publication",
+        "publication_gate",
         "reconciled",
         "reason",
         "currency",

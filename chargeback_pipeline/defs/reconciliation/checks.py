@@ -1,4 +1,11 @@
-"""The reconciliation check: logged tokens against the deployments' own metrics, with the numbers."""
+"""The reconciliation check: logged tokens against the deployments' own metrics, with the numbers.
+
+Not a Dagster blocking check, on purpose (README "Checks"): the daily assets run a backfill's days in one
+run, so a blocking ERROR on one day would stop every day's downstream assets, and with them the documented
+override, which is run config of the publishing assets. Publication is gated in those assets instead
+(`defs/publishing/gate.py`), and the check says so first: its spec's description and its first metadata
+entry, `publication_gate`.
+"""
 
 import dagster as dg
 
@@ -25,6 +32,24 @@ def token_totals(rows: list[dict]) -> dict[str, int]:
     }
 
 
+# Where the day's publication is gated (the first thing the check's description and metadata say).
+PUBLICATION_GATE = (
+    "Gates publication, not as a Dagster blocking check: on ERROR, product_usage_report and daily_chargeback "
+    "hold this day's files back in their own gate (the run fails naming the deployment); override: run config "
+    "publish_despite_blocked_reconciliation with an override_reason, or the CLI's "
+    "--publish-despite-blocked-reconciliation. "
+)
+NOT_A_GATE = "Does not gate publication: the day's check (daily_reconciliation) does. "
+
+
+def _gate(gates_publication: bool) -> dict:
+    """The metadata entries that say where publication is gated, first in the check's metadata."""
+    return {
+        "publication_gate": (PUBLICATION_GATE if gates_publication else NOT_A_GATE).strip(),
+        "gates_publication": gates_publication,
+    }
+
+
 def not_reconciled(asset: dg.AssetKey, reason: str, gates_publication: bool) -> dg.AssetCheckResult:
     """The check of a pipeline that reads no metrics on purpose: a warning that says so, never a pass."""
     return dg.AssetCheckResult(
@@ -33,16 +58,15 @@ def not_reconciled(asset: dg.AssetKey, reason: str, gates_publication: bool) -> 
         passed=False,
         severity=dg.AssetCheckSeverity.WARN,
         description=f"not reconciled: {reason}",
-        metadata={"reconciled": False, "reason": reason, "gates_publication": gates_publication},
+        metadata={**_gate(gates_publication), "reconciled": False, "reason": reason},
     )
 
 
 def reconciliation(
     asset: dg.AssetKey, hours: list[dict], days: list[dict], gates_publication: bool
 ) -> dg.AssetCheckResult:
-    """Not a Dagster blocking check (that would stop the day's other assets, and with them the override):
-    an ERROR here holds the day's published files back in the publishing assets' gate
-    (`defs/publishing/gate.py`), which `gates_publication` in the metadata says."""
+    """Not a Dagster blocking check (see the module's docstring): an ERROR here holds the day's published
+    files back in the publishing assets' gate, which `publication_gate` says first in the metadata."""
     blocked = [describe(r, r["period"]) for r in days + hours if r["verdict"] == BLOCK]
     warned = [describe(r, r["period"]) for r in days + hours if r["verdict"] == WARN]
     missing = sorted({where(r) for r in hours if r["verdict"] == NO_METRICS})
@@ -62,7 +86,7 @@ def reconciliation(
         severity=severity,
         description=summary,
         metadata={
-            "gates_publication": gates_publication,
+            **_gate(gates_publication),
             "blocked": blocked[:20],
             "warnings": warned[:20],
             "deployments_without_metrics": missing,

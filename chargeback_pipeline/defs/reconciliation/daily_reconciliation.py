@@ -92,10 +92,10 @@ def daily_reconciliation_asset(calendar: Calendar) -> dg.AssetsDefinition:
                 checks.RECONCILES,
                 DAILY_RECONCILIATION_KEY,
                 calendar.daily,
-                (
-                    "Per deployment-hour and -day, unattributed tokens stay under the blocking level "
-                    "(warning level: WARN). On ERROR the day's report is not published (the report asset "
-                    "enforces it, so the documented override can still publish and record it)."
+                checks.PUBLICATION_GATE
+                + (
+                    "Per deployment-hour and -day, unexplained unattributed tokens stay under the blocking level "
+                    "(warning level: WARN)."
                 ),
             )
         ],

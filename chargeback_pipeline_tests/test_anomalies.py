@@ -75,6 +75,13 @@ def test_an_injected_spike_is_found_with_the_numbers_that_explain_it():
     assert not result.passed and result.severity == dg.AssetCheckSeverity.WARN
     assert result.metadata["anomalies"].value == 1 and result.metadata["anomalous"].value == ["search/gpt-4o"]
     assert "search / gpt-4o cost" in result.description and "over 28 days" in result.description
+    # Money in the table the UI shows: at the minor unit, thousands separators, the currency (not 202.655).
+    header, _, row = result.metadata["explained"].value.splitlines()
+    cells = dict(zip(header.strip("| ").split(" | "), row.strip("| ").split(" | "), strict=True))
+    for name, value in [("cost", cost * 3), ("baseline_median_cost", found.baseline_cost),
+                        ("cost_change", found.cost_change)]:  # fmt: skip
+        assert cells[name] == f"{round(Decimal(str(value)), 2):,.2f} USD", name
+    assert f"a median of {round(Decimal(str(found.baseline_cost)), 2):,.2f} USD" in result.description
 
 
 def test_a_step_change_is_found_on_its_first_days_until_it_is_the_new_normal():

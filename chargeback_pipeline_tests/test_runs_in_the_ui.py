@@ -4,6 +4,7 @@ at the currency's minor unit, every asset's columns described and typed before a
 rows are written), and days published by `chargeback backfill` not rolled up again by the sensor while
 their inputs stay the same. (test_ui.py shows the same in a real browser.)"""
 
+import re
 from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -201,13 +202,13 @@ def test_money_is_at_the_minor_unit_with_its_currency_and_empty_values_are_left_
     lines = pq.read_table(tmp_path / f"reports/daily/usage_date={DAY}/chargeback.parquet")
 
     cost = chargeback.metadata["total_cost"].value
-    assert cost == round(float(sum(lines["total_cost"].to_pylist())), 2) > 0
+    assert cost == f"{sum(lines['total_cost'].to_pylist()):,.2f} USD" and sum(lines["total_cost"].to_pylist()) > 0
     assert chargeback.metadata["currency"].value == "USD"
     assert "published_despite_blocked_reconciliation" not in chargeback.metadata
     assert "published_despite_shrink" not in report.metadata
     preview = chargeback.metadata["cost_by_product"].value
     cells = [cell.strip() for line in preview.splitlines()[2:] for cell in line.strip("|").split("|")[1:]]
-    assert cells and all(cell.count(".") == 1 and len(cell.split(".")[1]) >= 2 for cell in cells)  # 1,234.50
+    assert cells and all(re.fullmatch(r"\d{1,3}(,\d{3})*\.\d\d USD", cell) for cell in cells)  # 1,234.50 USD
     assert any("," in cell for cell in report.metadata["top_products"].value.splitlines()[2].split("|")[2:])
 
 

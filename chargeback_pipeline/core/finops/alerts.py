@@ -171,10 +171,10 @@ def anomaly_alerts(judged: list[Judgement], currency: str, minor_unit: int) -> l
         title = f"Cost anomaly: {item.product_id} / {item.model_name} on {item.usage_date}"
         text = (
             f"{item.product_id} spent {_amount(item.cost, currency, minor_unit)} on {item.model_name}, against a "
-            f"median of {item.baseline_cost:,.2f} over the {item.history_days} days before."
+            f"median of {_amount(item.baseline_cost, currency, minor_unit)} over the {item.history_days} days before."
         )
         facts = {
-            "cost change": f"+{item.cost_change:,.2f} {currency}",
+            "cost change": f"+{_amount(item.cost_change, currency, minor_unit)}",
             "cost score": f"{item.cost_score:.1f} (robust z, median and MAD)",
             "tokens": (
                 f"{item.tokens:,} against a median of {item.baseline_tokens:,.0f} (score {item.tokens_score:.1f})"

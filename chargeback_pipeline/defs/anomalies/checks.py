@@ -8,6 +8,8 @@ from chargeback_pipeline.core.finops.policy import FinOpsPolicy
 from chargeback_pipeline.defs.metadata import markdown_rows, money_text
 
 NO_COST_ANOMALY = "no_cost_anomaly"
+# Amounts of the anomalies table that are statistics of money (floats): written as money, at the minor unit.
+MONEY_COLUMNS = ("cost", "baseline_median_cost", "cost_mad", "cost_change")
 EXPLAINING = ("product_id", "model_name", "cost", "baseline_median_cost", "cost_mad", "cost_score", "cost_change",
               "tokens", "baseline_median_tokens", "tokens_score", "history_days")  # fmt: skip
 
@@ -25,7 +27,8 @@ def no_cost_anomaly(
         first = anomalies[0]
         description = (
             f"{len(anomalies)} cost anomaly(ies); largest: {first.product_id} / {first.model_name} cost "
-            f"{money_text(first.cost, currency, minor_unit)} against a median of {first.baseline_cost:,.2f} over "
+            f"{money_text(first.cost, currency, minor_unit)} against a median of "
+            f"{money_text(first.baseline_cost, currency, minor_unit)} over "
             f"{first.history_days} "
             f"days (score {first.cost_score:.1f}, tokens score {first.tokens_score:.1f})."
         )
@@ -49,6 +52,6 @@ def no_cost_anomaly(
             ),
             "max_history_days": history,
             "anomalous": [f"{j.product_id}/{j.model_name}" for j in anomalies],
-            "explained": markdown_rows(rows, limit=20, empty="_none_"),
+            "explained": markdown_rows(rows, 20, "_none_", currency, minor_unit, MONEY_COLUMNS),
         },
     )

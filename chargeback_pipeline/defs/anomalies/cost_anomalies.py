@@ -77,9 +77,12 @@ def build_cost_anomalies(
                 "currency": currency,
                 "anomalies": len(anomalies),
                 "history_days": max((j.history_days for j in judged), default=0),
-                # One labelled number per product and day, to plot each product's cost over the partitions.
+                # One labelled number per product and day, to plot each product's cost over the partitions
+                # (a plot series must be a number: the currency is `currency`).
                 **{f"cost/{product}": money(cost, minor_unit) for product, cost in sorted(by_product.items())},
-                "anomalous": markdown_rows([j.row(currency) for j in anomalies], limit=20, empty="_none_"),
+                "anomalous": markdown_rows(
+                    [j.row(currency) for j in anomalies], 20, "_none_", currency, minor_unit, checks.MONEY_COLUMNS
+                ),
                 "alerts": dg.MetadataValue.json([asdict(alert) for alert in alerts]) if alerts else None,
                 "cost_anomalies_csv": dg.MetadataValue.path(target.url(keys.cost_anomalies_key(day, "csv"))),
             },

@@ -14,7 +14,7 @@ import pyarrow as pa
 from chargeback_pipeline.core.billing.allocation import daily_totals_by_deployment
 from chargeback_pipeline.core.billing.money import ptu_hourly_costs
 from chargeback_pipeline.core.billing.pricing import BackendKind, Pricing
-from chargeback_pipeline.defs.metadata import markdown_rows, money, money_text, money_value
+from chargeback_pipeline.defs.metadata import markdown_rows, money_text, money_value
 
 COSTS_ADD_UP = "costs_add_up"
 PAYGO_MATCHES_METERED = "paygo_matches_metered_tokens"
@@ -100,10 +100,12 @@ def paygo_matches_metered(
         metadata={
             "paygo_deployment_days_checked": len(comparison),
             "paygo_deployment_days_off": len(wrong),
-            "metered_cost": money(sum((r["metered_cost"] for r in comparison), Decimal(0))),
-            "paygo_lines_sum": money(sum((r["lines_sum"] for r in comparison), Decimal(0))),
+            "metered_cost": money_value(sum((r["metered_cost"] for r in comparison), Decimal(0)), currency),
+            "paygo_lines_sum": money_value(sum((r["lines_sum"] for r in comparison), Decimal(0)), currency),
             **_currency(currency),
-            "per_deployment_day": markdown_rows(wrong or comparison, limit=30, empty="_no pay-as-you-go deployments_"),
+            "per_deployment_day": markdown_rows(
+                wrong or comparison, limit=30, empty="_no pay-as-you-go deployments_", currency=currency
+            ),
         },
     )
 
@@ -117,10 +119,12 @@ def costs_add_up(asset: dg.AssetKey, comparison: list[dict], currency: str | Non
         metadata={
             "ptu_deployment_days_checked": len(comparison),
             "ptu_deployment_days_off": len(wrong),
-            "ptu_hours_cost": money(sum((r["hours_cost"] for r in comparison), Decimal(0))),
-            "ptu_lines_sum": money(sum((r["lines_sum"] for r in comparison), Decimal(0))),
+            "ptu_hours_cost": money_value(sum((r["hours_cost"] for r in comparison), Decimal(0)), currency),
+            "ptu_lines_sum": money_value(sum((r["lines_sum"] for r in comparison), Decimal(0)), currency),
             **_currency(currency),
-            "per_deployment_day": markdown_rows(wrong or comparison, limit=30, empty="_no PTU deployments_"),
+            "per_deployment_day": markdown_rows(
+                wrong or comparison, limit=30, empty="_no PTU deployments_", currency=currency
+            ),
         },
     )
 
@@ -159,8 +163,8 @@ def totals_match(
         check_name=check_name,
         passed=not wrong,
         metadata={
-            "published_total_cost": money(sum(published.values(), Decimal(0))),
-            "daily_lines_total_cost": money(sum(expected.values(), Decimal(0))),
+            "published_total_cost": money_value(sum(published.values(), Decimal(0)), currency),
+            "daily_lines_total_cost": money_value(sum(expected.values(), Decimal(0)), currency),
             **_currency(currency),
             "keys_checked": len(expected),
             "mismatches": [f"{key}: published {published.get(key)}, daily lines {expected.get(key)}" for key in wrong],

@@ -20,8 +20,8 @@ from chargeback_pipeline.defs.metadata import (
     log_run_totals,
     markdown_rows,
     markdown_table,
-    money,
     money_text,
+    money_value,
     record_partition,
 )
 from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, days_in
@@ -95,9 +95,9 @@ def publish_chargebacks(
             partition,
             {
                 "dagster/row_count": lines.num_rows,
-                "total_cost": money(day_cost, minor_unit),
+                "total_cost": money_value(day_cost, currency, minor_unit),
                 "currency": currency,
-                "cost_by_product": markdown_table(cost_by_product(lines), limit=20),
+                "cost_by_product": markdown_table(cost_by_product(lines), 20, currency, minor_unit),
                 "chargeback_csv": dg.MetadataValue.path(url),
                 # Only when this day was published by an override (left out otherwise).
                 "published_despite_blocked_reconciliation": gate.overridden[overridden:],

@@ -17,7 +17,7 @@ from chargeback_pipeline.core.billing.focus_1_3 import origin_charge_id, to_focu
 from chargeback_pipeline.core.billing.pricing import Pricing
 from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.billing import checks, finops_hubs
-from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals, money, money_text, record_partition
+from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals, money_text, money_value, record_partition
 from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, days_in
 from chargeback_pipeline.defs.resources import FocusExportResource, ObjectStoreResource, PricingResource
 from chargeback_pipeline.storage import keys
@@ -108,7 +108,7 @@ def export_focus(
             {
                 "dagster/row_count": read_back.num_rows,
                 "focus_version": focus.version,
-                "billed_cost": money(day_billed, minor_unit),
+                "billed_cost": money_value(day_billed, currency, minor_unit),
                 "currency": currency,
                 "focus_csv": dg.MetadataValue.path(target.url(keys.focus_key(day, "csv"))),
                 **hub_metadata,

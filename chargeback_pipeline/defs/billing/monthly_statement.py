@@ -14,7 +14,7 @@ from chargeback_pipeline.core.cost_inputs import published_days
 from chargeback_pipeline.core.periods import days_of_month
 from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.billing import checks
-from chargeback_pipeline.defs.metadata import OWNERS, markdown_table, money, record_partition
+from chargeback_pipeline.defs.metadata import OWNERS, markdown_table, money_value, record_partition
 from chargeback_pipeline.defs.partitions import Calendar, month_partition_key, months_in
 from chargeback_pipeline.defs.resources import ObjectStoreResource
 from chargeback_pipeline.storage import keys
@@ -90,7 +90,7 @@ def publish_statements(context: dg.AssetExecutionContext, lake: ObjectStoreResou
             month_partition_key(month),
             {
                 "dagster/row_count": statement.num_rows,
-                "total_cost": money(sum(statement["total_cost"].to_pylist(), Decimal(0))),
+                "total_cost": money_value(sum(statement["total_cost"].to_pylist(), Decimal(0)), ", ".join(currencies)),
                 "currency": ", ".join(currencies),
                 "days_covered": max(statement["days_covered"].to_pylist(), default=0),
                 "days_missing_count": len(days_missing),

@@ -13,7 +13,7 @@ from chargeback_pipeline.core.finops.alerts import budget_alerts
 from chargeback_pipeline.core.finops.inputs import PublishedDays
 from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.budgets import checks
-from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals, markdown_rows, money, record_partition
+from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals, markdown_rows, money_value, record_partition
 from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, days_in
 from chargeback_pipeline.defs.resources import FinOpsPolicyResource, ObjectStoreResource, PricingResource
 from chargeback_pipeline.storage import keys
@@ -90,13 +90,17 @@ def build_budget_status(
                 "budgets_file": finops.budgets_file or "not configured (CHARGEBACK_BUDGETS_FILE)",
                 "budgets_crossed": sum(1 for line in lines if line.crossed),
                 "budgets_over": sum(1 for line in lines if line.over_budget),
-                "spend_to_date": money(sum((line.spend_to_date for line in product_lines), 0), minor_unit),
+                "spend_to_date": money_value(
+                    sum((line.spend_to_date for line in product_lines), 0), currency, minor_unit
+                ),
                 "days_missing": max((line.days_missing for line in lines), default=0),
-                "forecast": money(sum((line.forecast for line in product_lines), 0), minor_unit),
+                "forecast": money_value(sum((line.forecast for line in product_lines), 0), currency, minor_unit),
                 # One labelled number per product and day: the UI plots each over the partitions.
                 **{f"forecast_percent/{line.product_id}": line.forecast_percent for line in product_lines},
                 **{f"actual_percent/{line.product_id}": line.actual_percent for line in product_lines},
-                "status": markdown_rows([line.row(currency) for line in lines], limit=30),
+                "status": markdown_rows(
+                    [line.row(currency) for line in lines], 30, currency=currency, minor_unit=minor_unit
+                ),
                 "alerts": dg.MetadataValue.json([asdict(alert) for alert in alerts]) if alerts else None,
                 "budget_status_csv": dg.MetadataValue.path(target.url(keys.budget_status_key(day, "csv"))),
             },

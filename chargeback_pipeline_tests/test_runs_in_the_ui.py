@@ -18,6 +18,7 @@ from chargeback_pipeline.definitions import build_definitions
 from chargeback_pipeline.defs import column_docs, partition_checks
 from chargeback_pipeline.defs.automation.fingerprints import CONTENT_HASH_METADATA
 from chargeback_pipeline.defs.automation.sensors import ROLLUP_INPUTS_TAG
+from chargeback_pipeline.defs.jobs import CODE_LOCATION as LOCATION
 from chargeback_pipeline.defs.jobs import DAILY_JOB, HOURLY_JOB, MONTHLY_JOB, with_jobs
 from chargeback_pipeline.defs.partitions import Calendar, partitioned_keys
 from chargeback_pipeline.settings import load_settings
@@ -71,6 +72,8 @@ def test_the_backfill_runs_the_named_jobs(backfilled):
     assert [chunk.hourly.dagster_run.job_name, chunk.daily.dagster_run.job_name] == [HOURLY_JOB, DAILY_JOB]
     assert runs[HOURLY_JOB].tags["dagster/asset_partition_range_start"] == HOURS[0]
     assert runs[HOURLY_JOB].tags["dagster/asset_partition_range_end"] == HOURS[-1]
+    # The Overview timeline groups runs by code location: the CLI's runs carry the label the UI's carry.
+    assert {run.tags.get(".dagster/repository") for run in runs.values()} == {"__repository__@" + LOCATION}
 
 
 # ---- 2. one check result per partition, naming it ---------------------------------------------------
@@ -239,6 +242,29 @@ def test_days_the_cli_published_are_not_rolled_up_again_while_their_hours_stay_t
             dg.AssetMaterialization(key, partition=HOURS[5], metadata={CONTENT_HASH_METADATA: "late rows"})
         )
     assert [request.partition_key for request in daemon.sensor_requests(daily_sensor)] == [str(DAY)]
+
+
+def test_a_day_materialized_from_the_asset_page_is_not_rolled_up_again_by_a_quiet_re_pull(backfilled):
+    # The asset page's Materialize runs Dagster's own asset job, with no fingerprint tag: what its run read
+    # is judged by its inputs' fingerprint as they were when it started. A re-pull of the same rows after it
+    # changes no fingerprint and starts nothing; the old rule (inputs newer than the run) rolled it up again.
+    _, resources, instance, _ = backfilled
+    daemon = Daemon(instance, resources)
+    (daily_sensor, _), _ = daemon.sensors
+    from_the_ui = dg.materialize(
+        ASSETS, selection=partitioned_keys(ASSETS, CALENDAR.daily), partition_key=str(DAY),
+        resources=resources, instance=instance,
+    )  # fmt: skip
+    assert from_the_ui.success and ROLLUP_INPUTS_TAG not in from_the_ui.dagster_run.tags
+    assert daemon.sensor_requests(daily_sensor) == []
+
+    repull = (
+        with_jobs(pipeline(resources))
+        .resolve_job_def(HOURLY_JOB)
+        .execute_in_process(partition_key=HOURS[-1], instance=instance)
+    )
+    assert repull.success
+    assert daemon.sensor_requests(daily_sensor) == []
 
 
 # ---- 4. column schemas and code references, declared before the first run ----------------------------

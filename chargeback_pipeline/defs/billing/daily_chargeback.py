@@ -15,6 +15,7 @@ from chargeback_pipeline.core.billing.schemas import RESERVED_PRODUCTS
 from chargeback_pipeline.core.cost_inputs import allocation_inputs
 from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.billing import checks
+from chargeback_pipeline.defs.freshness import DAILY_MONEY_FRESHNESS
 from chargeback_pipeline.defs.metadata import (
     OWNERS,
     log_run_totals,
@@ -135,6 +136,7 @@ def daily_chargeback_asset(calendar: Calendar) -> dg.AssetsDefinition:
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=["attributed_requests", "deployment_reconciliation", "daily_reconciliation"],
         group_name="costs",
+        freshness_policy=DAILY_MONEY_FRESHNESS,
         owners=OWNERS,
         kinds={"duckdb", "parquet", "csv"},
         description=(

@@ -17,6 +17,7 @@ from chargeback_pipeline.core.billing.focus_1_3 import origin_charge_id, to_focu
 from chargeback_pipeline.core.billing.pricing import Pricing
 from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.billing import checks, finops_hubs
+from chargeback_pipeline.defs.freshness import DAILY_MONEY_FRESHNESS
 from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals, money_text, money_value, record_partition
 from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, days_in
 from chargeback_pipeline.defs.resources import FocusExportResource, ObjectStoreResource, PricingResource
@@ -139,6 +140,7 @@ def focus_export_asset(calendar: Calendar) -> dg.AssetsDefinition:
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=["daily_chargeback"],
         group_name="costs",
+        freshness_policy=DAILY_MONEY_FRESHNESS,
         owners=OWNERS,
         kinds={"parquet", "csv"},
         description=(

@@ -14,6 +14,7 @@ from chargeback_pipeline.core.cost_inputs import published_days
 from chargeback_pipeline.core.periods import days_of_month
 from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.billing import checks
+from chargeback_pipeline.defs.freshness import STATEMENT_FRESHNESS
 from chargeback_pipeline.defs.metadata import OWNERS, markdown_table, money_value, record_partition
 from chargeback_pipeline.defs.partitions import Calendar, month_partition_key, months_in
 from chargeback_pipeline.defs.resources import ObjectStoreResource
@@ -129,6 +130,7 @@ def monthly_statement_asset(calendar: Calendar) -> dg.AssetsDefinition:
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=["daily_chargeback"],
         group_name="costs",
+        freshness_policy=STATEMENT_FRESHNESS,
         owners=OWNERS,
         kinds={"parquet", "csv", "html"},
         description=(

@@ -1,6 +1,7 @@
 """Every asset check passes on clean simulated data and fails, with the right numbers, on injected faults."""
 
 import json
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
@@ -214,6 +215,15 @@ def test_corrupt_rows_are_quarantined_with_reasons_and_fail_the_rate(tmp_path, i
     }
     quarantine = pa.parquet.read_table(tmp_path / "lake" / f"quarantined_records/hour={DAY}T09/rows.parquet")
     assert quarantine.num_rows == 5 and all(quarantine["record"].to_pylist())
+    # The hour's quarantined_records materialization counts them by reason, recomputed from the file.
+    [hour] = [
+        m for m in chunk.hourly.asset_materializations_for_node("attributed_requests")
+        if m.asset_key == dg.AssetKey("quarantined_records") and m.partition == f"{DAY}-09:00"
+    ]  # fmt: skip
+    table = hour.metadata["counts_by_reason"].value
+    pairs = zip(quarantine["source_table"].to_pylist(), quarantine["reason"].to_pylist(), strict=True)
+    for (source, reason), rows in Counter(pairs).items():
+        assert f"| {source}: {reason} | {rows} |" in table
 
 
 @pytest.mark.parametrize(

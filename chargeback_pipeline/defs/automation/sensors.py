@@ -184,23 +184,36 @@ class Rollup:
 
         done = up_to_date(instance, outputs, by_partition, fingerprint_before)
         stale = {pk: fp for pk, (fp, _) in sorted(by_partition.items()) if pk not in done}
-        if not stale:
-            return dg.SkipReason(f"{', '.join(fine_keys)}: rolled up from their current inputs, or not complete")
-        earlier = instance.get_run_records(
-            dg.RunsFilter(tags={ROLLUP_INPUTS_TAG: list(stale.values())}, statuses=[*IN_FLIGHT, FAILED])
+        earlier = (
+            instance.get_run_records(
+                dg.RunsFilter(tags={ROLLUP_INPUTS_TAG: list(stale.values())}, statuses=[*IN_FLIGHT, FAILED])
+            )
+            if stale
+            else []
         )
         running = {r.dagster_run.tags[ROLLUP_INPUTS_TAG] for r in earlier if r.dagster_run.status != FAILED}
         failures = Counter(r.dagster_run.tags[ROLLUP_INPUTS_TAG] for r in earlier if r.dagster_run.status == FAILED)
+        # Why each partition looked at gets no run, in its own words (the tick's skip reason).
+        reasons = {}
+        for pk in fine_keys:
+            if pk not in by_partition:
+                reasons[pk] = "waiting for all its inputs" if self.complete_only else "none of its inputs yet"
+            elif pk in done:
+                reasons[pk] = "rolled up from its current inputs"
+            elif stale[pk] in running:
+                reasons[pk] = "a rollup of its current inputs is queued or running"
+            elif failures[stale[pk]] >= MAX_ATTEMPTS:
+                reasons[pk] = (
+                    f"failed {MAX_ATTEMPTS} times with its current inputs (a blocked reconciliation?): runs again "
+                    "when they change"
+                )
         return [
             # The newest input's storage id in the run key: a failed rollup is asked for again after the
             # inputs are next materialized (a run key is never used twice), not every few minutes.
             dg.RunRequest(run_key=f"{pk}:{fp}:{newest.storage_id}", partition_key=pk, tags={ROLLUP_INPUTS_TAG: fp})
             for pk, fp in stale.items()
-            if fp not in running and failures[fp] < MAX_ATTEMPTS
-        ] or dg.SkipReason(
-            f"the rollups of {', '.join(stale)} are queued or running, or failed {MAX_ATTEMPTS} times with the "
-            "same inputs (a blocked reconciliation?): they run again when their inputs change"
-        )
+            if pk not in reasons
+        ] or dg.SkipReason("; ".join(f"{pk}: {reason}" for pk, reason in reasons.items()))
 
 
 def daily_rollup(

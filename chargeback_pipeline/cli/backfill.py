@@ -148,7 +148,7 @@ def _run(
             RANGE_END_TAG: end_key,
             LAUNCHED_BY_TAG: LAUNCHED_BY,
             PROCESS_TAG: this_process(),
-            **CODE_LOCATION_TAGS,  # on the UI's Overview timeline, under the code location
+            **CODE_LOCATION_TAGS,  # listed under the code location in the UI's runs filter
             **(tags or {}),
         },
         raise_on_error=False,

@@ -23,10 +23,10 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 from chargeback_pipeline.defs.partitions import partitioned_keys
 
 # The code location workspace.yaml loads (a `python_module` location is named after its module) and the
-# repository a `dg.Definitions` becomes there: the label the UI's Overview timeline and runs filter group
-# runs by (Dagster's hidden `.dagster/repository` tag, `<repository>@<location>`). Runs the UI launches get
-# it from Dagster; runs started in this process (`chargeback backfill`) carry it as a tag, or the timeline
-# never shows them.
+# repository a `dg.Definitions` becomes there: the label the UI's runs list filters by code location
+# (Dagster's hidden `.dagster/repository` tag, `<repository>@<location>`). Runs the UI launches get it from
+# Dagster; runs started in this process (`chargeback backfill`) carry it as a tag. (The Overview timeline
+# needs more: a run origin, which an in-process run does not have; README "Operations".)
 CODE_LOCATION = "chargeback_pipeline.definitions"
 CODE_LOCATION_TAGS = {".dagster/repository": f"__repository__@{CODE_LOCATION}"}
 

@@ -3,8 +3,8 @@
 Not a Dagster blocking check, on purpose (README "Checks"): the daily assets run a backfill's days in one
 run, so a blocking ERROR on one day would stop every day's downstream assets, and with them the documented
 override, which is run config of the publishing assets. Publication is gated in those assets instead
-(`defs/publishing/gate.py`), and the check says so first: its spec's description and its first metadata
-entry, `publication_gate`.
+(`defs/publishing/gate.py`), and the check says so first: its spec's description opens with it (the UI
+shows it right under its own "This is a non-blocking asset check."), and its metadata has `publication_gate`.
 """
 
 import dagster as dg
@@ -43,7 +43,7 @@ NOT_A_GATE = "Does not gate publication: the day's check (daily_reconciliation) 
 
 
 def _gate(gates_publication: bool) -> dict:
-    """The metadata entries that say where publication is gated, first in the check's metadata."""
+    """The metadata entries that say where publication is gated."""
     return {
         "publication_gate": (PUBLICATION_GATE if gates_publication else NOT_A_GATE).strip(),
         "gates_publication": gates_publication,
@@ -66,7 +66,7 @@ def reconciliation(
     asset: dg.AssetKey, hours: list[dict], days: list[dict], gates_publication: bool
 ) -> dg.AssetCheckResult:
     """Not a Dagster blocking check (see the module's docstring): an ERROR here holds the day's published
-    files back in the publishing assets' gate, which `publication_gate` says first in the metadata."""
+    files back in the publishing assets' gate, which `publication_gate` in the metadata says."""
     blocked = [describe(r, r["period"]) for r in days + hours if r["verdict"] == BLOCK]
     warned = [describe(r, r["period"]) for r in days + hours if r["verdict"] == WARN]
     missing = sorted({where(r) for r in hours if r["verdict"] == NO_METRICS})

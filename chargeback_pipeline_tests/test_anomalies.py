@@ -9,6 +9,7 @@ from decimal import Decimal
 import dagster as dg
 import pytest
 
+from chargeback_pipeline.cli import check_summary
 from chargeback_pipeline.core.finops.anomalies import day_costs, judge_day, robust_score
 from chargeback_pipeline.core.finops.policy import FinOpsPolicy
 from chargeback_pipeline.defs.anomalies import checks
@@ -128,7 +129,16 @@ def test_fewer_published_days_than_the_minimum_history_judge_nothing():
     assert [j.is_anomaly for j in judged] == [False, False, False]
     assert {j.reason for j in judged} == {"insufficient history (6 days)"}
     result = checks.no_cost_anomaly(dg.AssetKey("cost_anomalies"), judged, "USD", POLICY)
-    assert result.passed and "CHARGEBACK_ANOMALY_MIN_HISTORY_DAYS=7" in result.description
+    # Could not judge: not a pass, a warning that says why (and no alert on the command line).
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.WARN
+    assert result.metadata["judged"].value is False and result.metadata["anomalies"].value == 0
+    assert result.description.startswith("Not judged: 6 published day(s)")
+    assert "CHARGEBACK_ANOMALY_MIN_HISTORY_DAYS=7" in result.description
+    evaluation = dg.AssetCheckEvaluation(
+        asset_key=result.asset_key, check_name=result.check_name, passed=result.passed,
+        metadata=result.metadata, severity=result.severity, description=result.description,
+    )  # fmt: skip
+    assert check_summary.alerts([(evaluation, "2026-11-07")]) == []
 
 
 def test_a_product_absent_on_a_published_day_counted_zero_and_day_costs_sum_lines():

@@ -41,9 +41,10 @@ ALL_CHECKS = {
     # No budgets file by default: nothing to exceed, no budget naming an unknown product.
     "budget_status:within_budget",
     "budget_status:budgets_name_known_products",
-    # A single day has no history to judge: never an anomaly.
+    # A single day has no history to judge: not judged (a WARN saying so), never an anomaly.
     "cost_anomalies:no_cost_anomaly",
 }
+NOT_JUDGED = "cost_anomalies:no_cost_anomaly"
 
 
 def simulated(tmp_path, **faults):
@@ -67,8 +68,10 @@ def test_all_checks_pass_on_clean_simulated_data(tmp_path, instance):
     assert set(evaluations) == ALL_CHECKS | {RIGHTSIZING_CHECK}
     assert {name: e.passed for name, e in evaluations.items()} == dict.fromkeys(ALL_CHECKS, True) | {
         # the example pricing file's PTU counts are far above the simulated load: a WARN, on purpose
-        RIGHTSIZING_CHECK: False
+        RIGHTSIZING_CHECK: False,
+        NOT_JUDGED: False,
     }
+    assert evaluations[NOT_JUDGED].metadata["judged"].value is False
     assert evaluations[RIGHTSIZING_CHECK].severity == dg.AssetCheckSeverity.WARN
     daily = evaluations["daily_reconciliation:tokens_reconcile_with_azure_monitor"].metadata
     truth = profile().expected_unattributed_tokens(TimeWindow(*_day_bounds(SIM_DAY)))

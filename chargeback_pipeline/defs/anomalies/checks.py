@@ -32,7 +32,8 @@ def no_cost_anomaly(
             f"{first.history_days} "
             f"days (score {first.cost_score:.1f}, tokens score {first.tokens_score:.1f})."
         )
-    elif history < policy.anomaly_min_history_days:
+    judged_day = bool(anomalies) or history >= policy.anomaly_min_history_days
+    if not judged_day:
         description = (
             f"Not judged: {history} published day(s) before this one, fewer than "
             f"CHARGEBACK_ANOMALY_MIN_HISTORY_DAYS={policy.anomaly_min_history_days}."
@@ -41,10 +42,13 @@ def no_cost_anomaly(
     return dg.AssetCheckResult(
         asset_key=asset,
         check_name=NO_COST_ANOMALY,
-        passed=not anomalies,
+        # A day that could not be judged is no pass: a warning that says why (`judged` false), which the
+        # command line does not list among the alerts.
+        passed=not anomalies and judged_day,
         severity=dg.AssetCheckSeverity.WARN,
         description=description,
         metadata={
+            "judged": judged_day,
             "anomalies": len(anomalies),
             "max_cost_score": max(
                 (round(j.cost_score, 3) for j in judged if j.cost_score is not None and j.cost_score != float("inf")),

@@ -284,7 +284,7 @@ def test_the_budget_forecast_projects_only_the_days_to_come_and_one_day_alerts_n
     rows = report(tmp_path, "budget_status")
     for row in rows:
         spend = Decimal(row["spend_to_date"])  # one day: the run rate is that day's cost
-        assert (row["days_missing"], row["days_to_come"], row["forecast_can_alert"]) == ("4", "26", "False")
+        assert (row["days_missing"], row["days_to_come"], row["forecast_can_alert"]) == ("4", "26", "false")
         assert Decimal(row["forecast"]) == spend + spend * 26, row["product_id"]
         assert not row["status"].startswith("forecast_")
     products = [row for row in rows if not row["subscription_id"]]

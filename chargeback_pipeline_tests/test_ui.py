@@ -330,7 +330,7 @@ def test_the_reconciliation_says_first_where_publication_is_gated_and_agrees_wit
 
     # Right under Dagster's own "non-blocking" line: where publication is gated instead.
     assert after(check, "This is a non-blocking asset check.").startswith(
-        "Gates publication, not as a Dagster blocking check: on ERROR, product_usage_report and daily_chargeback"
+        "Gates publication, not as a Dagster blocking check: when it fails with severity error, product_usage_report"
     )
     assert entry(check, "publication_gate").startswith("Gates publication")
     for name, value in (("metric_tokens", metric), ("logged_tokens", logged), ("unattributed_tokens", metric - logged)):

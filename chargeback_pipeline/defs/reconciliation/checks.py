@@ -34,9 +34,9 @@ def token_totals(rows: list[dict]) -> dict[str, int]:
 
 # Where the day's publication is gated (the first thing the check's description and metadata say).
 PUBLICATION_GATE = (
-    "Gates publication, not as a Dagster blocking check: on ERROR, product_usage_report and daily_chargeback "
-    "hold this day's files back in their own gate (the run fails naming the deployment); override: run config "
-    "publish_despite_blocked_reconciliation with an override_reason, or the CLI's "
+    "Gates publication, not as a Dagster blocking check: when it fails with severity error, product_usage_report "
+    "and daily_chargeback hold this day's files back in their own gate (the run fails naming the deployment); "
+    "override: run config publish_despite_blocked_reconciliation with an override_reason, or the CLI's "
     "--publish-despite-blocked-reconciliation. "
 )
 NOT_A_GATE = "Does not gate publication: the day's check (daily_reconciliation) does. "

@@ -14,13 +14,14 @@ from chargeback_pipeline.core.billing.allocation import allocate_day_with_origin
 from chargeback_pipeline.core.cost_inputs import allocation_inputs
 from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.billing import checks
+from chargeback_pipeline.defs.freshness import DAILY_MONEY_FRESHNESS
 from chargeback_pipeline.defs.metadata import (
     OWNERS,
     log_run_totals,
     markdown_rows,
     markdown_table,
-    money,
     money_text,
+    money_value,
     record_partition,
 )
 from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, days_in
@@ -82,9 +83,9 @@ def publish_chargebacks(
             partition,
             {
                 "dagster/row_count": lines.num_rows,
-                "total_cost": money(day_cost, minor_unit),
+                "total_cost": money_value(day_cost, currency, minor_unit),
                 "currency": currency,
-                "cost_by_product": markdown_table(cost_by_product(lines), limit=20),
+                "cost_by_product": markdown_table(cost_by_product(lines), 20, currency, minor_unit),
                 "chargeback_csv": dg.MetadataValue.path(url),
                 # More tokens logged than metered: not charged (a gap cannot be negative), reported here.
                 "logged_above_metrics_tokens": sum(row[c] for row in clipped for c in CLIPPED_COLUMNS),
@@ -118,6 +119,7 @@ def daily_chargeback_asset(calendar: Calendar) -> dg.AssetsDefinition:
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=["attributed_requests", "deployment_reconciliation", "daily_reconciliation"],
         group_name="costs",
+        freshness_policy=DAILY_MONEY_FRESHNESS,
         owners=OWNERS,
         kinds={"duckdb", "parquet", "csv"},
         description=(

@@ -408,8 +408,7 @@ def test_minutes_are_bursty():
     """Requests are not spread evenly over an hour's minutes: some minutes are several times the median."""
     gateway = SimulatedSource().gateway_logs(hours(PEAK_HOUR, 1)).rows
     per_minute = [
-        count
-        for (count,) in query("SELECT count(*) FROM g GROUP BY date_trunc('minute', TimeGenerated)", g=gateway)
+        count for (count,) in query("SELECT count(*) FROM g GROUP BY date_trunc('minute', TimeGenerated)", g=gateway)
     ]
     assert len(per_minute) == 60
     assert max(per_minute) > 2 * sorted(per_minute)[30]

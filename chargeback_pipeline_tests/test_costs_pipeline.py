@@ -255,7 +255,7 @@ def test_cli_backfill_prints_where_the_files_are(tmp_path, environment):
 
 def test_bad_pricing_file_fails_at_load_naming_the_variable_and_setting(tmp_path, environment):
     bad = tmp_path / "pricing.yaml"
-    bad.write_text((REPO / "pricing.example.yaml").read_text().replace("ptu_count: 100", "ptu_count: -1"))
+    bad.write_text((REPO / "pricing.example.yaml").read_text().replace("ptu_count: 40", "ptu_count: -1"))
     environment.setenv("CHARGEBACK_PRICING_FILE", str(bad))
 
     result = CliRunner().invoke(main, ["backfill", str(DAYS[0])])

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import dagster as dg
 
+from chargeback_pipeline.core.capacity.capacity_month import month_capacity
 from chargeback_pipeline.core.capacity.monthly import month_rightsizing
 from chargeback_pipeline.core.capacity.utilisation import PTU_UTILIZATION_SCHEMA
 from chargeback_pipeline.core.capacity.what_if_plot import what_if_png
@@ -65,6 +66,9 @@ def rightsize_months(
         for extension, data in report_files(what_if, minor_unit).items():
             target.write_bytes(keys.ptu_what_if_key(month, extension), data)
         target.write_bytes(keys.ptu_what_if_key(month, "png"), what_if_png(what_if, f"{month:%Y-%m}", prices.currency))
+        # The month's capacity as finance reads it (the statement shows it): idle capacity under every policy.
+        for extension, data in report_files(month_capacity(hourly, prices, month), minor_unit).items():
+            target.write_bytes(keys.ptu_capacity_key(month, extension), data)
         result = checks.ptu_count_is_cheapest(PTU_RIGHTSIZING_KEY, summary, warn_saving)
         for row in summary.to_pylist():
             context.log.info(
@@ -124,8 +128,10 @@ def ptu_rightsizing_asset(calendar: Calendar) -> dg.AssetsDefinition:
             "pay-as-you-go cost of the minute-level demand that would not fit; demand above capacity spills, nothing "
             "queues), calibrated first: advice (add / cut / keep) only when the what-if at the deployed count "
             "reproduces the observed saturated minutes, spill and 429s, else 'cannot calibrate'. "
-            "`monthly/month=YYYY-MM/ptu_rightsizing.{csv,parquet}`, `ptu_what_if.{csv,parquet}` and "
-            "the plot `ptu_rightsizing.png`. The month in progress covers its hours so far."
+            "`monthly/month=YYYY-MM/ptu_rightsizing.{csv,parquet}`, `ptu_capacity.{csv,parquet}` (count, rate, cost, "
+            "utilisation, unused capacity and effective price per 1K tokens, for the statement), "
+            "`ptu_what_if.{csv,parquet}` and the plot `ptu_rightsizing.png`. The month in progress covers its "
+            "hours so far."
         ),
         check_specs=[
             partition_checks.spec(

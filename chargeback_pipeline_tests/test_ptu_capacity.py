@@ -219,6 +219,11 @@ def test_a_deployments_own_ptu_steps_override_the_defaults():
     [
         ("ptu", {"ptu_increment": 0}, "pricing.backends.ptu.deployments.chat.ptu_increment: Input should be greater"),
         ("paygo", {"ptu_minimum": 15}, "pricing.backends.paygo.deployments.chat.ptu_minimum: only a PTU deployment"),
+        (
+            "ptu",
+            {"deployment_type": "regional", "ptu_minimum": 50},
+            "pricing.backends.ptu.deployments.chat.ptu_minimum / ptu_increment: a regional provisioned deployment",
+        ),
     ],
 )
 def test_ptu_steps_in_the_pricing_file_are_validated_naming_the_setting(backend, settings, message):

@@ -129,8 +129,10 @@ def _money(amount: Fraction, minor_unit: int) -> Decimal:
 
 
 def _observed(row: dict) -> ObservedHour:
+    # One point an hour is an hourly metric (an older export, a PT1H source), not minutes: not compared.
+    per_minute = (row.get("azure_minutes_reported") or 0) > 1
     return ObservedHour(
-        azure_saturated_minutes=row.get("azure_saturated_minutes"),
+        azure_saturated_minutes=row.get("azure_saturated_minutes") if per_minute else None,
         spill_weighted_tokens=row["spillover_weighted_tokens"],
         minute_throttled=tuple(row.get("minute_throttled_requests") or ()),
     )

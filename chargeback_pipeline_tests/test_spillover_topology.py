@@ -25,6 +25,9 @@ from chargeback_pipeline_tests.conftest import local_resources, pipeline
 
 DAY = date(2026, 11, 20)
 RATE = 150
+# Small PTU deployments for the small volume: their busy minutes saturate, so some requests spill.
+PTU_COUNTS = (("gpt-4.1", 2), ("gpt-4o", 2))
+SMALL_PTU = [f"{name}={count}" for name, count in PTU_COUNTS]
 GATEWAY_TABLE, LLM_TABLE = "ApiManagementGatewayLogs", "ApiManagementGatewayLlmLog"
 
 
@@ -75,10 +78,11 @@ def test_the_usage_report_needs_no_pricing_file(tmp_path, instance):
 
 
 def test_a_folder_export_of_a_spillover_day_publishes_what_the_simulator_source_does(tmp_path, instance):
-    simulator = SimulatedSource(SimulationProfile(requests_per_hour=RATE))
+    simulator = SimulatedSource(SimulationProfile(requests_per_hour=RATE, ptu_counts=PTU_COUNTS))
     export = export_simulated_days(tmp_path / "export", simulator, DAY, DAY)
     from_folder = local_resources(tmp_path / "folder", FolderSourceResource(source_folder=str(export)))
-    from_simulator = local_resources(tmp_path / "simulated", SimulatedSourceResource(simulated_requests_per_hour=RATE))
+    simulated = SimulatedSourceResource(simulated_requests_per_hour=RATE, simulated_ptu_counts=SMALL_PTU)
+    from_simulator = local_resources(tmp_path / "simulated", simulated)
 
     backfill(DAY, DAY, pipeline(from_folder), instance)
     backfill(DAY, DAY, pipeline(from_simulator), instance)

@@ -332,15 +332,17 @@ def test_unassigned_calls_have_empty_product_and_subscription(peak_hour_logs):
     assert expected["unassigned_calls"] > 0
 
 
-def test_spillover_is_served_by_the_paygo_backend(peak_hour_logs):
+def test_spillover_is_served_by_the_paygo_backend():
+    # PTU deployments half the default size: both saturate in the peak hour's busy minutes.
+    source = SimulatedSource(replace(DEFAULT_PROFILE, ptu_counts=(("gpt-4.1", 20), ("gpt-4o", 25))))
     spilled = query(
         """
         SELECT DISTINCT g.BackendId, l.DeploymentName
         FROM g JOIN l USING (CorrelationId)
         WHERE l.ModelName LIKE 'gpt-%'
         """,
-        g=peak_hour_logs["gateway"],
-        l=peak_hour_logs["llm_around"],
+        g=source.gateway_logs(hours(PEAK_HOUR, 1)).rows,
+        l=source.llm_logs(hours(PEAK_HOUR - HOUR, 3)).rows,
     )
     assert set(spilled) == {
         (PTU_BACKEND_ID, "gpt-4.1"),
@@ -348,7 +350,7 @@ def test_spillover_is_served_by_the_paygo_backend(peak_hour_logs):
         (PAYGO_BACKEND_ID, "gpt-4.1"),  # the same deployment name, on the other resource
         (PAYGO_BACKEND_ID, "gpt-4o"),
     }
-    assert peak_hour_logs["expected"]["spillover_calls"] > 0
+    assert source.expected_hourly_requests(PEAK_HOUR)["spillover_calls"] > 0
 
 
 SPILL_SHARE_SQL = f"""

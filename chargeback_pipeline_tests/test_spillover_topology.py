@@ -118,11 +118,12 @@ def test_discover_writes_a_pricing_file_that_validates_once_filled_and_prices_a_
     monkeypatch.setenv("CHARGEBACK_OUTPUT_DIR", str(tmp_path / "reports"))
     monkeypatch.setenv("CHARGEBACK_PARTITIONS_START", str(yesterday - timedelta(days=3)))
     monkeypatch.setenv("CHARGEBACK_SIMULATED_REQUESTS_PER_HOUR", str(RATE))
+    monkeypatch.setenv("CHARGEBACK_SIMULATED_PTU_COUNTS", ",".join(SMALL_PTU))  # so that spill shows the twins
     # A low-volume day judges small numbers by chance: this test is about onboarding, not the checks.
     monkeypatch.setenv("CHARGEBACK_GATEWAY_COMPLETENESS_MIN_REQUESTS", "1000")
     monkeypatch.setenv("CHARGEBACK_RECONCILIATION_MIN_TOKENS", "1000000000")
     if source == "folder":
-        simulator = SimulatedSource(SimulationProfile(requests_per_hour=RATE))
+        simulator = SimulatedSource(SimulationProfile(requests_per_hour=RATE, ptu_counts=PTU_COUNTS))
         export = export_simulated_days(tmp_path / "export", simulator, yesterday, yesterday)
         monkeypatch.setenv("CHARGEBACK_SOURCE", "folder")
         monkeypatch.setenv("CHARGEBACK_SOURCE_FOLDER", str(export))

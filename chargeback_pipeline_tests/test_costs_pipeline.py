@@ -31,6 +31,10 @@ from chargeback_pipeline_tests.test_focus import MANDATORY_COLUMNS
 
 DAYS = [date(2026, 11, 19), date(2026, 11, 20)]
 RATE = 200
+# The simulated PTU deployments sized for this small volume (its busy minutes spill to the pay-as-you-go
+# twins); the pricing file's counts are what is billed.
+PTU_COUNTS = (("gpt-4.1", 3), ("gpt-4o", 3))
+SMALL_PTU = [f"{name}={count}" for name, count in PTU_COUNTS]
 PRICING_YAML = yaml.safe_load((REPO / "pricing.example.yaml").read_text())
 MONEY_ASSETS = ("daily_chargeback:", "focus_export:", "monthly_statement:")
 
@@ -63,7 +67,9 @@ def ptu_cost_of_day(deployment: dict, day: date) -> Decimal:
 @pytest.fixture(scope="module")
 def backfilled(tmp_path_factory):
     folder = tmp_path_factory.mktemp("costs")
-    resources = local_resources(folder, SimulatedSourceResource(simulated_requests_per_hour=RATE))
+    resources = local_resources(
+        folder, SimulatedSourceResource(simulated_requests_per_hour=RATE, simulated_ptu_counts=SMALL_PTU)
+    )
     with dg.instance_for_test() as instance:
         [chunk] = backfill(DAYS[0], DAYS[-1], pipeline(resources), instance, days_per_run=2)
     return folder, chunk
@@ -99,7 +105,7 @@ def test_ptu_cost_per_deployment_is_the_pricing_files_cost_of_24_hours(backfille
                     r["ptu_cost"] for r in lines if (r["backend_id"], r["deployment_name"]) == (backend_id, name)
                 )
                 assert charged == ptu_cost_of_day(deployment, day), (day, name)
-                assert charged > 400  # 866.66 / 866.67 (gpt-4.1) and 433.33 / 433.34 (gpt-4o) a day
+                assert charged > 300  # 346.66 / 346.67 (gpt-4.1, 40 PTU) and 476.66 / 476.67 (gpt-4o, 55 PTU) a day
     assert {r["paygo_cost"] for r in lines if r["backend_id"] in ptu_backends} == {Decimal(0)}
 
 
@@ -132,7 +138,7 @@ def azure_invoice(day: date) -> dict[str, Decimal]:
     alone: every PTU deployment's deployed hours at its rates, every pay-as-you-go deployment's metered
     tokens at its model's prices, rounded to the cent once per resource-deployment-day."""
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    metrics = SimulatedSource(SimulationProfile(requests_per_hour=RATE)).deployment_metrics(
+    metrics = SimulatedSource(SimulationProfile(requests_per_hour=RATE, ptu_counts=PTU_COUNTS)).deployment_metrics(
         TimeWindow(start, start + timedelta(days=1))
     )
     metered: dict[tuple[str, str], dict[str, int]] = {}
@@ -177,7 +183,7 @@ def test_statement_total_is_the_sum_of_its_days(backfilled):
     folder, _ = backfilled
     statement = pq.read_table(folder / "reports" / "monthly/month=2026-11/statement.parquet").to_pylist()
     days = [r for day in DAYS for r in pq.read_table(daily(folder, day, "chargeback.parquet")).to_pylist()]
-    assert sum(r["total_cost"] for r in statement) == sum(r["total_cost"] for r in days) > 2500
+    assert sum(r["total_cost"] for r in statement) == sum(r["total_cost"] for r in days) > 1500
     for product in {r["product_id"] for r in days}:
         [row] = [r for r in statement if r["product_id"] == product]
         assert row["total_cost"] == sum(r["total_cost"] for r in days if r["product_id"] == product)

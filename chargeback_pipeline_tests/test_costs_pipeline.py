@@ -33,7 +33,7 @@ DAYS = [date(2026, 11, 19), date(2026, 11, 20)]
 RATE = 200
 # The simulated PTU deployments sized for this small volume (its busy minutes spill to the pay-as-you-go
 # twins); the pricing file's counts are what is billed.
-PTU_COUNTS = (("gpt-4.1", 3), ("gpt-4o", 3))
+PTU_COUNTS = (("gpt-4.1", 10), ("gpt-4o", 12))
 SMALL_PTU = [f"{name}={count}" for name, count in PTU_COUNTS]
 PRICING_YAML = yaml.safe_load((REPO / "pricing.example.yaml").read_text())
 MONEY_ASSETS = ("daily_chargeback:", "focus_export:", "monthly_statement:")

@@ -299,8 +299,8 @@ def test_costs_add_up_fails_naming_the_deployment_day_that_is_off():
     pricing = load_pricing(REPO / "pricing.example.yaml")
     day = DAYS[0]
     lines = [
-        {"backend_id": "aoai-ptu-eastus", "deployment_name": "gpt-4.1", "total_cost": Decimal("866.67")},
-        {"backend_id": "aoai-ptu-eastus", "deployment_name": "gpt-4o", "total_cost": Decimal("433.32")},
+        {"backend_id": "aoai-ptu-eastus", "deployment_name": "gpt-4.1", "total_cost": Decimal("346.67")},
+        {"backend_id": "aoai-ptu-eastus", "deployment_name": "gpt-4o", "total_cost": Decimal("476.66")},
     ]
 
     comparison = cost_checks.ptu_cost_comparison(pricing, day, pa.Table.from_pylist(lines))

@@ -4,11 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 AZURITE := .tools/node_modules/.bin/azurite-blob
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
-# The demo's history: the last DEMO_DAYS days (UTC) up to yesterday, at a low simulated rate, so `make demo`
-# stays well under a minute. `make demo` and `make ui` share these (partitions starting at the first demo
-# day, the same simulated rate), so the UI shows the demo's partitions and its schedule lands the same traffic.
+# The demo's history: the last DEMO_DAYS days (UTC) up to yesterday, at the simulator's default rate, the
+# volume the example pricing file's PTU counts are sized for (a real tenant's: busy afternoon minutes near
+# full, quiet nights), so the PTU advice is about a sensible deployment. `make demo` and `make ui` share these
+# (partitions starting at the first demo day, the same simulated rate), so the UI shows the demo's partitions
+# and its schedule lands the same traffic.
 DEMO_DAYS ?= 7
-DEMO_REQUESTS_PER_HOUR ?= 200
+DEMO_REQUESTS_PER_HOUR ?= 2000
 DEMO_FIRST_DAY := $(shell $(PYTHON) -c "import datetime as d; print(d.datetime.now(d.timezone.utc).date() - d.timedelta(days=$(DEMO_DAYS)))")
 demo ui: export CHARGEBACK_PARTITIONS_START ?= $(DEMO_FIRST_DAY)
 demo ui: export CHARGEBACK_SIMULATED_REQUESTS_PER_HOUR ?= $(DEMO_REQUESTS_PER_HOUR)

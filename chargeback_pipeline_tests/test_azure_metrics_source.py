@@ -105,19 +105,28 @@ def test_resources_of_two_subscriptions_are_asked_per_subscription():
     assert sorted_rows(fetched.rows).equals(sorted_rows(standin_rows))
 
 
-def test_the_ptu_utilization_is_the_hours_peak_percent_beside_the_token_totals():
+def test_the_ptu_utilization_is_read_per_minute_beside_the_hourly_token_totals():
     ptu = resource("11111111-1111-1111-1111-111111111111", "aoai-ptu")
     utilization = "AzureOpenAIProvisionedManagedUtilizationV2"
-    minutes = [HOUR.start + timedelta(minutes=m) for m in (0, 20, 40)]
+    # two samples inside minute :20 (the service's own grain is finer than PT1M: the minute is their maximum)
+    samples = [(0, 0, 35), (20, 0, 60), (20, 30, 100), (40, 0, 80)]
     standin_rows = metric_rows(
-        [(minute, ptu, "gpt-4.1", utilization, percent) for minute, percent in zip(minutes, (35, 100, 80), strict=True)]
-        + [(minute, ptu, "gpt-4.1", "ProcessedPromptTokens", 1000) for minute in minutes]
+        [
+            (HOUR.start + timedelta(minutes=m, seconds=sec), ptu, "gpt-4.1", utilization, percent)
+            for m, sec, percent in samples
+        ]
+        + [(HOUR.start + timedelta(minutes=m), ptu, "gpt-4.1", "ProcessedPromptTokens", 1000) for m in (0, 20, 40)]
     )
     with MetricsStandIn(standin_rows) as standin:
         fetched = metrics_source(standin, [ptu]).deployment_metrics(HOUR)
-    rows = {row["MetricName"]: row["Total"] for row in fetched.rows.to_pylist()}
-    # Maximum for the percentage (100: saturated at some point of the hour), Total for the tokens
-    assert rows == {utilization: 100, "ProcessedPromptTokens": 3000}
+    rows = [(row["MetricName"], row["TimeStamp"], row["Total"]) for row in fetched.rows.to_pylist()]
+    # Maximum per minute (PT1M) for the percentage, one row per minute with data; Total per hour for tokens
+    assert sorted(rows) == [
+        ("AzureOpenAIProvisionedManagedUtilizationV2", HOUR.start, 35),
+        ("AzureOpenAIProvisionedManagedUtilizationV2", HOUR.start + timedelta(minutes=20), 100),
+        ("AzureOpenAIProvisionedManagedUtilizationV2", HOUR.start + timedelta(minutes=40), 80),
+        ("ProcessedPromptTokens", HOUR.start, 3000),
+    ]
     assert fetched.rejected.num_rows == 0
 
 

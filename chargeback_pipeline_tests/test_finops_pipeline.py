@@ -21,9 +21,9 @@ from chargeback_pipeline.cli.backfill import backfill
 from chargeback_pipeline.cli.commands import main
 from chargeback_pipeline.core.finops.alerts import Ledger
 from chargeback_pipeline.defs.automation.alerts import ALERT_ASSETS, alert_sensor
-from chargeback_pipeline.defs.resources import AlertWebhookResource, FinOpsPolicyResource
+from chargeback_pipeline.defs.resources import AlertWebhookResource, FinOpsPolicyResource, PricingResource
 from chargeback_pipeline.sources.simulated.resource import SimulatedSourceResource
-from chargeback_pipeline_tests.conftest import ASSETS, local_resources, pipeline
+from chargeback_pipeline_tests.conftest import ASSETS, REPO, local_resources, pipeline
 
 FIRST, SPIKE = date(2026, 11, 13), date(2026, 11, 19)
 RATE = 200
@@ -49,7 +49,12 @@ def resources(folder, surge_days: list[str]) -> dict:
     )
     # Three days of history suffice to judge at this volume; the default (7) is for production.
     finops = FinOpsPolicyResource(budgets_file=str(folder / "budgets.yaml"), anomaly_min_history_days=3)
-    return local_resources(folder, source) | {"finops": finops}
+    # The budgets above are sized for 100 / 50 PTU (the example file's counts when they were written).
+    prices = (REPO / "pricing.example.yaml").read_text(encoding="utf-8")
+    prices = prices.replace("ptu_count: 40", "ptu_count: 100").replace("ptu_count: 55", "ptu_count: 50")
+    (folder / "pricing.yaml").write_text(prices, encoding="utf-8")
+    pricing = PricingResource(path=str(folder / "pricing.yaml"))
+    return local_resources(folder, source) | {"finops": finops, "pricing": pricing}
 
 
 @pytest.fixture(scope="module")

@@ -17,16 +17,22 @@ from chargeback_pipeline_tests.conftest import local_resources, pipeline
 
 DAY = date(2026, 11, 20)
 REQUESTS_PER_HOUR = 600
+# PTU deployments sized below this volume's busy minutes: some requests spill to the pay-as-you-go twins.
+PTU_COUNTS = (("gpt-4.1", 10), ("gpt-4o", 15))
+PROFILE = SimulationProfile(requests_per_hour=REQUESTS_PER_HOUR, ptu_counts=PTU_COUNTS)
+SOURCE = SimulatedSourceResource(
+    simulated_requests_per_hour=REQUESTS_PER_HOUR, simulated_ptu_counts=[f"{n}={c}" for n, c in PTU_COUNTS]
+)
 
 
 def test_published_report_equals_ground_truth(tmp_path, instance):
-    resources = local_resources(tmp_path, SimulatedSourceResource(simulated_requests_per_hour=REQUESTS_PER_HOUR))
+    resources = local_resources(tmp_path, SOURCE)
 
     backfill(DAY, DAY, pipeline(resources), instance)
 
     report = pq.read_table(tmp_path / "reports" / f"daily/usage_date={DAY}/product_usage.parquet")
     products, unattributed = split_report(report)
-    simulator = SimulatedSource(SimulationProfile(requests_per_hour=REQUESTS_PER_HOUR))
+    simulator = SimulatedSource(PROFILE)
     truth = simulator.expected_daily_usage(DAY)
     assert products.num_rows > 20  # several products x subscriptions x models x backends
     assert products.to_pylist() == truth.to_pylist()
@@ -71,7 +77,7 @@ def simulated_logged_not_billable(source: SimulatedSource, day: date) -> dict[tu
 def test_logged_not_billable_lines_are_the_simulated_failed_and_orphan_records(tmp_path, instance):
     """Not a leftover (metered - billable - unattributed adds up whatever line a token lands on): each
     resource's `logged-not-billable` line equals what the simulator's requests say nobody is billed for."""
-    resources = local_resources(tmp_path, SimulatedSourceResource(simulated_requests_per_hour=REQUESTS_PER_HOUR))
+    resources = local_resources(tmp_path, SOURCE)
 
     backfill(DAY, DAY, pipeline(resources), instance)
 
@@ -81,8 +87,6 @@ def test_logged_not_billable_lines_are_the_simulated_failed_and_orphan_records(t
         for row in report
         if row["product_id"] == "logged-not-billable" and (row["prompt_tokens"] or row["completion_tokens"])
     }
-    expected = simulated_logged_not_billable(
-        SimulatedSource(SimulationProfile(requests_per_hour=REQUESTS_PER_HOUR)), DAY
-    )
+    expected = simulated_logged_not_billable(SimulatedSource(PROFILE), DAY)
     assert published == expected
     assert len(expected) >= 3  # failed requests on both resources, orphans on the embedding deployment

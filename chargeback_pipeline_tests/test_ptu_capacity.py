@@ -1,10 +1,9 @@
 """PTU utilisation and rightsizing: the what-if arithmetic on hand-made hourly demand (exact values), the
 hourly measure and the month's tables from a hand-made pricing file, and the assets on the simulator, whose
-planted saturation (its peak hours) they must find, read back from the published files."""
+minute-level saturation (load against its PTU count) they must reproduce before advising, read back from
+the published files."""
 
 import copy
-import csv
-import io
 import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -30,14 +29,15 @@ from chargeback_pipeline.core.capacity.utilisation import hour_utilisation, ptu_
 from chargeback_pipeline.core.reconciliation import HOURLY_MODEL
 from chargeback_pipeline.core.topology import NO_TOPOLOGY
 from chargeback_pipeline.definitions import build_resources
+from chargeback_pipeline.defs.resources import PricingResource
 from chargeback_pipeline.settings import SettingsError, load_settings
 from chargeback_pipeline.sources.base import TimeWindow
 from chargeback_pipeline.sources.folder import FolderSource
-from chargeback_pipeline.sources.simulated import SimulatedSource, SimulationProfile
+from chargeback_pipeline.sources.simulated import SimulatedSource
 from chargeback_pipeline.sources.simulated.resource import SimulatedSourceResource
 from chargeback_pipeline.storage import sql
 from chargeback_pipeline.storage.schemas import DEPLOYMENT_METRICS_SCHEMA, METRIC_PTU_UTILIZATION
-from chargeback_pipeline_tests.conftest import local_resources, pipeline
+from chargeback_pipeline_tests.conftest import REPO, local_resources, pipeline
 
 H0 = datetime(2026, 3, 2, 10, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -153,7 +153,7 @@ def test_hours_are_measured_against_capacity_and_the_month_is_priced_exactly():
                 traffic("paygo", 5, 0, 40_000, 5_000),
                 traffic("ptu", 3, 3, 0, 0, name="unknown"),
             ],
-            {("ptu", "chat"): 100},
+            {("ptu", "chat"): [100]},
         ),
         hour_utilisation(H0 + 2 * HOUR, sizing, [], {}),
     ]
@@ -183,7 +183,15 @@ def test_hours_are_measured_against_capacity_and_the_month_is_priced_exactly():
     ]
     (row,) = summary.to_pylist()
     assert (row["current_ptu_count"], row["best_ptu_count"], row["saving"]) == (3, 1, Decimal("11.76"))
-    assert row["recommendation"] == "reduce to 1 PTU: saves 11.76 USD in 2026-03 (3 hours measured)"
+    # No minute data here: each hour is one block; nothing saturates a minute, so the cheapest count meets
+    # the target, and the saving is the 3 hours' scaled to a 730-hour month (11.76 x 730 / 3 = 2,861.60).
+    assert row["action"] == "cut" and row["calibrated"]
+    assert row["recommendation"].startswith("cut 2 PTU (3 -> 1): saturated minutes 0 -> 0 (target <= 1% of minutes)")
+    assert (
+        "saves 2,861.60 USD a month at the run-rate of the measured 2026-03-02 10:00 to 2026-03-02 13:00"
+        in (row["recommendation"])
+    )
+    assert row["recommendation"].endswith("3 hours; hourly rate: from now")
     assert [row[f"p{p}_utilization_percent"] for p in (50, 95, 99)] == [33.333, 100.0, 100.0]
     assert (row["saturated_hours"], row["spillover_requests"], row["throttled_requests"]) == (1, 5, 5)
     assert row["spillover_paygo_cost"] == Decimal("0.12")  # 40,000 x 0.002/1k + 5,000 x 0.008/1k
@@ -211,6 +219,11 @@ def test_a_deployments_own_ptu_steps_override_the_defaults():
     [
         ("ptu", {"ptu_increment": 0}, "pricing.backends.ptu.deployments.chat.ptu_increment: Input should be greater"),
         ("paygo", {"ptu_minimum": 15}, "pricing.backends.paygo.deployments.chat.ptu_minimum: only a PTU deployment"),
+        (
+            "ptu",
+            {"deployment_type": "regional", "ptu_minimum": 50},
+            "pricing.backends.ptu.deployments.chat.ptu_minimum / ptu_increment: a regional provisioned deployment",
+        ),
     ],
 )
 def test_ptu_steps_in_the_pricing_file_are_validated_naming_the_setting(backend, settings, message):
@@ -256,62 +269,93 @@ DAY = date(2026, 11, 18)
 REQUESTS_PER_HOUR = 300
 
 
-def test_the_assets_find_the_simulated_saturation_and_publish_the_rightsizing(tmp_path, instance):
-    resources = local_resources(tmp_path, SimulatedSourceResource(simulated_requests_per_hour=REQUESTS_PER_HOUR))
+def sized_pricing(tmp_path, counts: dict[str, int], tokens_per_minute: dict[str, int] | None = None) -> str:
+    """The example pricing file with these PTU counts (hourly rate, steps of 1) and, optionally, wrong
+    capacity figures; written beside the test's data."""
+    import yaml
 
+    prices = yaml.safe_load((REPO / "pricing.example.yaml").read_text(encoding="utf-8"))
+    for name, count in counts.items():
+        deployment = prices["backends"]["aoai-ptu-eastus"]["deployments"][name]
+        deployment["rates"] = [{"effective_from": "2025-01-01", "ptu_count": count, "hourly_rate_per_ptu": "1.00"}]
+        deployment.update(ptu_minimum=1, ptu_increment=1)
+    for model, figure in (tokens_per_minute or {}).items():
+        prices["models"][model]["ptu_input_tokens_per_minute"] = figure
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / f"pricing-{'-'.join(map(str, counts.values()))}.yaml"
+    path.write_text(yaml.safe_dump(prices), encoding="utf-8")
+    return str(path)
+
+
+def run_day(tmp_path, instance, counts: dict[str, int], tokens_per_minute=None) -> tuple[SimulatedSource, dict]:
+    """A simulated day whose PTU deployments have `counts` PTU, through the pipeline with a pricing file
+    stating the same counts; returns the simulator and the published rightsizing rows by deployment."""
+    entries = [f"{name}={count}" for name, count in counts.items()]
+    source = SimulatedSourceResource(simulated_requests_per_hour=REQUESTS_PER_HOUR, simulated_ptu_counts=entries)
+    resources = local_resources(tmp_path, source)
+    resources["pricing"] = PricingResource(path=sized_pricing(tmp_path, counts, tokens_per_minute))
     backfill(DAY, DAY, pipeline(resources), instance)
+    month = tmp_path / "reports" / f"monthly/month={DAY:%Y-%m}"
+    rows = {r["deployment_name"]: r for r in pq.read_table(month / "ptu_rightsizing.parquet").to_pylist()}
+    return source.build_source(), rows
 
-    simulator = SimulatedSource(SimulationProfile(requests_per_hour=REQUESTS_PER_HOUR))
+
+def test_the_advice_reproduces_the_observed_saturation_and_says_add_cut_keep(tmp_path, instance):
+    """gpt-4.1 on too few PTU gets "add", gpt-4o on too many "cut"; each advice first reproduces the
+    saturated minutes Azure's per-minute metric showed (and the spill, and the 429s). Deployed at the
+    advised count, the next run says "keep"."""
+    simulator, rows = run_day(tmp_path / "first", instance, {"gpt-4.1": 4, "gpt-4o": 30})
     start = datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC)
     window = TimeWindow(start, start + timedelta(days=1))
-    planted = simulator.expected_saturated_hours(window)
-    assert [hour.hour for hour in planted] == list(range(11, 20))
-    hourly = pq.read_table(tmp_path / "lake" / "ptu_utilization").to_pylist()
-    for deployment in ("gpt-4.1", "gpt-4o"):
-        rows = [r for r in hourly if r["deployment_name"] == deployment]
-        assert len(rows) == 24 and {r["backend_id"] for r in rows} == {"aoai-ptu-eastus"}
-        assert sorted(r["usage_hour"] for r in rows if r["saturated"]) == planted
-        assert all(r["azure_utilization_percent"] == 100 for r in rows if r["saturated"])
-        spilled, throttled = simulator.expected_ptu_turned_away(window)[("aoai-ptu-eastus", deployment)]
-        assert sum(r["spillover_requests"] for r in rows) == spilled > 0
-        assert sum(r["throttled_requests"] for r in rows) == throttled > 0
-        # nothing spills or is refused outside the planted hours
-        assert all(r["spillover_requests"] == r["throttled_requests"] == 0 for r in rows if not r["saturated"])
-
-    # each hour's materialization carries its own numbers, labelled per deployment: one value per partition
-    events = instance.fetch_materializations(dg.AssetKey("ptu_utilization"), limit=100).records
-    by_hour = {e.partition_key: e.asset_materialization.metadata for e in events}
-    assert len(by_hour) == 24
-    peak, night = by_hour[f"{DAY}-15:00"], by_hour[f"{DAY}-03:00"]
-    assert (peak["saturated_deployments"].value, night["saturated_deployments"].value) == (2, 0)
-    assert peak["azure_utilization_percent[aoai-ptu-eastus/gpt-4.1]"].value == 100
-    assert 0 < night["utilization_percent[aoai-ptu-eastus/gpt-4o]"].value < 100
-
-    month = tmp_path / "reports" / f"monthly/month={DAY:%Y-%m}"
-    text = (month / "ptu_rightsizing.csv").read_text(encoding="utf-8")
-    published = {row["deployment_name"]: row for row in csv.DictReader(io.StringIO(text, newline=""))}
-    assert sorted(published) == ["gpt-4.1", "gpt-4o"]
-    exact = {r["deployment_name"]: r for r in pq.read_table(month / "ptu_rightsizing.parquet").to_pylist()}
-    for deployment, row in published.items():
-        assert int(row["saturated_hours"]) == 9 == exact[deployment]["saturated_hours"]
-        assert int(row["hours"]) == 24
-        assert Decimal(row["saving"]) == exact[deployment]["saving"] > 0
-        # the example pricing file's 100 / 50 PTU are far above the simulated load: the cheapest is fewer
-        assert int(row["best_ptu_count"]) < int(row["current_ptu_count"])
-        assert row["recommendation"].startswith(f"reduce to {row['best_ptu_count']} PTU")
-    what_if_rows = pq.read_table(month / "ptu_what_if.parquet").to_pylist()
-    for deployment, row in exact.items():
-        scenarios = [s for s in what_if_rows if s["deployment_name"] == deployment]
-        assert min(s["total_cost"] for s in scenarios) == row["best_cost"]
-        assert [s["ptu_count"] for s in scenarios if s["is_current"]] == [row["current_ptu_count"]]
-    assert (month / "ptu_rightsizing.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    saturated = simulator.expected_saturated_minutes(window)
+    hourly = pq.read_table(tmp_path / "first" / "lake" / "ptu_utilization").to_pylist()
+    for deployment, row in rows.items():
+        key = ("aoai-ptu-eastus", deployment)
+        measured = [r for r in hourly if r["deployment_name"] == deployment]
+        assert len(measured) == 24 and all(r["azure_minutes_reported"] == 60 for r in measured)
+        # the per-minute metric, read through the MetricsClient path's landing, is the simulator's own
+        assert sum(r["azure_saturated_minutes"] for r in measured) == saturated[key] == row["saturated_minutes"]
+        spilled, throttled = simulator.expected_ptu_turned_away(window)[key]
+        assert sum(r["spillover_requests"] for r in measured) == spilled
+        assert sum(r["throttled_requests"] for r in measured) == throttled
+        assert row["calibrated"], row["calibration"]
+        # reproduced within the stated tolerance: at most 10 minutes or a quarter apart
+        assert abs(row["model_saturated_minutes"] - row["saturated_minutes"]) <= max(10, row["saturated_minutes"] / 4)
+        assert row["measured_from"] == start and row["measured_until"] == start + timedelta(days=1)
+        assert "24 hours" in row["recommendation"]
+    add, cut = rows["gpt-4.1"], rows["gpt-4o"]
+    assert add["action"] == "add" and add["best_ptu_count"] > 4 and add["saturated_minutes"] > 100
+    assert add["best_saturated_minutes"] <= 14  # 1 % of 1,440 minutes
+    assert add["recommendation"].startswith(f"add {add['best_ptu_count'] - 4} PTU (4 -> {add['best_ptu_count']})")
+    assert add["monthly_run_rate_saving"] < 0  # adding costs more
+    assert cut["action"] == "cut" and cut["best_ptu_count"] < 30 and cut["monthly_run_rate_saving"] > 0
+    # the window's saving scaled to a 730-hour month (from the exact amounts: within two roundings to the cent)
+    assert abs(cut["monthly_run_rate_saving"] - cut["saving"] * 730 / 24) <= Decimal("0.01") * 730 / 24
 
     check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
         [dg.AssetCheckKey(dg.AssetKey("ptu_rightsizing"), "ptu_count_is_cheapest")]
     )
     evaluation = next(iter(check.values())).event.dagster_event.event_specific_data
     assert evaluation.passed is False and evaluation.severity == dg.AssetCheckSeverity.WARN
-    assert evaluation.metadata["deployments_to_resize"].value == 2
+    assert evaluation.metadata["deployments_to_resize"].value == 2  # add one, cut the other
+
+    advised = add["best_ptu_count"]
+    _, again = run_day(tmp_path / "second", instance, {"gpt-4.1": advised, "gpt-4o": cut["best_ptu_count"]})
+    for deployment in ("gpt-4.1", "gpt-4o"):
+        assert again[deployment]["calibrated"] and again[deployment]["action"] == "keep", again[deployment]
+
+
+def test_a_wrong_capacity_figure_cannot_calibrate_and_advises_nothing(tmp_path, instance):
+    """The pricing file says one gpt-4.1 PTU holds twice what Azure's does: the what-if sees room where Azure
+    saturated, so it says "cannot calibrate" instead of a count."""
+    _, rows = run_day(tmp_path, instance, {"gpt-4.1": 4, "gpt-4o": 30}, tokens_per_minute={"gpt-4.1": 6000})
+    wrong = rows["gpt-4.1"]
+    assert wrong["action"] == "cannot calibrate" and not wrong["calibrated"]
+    assert wrong["best_ptu_count"] is None and wrong["saving"] is None and wrong["monthly_run_rate_saving"] is None
+    assert wrong["recommendation"].startswith("cannot calibrate: at 4 PTU")
+    assert "ptu_input_tokens_per_minute" in wrong["recommendation"]
+    assert wrong["model_saturated_minutes"] < wrong["saturated_minutes"] / 2
+    assert rows["gpt-4o"]["calibrated"]  # its figure is right
 
 
 def test_the_folder_source_reads_the_utilization_from_metric_lines(tmp_path):
@@ -365,30 +409,3 @@ def test_utilization_rows_change_no_reconciliation_number():
     assert [(r["deployment_name"], r["metric_prompt_tokens"]) for r in reconciled(tokens + utilization)] == [
         ("gpt-4.1", 9000)
     ]
-
-
-def test_the_simulator_saturates_its_ptu_at_peak_hours_only():
-    simulator = SimulatedSource(SimulationProfile(requests_per_hour=1000))
-    start = datetime(2026, 3, 2, tzinfo=UTC)
-    day = TimeWindow(start, start + timedelta(days=1))
-    peak = set(range(11, 20))
-    assert {hour.hour for hour in simulator.expected_saturated_hours(day)} == peak
-
-    metrics = simulator.deployment_metrics(day).rows.to_pylist()
-    utilization = [r for r in metrics if r["MetricName"] == METRIC_PTU_UTILIZATION]
-    assert {r["ModelDeploymentName"] for r in utilization} == {"gpt-4.1", "gpt-4o"}  # the PTU resource's only
-    assert all(r["ResourceId"].endswith("/aoai-ptu-eastus") for r in utilization)
-    assert {r["TimeStamp"].hour for r in utilization if r["Total"] == 100} == peak
-    assert max(r["Total"] for r in utilization if r["TimeStamp"].hour not in peak) < 100
-
-    gateway = simulator.gateway_logs(day).rows.to_pylist()
-    ptu_429 = {
-        r["TimeGenerated"].hour for r in gateway if r["BackendId"] == "aoai-ptu-eastus" and r["ResponseCode"] == 429
-    }
-    spilled = {
-        r["TimeGenerated"].hour
-        for r in gateway
-        if r["BackendId"] == "aoai-paygo-eastus" and r["OperationId"] in ("chat-completions", "completions")
-    }
-    assert ptu_429 and ptu_429 <= peak  # the PTU throttles only when saturated
-    assert spilled and spilled <= peak

@@ -26,12 +26,12 @@ from chargeback_pipeline.sources.simulated import (
     SimulatedSource,
     SimulationProfile,
     account_resource_id,
-    spillover_share,
 )
 from chargeback_pipeline.storage.schemas import (
     DEPLOYMENT_METRICS_SCHEMA,
     GATEWAY_LOG_SCHEMA,
     LLM_LOG_SCHEMA,
+    METRIC_PTU_UTILIZATION,
     SOURCE_REJECT_SCHEMA,
 )
 
@@ -39,8 +39,9 @@ HOUR = timedelta(hours=1)
 DAY = date(2026, 3, 2)
 DAY_START = datetime(2026, 3, 2, tzinfo=UTC)
 PEAK_HOUR = DAY_START + 15 * HOUR  # diurnal peak: the most traffic of the day
-NIGHT_HOUR = DAY_START + 3 * HOUR  # the PTU has capacity to spare: nothing spills
-SMALL = SimulationProfile(requests_per_hour=150)
+NIGHT_HOUR = DAY_START + 3 * HOUR  # the PTU has capacity to spare: little spills
+# A small volume on small PTU deployments: they still saturate in busy minutes, so some requests spill.
+SMALL = SimulationProfile(requests_per_hour=150, ptu_counts=(("gpt-4.1", 2), ("gpt-4o", 2)))
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
@@ -331,15 +332,17 @@ def test_unassigned_calls_have_empty_product_and_subscription(peak_hour_logs):
     assert expected["unassigned_calls"] > 0
 
 
-def test_spillover_is_served_by_the_paygo_backend(peak_hour_logs):
+def test_spillover_is_served_by_the_paygo_backend():
+    # PTU deployments half the default size: both saturate in the peak hour's busy minutes.
+    source = SimulatedSource(replace(DEFAULT_PROFILE, ptu_counts=(("gpt-4.1", 20), ("gpt-4o", 25))))
     spilled = query(
         """
         SELECT DISTINCT g.BackendId, l.DeploymentName
         FROM g JOIN l USING (CorrelationId)
         WHERE l.ModelName LIKE 'gpt-%'
         """,
-        g=peak_hour_logs["gateway"],
-        l=peak_hour_logs["llm_around"],
+        g=source.gateway_logs(hours(PEAK_HOUR, 1)).rows,
+        l=source.llm_logs(hours(PEAK_HOUR - HOUR, 3)).rows,
     )
     assert set(spilled) == {
         (PTU_BACKEND_ID, "gpt-4.1"),
@@ -347,7 +350,7 @@ def test_spillover_is_served_by_the_paygo_backend(peak_hour_logs):
         (PAYGO_BACKEND_ID, "gpt-4.1"),  # the same deployment name, on the other resource
         (PAYGO_BACKEND_ID, "gpt-4o"),
     }
-    assert peak_hour_logs["expected"]["spillover_calls"] > 0
+    assert source.expected_hourly_requests(PEAK_HOUR)["spillover_calls"] > 0
 
 
 SPILL_SHARE_SQL = f"""
@@ -363,36 +366,68 @@ def measured_spill_share(source: SimulatedSource, hour: datetime) -> float:
     return scalar(SPILL_SHARE_SQL, g=source.gateway_logs(hours(hour, 1)).rows)
 
 
-def test_the_ptu_spills_over_at_peak_hours_only():
-    # spillover_fraction is the peak hour's share; below the PTU capacity (1.2x the mean load) nothing spills.
-    assert DEFAULT_PROFILE.spillover_fraction == 0.15
-    modelled = [round(spillover_share(0.15, hour), 4) for hour in range(24)]
-    assert modelled[15] == 0.15 and max(modelled) == 0.15
-    assert modelled[11:20] == [0.0462, 0.0945, 0.1262, 0.1442, 0.15, 0.1442, 0.1262, 0.0945, 0.0462]
-    assert modelled[:11] == [0.0] * 11 and modelled[20:] == [0.0] * 4
+PTU_WORKLOAD_SQL = "OperationId IN ('chat-completions', 'completions') AND IsRequestSuccess"
 
+
+def test_spill_429s_and_utilisation_come_from_one_minute_model_of_load_against_ptu_count():
+    """The same minutes saturate the utilisation metric, spill, and carry the PTU's 429s; fewer PTU
+    saturate more, and nights (load well under capacity) saturate less than the afternoon peak."""
     source = SimulatedSource()
-    peak, shoulder, night = (measured_spill_share(source, h) for h in (PEAK_HOUR, DAY_START + 12 * HOUR, NIGHT_HOUR))
-    assert night == 0.0
-    assert 0.13 < peak < 0.17  # 0.1406 of 2,653 PTU requests at the peak: 0.15 within sampling noise
-    assert 0.07 < shoulder < 0.12  # 12:00 UTC: 0.1025, modelled 0.0945
-    assert source.expected_hourly_requests(NIGHT_HOUR)["spillover_calls"] == 0
-    assert source.expected_hourly_requests(PEAK_HOUR)["spillover_calls"] > 200
+    peak_window, night_window = hours(PEAK_HOUR, 1), hours(NIGHT_HOUR, 1)
+    gateway = source.gateway_logs(peak_window).rows
+    metrics = source.deployment_metrics(peak_window).rows
+    metric = metrics.filter(pc.equal(metrics["MetricName"], METRIC_PTU_UTILIZATION))
+    # One utilisation point per minute and PTU deployment.
+    assert metric.num_rows == 60 * 2
+    saturated = {
+        (row["ModelDeploymentName"], row["TimeStamp"].replace(second=0, microsecond=0))
+        for row in metric.to_pylist()
+        if row["Total"] >= 100
+    }
+    # Every spilled request and every 429 of the PTU backend falls in a saturated minute of its deployment.
+    turned_away = query(
+        f"""
+        SELECT DISTINCT l.DeploymentName, date_trunc('minute', g.TimeGenerated) AS minute
+        FROM g JOIN l USING (CorrelationId)
+        WHERE l.ModelName LIKE 'gpt-%' AND (g.BackendId = '{PAYGO_BACKEND_ID}' OR g.ResponseCode = 429)
+        """,
+        g=gateway,
+        l=source.llm_logs(TimeWindow(PEAK_HOUR - HOUR, PEAK_HOUR + 2 * HOUR)).rows,
+    )
+    assert turned_away and {(name, minute.replace(tzinfo=UTC)) for name, minute in turned_away} <= saturated
+    spilled_minutes = {(name, minute.replace(tzinfo=UTC)) for name, minute in turned_away}
+    assert len(spilled_minutes) >= 0.8 * len(saturated)  # a saturated minute is one that spilled
+    expected = source.expected_saturated_minutes(peak_window)
+    assert sum(expected.values()) == len(saturated)
+    # Fewer PTU, same traffic: more saturated minutes; the night saturates less than the peak.
+    smaller = SimulatedSource(replace(DEFAULT_PROFILE, ptu_counts=(("gpt-4.1", 15), ("gpt-4o", 15))))
+    assert sum(smaller.expected_saturated_minutes(peak_window).values()) > sum(expected.values())
+    assert sum(source.expected_saturated_minutes(night_window).values()) < sum(expected.values())
+    assert scalar(f"SELECT count(*) FROM g WHERE {PTU_WORKLOAD_SQL}", g=gateway) > 0
 
-    # The knob is the peak share: 1.0 sends every PTU request of the peak hour to pay-as-you-go.
-    saturated = SimulatedSource(replace(DEFAULT_PROFILE, spillover_fraction=1.0))
-    assert measured_spill_share(saturated, PEAK_HOUR) == 1.0
-    assert measured_spill_share(saturated, NIGHT_HOUR) == 0.0
+
+def test_minutes_are_bursty():
+    """Requests are not spread evenly over an hour's minutes: some minutes are several times the median."""
+    gateway = SimulatedSource().gateway_logs(hours(PEAK_HOUR, 1)).rows
+    per_minute = [
+        count for (count,) in query("SELECT count(*) FROM g GROUP BY date_trunc('minute', TimeGenerated)", g=gateway)
+    ]
+    assert len(per_minute) == 60
+    assert max(per_minute) > 2 * sorted(per_minute)[30]
 
 
-def test_spillover_changes_only_the_serving_backend():
-    window = hours(DAY_START + 11 * HOUR, 9)  # the hours that spill
-    base, more = SimulatedSource(SMALL), SimulatedSource(replace(SMALL, spillover_fraction=0.6))
+def test_ptu_count_changes_only_the_serving_backend_and_the_429s():
+    window = hours(PEAK_HOUR, 2)
+    tight = replace(SMALL, ptu_counts=(("gpt-4.1", 1), ("gpt-4o", 1)))
+    roomy = replace(SMALL, ptu_counts=(("gpt-4.1", 1000), ("gpt-4o", 1000)))
+    base, more = SimulatedSource(roomy), SimulatedSource(tight)
     # The LLM log names the deployment, the same on both resources: spillover leaves it untouched.
     assert base.llm_logs(window).rows.equals(more.llm_logs(window).rows)
     base_gateway, more_gateway = base.gateway_logs(window).rows, more.gateway_logs(window).rows
-    assert base_gateway.drop_columns(["BackendId"]).equals(more_gateway.drop_columns(["BackendId"]))
+    changed = ["BackendId", "ResponseCode", "BackendResponseCode"]
+    assert base_gateway.drop_columns(changed).equals(more_gateway.drop_columns(changed))
     assert not base_gateway["BackendId"].equals(more_gateway["BackendId"])
+    assert base_gateway["IsRequestSuccess"].equals(more_gateway["IsRequestSuccess"])
 
 
 def test_llm_records_cross_the_hour_boundary_both_ways(peak_hour_logs):
@@ -483,8 +518,8 @@ def test_metrics_are_logged_first_chunk_tokens_by_llm_hour_plus_bypass():
     window = hours(DAY_START + 14 * HOUR, 3)
     metrics = source.deployment_metrics(window).rows
     ptu_deployments = sum(d.billing == "ptu" for d in SIMULATED_DEPLOYMENTS.values())
-    # two token metrics per deployment, and the PTU deployments' utilisation
-    assert metrics.num_rows == 3 * (len(SIMULATED_DEPLOYMENTS) * 2 + ptu_deployments)
+    # two token metrics per deployment an hour, and the PTU deployments' utilisation per minute
+    assert metrics.num_rows == 3 * (len(SIMULATED_DEPLOYMENTS) * 2 + 60 * ptu_deployments)
     totals = metric_totals(metrics)
     logged = query(LOGGED_TOKENS_BY_HOUR_SQL, l=source.llm_logs(window).rows)
     assert len(logged) == 3 * len(SIMULATED_DEPLOYMENT_NAMES)
@@ -519,7 +554,11 @@ def test_metrics_rows_are_hour_stamped_per_deployment_and_account():
         .deployment_metrics(TimeWindow(DAY_START + timedelta(minutes=1), DAY_START + 2 * HOUR))
         .rows
     )
-    assert set(metrics["TimeStamp"].to_pylist()) == {DAY_START + HOUR}  # only hours starting inside the window
+    tokens = metrics.filter(pc.not_equal(metrics["MetricName"], METRIC_PTU_UTILIZATION))
+    assert set(tokens["TimeStamp"].to_pylist()) == {DAY_START + HOUR}  # only hours starting inside the window
+    utilisation = metrics.filter(pc.equal(metrics["MetricName"], METRIC_PTU_UTILIZATION))
+    # ... and the PTU utilisation of each of that hour's minutes (Azure Monitor's PT1M grain)
+    assert set(utilisation["TimeStamp"].to_pylist()) == {DAY_START + HOUR + timedelta(minutes=m) for m in range(60)}
     by_resource = {d.resource_id: d.backend_id for d in SIMULATED_DEPLOYMENTS.values()}
     for row in metrics.to_pylist():
         deployment = SIMULATED_DEPLOYMENTS[by_resource[row["ResourceId"]], row["ModelDeploymentName"]]
@@ -765,7 +804,7 @@ def test_a_clean_profile_has_no_hazards():
         non_llm_fraction=0.0,
         orphan_llm_fraction=0.0,
         unassigned_fraction=0.0,
-        spillover_fraction=0.0,
+        ptu_counts=(("gpt-4.1", 10_000), ("gpt-4o", 10_000)),  # never saturated: nothing spills
     )
     source = SimulatedSource(clean)
     window = hours(PEAK_HOUR, 1)
@@ -791,6 +830,8 @@ def test_a_clean_profile_has_no_hazards():
         {"failed_fraction": 1.5},
         {"orphan_llm_fraction": 0.5, "failed_fraction": 0.4, "non_llm_fraction": 0.2},
         {"product_ids": ()},
+        {"ptu_counts": (("gpt-4.1", 40),)},
+        {"ptu_counts": (("gpt-4.1", 0), ("gpt-4o", 35))},
         {"product_ids": ("a", "a")},
         {"missing_gateway_hours": frozenset({datetime(2026, 3, 2, 15)})},
         {"missing_gateway_hours": frozenset({PEAK_HOUR + timedelta(minutes=5)})},

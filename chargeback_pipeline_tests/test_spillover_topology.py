@@ -25,6 +25,9 @@ from chargeback_pipeline_tests.conftest import local_resources, pipeline
 
 DAY = date(2026, 11, 20)
 RATE = 150
+# Small PTU deployments for the small volume: their busy minutes saturate, so some requests spill.
+PTU_COUNTS = (("gpt-4.1", 2), ("gpt-4o", 2))
+SMALL_PTU = [f"{name}={count}" for name, count in PTU_COUNTS]
 GATEWAY_TABLE, LLM_TABLE = "ApiManagementGatewayLogs", "ApiManagementGatewayLlmLog"
 
 
@@ -75,10 +78,11 @@ def test_the_usage_report_needs_no_pricing_file(tmp_path, instance):
 
 
 def test_a_folder_export_of_a_spillover_day_publishes_what_the_simulator_source_does(tmp_path, instance):
-    simulator = SimulatedSource(SimulationProfile(requests_per_hour=RATE))
+    simulator = SimulatedSource(SimulationProfile(requests_per_hour=RATE, ptu_counts=PTU_COUNTS))
     export = export_simulated_days(tmp_path / "export", simulator, DAY, DAY)
     from_folder = local_resources(tmp_path / "folder", FolderSourceResource(source_folder=str(export)))
-    from_simulator = local_resources(tmp_path / "simulated", SimulatedSourceResource(simulated_requests_per_hour=RATE))
+    simulated = SimulatedSourceResource(simulated_requests_per_hour=RATE, simulated_ptu_counts=SMALL_PTU)
+    from_simulator = local_resources(tmp_path / "simulated", simulated)
 
     backfill(DAY, DAY, pipeline(from_folder), instance)
     backfill(DAY, DAY, pipeline(from_simulator), instance)
@@ -114,11 +118,12 @@ def test_discover_writes_a_pricing_file_that_validates_once_filled_and_prices_a_
     monkeypatch.setenv("CHARGEBACK_OUTPUT_DIR", str(tmp_path / "reports"))
     monkeypatch.setenv("CHARGEBACK_PARTITIONS_START", str(yesterday - timedelta(days=3)))
     monkeypatch.setenv("CHARGEBACK_SIMULATED_REQUESTS_PER_HOUR", str(RATE))
+    monkeypatch.setenv("CHARGEBACK_SIMULATED_PTU_COUNTS", ",".join(SMALL_PTU))  # so that spill shows the twins
     # A low-volume day judges small numbers by chance: this test is about onboarding, not the checks.
     monkeypatch.setenv("CHARGEBACK_GATEWAY_COMPLETENESS_MIN_REQUESTS", "1000")
     monkeypatch.setenv("CHARGEBACK_RECONCILIATION_MIN_TOKENS", "1000000000")
     if source == "folder":
-        simulator = SimulatedSource(SimulationProfile(requests_per_hour=RATE))
+        simulator = SimulatedSource(SimulationProfile(requests_per_hour=RATE, ptu_counts=PTU_COUNTS))
         export = export_simulated_days(tmp_path / "export", simulator, yesterday, yesterday)
         monkeypatch.setenv("CHARGEBACK_SOURCE", "folder")
         monkeypatch.setenv("CHARGEBACK_SOURCE_FOLDER", str(export))

@@ -286,3 +286,8 @@ def report_command(period: tuple[str, date], output: str, by: str) -> None:
         per = "per product and caller" if by == "caller" else "per product"
         click.echo(f"{label} {title[what]} {per}, from {source}")
         click.echo(aligned(columns, rows, totals))
+        if kind == "month":
+            from chargeback_pipeline.cli.report_capacity import capacity_lines, capacity_rows
+
+            for line in capacity_lines(capacity_rows(store, when)):
+                click.echo(line)

@@ -3,9 +3,12 @@
 Uses `azure-monitor-querymetrics`' `MetricsClient` (regional endpoint, batch API): metric namespace
 `Microsoft.CognitiveServices/accounts`, `ProcessedPromptTokens` and `GeneratedTokens`, aggregation
 Total, 1 hour granularity, split by deployment with `ModelDeploymentName eq '*'`. In a second call per
-batch, the PTU deployments' `AzureOpenAIProvisionedManagedUtilizationV2` with aggregation Maximum (a
-percentage: the hour's peak, landed in `Total` as whole percent, rounded); diagnostic settings cannot
-export it, so this API is the only way to it. Pay-as-you-go deployments simply have no series.
+batch, the PTU deployments' `AzureOpenAIProvisionedManagedUtilizationV2` with aggregation Maximum at 1
+minute granularity (PT1M: PTU capacity is sold per minute, and an hour's maximum cannot tell one busy
+minute from a saturated hour), one row per minute, landed in `Total` as whole percent, rounded;
+diagnostic settings cannot export it, so this API is the only way to it. Pay-as-you-go deployments
+simply have no series. (Azure Monitor metrics REST API 2024-02-01, `metrics:getBatch`; the metric's
+supported grains are listed in "Supported metrics for Microsoft.CognitiveServices/accounts".)
 
 Decisions:
 - An hour without a data point (or a point without `total`) yields no row: "no traffic" and "no
@@ -44,6 +47,8 @@ METRIC_NAMESPACE = "Microsoft.CognitiveServices/accounts"
 DEPLOYMENT_DIMENSION = "ModelDeploymentName"
 SPLIT_BY_DEPLOYMENT = f"{DEPLOYMENT_DIMENSION} eq '*'"
 MAX_RESOURCES_PER_BATCH = 50
+HOURLY = timedelta(hours=1)  # token totals: the reconciliation's grain
+PER_MINUTE = timedelta(minutes=1)  # PTU utilisation: the grain PTU capacity is sold at
 SOURCE_TABLE = "deployment_metrics"
 
 
@@ -136,8 +141,11 @@ class DeploymentMetricsReader:
         rows: list[dict] = []
         rejected: list[dict] = []
         for batch in _batches(self._resource_ids):
-            for names, aggregation in ((list(RECONCILED_METRICS), "Total"), ([METRIC_PTU_UTILIZATION], "Maximum")):
-                results = self._query(batch, window, names, aggregation)
+            for names, aggregation, grain in (
+                (list(RECONCILED_METRICS), "Total", HOURLY),
+                ([METRIC_PTU_UTILIZATION], "Maximum", PER_MINUTE),
+            ):
+                results = self._query(batch, window, names, aggregation, grain)
                 for resource_id, result in zip(batch, results, strict=True):
                     for metric in result.metrics:
                         self._collect(resource_id, metric, window, rows, rejected)
@@ -147,14 +155,14 @@ class DeploymentMetricsReader:
             rejected=pa.Table.from_pylist(rejected, schema=SOURCE_REJECT_SCHEMA),
         )
 
-    def _query(self, batch: list[str], window: TimeWindow, names: list[str], aggregation: str) -> list:
+    def _query(self, batch: list[str], window: TimeWindow, names: list[str], aggregation: str, grain) -> list:
         try:
             results = self._client.query_resources(
                 resource_ids=batch,
                 metric_namespace=METRIC_NAMESPACE,
                 metric_names=names,
                 timespan=(window.start, window.end),
-                granularity=timedelta(hours=1),
+                granularity=grain,
                 aggregations=[aggregation],
                 filter=SPLIT_BY_DEPLOYMENT,
                 max_results=self._max_series,

@@ -93,6 +93,11 @@ def ptu_rightsizing_key(month: date, extension: str) -> str:
     return f"monthly/month={month:%Y-%m}/ptu_rightsizing.{extension}"
 
 
+def ptu_capacity_key(month: date, extension: str) -> str:
+    """Per PTU deployment: the month's PTU count, rate, cost, utilisation, unused capacity and effective price."""
+    return f"monthly/month={month:%Y-%m}/ptu_capacity.{extension}"
+
+
 def ptu_what_if_key(month: date, extension: str) -> str:
     """Per PTU deployment and candidate count: the month's cost at that count (`png`: the plot)."""
     if extension == "png":

@@ -47,7 +47,8 @@ def dictionary_columns(table: pa.Table) -> list[str]:
     return [
         name
         for name, column in zip(sample.column_names, sample.columns, strict=True)
-        if pc.count_distinct(column, mode="all").as_py() <= limit
+        # nested columns (the PTU utilisation's per-minute lists) have no distinct count: left plain
+        if not pa.types.is_nested(column.type) and pc.count_distinct(column, mode="all").as_py() <= limit
     ]
 
 

@@ -28,7 +28,7 @@ from enum import StrEnum
 from fractions import Fraction
 from itertools import pairwise
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -178,6 +178,10 @@ class Deployment(_Setting):
     # CHARGEBACK_PTU_MINIMUM / CHARGEBACK_PTU_INCREMENT defaults. Regional deployments differ by model.
     ptu_minimum: int | None = Field(default=None, gt=0)
     ptu_increment: int | None = Field(default=None, gt=0)
+    # Its provisioned deployment type (Microsoft's "Provisioned throughput" docs, 2025): global and
+    # data_zone share the 15 / 5 defaults; regional minimums and steps are larger and differ by model, so a
+    # regional deployment must state its ptu_minimum and ptu_increment.
+    deployment_type: Literal["global", "data_zone", "regional"] = "global"
 
     @field_validator("deployed_from", "deployed_until", mode="before")
     @classmethod
@@ -447,6 +451,12 @@ def _deployment_problems(
         return problems
     if not deployment.rates:
         problems.append(f"{path}.rates: a PTU deployment needs at least one rate")
+    steps_unset = deployment.ptu_minimum is None or deployment.ptu_increment is None
+    if deployment.deployment_type == "regional" and steps_unset:
+        problems.append(
+            f"{path}.ptu_minimum / ptu_increment: a regional provisioned deployment's minimum and step differ by "
+            f"model (Microsoft's provisioned throughput docs): state both"
+        )
     first = deployment.rates[0].effective_from if deployment.rates else None
     if deployment.deployed_from is not None and first is not None and deployment.deployed_from.date() < first:
         problems.append(f"{path}.deployed_from: is before its first rate (rates[0].effective_from {first})")

@@ -10,7 +10,7 @@ never markup), its CSS inline, its charts SVG data URIs: the file fetches nothin
 Blob, a mail attachment or a disk.
 """
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from importlib import resources
 
@@ -21,6 +21,7 @@ from chargeback_pipeline.core.billing import statement_charts
 from chargeback_pipeline.core.billing.pricing import ISO_4217_MINOR_UNITS
 from chargeback_pipeline.core.billing.schemas import RESERVED_PRODUCTS
 from chargeback_pipeline.core.billing.statements import NO_CHARGEBACK
+from chargeback_pipeline.core.capacity.statement_capacity import capacity_view
 from chargeback_pipeline.core.identifier_text import markdown_text
 from chargeback_pipeline.core.periods import days_of_month, month_start
 
@@ -61,10 +62,14 @@ def statement_view(
     models: pa.Table,
     statuses: list[dict],
     callers: pa.Table | None = None,
+    capacity: pa.Table | None = None,
+    as_of: datetime | None = None,
 ) -> dict:
     """Everything the page and the preview show, formatted: the overview (totals per currency, products,
-    each day's reconciliation status) and a page per statement row (product and currency); with `callers`
-    (statements.statement_callers, months charged back with callers) each page splits by caller too."""
+    each day's reconciliation status, PTU capacity) and a page per statement row (product and currency);
+    with `callers` (statements.statement_callers, months charged back with callers) each page splits by
+    caller too. `capacity`: the month's published `ptu_capacity` rows; `as_of`: when the data it shows ends
+    (the statement's stamp: the data's time, not the clock's, so a re-run renders the same bytes)."""
     start = month_start(month)
     month_days = days_of_month(start)
     rows = statement.to_pylist()
@@ -72,14 +77,24 @@ def statement_view(
     _check_adds_up(rows, day_rows, model_rows)
     currencies = sorted({row["currency"] for row in rows})
     totals = {currency: _totals([r for r in rows if r["currency"] == currency]) for currency in currencies}
+    # Each day's PTU cost of all products: a product's share of it is what moves when others' usage moves.
+    ptu_of_day: dict[tuple[str, date], Decimal] = {}
+    for d in day_rows:
+        key = (d["currency"], d["usage_date"])
+        ptu_of_day[key] = ptu_of_day.get(key, Decimal(0)) + d["ptu_usage_cost"] + d["ptu_unused_cost"]
     products = []
     for index, row in enumerate(sorted(rows, key=lambda r: (r["currency"], -r["total_cost"], r["product_id"]))):
         key = (row["product_id"], row["currency"])
         own_days = {d["usage_date"]: d for d in day_rows if (d["product_id"], d["currency"]) == key}
-        products.append(
-            _product(index, row, totals[row["currency"]], own_days, month_days, statuses, model_rows, start)
-            | {"callers": _callers(row, callers)}
-        )
+        product = _product(index, row, totals[row["currency"]], own_days, month_days, statuses, model_rows, start) | {
+            "callers": _callers(row, callers)
+        }
+        for day in product["days"]:
+            whole = ptu_of_day.get((row["currency"], day["usage_date"]), Decimal(0))
+            own = day["raw"]["ptu_usage_cost"] + day["raw"]["ptu_unused_cost"] if day["raw"] else Decimal(0)
+            day["ptu_day_share"] = percent_text(own, whole) if day["raw"] is not None else ""
+        products.append(product)
+    days_covered = max((r["days_covered"] for r in rows), default=0)
     day_costs = {
         day: {c: sum((d["total_cost"] for d in day_rows if d["usage_date"] == day and d["currency"] == c), Decimal(0))
               for c in currencies}
@@ -89,7 +104,11 @@ def statement_view(
         "month": f"{start:%Y-%m}",
         "month_name": f"{start:%B %Y}",
         "days_in_month": len(month_days),
-        "days_covered": max((r["days_covered"] for r in rows), default=0),
+        "days_covered": days_covered,
+        # Open (interim) until every day of the month is in: figures can still change.
+        "interim": days_covered < len(month_days),
+        "as_of": f"{as_of:%Y-%m-%d %H:%M} UTC" if as_of else "",
+        "capacity": capacity_view(capacity, money_text),
         "currencies": [
             {"currency": c, **_formatted(totals[c], c), "unused_share": _unused_share(totals[c])} for c in currencies
         ],

@@ -1,11 +1,16 @@
 """A month of one PTU deployment's hourly utilisation, priced: its percentiles, spillover and what-if.
 
-Turns the hourly `ptu_utilization` rows of a month into `rightsizing.DemandHour`s with the pricing file's
-rates (the PTU rate in force each hour, the model's pay-as-you-go rates each day) and into the two
-published tables: one summary row per PTU deployment, one what-if row per deployment and candidate count.
+Turns the hourly `ptu_utilization` rows of a month into `rightsizing.DemandHour`s (with their minutes)
+with the pricing file's rates (the PTU rate in force each hour, the model's pay-as-you-go rates each day)
+and into the two published tables: one summary row per PTU deployment, one what-if row per deployment and
+candidate count. The advice is given only when the what-if reproduces the observed saturation at the
+deployed count (`calibration`); it is the cheapest count meeting the saturation target
+(`rightsizing.meeting_target`), "add", "cut" or "keep", with its saving as a monthly run-rate of the
+measured window (x 730 hours / hours measured: Azure's billing month). A monthly reservation changes
+from the next month on (its term), an hourly rate at once.
 """
 
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
@@ -13,13 +18,19 @@ import pyarrow as pa
 
 from chargeback_pipeline.core.billing.money import to_money
 from chargeback_pipeline.core.billing.pricing import Pricing, PricingError
+from chargeback_pipeline.core.capacity.calibration import Calibration, ObservedHour, calibrate
 from chargeback_pipeline.core.capacity.rightsizing import (
+    SATURATED_MINUTES_TARGET,
     DemandHour,
     WhatIf,
+    meeting_target,
     nearest_rank_percentile,
     rightsize,
 )
-from chargeback_pipeline.storage.schemas import MONEY
+from chargeback_pipeline.storage.schemas import MONEY, UTC_TIMESTAMP
+
+HOURS_PER_MONTH = 730  # Azure's billing month: monthly run-rates are the measured window scaled to it
+CANNOT_CALIBRATE = "cannot calibrate"
 
 PERCENTILES = (50, 95, 99)
 
@@ -48,6 +59,17 @@ RIGHTSIZING_SCHEMA = pa.schema(
         ("saving", MONEY),
         ("best_saturated_hours", pa.int64()),
         ("recommendation", pa.string()),
+        ("measured_from", UTC_TIMESTAMP),
+        ("measured_until", UTC_TIMESTAMP),
+        ("saturated_minutes", pa.int64()),
+        ("model_saturated_minutes", pa.int64()),
+        ("spillover_weighted_tokens", pa.int64()),
+        ("model_spillover_weighted_tokens", pa.int64()),
+        ("calibrated", pa.bool_()),
+        ("calibration", pa.string()),
+        ("action", pa.string()),
+        ("best_saturated_minutes", pa.int64()),
+        ("monthly_run_rate_saving", MONEY),
     ]
 )
 
@@ -64,6 +86,7 @@ WHAT_IF_SCHEMA = pa.schema(
         ("overflow_weighted_tokens", pa.int64()),
         ("is_current", pa.bool_()),
         ("is_best", pa.bool_()),
+        ("saturated_minutes", pa.int64()),
     ]
 )
 
@@ -95,6 +118,7 @@ def demand_hours(rows: list[dict], pricing: Pricing, pricing_file: str) -> list[
                 ptu_count=row["ptu_count"],
                 cost_per_ptu=deployment.hour_cost(hour) / rate.ptu_count,
                 paygo_cost=_paygo_cost(pricing, row["model_name"], hour.date(), prompt, completion, pricing_file),
+                minute_demand=tuple(row.get("minute_demand_weighted_tokens") or ()),
             )
         )
     return hours
@@ -104,12 +128,56 @@ def _money(amount: Fraction, minor_unit: int) -> Decimal:
     return to_money(round(amount * 10**minor_unit), minor_unit)
 
 
-def _recommendation(current: int, best: WhatIf, saving: Decimal, currency: str, month: date, hours: int) -> str:
+def _observed(row: dict) -> ObservedHour:
+    # One point an hour is an hourly metric (an older export, a PT1H source), not minutes: not compared.
+    per_minute = (row.get("azure_minutes_reported") or 0) > 1
+    return ObservedHour(
+        azure_saturated_minutes=row.get("azure_saturated_minutes") if per_minute else None,
+        spill_weighted_tokens=row["spillover_weighted_tokens"],
+        minute_throttled=tuple(row.get("minute_throttled_requests") or ()),
+    )
+
+
+def _window(rows: list[dict]) -> str:
+    first, last = rows[0]["usage_hour"], rows[-1]["usage_hour"]
+    return f"measured {first:%Y-%m-%d %H:00} to {last + timedelta(hours=1):%Y-%m-%d %H:00} UTC, {len(rows)} hours"
+
+
+def _calibration_text(calibration: Calibration) -> str:
+    if calibration.problems:
+        return "; ".join(calibration.problems)
+    observed = calibration.observed_saturated_minutes
+    return (
+        f"reproduced: {calibration.model_saturated_minutes} saturated minutes"
+        + (f" (Azure: {observed})" if observed is not None else "")
+        + f", {calibration.model_spill_weighted_tokens:,} weighted tokens over capacity "
+        f"({calibration.observed_spill_weighted_tokens:,} spilled), {calibration.throttled_in_model_saturated_minutes} "
+        f"of {calibration.throttled_requests} 429s in those minutes"
+    )
+
+
+def _recommendation(
+    current: int, best: WhatIf, current_what_if: WhatIf, run_rate: Decimal, currency: str, window: str, term: str
+) -> tuple[str, str]:
+    """(action, sentence)."""
+    minutes = f"saturated minutes {current_what_if.saturated_minutes} -> {best.saturated_minutes}"
+    target = f"target <= {float(SATURATED_MINUTES_TARGET):.0%} of minutes"
     if best.ptu_count == current:
-        return f"keep {current} PTU"
-    verb = "reduce" if (best.ptu_count or 0) < current else "increase"
-    # The saving of the hours measured: a month in progress (or partly measured) says so.
-    return f"{verb} to {best.ptu_count} PTU: saves {saving:,.2f} {currency} in {month:%Y-%m} ({hours} hours measured)"
+        return "keep", f"keep {current} PTU: {minutes} ({target}); {window}"
+    action = "cut" if (best.ptu_count or 0) < current else "add"
+    money_words = f"saves {run_rate:,.2f}" if run_rate >= 0 else f"costs {-run_rate:,.2f} more"
+    return action, (
+        f"{action} {abs((best.ptu_count or 0) - current)} PTU ({current} -> {best.ptu_count}): {minutes} ({target}); "
+        f"{money_words} {currency} a month at the run-rate of the {window}; {term}"
+    )
+
+
+def _term(deployment, hour: datetime) -> str:
+    rate = deployment.rate_on(hour.date())
+    if rate.monthly_reservation_per_ptu is not None:
+        following = (hour.replace(day=1) + timedelta(days=32)).replace(day=1)
+        return f"monthly reservation: from {following:%Y-%m} (its term)"
+    return "hourly rate: from now"
 
 
 def month_rightsizing(
@@ -134,9 +202,25 @@ def month_rightsizing(
             deployment.ptu_increment or increment,
             deployment.ptu_minimum or minimum,
         )
+        calibration = calibrate(hours, [_observed(r) for r in rows], tokens_per_ptu_hour)
+        window = _window(rows)
         current_cost = _money(result.current.total_cost, minor_unit)
-        best_cost = _money(result.best.total_cost, minor_unit)
+        best = meeting_target(result.scenarios, current_count, 60 * len(rows))
+        best_cost = _money(best.total_cost, minor_unit)
         saving = current_cost - best_cost
+        run_rate = _money((result.current.total_cost - best.total_cost) * HOURS_PER_MONTH / len(rows), minor_unit)
+        if calibration.calibrated:
+            term = _term(deployment, rows[-1]["usage_hour"])
+            action, recommendation = _recommendation(
+                current_count, best, result.current, run_rate, currency, window, term
+            )
+        else:
+            action = CANNOT_CALIBRATE
+            recommendation = (
+                f"cannot calibrate: at {current_count} PTU the capacity model does not reproduce what was observed "
+                f"({_calibration_text(calibration)}); check pricing.models.{rows[-1]['model_name']}."
+                f"ptu_input_tokens_per_minute and output_token_weight; no count is recommended ({window})"
+            )
         utilisation = [r["utilization_percent"] for r in rows]
         spill_prompt = sum(r["spillover_prompt_tokens"] for r in rows)
         spill_completion = sum(r["spillover_completion_tokens"] for r in rows)
@@ -172,11 +256,22 @@ def month_rightsizing(
                 "spillover_paygo_cost": _money(spill_cost, minor_unit),
                 "throttled_requests": sum(r["throttled_requests"] for r in rows),
                 "current_cost": current_cost,
-                "best_ptu_count": result.best.ptu_count,
-                "best_cost": best_cost,
-                "saving": saving,
-                "best_saturated_hours": result.best.saturated_hours,
-                "recommendation": _recommendation(current_count, result.best, saving, currency, month, len(rows)),
+                "best_ptu_count": best.ptu_count if calibration.calibrated else None,
+                "best_cost": best_cost if calibration.calibrated else None,
+                "saving": saving if calibration.calibrated else None,
+                "best_saturated_hours": best.saturated_hours if calibration.calibrated else None,
+                "recommendation": recommendation,
+                "measured_from": rows[0]["usage_hour"],
+                "measured_until": rows[-1]["usage_hour"] + timedelta(hours=1),
+                "saturated_minutes": calibration.observed_saturated_minutes,
+                "model_saturated_minutes": calibration.model_saturated_minutes,
+                "spillover_weighted_tokens": calibration.observed_spill_weighted_tokens,
+                "model_spillover_weighted_tokens": calibration.model_spill_weighted_tokens,
+                "calibrated": calibration.calibrated,
+                "calibration": _calibration_text(calibration),
+                "action": action,
+                "best_saturated_minutes": best.saturated_minutes if calibration.calibrated else None,
+                "monthly_run_rate_saving": run_rate if calibration.calibrated else None,
             }
         )
         for scenario in result.scenarios:
@@ -192,7 +287,8 @@ def month_rightsizing(
                     "saturated_hours": scenario.saturated_hours,
                     "overflow_weighted_tokens": round(scenario.overflow_weighted_tokens),
                     "is_current": scenario.ptu_count == current_count,
-                    "is_best": scenario.ptu_count == result.best.ptu_count,
+                    "is_best": calibration.calibrated and scenario.ptu_count == best.ptu_count,
+                    "saturated_minutes": scenario.saturated_minutes,
                 }
             )
     return (

@@ -3,7 +3,7 @@ from its published daily chargebacks, as CSV and Parquet, and as an HTML stateme
 overview and a page a product) rendered from the Parquet as published."""
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 import dagster as dg
@@ -59,13 +59,20 @@ def day_statuses(lake: Lake, target: ObjectStore, month: date, days_missing: lis
 def publish_html(lake: Lake, target: ObjectStore, month: date, published, lines, days_missing, callers=None) -> dict:
     """Render the month's HTML statement from its published Parquet (`published`, read back) and the
     breakdowns of the same lines, publish it, and return its view (for the metadata preview)."""
+    days = statements.statement_days(lines, month)
+    capacity_key = keys.ptu_capacity_key(month, "parquet")  # published by ptu_rightsizing (capacity)
+    capacity = read_parquet_bytes(target.read_bytes(capacity_key)) if target.exists(capacity_key) else None
+    covered = days["usage_date"].to_pylist()
+    as_of = datetime.combine(max(covered), time(), UTC) + timedelta(days=1) if covered else None
     view = statement_html.statement_view(
         month,
         published,
-        statements.statement_days(lines, month),
+        days,
         statements.statement_models(lines, month),
         day_statuses(lake, target, month, days_missing),
         callers,
+        capacity=capacity,
+        as_of=as_of,
     )
     target.write_bytes(keys.statement_key(month, "html"), statement_html.render_html(view).encode("utf-8"))
     return view
@@ -137,7 +144,7 @@ def monthly_statement_asset(calendar: Calendar) -> dg.AssetsDefinition:
     @dg.asset(
         partitions_def=calendar.monthly,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        deps=["daily_chargeback"],
+        deps=["daily_chargeback", "ptu_rightsizing"],  # ptu_rightsizing: the month's PTU capacity part
         group_name="costs",
         freshness_policy=STATEMENT_FRESHNESS,
         owners=OWNERS,

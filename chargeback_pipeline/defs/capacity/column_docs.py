@@ -6,7 +6,11 @@ from chargeback_pipeline.core.capacity.utilisation import PTU_UTILIZATION_SCHEMA
 
 CAPACITY_COLUMNS = {"ptu_utilization": PTU_UTILIZATION_SCHEMA, "ptu_rightsizing": RIGHTSIZING_SCHEMA}
 CAPACITY_CODE = {
-    "ptu_utilization": ["marts/fct_hourly_backend_traffic.sql", "core/capacity/utilisation.py"],
+    "ptu_utilization": [
+        "marts/fct_hourly_backend_traffic.sql",
+        "marts/fct_minute_backend_traffic.sql",
+        "core/capacity/utilisation.py",
+    ],
     "ptu_rightsizing": ["core/capacity/monthly.py", "core/capacity/rightsizing.py", "core/capacity/what_if_plot.py"],
 }
 CAPACITY_DESCRIPTIONS = {
@@ -33,6 +37,15 @@ CAPACITY_DESCRIPTIONS = {
             "source has none."
         ),
         "saturated": "Capacity used (tokens or Azure's metric at 100 %) or demand turned away (spill, 429).",
+        "azure_p95_utilization_percent": "95th percentile of the hour's minutes of Azure's metric (nearest rank).",
+        "azure_p99_utilization_percent": "99th percentile of the hour's minutes of Azure's metric (nearest rank).",
+        "azure_minutes_reported": "Minutes of the hour Azure Monitor reported the metric for (60 at PT1M).",
+        "azure_saturated_minutes": "Minutes at 100 % (Azure's metric); null when the source has none.",
+        "max_minute_weighted_tokens": "Served weighted tokens in the busiest minute (tokens per minute, logs).",
+        "p95_minute_weighted_tokens": "95th percentile of the minutes' served weighted tokens (nearest rank).",
+        "p99_minute_weighted_tokens": "99th percentile of the minutes' served weighted tokens (nearest rank).",
+        "minute_demand_weighted_tokens": "60 values: each minute's served + spilled weighted tokens (successful).",
+        "minute_throttled_requests": "60 values: each minute's 429s from the PTU backend.",
     },
     "ptu_rightsizing": {
         "month": "First day of the month.",
@@ -53,10 +66,21 @@ CAPACITY_DESCRIPTIONS = {
         "spillover_paygo_cost": "What they cost at the model's pay-as-you-go rates.",
         "throttled_requests": "429s the PTU backend answered.",
         "current_cost": "The month as deployed: PTU cost + pay-as-you-go cost of the demand above capacity.",
-        "best_ptu_count": "The cheapest PTU count of the what-if.",
-        "best_cost": "The month's cost at that count.",
+        "best_ptu_count": "The advised count: the cheapest meeting the saturation target (null: not calibrated).",
+        "best_cost": "The measured window's cost at that count.",
         "saving": "current_cost - best_cost.",
-        "best_saturated_hours": "Hours whose demand would not fit at the cheapest count.",
-        "recommendation": "keep N PTU, or reduce / increase to N PTU with the monthly saving.",
+        "best_saturated_hours": "Hours whose demand would not fit at the advised count.",
+        "recommendation": "The advice in words: add / cut / keep N PTU with its numbers, or why it cannot calibrate.",
+        "measured_from": "First hour measured (UTC).",
+        "measured_until": "End of the last hour measured (UTC).",
+        "saturated_minutes": "Minutes Azure's utilisation metric read 100 % (null without the metric).",
+        "model_saturated_minutes": "Minutes the what-if at the deployed count saturates (calibration).",
+        "spillover_weighted_tokens": "Weighted tokens that spilled to pay-as-you-go.",
+        "model_spillover_weighted_tokens": "Weighted tokens the what-if at the deployed count puts over capacity.",
+        "calibrated": "Whether the what-if reproduces the observed saturation within the stated tolerances.",
+        "calibration": "The comparison: what the model gives against what was observed.",
+        "action": "add, cut, keep, or cannot calibrate.",
+        "best_saturated_minutes": "Saturated minutes at the advised count (the what-if).",
+        "monthly_run_rate_saving": "(current - advised cost) x 730 / hours measured; negative: adding costs more.",
     },
 }

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import dagster as dg
 
+from chargeback_pipeline.core.capacity.capacity_month import month_capacity
 from chargeback_pipeline.core.capacity.monthly import month_rightsizing
 from chargeback_pipeline.core.capacity.utilisation import PTU_UTILIZATION_SCHEMA
 from chargeback_pipeline.core.capacity.what_if_plot import what_if_png
@@ -26,11 +27,14 @@ PREVIEW_COLUMNS = [
     "current_ptu_count",
     "p95_utilization_percent",
     "saturated_hours",
+    "saturated_minutes",
+    "model_saturated_minutes",
     "spillover_paygo_cost",
     "current_cost",
     "best_ptu_count",
     "best_cost",
     "saving",
+    "action",
 ]
 
 
@@ -64,27 +68,33 @@ def rightsize_months(
         for extension, data in report_files(what_if, minor_unit).items():
             target.write_bytes(keys.ptu_what_if_key(month, extension), data)
         target.write_bytes(keys.ptu_what_if_key(month, "png"), what_if_png(what_if, f"{month:%Y-%m}", prices.currency))
+        # The month's capacity as finance reads it (the statement shows it): idle capacity under every policy.
+        for extension, data in report_files(month_capacity(hourly, prices, month), minor_unit).items():
+            target.write_bytes(keys.ptu_capacity_key(month, extension), data)
         result = checks.ptu_count_is_cheapest(PTU_RIGHTSIZING_KEY, summary, warn_saving)
         for row in summary.to_pylist():
             context.log.info(
                 f"PTU rightsizing {month:%Y-%m} {row['backend_id']}/{row['deployment_name']}: "
                 f"{row['current_ptu_count']} PTU, p95 {row['p95_utilization_percent']}%, "
-                f"{row['saturated_hours']} saturated hours, {row['recommendation']}"
+                f"{row['saturated_hours']} saturated hours, {row['saturated_minutes']} saturated minutes: "
+                f"{row['recommendation']}"
             )
         numbers: dict[str, object] = {
             "dagster/row_count": summary.num_rows,
             "hours_measured": len(measured),
             "currency": prices.currency,
             "current_cost": money(sum(summary["current_cost"].to_pylist(), Decimal(0)), minor_unit),
-            "best_cost": money(sum(summary["best_cost"].to_pylist(), Decimal(0)), minor_unit),
-            "possible_saving": money(sum(summary["saving"].to_pylist(), Decimal(0)), minor_unit),
+            "best_cost": money(sum((c or 0 for c in summary["best_cost"].to_pylist()), Decimal(0)), minor_unit),
+            "possible_saving": money(sum((c or 0 for c in summary["saving"].to_pylist()), Decimal(0)), minor_unit),
             "saturated_hours": sum(summary["saturated_hours"].to_pylist()),
             "spillover_paygo_cost": money(sum(summary["spillover_paygo_cost"].to_pylist(), Decimal(0)), minor_unit),
         }
         for row in summary.to_pylist():
             label = f"{row['backend_id']}/{row['deployment_name']}"
             numbers[f"p95_utilization_percent[{label}]"] = row["p95_utilization_percent"]
-            numbers[f"best_ptu_count[{label}]"] = row["best_ptu_count"]
+            numbers[f"action[{label}]"] = row["action"]
+            if row["best_ptu_count"] is not None:
+                numbers[f"best_ptu_count[{label}]"] = row["best_ptu_count"]
         record_partition(
             context,
             month_partition_key(month),
@@ -92,14 +102,14 @@ def rightsize_months(
                 **numbers,
                 "rightsizing": markdown_table(summary.select(PREVIEW_COLUMNS), limit=20),
                 "what_if": markdown_table(
-                    what_if.select(["backend_id", "deployment_name", "ptu_count", "total_cost", "saturated_hours"]),
+                    what_if.select(["backend_id", "deployment_name", "ptu_count", "total_cost", "saturated_minutes"]),
                     limit=40,
                 ),
                 "rightsizing_csv": dg.MetadataValue.path(target.url(keys.ptu_rightsizing_key(month, "csv"))),
                 "what_if_plot": dg.MetadataValue.path(target.url(keys.ptu_what_if_key(month, "png"))),
             },
         )
-        run_saving += sum(summary["saving"].to_pylist(), Decimal(0))
+        run_saving += sum((c or 0 for c in summary["saving"].to_pylist()), Decimal(0))
         judged.append((month_partition_key(month), result))
     log_run_totals(context, "ptu_rightsizing", len(months), {"possible_saving": money(run_saving)})
     yield dg.MaterializeResult()
@@ -115,11 +125,15 @@ def ptu_rightsizing_asset(calendar: Calendar) -> dg.AssetsDefinition:
         owners=OWNERS,
         kinds={"parquet", "csv", "matplotlib"},
         description=(
-            "Per PTU deployment and month: p50/p95/p99 hourly utilisation, saturated hours, spillover tokens and "
-            "their pay-as-you-go cost, and a what-if: the month's cost at each PTU count (PTU cost + the "
-            "pay-as-you-go cost of the hourly demand that would not fit; demand above capacity spills, nothing "
-            "queues). `monthly/month=YYYY-MM/ptu_rightsizing.{csv,parquet}`, `ptu_what_if.{csv,parquet}` and "
-            "the plot `ptu_rightsizing.png`. The month in progress covers its hours so far."
+            "Per PTU deployment and month: p50/p95/p99 hourly utilisation, saturated hours and minutes, spillover "
+            "tokens and their pay-as-you-go cost, and a what-if: the month's cost at each PTU count (PTU cost + the "
+            "pay-as-you-go cost of the minute-level demand that would not fit; demand above capacity spills, nothing "
+            "queues), calibrated first: advice (add / cut / keep) only when the what-if at the deployed count "
+            "reproduces the observed saturated minutes, spill and 429s, else 'cannot calibrate'. "
+            "`monthly/month=YYYY-MM/ptu_rightsizing.{csv,parquet}`, `ptu_capacity.{csv,parquet}` (count, rate, cost, "
+            "utilisation, unused capacity and effective price per 1K tokens, for the statement), "
+            "`ptu_what_if.{csv,parquet}` and the plot `ptu_rightsizing.png`. The month in progress covers its "
+            "hours so far."
         ),
         check_specs=[
             partition_checks.spec(

@@ -14,12 +14,16 @@ from chargeback_pipeline.storage.schemas import DEPLOYMENT_METRICS_SCHEMA, METRI
 
 PTU_UTILIZATION_KEY = dg.AssetKey("ptu_utilization")
 TRAFFIC_MODEL = "marts/fct_hourly_backend_traffic"
+MINUTE_TRAFFIC_MODEL = "marts/fct_minute_backend_traffic"
 PREVIEW_COLUMNS = [
     "backend_id",
     "deployment_name",
     "ptu_count",
     "utilization_percent",
     "azure_utilization_percent",
+    "azure_p95_utilization_percent",
+    "azure_saturated_minutes",
+    "max_minute_weighted_tokens",
     "spillover_requests",
     "throttled_requests",
     "saturated",
@@ -35,13 +39,16 @@ def _hour_numbers(table) -> dict[str, object]:
         "spillover_requests": sum(table["spillover_requests"].to_pylist()),
         "throttled_requests": sum(table["throttled_requests"].to_pylist()),
         "served_weighted_tokens": sum(table["served_weighted_tokens"].to_pylist()),
+        "azure_saturated_minutes": sum(m or 0 for m in table["azure_saturated_minutes"].to_pylist()),
         "demand_weighted_tokens": sum(table["demand_weighted_tokens"].to_pylist()),
     }
     for row in table.to_pylist():
         label = f"{row['backend_id']}/{row['deployment_name']}"
         numbers[f"utilization_percent[{label}]"] = row["utilization_percent"]
+        numbers[f"max_minute_weighted_tokens[{label}]"] = row["max_minute_weighted_tokens"]
         if row["azure_utilization_percent"] is not None:
             numbers[f"azure_utilization_percent[{label}]"] = row["azure_utilization_percent"]
+            numbers[f"azure_p95_utilization_percent[{label}]"] = row["azure_p95_utilization_percent"]
     return numbers
 
 
@@ -63,17 +70,15 @@ def measure_hours(
             sizings = ptu_sizings(prices, hour, pricing.path)
             con = sql.connect(database)
             try:
-                traffic = sql.run_models(
-                    con,
-                    [TRAFFIC_MODEL],
-                    relations={"attributed_requests": store.relation(keys.hour_key(keys.ATTRIBUTED, hour))},
-                    params={},
-                ).to_pylist()
+                relations = {"attributed_requests": store.relation(keys.hour_key(keys.ATTRIBUTED, hour))}
+                traffic = sql.run_models(con, [TRAFFIC_MODEL], relations=relations, params={}).to_pylist()
+                minute_traffic = sql.run_models(con, [MINUTE_TRAFFIC_MODEL], relations=relations, params={}).to_pylist()
             finally:
                 con.close()
             metrics = store.read(keys.hour_key(keys.RAW_METRICS, hour), DEPLOYMENT_METRICS_SCHEMA)
             utilisation_rows = metrics.filter(pc.equal(metrics["MetricName"], METRIC_PTU_UTILIZATION)).to_pylist()
-            table = hour_utilisation(hour, sizings, traffic, azure_utilization(utilisation_rows, sizings))
+            azure = azure_utilization(utilisation_rows, sizings)
+            table = hour_utilisation(hour, sizings, traffic, azure, minute_traffic)
             digest = store.write(keys.hour_key(keys.PTU_UTILIZATION, hour), table)
             numbers = _hour_numbers(table)
             saturated = table.filter(table["saturated"])
@@ -122,8 +127,9 @@ def ptu_utilization_asset(calendar: Calendar) -> dg.AssetsDefinition:
             "Per PTU deployment (pricing file) and hour: weighted tokens served (prompt + output_token_weight x "
             "completion) against capacity (ptu_count x ptu_input_tokens_per_minute x 60), the requests that "
             "spilled to its pay-as-you-go twin (same deployment name on a paygo backend), the 429s the PTU "
-            "backend answered, and Azure Monitor's AzureOpenAIProvisionedManagedUtilizationV2 (hourly maximum) "
-            "where the source has it. `saturated`: capacity used, or demand turned away."
+            "backend answered, and Azure Monitor's AzureOpenAIProvisionedManagedUtilizationV2 per minute (the "
+            "hour's maximum, p95 and p99 of minutes, minutes at 100 %) where the source has it, beside the served "
+            "weighted tokens per minute and each minute's demand. `saturated`: capacity used, or demand turned away."
         ),
     )
     def ptu_utilization(

@@ -12,10 +12,10 @@ knobs: turning a knob (say `nonzero_chunk_token_fraction`) changes only what tha
 The topology is production's: an APIM backend pool of a PTU resource (`aoai-ptu-eastus`) and the
 pay-as-you-go resource it spills over to (`aoai-paygo-eastus`), both hosting deployments named `gpt-4.1`
 and `gpt-4o`; `text-embedding-3-large` lives on the pay-as-you-go resource only. Deployments are
-identified by (backend_id, deployment name). The PTU overflows in the busy hours of the day only
-(`SimulationProfile.spillover_fraction`): in those hours (11:00 to 19:59 UTC) it is saturated, its
-utilisation metric reads 100 %, and its server-side failures are 429s (it throttles); outside them it
-never answers 429 (`traffic.ptu_saturated`, `SimulatedSource.expected_saturated_hours`).
+identified by (backend_id, deployment name). Each PTU deployment has a PTU count
+(`SimulationProfile.ptu_counts`); minute by minute, the load it cannot hold spills to the pay-as-you-go
+twin, its utilisation metric reads 100 % and its server-side failures are 429s; in a minute that fits it
+never answers 429 (`ptu_minutes`, `SimulatedSource.expected_saturated_minutes`).
 
 Modules, in the order data flows through them:
     profile        SimulationProfile: the knobs (volume, seed, fault fractions)
@@ -24,8 +24,9 @@ Modules, in the order data flows through them:
     catalog        who calls: products, subscriptions, users of a profile
     hour_requests  the numpy arrays of one hour's requests
     traffic        drawing one hour's requests from the seeded RNG
+    ptu_minutes    bursty minutes, and PTU load against capacity: spill, 429s, utilisation
     log_rows       the gateway and LLM log rows those requests emit
-    metrics        the hourly per-deployment token metrics (logged plus bypass)
+    metrics        the hourly per-deployment token metrics (logged plus bypass), PTU utilisation per minute
     usage_groups   folding requests into usage report groups
     ground_truth   the answers a pipeline must reach, from the requests
     source         SimulatedSource, tying it together with an LRU cache of hours
@@ -58,7 +59,6 @@ from chargeback_pipeline.sources.simulated.profile import (
     SimulationProfile,
 )
 from chargeback_pipeline.sources.simulated.source import SimulatedSource
-from chargeback_pipeline.sources.simulated.traffic import ptu_saturated, ptu_utilization_percent, spillover_share
 from chargeback_pipeline.sources.simulated.workloads import API_ID, NON_LLM_OPERATION_ID
 
 __all__ = [
@@ -81,7 +81,4 @@ __all__ = [
     "SimulatedSource",
     "SimulationProfile",
     "account_resource_id",
-    "ptu_saturated",
-    "ptu_utilization_percent",
-    "spillover_share",
 ]

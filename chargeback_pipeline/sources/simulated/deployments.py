@@ -79,6 +79,20 @@ DEPLOYMENT_NAME_SHARED = np.array(
     [sum(other.name == d.name for other in DEPLOYMENT_LIST) > 1 for d in DEPLOYMENT_LIST], dtype=bool
 )
 
+# What one PTU of a model sustains, as Azure measures it (Microsoft's PTU sizing table, "Provisioned
+# throughput units", 2025): input tokens per minute, and how many input tokens one output token weighs.
+# This is the simulated Azure's truth; the pricing file states its own figures, which may be wrong.
+PTU_MODEL_CAPACITY = MappingProxyType({"gpt-4.1": (3000, 4), "gpt-4o": (2500, 3)})
+PTU_DEPLOYMENT_CODES = np.flatnonzero(DEPLOYMENT_IS_PTU)
+PTU_DEPLOYMENT_NAMES = tuple(sorted(d.name for d in DEPLOYMENT_LIST if d.billing == "ptu"))
+# Per deployment code: weighted tokens per minute per PTU, and the output token weight (0 / 1 off PTU).
+DEPLOYMENT_TOKENS_PER_PTU_MINUTE = np.array(
+    [PTU_MODEL_CAPACITY[d.model_name][0] if d.billing == "ptu" else 0 for d in DEPLOYMENT_LIST], dtype=np.int64
+)
+DEPLOYMENT_OUTPUT_WEIGHT = np.array(
+    [PTU_MODEL_CAPACITY[d.model_name][1] if d.billing == "ptu" else 1 for d in DEPLOYMENT_LIST], dtype=np.int64
+)
+
 DEPLOYMENT_NAME_LABELS = labels(d.name for d in DEPLOYMENT_LIST)
 MODEL_NAME_LABELS = labels(d.model_name for d in DEPLOYMENT_LIST)
 RESOURCE_ID_LABELS = labels(d.resource_id for d in DEPLOYMENT_LIST)

@@ -43,6 +43,7 @@ class HourRequests:
     gateway_row_duplicated: np.ndarray  # bool per request
     llm_record_duplicated: np.ndarray  # bool (n, MAX_CHUNKS), per (request, SequenceNumber)
     chunk_carries_tokens: np.ndarray  # bool (n, MAX_CHUNKS), the nonzero-chunk-token fault
+    ptu_minute_utilisation: np.ndarray  # int64 (PTU deployments, 60): Azure's utilisation % per minute
 
     @property
     def has_gateway_row(self) -> np.ndarray:

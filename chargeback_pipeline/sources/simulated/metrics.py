@@ -5,8 +5,8 @@ Each resource reports its own deployments (ResourceId = the account's ARM id): t
 They count the tokens of every distinct SequenceNumber-0 LLM record by its own TimeGenerated (failed
 and orphan requests included), plus bypass tokens: traffic that reached a deployment without passing
 APIM, so reconciliation always has a small, known gap to find. The PTU deployments also report their
-utilisation (`AzureOpenAIProvisionedManagedUtilizationV2`, the hour's maximum in whole percent), which
-reaches 100 in the hours their load is above capacity (traffic.ptu_utilization_percent).
+utilisation (`AzureOpenAIProvisionedManagedUtilizationV2`) per minute in whole percent, from the same
+minute model that decides their spill and 429s (ptu_minutes): 100 in a minute whose load spilled.
 """
 
 from collections.abc import Callable, Iterator
@@ -16,15 +16,15 @@ import pyarrow as pa
 
 from chargeback_pipeline.sources.simulated.arrays import labels, timestamps
 from chargeback_pipeline.sources.simulated.deployments import (
-    DEPLOYMENT_IS_PTU,
     DEPLOYMENT_LIST,
     DEPLOYMENT_NAME_LABELS,
+    PTU_DEPLOYMENT_CODES,
     RESOURCE_ID_LABELS,
 )
 from chargeback_pipeline.sources.simulated.hour_requests import HourRequests
 from chargeback_pipeline.sources.simulated.hours import US_PER_HOUR, US_PER_SECOND
 from chargeback_pipeline.sources.simulated.profile import BYPASS_STREAM, SimulationProfile
-from chargeback_pipeline.sources.simulated.traffic import ptu_utilization_percent
+from chargeback_pipeline.sources.simulated.ptu_minutes import MINUTES_PER_HOUR, US_PER_MINUTE
 from chargeback_pipeline.storage.schemas import (
     DEPLOYMENT_METRICS_SCHEMA,
     METRIC_COMPLETION_TOKENS,
@@ -58,20 +58,23 @@ def deployment_metrics_table(profile: SimulationProfile, hours: range, requests_
         pa.array(totals.reshape(-1)),
     ]
     tokens = pa.Table.from_arrays(columns, schema=DEPLOYMENT_METRICS_SCHEMA)
-    return pa.concat_tables([tokens, utilization_table(hours)])
+    return pa.concat_tables([tokens, utilization_table(hours, requests_of)])
 
 
-def utilization_table(hours: range) -> pa.Table:
-    """One row per hour and PTU deployment: its peak utilisation percent in the hour."""
-    ptu = np.flatnonzero(DEPLOYMENT_IS_PTU)
-    hour_us = np.repeat(np.array(hours, dtype=np.int64), len(ptu))
-    percent = [ptu_utilization_percent(int(h) // US_PER_HOUR % 24) for h in hour_us]
+def utilization_table(hours: range, requests_of: RequestsOf) -> pa.Table:
+    """One row per minute and PTU deployment: its utilisation percent in the minute (ptu_minutes), as
+    Azure Monitor reports AzureOpenAIProvisionedManagedUtilizationV2 at PT1M."""
+    ptu = PTU_DEPLOYMENT_CODES
+    minutes = np.arange(MINUTES_PER_HOUR, dtype=np.int64) * US_PER_MINUTE
+    # percent[hour, minute, deployment], flattened in that order
+    percent = np.stack([requests_of(hour_us).ptu_minute_utilisation.T for hour_us in hours]) if len(hours) else None
+    minute_us = (np.array(hours, dtype=np.int64)[:, None] + minutes[None, :]).reshape(-1)
     columns = [
-        timestamps(hour_us),
-        RESOURCE_ID_LABELS.take(np.tile(ptu, len(hours))),
-        DEPLOYMENT_NAME_LABELS.take(np.tile(ptu, len(hours))),
-        pa.array([METRIC_PTU_UTILIZATION] * len(hour_us), pa.string()),
-        pa.array(percent, pa.int64()),
+        timestamps(np.repeat(minute_us, len(ptu))),
+        RESOURCE_ID_LABELS.take(np.tile(ptu, len(minute_us))),
+        DEPLOYMENT_NAME_LABELS.take(np.tile(ptu, len(minute_us))),
+        pa.array([METRIC_PTU_UTILIZATION] * (len(minute_us) * len(ptu)), pa.string()),
+        pa.array(percent.reshape(-1) if percent is not None else [], pa.int64()),
     ]
     return pa.Table.from_arrays(columns, schema=DEPLOYMENT_METRICS_SCHEMA)
 

@@ -3,12 +3,16 @@
 from dataclasses import dataclass
 from datetime import datetime
 
+from chargeback_pipeline.sources.simulated.deployments import PTU_DEPLOYMENT_NAMES
 from chargeback_pipeline.sources.simulated.hours import US_PER_HOUR, epoch_us
 
 # RNG seeds are [profile seed, hour epoch seconds, stream]. Traffic uses [seed, hour] (a missing third
 # word counts as 0), so these stream ids keep the other draws apart from it.
 BYPASS_STREAM = 1
 CATALOG_STREAM = 2
+
+# PTU per PTU deployment: what pricing.example.yaml deploys (it must say the same, or its capacity is wrong).
+DEFAULT_PTU_COUNTS = (("gpt-4.1", 40), ("gpt-4o", 55))
 
 _DEFAULT_PRODUCT_IDS = (
     "customer-support-bot",
@@ -24,16 +28,11 @@ _DEFAULT_PRODUCT_IDS = (
 class SimulationProfile:
     """What traffic to simulate. Every knob has a realistic default; tests use them to inject faults.
 
-    Spillover (`spillover_fraction`) is the share of PTU requests (gpt-4.1, gpt-4o) that the pay-as-you-go
-    backend serves *at the diurnal peak hour* (15:00 UTC), not a flat share: the PTU deployments are
-    sized for 1.2x the day's mean load, so in any hour whose load on the diurnal curve is below that
-    (20:00 to 10:59 UTC) nothing spills, and above it the spill probability is the overflow share of
-    the hour's load, (load - 1.2) / load, scaled so the peak hour spills exactly `spillover_fraction`
-    (`traffic.spillover_share`). With the default 0.15: 0.046 at 11:00, 0.094 at 12:00, 0.126 at 13:00,
-    0.144 at 14:00, 0.15 at 15:00 (symmetric after it), about 6 % of the day's PTU requests. 1.0
-    spills every PTU request of the peak hour; 0 turns spillover off. In those saturated hours a failed
-    PTU request (`failed_fraction`) never spills: its server-side failures are 429s from the PTU backend,
-    and the PTU deployments' utilisation metric reads 100 % (`traffic.ptu_saturated`).
+    The PTU deployments (gpt-4.1, gpt-4o on the PTU resource) have `ptu_counts` PTU each; their load
+    against that capacity, minute by minute, decides what spills to pay-as-you-go, when Azure's
+    utilisation metric reads 100 % and when they answer 429 (`ptu_minutes`). The defaults are the
+    example pricing file's counts, sized like a real tenant for the default 2,000 requests an hour: busy
+    afternoon minutes saturate, nights idle. A profile of another volume states counts that fit it.
     """
 
     requests_per_hour: int = 2000  # mean gateway requests per hour, shaped by a diurnal curve
@@ -44,7 +43,7 @@ class SimulationProfile:
     non_llm_fraction: float = 0.02  # successful calls with no LLM record ("list-deployments")
     orphan_llm_fraction: float = 0.005  # LLM records whose gateway row does not exist
     unassigned_fraction: float = 0.03  # calls with empty ProductId and ApimSubscriptionId
-    spillover_fraction: float = 0.15  # PTU requests served pay-as-you-go at the peak hour (see above)
+    ptu_counts: tuple[tuple[str, int], ...] = DEFAULT_PTU_COUNTS  # (PTU deployment name, PTU count)
     bypass_fraction: float = 0.01  # deployment tokens that never passed APIM, relative per deployment-hour
     nonzero_chunk_token_fraction: float = 0.0  # fault: later chunks that (wrongly) carry tokens
     missing_gateway_hours: frozenset[datetime] = frozenset()  # fault: hours whose gateway rows are lost
@@ -68,7 +67,6 @@ class SimulationProfile:
                 "non_llm_fraction",
                 "orphan_llm_fraction",
                 "unassigned_fraction",
-                "spillover_fraction",
                 "bypass_fraction",
                 "nonzero_chunk_token_fraction",
             )
@@ -82,9 +80,19 @@ class SimulationProfile:
             raise ValueError("product_ids must be non-empty and unique")
         if "" in self.product_ids:
             raise ValueError("an empty product id is how unassigned calls look; use a name")
+        names = sorted(name for name, _ in self.ptu_counts)
+        if names != list(PTU_DEPLOYMENT_NAMES) or any(count < 1 for _, count in self.ptu_counts):
+            raise ValueError(
+                f"ptu_counts must give each PTU deployment ({', '.join(PTU_DEPLOYMENT_NAMES)}) once, a count >= 1"
+            )
         for hour in self.missing_gateway_hours:
             if hour.tzinfo is None or epoch_us(hour) % US_PER_HOUR:
                 raise ValueError(f"missing_gateway_hours must hold timezone-aware hour starts, got {hour}")
+
+    @property
+    def ptu_count_of(self) -> dict[str, int]:
+        """PTU deployment name -> its PTU count."""
+        return dict(self.ptu_counts)
 
 
 DEFAULT_PROFILE = SimulationProfile()

@@ -24,6 +24,15 @@ class SimulatedSourceResource(LogSourceResource):
     simulated_surge_product: str = ""
     simulated_surge_factor: float = Field(default=1.0, ge=0, le=100)
     simulated_surge_days: list[str] = []
+    # The simulated PTU deployments' PTU counts, "name=count" each (e.g. gpt-4.1=40,gpt-4o=55): the load
+    # against them decides spill, 429s and utilisation. Unset: the example pricing file's counts.
+    simulated_ptu_counts: list[str] = []
+
+    @field_validator("simulated_ptu_counts")
+    @classmethod
+    def _ptu_counts(cls, value: list[str]) -> list[str]:
+        _parse_ptu_counts(value)
+        return value
 
     @field_validator("simulated_surge_product")
     @classmethod
@@ -54,7 +63,21 @@ class SimulatedSourceResource(LogSourceResource):
                 surge_product=self.simulated_surge_product,
                 surge_factor=self.simulated_surge_factor,
                 surge_days=tuple(self.simulated_surge_days),
+                ptu_counts=_parse_ptu_counts(self.simulated_ptu_counts),
                 **self.simulated_faults,
             ),
             callers=self.caller_identity(),
         )
+
+
+def _parse_ptu_counts(entries: list[str]) -> tuple[tuple[str, int], ...]:
+    """["gpt-4.1=40", ...] over the defaults: every PTU deployment keeps its default unless named."""
+    counts = dict(DEFAULT_PROFILE.ptu_counts)
+    for entry in entries:
+        name, _, count = entry.partition("=")
+        if name.strip() not in counts or not count.strip().isdigit() or int(count) < 1:
+            raise ValueError(
+                f"{entry!r}: each entry is <PTU deployment>=<count >= 1>, deployments {', '.join(sorted(counts))}"
+            )
+        counts[name.strip()] = int(count)
+    return tuple(sorted(counts.items()))

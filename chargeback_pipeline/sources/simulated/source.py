@@ -19,7 +19,7 @@ from chargeback_pipeline.sources.simulated.callers import (
     trace_record_key_counts,
 )
 from chargeback_pipeline.sources.simulated.catalog import Catalog
-from chargeback_pipeline.sources.simulated.deployments import DEPLOYMENT_LIST
+from chargeback_pipeline.sources.simulated.deployments import DEPLOYMENT_LIST, PTU_DEPLOYMENT_CODES
 from chargeback_pipeline.sources.simulated.ground_truth import (
     bypass_tokens_by_deployment,
     daily_usage,
@@ -38,7 +38,7 @@ from chargeback_pipeline.sources.simulated.log_rows import GeneratedHour
 from chargeback_pipeline.sources.simulated.metrics import deployment_metrics_table
 from chargeback_pipeline.sources.simulated.money_oracle import ProductCost, expected_product_costs
 from chargeback_pipeline.sources.simulated.profile import DEFAULT_PROFILE, SimulationProfile
-from chargeback_pipeline.sources.simulated.traffic import generate_hour, ptu_saturated
+from chargeback_pipeline.sources.simulated.traffic import generate_hour
 from chargeback_pipeline.sources.simulated.workloads import WORKLOAD_HOME_DEPLOYMENT
 from chargeback_pipeline.storage.schemas import CALLER_COLUMN, GATEWAY_LOG_SCHEMA, LLM_LOG_SCHEMA
 
@@ -167,10 +167,25 @@ class SimulatedSource:
         )
 
     def expected_saturated_hours(self, window: TimeWindow) -> list[datetime]:
-        """The hours starting within the window in which the PTU deployments are saturated (load above
-        their capacity): from the load curve the traffic is drawn from, not from the rows."""
+        """The hours starting within the window in which a PTU deployment saturated in at least one minute
+        (its load did not fit its capacity): from the generated minute model, not from the rows."""
         hours = hours_starting_within(epoch_us(window.start), epoch_us(window.end))
-        return [datetime.fromtimestamp(h // US_PER_SECOND, UTC) for h in hours if ptu_saturated(h // US_PER_HOUR % 24)]
+        return [
+            datetime.fromtimestamp(h // US_PER_SECOND, UTC)
+            for h in hours
+            if (self._requests(h).ptu_minute_utilisation >= 100).any()
+        ]
+
+    def expected_saturated_minutes(self, window: TimeWindow) -> dict[tuple[str, str], int]:
+        """Per PTU deployment (backend_id, name): its saturated minutes in the hours starting within the
+        window (utilisation 100: load it could not hold spilled)."""
+        hours = hours_starting_within(epoch_us(window.start), epoch_us(window.end))
+        counts = dict.fromkeys((DEPLOYMENT_LIST[code].key for code in PTU_DEPLOYMENT_CODES), 0)
+        for hour_us in hours:
+            saturated = (self._requests(hour_us).ptu_minute_utilisation >= 100).sum(axis=1)
+            for row, code in enumerate(PTU_DEPLOYMENT_CODES):
+                counts[DEPLOYMENT_LIST[code].key] += int(saturated[row])
+        return counts
 
     def expected_ptu_turned_away(self, window: TimeWindow) -> dict[tuple[str, str], tuple[int, int]]:
         """Per PTU deployment (backend_id, name): (requests its pay-as-you-go twin served instead, 429s it

@@ -9,10 +9,20 @@ import numpy as np
 
 from chargeback_pipeline.sources.simulated.arrays import choose, choose_per_row, cumulative
 from chargeback_pipeline.sources.simulated.catalog import Catalog
-from chargeback_pipeline.sources.simulated.deployments import DEPLOYMENT_IS_PTU
+from chargeback_pipeline.sources.simulated.deployments import DEPLOYMENT_IS_PTU, DEPLOYMENT_LIST, PTU_DEPLOYMENT_CODES
 from chargeback_pipeline.sources.simulated.hour_requests import MAX_CHUNKS, HourRequests
 from chargeback_pipeline.sources.simulated.hours import US_PER_HOUR, US_PER_SECOND
 from chargeback_pipeline.sources.simulated.profile import SimulationProfile
+from chargeback_pipeline.sources.simulated.ptu_minutes import (
+    MINUTES_PER_HOUR,
+    US_PER_MINUTE,
+    bursty_times,
+    capacity_per_minute,
+    minute_utilisation,
+    minute_weights,
+    overflowing,
+    weighted_tokens,
+)
 from chargeback_pipeline.sources.simulated.workloads import (
     MAX_COMPLETION_TOKENS,
     MIN_PROMPT_TOKENS,
@@ -39,54 +49,21 @@ _API_VERSION_WEIGHTS = (0.6, 0.3, 0.1)
 
 _DIURNAL_AMPLITUDE = 0.6
 _DIURNAL_PEAK_HOUR_UTC = 15  # mid-morning US East
-# The PTU deployments are sized for 1.2x the day's mean load: in hours whose load on the diurnal curve is
-# above that, the excess overflows to the pay-as-you-go backend (profile.spillover_fraction).
-PTU_CAPACITY_LOAD = 1.2
 _LLM_OFFSET_MIN_US = -3 * US_PER_SECOND  # LLM record time relative to its gateway row
 _LLM_OFFSET_MAX_US = 8 * US_PER_SECOND
 _EDGE_CROSSINGS_PER_SIDE = 2  # requests pinned to each hour edge so LLM records cross it every hour
 
 
-def _diurnal_factor(hour_of_day: int) -> float:
+def diurnal_factor(hour_of_day: int) -> float:
     """Traffic multiplier by UTC hour of day; averages exactly 1 over a day."""
     return 1.0 + _DIURNAL_AMPLITUDE * np.cos(2 * np.pi * (hour_of_day - _DIURNAL_PEAK_HOUR_UTC) / 24)
-
-
-def _overflow_share(hour_of_day: int) -> float:
-    """Share of the hour's load above the PTU capacity: (load - capacity) / load, 0 below capacity."""
-    load = _diurnal_factor(hour_of_day)
-    return float(max(load - PTU_CAPACITY_LOAD, 0.0) / load)
-
-
-_PEAK_OVERFLOW_SHARE = _overflow_share(_DIURNAL_PEAK_HOUR_UTC)
-
-
-def ptu_saturated(hour_of_day: int) -> bool:
-    """Whether the PTU deployments are saturated in this UTC hour: its load is above their capacity."""
-    return _overflow_share(hour_of_day) > 0
-
-
-def ptu_utilization_percent(hour_of_day: int) -> int:
-    """The hour's peak PTU utilisation as Azure Monitor reports it (AzureOpenAIProvisionedManagedUtilizationV2,
-    whole percent): the load against the capacity, capped at 100 (the excess spills or is refused)."""
-    return min(100, round(100 * _diurnal_factor(hour_of_day) / PTU_CAPACITY_LOAD))
-
-
-def spillover_share(spillover_fraction: float, hour_of_day: int) -> float:
-    """Probability that a request able to spill (a PTU workload) is served pay-as-you-go in this UTC hour.
-
-    The overflow share of the hour's load, scaled so that the peak hour spills exactly
-    `spillover_fraction`: 0 while the load stays under the PTU capacity (nights, mornings, evenings),
-    then growing with the load to `spillover_fraction` at the diurnal peak.
-    """
-    return spillover_fraction * _overflow_share(hour_of_day) / _PEAK_OVERFLOW_SHARE
 
 
 def generate_hour(profile: SimulationProfile, catalog: Catalog, hour_start_us: int) -> HourRequests:
     """The requests of the hour starting at hour_start_us (epoch us), the same on every call."""
     rng = np.random.default_rng([profile.seed, hour_start_us // US_PER_SECOND])
     hour_of_day = hour_start_us // US_PER_HOUR % 24
-    n = int(rng.poisson(profile.requests_per_hour * _diurnal_factor(hour_of_day)))
+    n = int(rng.poisson(profile.requests_per_hour * diurnal_factor(hour_of_day)))
 
     # When in the hour, and how far the LLM record lands from its gateway row. A few requests are
     # pinned to the hour's first/last second with offsets that push their LLM record across the edge.
@@ -99,6 +76,9 @@ def generate_hour(profile: SimulationProfile, catalog: Catalog, hour_start_us: i
     llm_offset[edge : 2 * edge] = rng.integers(US_PER_SECOND, _LLM_OFFSET_MAX_US + 1, edge)
     is_edge = np.zeros(n, dtype=bool)
     is_edge[: 2 * edge] = True
+    # Bursty minutes (ptu_minutes): the edge requests keep their pinned first / last second.
+    weights = minute_weights(profile.seed, hour_start_us // US_PER_SECOND)
+    time_in_hour = np.where(is_edge, time_in_hour, bursty_times(time_in_hour, weights))
     order = np.argsort(time_in_hour, kind="stable")
     gateway_time_us = hour_start_us + time_in_hour[order]
     llm_time_us = gateway_time_us + llm_offset[order]
@@ -111,7 +91,6 @@ def generate_hour(profile: SimulationProfile, catalog: Catalog, hour_start_us: i
         u_product,
         u_subscription,
         u_workload,
-        u_spillover,
         u_failed_completion,
         u_response_code,
         u_cache,
@@ -119,7 +98,7 @@ def generate_hour(profile: SimulationProfile, catalog: Catalog, hour_start_us: i
         u_stream,
         u_chunked,
         u_gateway_duplicate,
-    ) = rng.random((14, n))
+    ) = rng.random((13, n))
     z_prompt, z_completion, z_latency = rng.standard_normal((3, n))
     failed_completion = rng.integers(1, 21, n)
     chunked_count = rng.integers(2, MAX_CHUNKS + 1, n)
@@ -146,14 +125,7 @@ def generate_hour(profile: SimulationProfile, catalog: Catalog, hour_start_us: i
         catalog.subscription_cumulative[product], u_subscription
     )
     workload = choose_per_row(catalog.workload_cumulative[product], u_workload)
-    # The PTU overflows in busy hours only: same draw, a threshold that follows the hour's load.
-    # A failed PTU call never spills: its 429 (or other failure) is the PTU backend's answer.
-    spilled = (
-        (u_spillover < spillover_share(profile.spillover_fraction, hour_of_day))
-        & WORKLOAD_CAN_SPILL[workload]
-        & ~is_failed
-    )
-    deployment = np.where(spilled, WORKLOAD_SPILLOVER_DEPLOYMENT[workload], WORKLOAD_HOME_DEPLOYMENT[workload])
+    home = WORKLOAD_HOME_DEPLOYMENT[workload]
 
     # Heavy-tailed (log-normal) token counts; a failed call was charged its prompt, little or no output.
     prompt = WORKLOAD_PROMPT_MEDIAN[workload] * np.exp(WORKLOAD_PROMPT_SIGMA[workload] * z_prompt)
@@ -173,18 +145,31 @@ def generate_hour(profile: SimulationProfile, catalog: Catalog, hour_start_us: i
         prompt_tokens = np.rint(prompt_tokens * surge).astype(np.int64)
         completion_tokens = np.rint(completion_tokens * surge).astype(np.int64)
 
+    # Load against capacity, minute by minute (ptu_minutes): what a PTU deployment's minute does not hold
+    # spills to its pay-as-you-go twin. Successful requests with tokens bear load (orphans too: their
+    # gateway row is lost, not their call); a failed call never spills, its failure is the PTU's answer.
+    minute = (gateway_time_us - hour_start_us) // US_PER_MINUTE
+    load = weighted_tokens(home, prompt_tokens, completion_tokens)
+    bears_load = ~is_failed & has_llm_record & DEPLOYMENT_IS_PTU[home]
+    capacity = capacity_per_minute(profile.ptu_count_of)
+    spilled = overflowing(home, minute, load, bears_load, capacity) & WORKLOAD_CAN_SPILL[workload]
+    deployment = np.where(spilled, WORKLOAD_SPILLOVER_DEPLOYMENT[workload], home)
+    utilisation = minute_utilisation(
+        deployment, minute, load, bears_load & ~spilled, np.where(spilled, home, -1), capacity
+    )
+
     failure_code = np.array(_FAILURE_RESPONSE_CODES, dtype=np.int32)[
         choose(cumulative(_FAILURE_RESPONSE_WEIGHTS), u_response_code)
     ]
-    # A PTU answers 429 only when saturated: there its server-side failures are throttling (429s the
-    # gateway did not retry on the spillover), elsewhere a 429 drawn for a PTU call is a 503. Same draws;
-    # decided by the home deployment, so the spillover knob changes only the serving backend.
-    on_ptu = DEPLOYMENT_IS_PTU[WORKLOAD_HOME_DEPLOYMENT[workload]]
+    # A PTU answers 429 only in a saturated minute: there its server-side failures are throttling (429s the
+    # gateway did not retry on the spillover), elsewhere a 429 drawn for a PTU call is a 503. Same draws.
+    saturated_minute = np.zeros((len(DEPLOYMENT_LIST), MINUTES_PER_HOUR), dtype=bool)
+    saturated_minute[PTU_DEPLOYMENT_CODES] = utilisation >= 100
+    throttled_here = saturated_minute[home, minute]
+    on_ptu = DEPLOYMENT_IS_PTU[home]
     server_side = failure_code != 400
-    if ptu_saturated(hour_of_day):
-        failure_code = np.where(on_ptu & server_side, np.int32(429), failure_code)
-    else:
-        failure_code = np.where(on_ptu & (failure_code == 429), np.int32(503), failure_code)
+    failure_code = np.where(on_ptu & server_side & throttled_here, np.int32(429), failure_code)
+    failure_code = np.where(on_ptu & ~throttled_here & (failure_code == 429), np.int32(503), failure_code)
     response_code = np.where(is_failed, failure_code, np.int32(200)).astype(np.int32)
 
     # Latency grows with output; failures and non-LLM calls return fast.
@@ -224,4 +209,5 @@ def generate_hour(profile: SimulationProfile, catalog: Catalog, hour_start_us: i
         gateway_row_duplicated=u_gateway_duplicate < profile.duplicate_fraction,
         llm_record_duplicated=u_llm_duplicate < profile.duplicate_fraction,
         chunk_carries_tokens=u_chunk_tokens < profile.nonzero_chunk_token_fraction,
+        ptu_minute_utilisation=utilisation,
     )

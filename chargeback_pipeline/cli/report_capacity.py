@@ -1,0 +1,51 @@
+"""`chargeback report MONTH`'s PTU capacity lines: per PTU deployment the month's utilisation and unused
+capacity (amount and share of its PTU cost) and effective price per 1,000 tokens, read from the published
+`ptu_capacity` file. Shown under every unused-capacity policy: the policy decides who pays for idle
+capacity, never whether there was any."""
+
+from datetime import date
+
+import pyarrow as pa
+
+
+def capacity_rows(store, month: date) -> list[dict]:
+    """The month's published PTU capacity rows; none when the month has no PTU deployment measured."""
+    from chargeback_pipeline.storage import keys
+    from chargeback_pipeline.storage.parquet_bytes import read_parquet_bytes
+
+    key = keys.ptu_capacity_key(month, "parquet")
+    if not store.exists(key):
+        return []
+    table: pa.Table = read_parquet_bytes(store.read_bytes(key))
+    return table.to_pylist()
+
+
+def capacity_lines(rows: list[dict]) -> list[str]:
+    """Aligned lines for the terminal, then the month's unused capacity per currency and the policy."""
+    if not rows:
+        return []
+    cells = [
+        [
+            f"{r['backend_id']}/{r['deployment_name']}",
+            f"{r['ptu_count']} PTU",
+            f"utilisation {r['utilization_percent']:.1f} %",
+            f"unused {r['unused_cost']:,.2f} {r['currency']} "
+            f"({r['unused_share_percent']:.1f} % of {r['ptu_cost']:,.2f})",
+            ""
+            if r["effective_price_per_1k_tokens"] is None
+            else f"{r['effective_price_per_1k_tokens'].normalize():f} {r['currency']} per 1K tokens",
+        ]
+        for r in rows
+    ]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(cells[0]))]
+    lines = ["", "PTU capacity (unused capacity is paid under every policy):"]
+    lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in cells]
+    for currency in sorted({r["currency"] for r in rows}):
+        own = [r for r in rows if r["currency"] == currency]
+        cost, unused = sum(r["ptu_cost"] for r in own), sum(r["unused_cost"] for r in own)
+        share = f"{unused / cost * 100:.1f} %" if cost else "0.0 %"
+        lines.append(
+            f"  unused PTU capacity: {unused:,.2f} {currency} ({share} of {cost:,.2f} {currency} PTU cost); "
+            f"policy {own[0]['unused_capacity_policy']} decides who pays it"
+        )
+    return lines

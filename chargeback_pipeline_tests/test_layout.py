@@ -15,7 +15,8 @@ PACKAGE = REPO / "chargeback_pipeline"
 # Room (a module path prefix) -> the rooms it may import from. The most specific prefix wins.
 ALLOWED = {
     "core": {"core", "storage"},
-    "core.billing": {"core.billing", "core.periods", "core.identifier_text", "storage.schemas"},
+    # The statement shows the month's PTU capacity (core.capacity, which imports nothing of billing).
+    "core.billing": {"core.billing", "core.periods", "core.identifier_text", "core.capacity", "storage.schemas"},
     # The audit's evidence shares no code with what it judges (README: Checks, "independent evidence").
     "core.audit": {"core.audit", "core.periods", "storage"},
     "storage": {"storage"},

@@ -28,7 +28,7 @@ demo ui: export CHARGEBACK_FINOPS_HUBS_DIR ?= $(CURDIR)/data/finops-hubs/ingesti
 # `msexports` container: the days it covers turn actual, the last two (its lag) stay estimates.
 demo ui: export CHARGEBACK_COST_EXPORT_DIR ?= $(CURDIR)/data/cost-export/msexports
 
-.PHONY: setup demo test lint ui bench clean lock wheel wheel-test image-test instance-test
+.PHONY: setup demo test lint ui bench clean lock lock-upgrade wheel wheel-test image-test instance-test
 
 # The locked environment (requirements-dev.lock: the package's dependencies with the test, bench and deploy
 # extras, every file's hash), then the package itself, editable, without resolving anything again.
@@ -79,11 +79,12 @@ ui: $(BIN)/chargeback $(DAGSTER_HOME)/dagster.yaml
 bench: $(BIN)/chargeback
 	$(BIN)/python -m bench run --quick
 
-## Re-resolve the lockfiles to the newest releases pyproject.toml allows (README "Dependencies and why").
-## requirements.lock (the image: the package and its deploy extra) takes the versions of requirements-dev.lock.
+## The lockfiles after pyproject.toml changed: `make lock` keeps every version already locked and adds what is
+## new; `make lock-upgrade` re-resolves to the newest releases pyproject.toml allows (README "Dependencies and
+## why"). requirements.lock (the image: the package and its deploy extra) takes requirements-dev.lock's versions.
 LOCK := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --native-tls --quiet
-lock: $(BIN)/chargeback
-	$(LOCK) --upgrade --extra test --extra bench --extra deploy -o requirements-dev.lock
+lock lock-upgrade: $(BIN)/chargeback
+	$(LOCK) $(if $(filter lock-upgrade,$@),--upgrade) --extra test --extra bench --extra deploy -o requirements-dev.lock
 	$(LOCK) --extra deploy -c requirements-dev.lock -o requirements.lock
 
 ## The wheel, into dist/ (what the image installs; pip builds it as `python -m build` would).

@@ -105,7 +105,13 @@ def test_the_daemon_on_postgres_backfills_two_days_as_hourly_runs_and_publishes_
                     assert not failed, f"failed runs: {failed}; see the runs in {home}"
                     done = {job: sum(r.dagster_run.is_success for r in rs) for job, rs in runs.items()}
                     in_flight = any(not r.dagster_run.is_finished for rs in runs.values() for r in rs)
-                    if done[HOURLY_JOB] == 48 and done[DAILY_JOB] >= 2 and done[MONTHLY_JOB] >= 1 and not in_flight:
+                    # The month is stated again after each day rolled up (the month in progress): done once a
+                    # monthly run started after the last daily run ended.
+                    last_day_end = max((r.end_time or 0 for r in runs[DAILY_JOB]), default=0)
+                    month_after = any(
+                        r.dagster_run.is_success and (r.start_time or 0) >= last_day_end for r in runs[MONTHLY_JOB]
+                    )
+                    if done[HOURLY_JOB] == 48 and done[DAILY_JOB] >= 2 and month_after and not in_flight:
                         break
                     time.sleep(5)
                 print(

@@ -42,6 +42,12 @@ ALL_CHECKS = {
     "budget_status:budgets_name_known_products",
     # A single day has no history to judge: never an anomaly.
     "cost_anomalies:no_cost_anomaly",
+    # The audit's independent evidence (raw logs, the pricing file priced again) agrees on clean data.
+    "chargeback_audit:billed_within_successful_logged_tokens",
+    "chargeback_audit:logged_not_billable_matches_raw_logs",
+    "chargeback_audit:unattributed_share_within_limits",
+    "chargeback_audit:ptu_cost_is_deployed_hours_at_rate",
+    "chargeback_audit:costs_within_price_list",
 }
 
 

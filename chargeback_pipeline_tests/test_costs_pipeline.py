@@ -21,6 +21,7 @@ from chargeback_pipeline.cli.commands import main
 from chargeback_pipeline.core.billing.pricing import PricingError, load_pricing
 from chargeback_pipeline.core.cost_inputs import UNATTRIBUTED_MODEL
 from chargeback_pipeline.definitions import build_resources
+from chargeback_pipeline.defs.audit import checks as audit_checks
 from chargeback_pipeline.defs.billing import checks as cost_checks
 from chargeback_pipeline.sources.base import TimeWindow
 from chargeback_pipeline.sources.simulated import SimulatedSource, SimulationProfile
@@ -29,7 +30,9 @@ from chargeback_pipeline.storage import sql
 from chargeback_pipeline_tests.conftest import REPO, local_resources, pipeline
 from chargeback_pipeline_tests.test_focus import MANDATORY_COLUMNS
 
-DAYS = [date(2026, 11, 19), date(2026, 11, 20)]
+# Days of a 31-day month: a monthly reservation spread over 720 hours (a 30-day month's) would show here.
+DAYS = [date(2026, 10, 19), date(2026, 10, 20)]
+MONTH = f"{DAYS[0]:%Y-%m}"
 RATE = 200
 PRICING_YAML = yaml.safe_load((REPO / "pricing.example.yaml").read_text())
 MONEY_ASSETS = ("daily_chargeback:", "focus_export:", "monthly_statement:")
@@ -76,7 +79,7 @@ def test_backfill_publishes_chargeback_focus_and_statement(backfilled):
             table = pq.read_table(daily(folder, day, f"{name}.parquet"))
             assert table.num_rows > 10
             assert pa_csv.read_csv(daily(folder, day, f"{name}.csv")).column_names == table.column_names
-    statement = folder / "reports" / "monthly/month=2026-11/statement"
+    statement = folder / "reports" / f"monthly/month={MONTH}/statement"
     assert pq.read_table(f"{statement}.parquet").num_rows == pa_csv.read_csv(f"{statement}.csv").num_rows > 3
     money_checks = {n: e.passed for n, e in chunk.check_evaluations().items() if n.startswith(MONEY_ASSETS)}
     assert money_checks == {
@@ -86,6 +89,21 @@ def test_backfill_publishes_chargeback_focus_and_statement(backfilled):
         "focus_export:focus_matches_chargeback": True,
         "monthly_statement:statement_matches_daily_chargeback": True,
     }
+
+
+def test_the_audit_judges_every_day_with_its_own_evidence_and_passes(backfilled):
+    """The independent checks (chargeback_audit) ran on both days, judging real amounts, and passed."""
+    _, chunk = backfilled
+    audit = [e for e in chunk.daily.get_asset_check_evaluations() if e.asset_key.to_user_string() == "chargeback_audit"]
+    assert sorted({(e.check_name, e.partition) for e in audit}) == sorted(
+        (name, str(day)) for name in audit_checks.DESCRIPTIONS for day in DAYS
+    )
+    assert [(e.check_name, e.partition, e.description) for e in audit if not e.passed] == []
+    by_name = {(e.check_name, e.partition): e.metadata for e in audit}
+    for day in DAYS:
+        assert by_name[(audit_checks.BILLED_WITHIN_SUCCESSFUL, str(day))]["periods_compared"].value > 24
+        assert by_name[(audit_checks.PTU_COST_MATCHES_RATE, str(day))]["ptu_deployment_days_checked"].value == 2
+        assert by_name[(audit_checks.NOT_BILLABLE_MATCHES_RAW, str(day))]["raw_logs_tokens"].value > 0
 
 
 def test_ptu_cost_per_deployment_is_the_pricing_files_cost_of_24_hours(backfilled):
@@ -99,7 +117,7 @@ def test_ptu_cost_per_deployment_is_the_pricing_files_cost_of_24_hours(backfille
                     r["ptu_cost"] for r in lines if (r["backend_id"], r["deployment_name"]) == (backend_id, name)
                 )
                 assert charged == ptu_cost_of_day(deployment, day), (day, name)
-                assert charged > 400  # 866.66 / 866.67 (gpt-4.1) and 433.33 / 433.34 (gpt-4o) a day
+                assert charged > 400  # about 838.71 (gpt-4.1) and 419.35 (gpt-4o) a day in October
     assert {r["paygo_cost"] for r in lines if r["backend_id"] in ptu_backends} == {Decimal(0)}
 
 
@@ -175,21 +193,21 @@ def test_each_day_adds_up_to_what_azure_invoices_per_resource(backfilled):
 
 def test_statement_total_is_the_sum_of_its_days(backfilled):
     folder, _ = backfilled
-    statement = pq.read_table(folder / "reports" / "monthly/month=2026-11/statement.parquet").to_pylist()
+    statement = pq.read_table(folder / "reports" / f"monthly/month={MONTH}/statement.parquet").to_pylist()
     days = [r for day in DAYS for r in pq.read_table(daily(folder, day, "chargeback.parquet")).to_pylist()]
     assert sum(r["total_cost"] for r in statement) == sum(r["total_cost"] for r in days) > 2500
     for product in {r["product_id"] for r in days}:
         [row] = [r for r in statement if r["product_id"] == product]
         assert row["total_cost"] == sum(r["total_cost"] for r in days if r["product_id"] == product)
         assert row["total_tokens"] == sum(r["total_tokens"] for r in days if r["product_id"] == product)
-    assert {(r["days_covered"], r["days_in_month"]) for r in statement} == {(2, 30)}
+    assert {(r["days_covered"], r["days_in_month"]) for r in statement} == {(2, 31)}
 
 
 def test_statement_lists_the_days_it_lacks(backfilled):
     _, chunk = backfilled
     [materialization] = chunk.monthly.asset_materializations_for_node("monthly_statement")
     missing = materialization.metadata["days_missing"].value
-    assert len(missing) == 28 and "2026-11-18" in missing and "2026-11-19" not in missing
+    assert len(missing) == 29 and "2026-10-18" in missing and "2026-10-19" not in missing
 
 
 def test_focus_export_has_every_mandatory_column_and_bills_the_chargeback(backfilled):
@@ -247,7 +265,7 @@ def test_cli_backfill_prints_where_the_files_are(tmp_path, environment):
     for path in (
         reports / f"daily/usage_date={day}/chargeback.csv",
         reports / f"daily/usage_date={day}/focus.csv",
-        reports / "monthly/month=2026-11/statement.csv",
+        reports / f"monthly/month={MONTH}/statement.csv",
     ):
         assert str(path) in result.output and path.exists()
         assert path.with_suffix(".parquet").exists()
@@ -291,7 +309,7 @@ def test_relative_pricing_file_is_read_from_the_current_directory(tmp_path, envi
 
 def test_costs_add_up_fails_naming_the_deployment_day_that_is_off():
     pricing = load_pricing(REPO / "pricing.example.yaml")
-    day = DAYS[0]
+    day = date(2026, 11, 19)  # a 30-day month: 100 x $260 / 720 x 24 = $866.67, 50 x $260 / 720 x 24 = $433.33
     lines = [
         {"backend_id": "aoai-ptu-eastus", "deployment_name": "gpt-4.1", "total_cost": Decimal("866.67")},
         {"backend_id": "aoai-ptu-eastus", "deployment_name": "gpt-4o", "total_cost": Decimal("433.32")},
@@ -356,7 +374,7 @@ def test_money_in_the_csvs_is_at_the_minor_unit_and_the_parquet_keeps_exact_deci
     """Read back as a spreadsheet or BI tool reads a CSV: 866.67, not 866.670000; the same amounts."""
     folder, _ = backfilled
     files = [daily(folder, DAYS[0], "chargeback"), daily(folder, DAYS[0], "focus")]
-    files.append(str(folder / "reports" / "monthly/month=2026-11/statement"))
+    files.append(str(folder / "reports" / f"monthly/month={MONTH}/statement"))
     for stem in files:
         exact = pq.read_table(f"{stem}.parquet")
         money = [f.name for f in exact.schema if f.type == pa.decimal128(18, 6)]

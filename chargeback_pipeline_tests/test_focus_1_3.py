@@ -23,7 +23,7 @@ from chargeback_pipeline.core.billing.focus_1_3 import (
     PTU_METHOD_ID,
     to_focus_1_3,
 )
-from chargeback_pipeline.core.billing.money import ptu_hour_costs_minor, to_money
+from chargeback_pipeline.core.billing.money import to_money
 from chargeback_pipeline.core.billing.origin_charges import ORIGIN_ALLOCATION_SCHEMA
 from chargeback_pipeline.core.billing.pricing import load_pricing
 from chargeback_pipeline.core.billing.schemas import RESERVED_PRODUCTS
@@ -226,8 +226,7 @@ def test_rows_sum_per_origin_charge_exactly_to_the_origin_cost(case):
     # pricing file: each PTU hour as the money module rounds it, each pay-as-you-go day at the token prices.
     pricing, table, _, _, _, focus = case
     minor_unit = pricing.currency_minor_unit
-    deployment = pricing.deployment("aoai-ptu", PTU_DEPLOYMENT)
-    hour_costs = ptu_hour_costs_minor(deployment, DAY, minor_unit)
+    hour_costs = [10_000] * 24  # make_pricing's PTU: 50 x $2.00 = $100.00 every hour (not the engine's helper)
     origins = by_origin(focus)
     for hour in range(24):
         rows = origins[f"aoai-ptu/{PTU_DEPLOYMENT}/ptu/{DAY.isoformat()}T{hour:02d}"]

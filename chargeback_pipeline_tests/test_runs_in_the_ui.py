@@ -260,6 +260,7 @@ WRITTEN = {  # where each asset's rows are written (lake or report), for one hou
     "ptu_rightsizing": f"reports/{keys.ptu_rightsizing_key(DAY, 'parquet')}",
     "budget_status": f"reports/{keys.budget_status_key(DAY, 'parquet')}",
     "cost_anomalies": f"reports/{keys.cost_anomalies_key(DAY, 'parquet')}",
+    "chargeback_audit": f"lake/{keys.day_key(keys.CHARGEBACK_AUDIT, DAY)}",
 }
 
 

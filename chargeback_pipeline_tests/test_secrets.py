@@ -133,6 +133,7 @@ def test_backfill_to_blob_prints_where_the_reports_are(tmp_path, azurite_connect
 
     assert verified.returncode == 0, verified.stderr
     assert verified.stdout.startswith(f"{DAY}: published report matches the simulator's ground truth exactly (")
+    assert f"{DAY}: the chargeback's cost per product matches the simulator's money oracle (" in verified.stdout
     assert AZURITE_ACCOUNT_KEY not in done.stdout + done.stderr + stored_text(tmp_path / "dagster_home")
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 import dagster as dg
 
 from chargeback_pipeline.defs.anomalies.checks import NO_COST_ANOMALY
+from chargeback_pipeline.defs.audit.checks import UNATTRIBUTED_SHARE
 from chargeback_pipeline.defs.budgets.checks import BUDGETS_NAME_KNOWN_PRODUCTS, WITHIN_BUDGET
 from chargeback_pipeline.defs.reconciliation.checks import RECONCILES
 
@@ -78,6 +79,27 @@ ADVICE = {
         "check the spelling of these products in CHARGEBACK_BUDGETS_FILE against the chargeback's product_id; "
         "a product not live yet is fine."
     ),
+    # The audit (defs/audit/checks.py): an expectation from the raw logs or the pricing file, not the engine.
+    "billed_within_successful_logged_tokens": (
+        "a product is billed tokens no successful request logged (failed requests billed, copies counted twice, "
+        f"an hour's requests taken twice): do not send this day's bill on; report a bug with the run id, then {RERUN}."
+    ),
+    "logged_not_billable_matches_raw_logs": (
+        "the logged-not-billable line is not what the raw logs show as failed or without a gateway row: tokens "
+        f"were put on the wrong line; do not send this day's bill on; report a bug with the run id, then {RERUN}."
+    ),
+    UNATTRIBUTED_SHARE: (
+        "much of what the deployments metered is charged to `unattributed`: look at the named hours for traffic "
+        "that bypassed APIM or lost logs; raise CHARGEBACK_AUDIT_UNATTRIBUTED_ERROR_PERCENT only if it is expected."
+    ),
+    "ptu_cost_is_deployed_hours_at_rate": (
+        "the PTU lines are not deployed hours x the month's rate of the pricing file (the audit prices them "
+        f"itself): do not send them on; check CHARGEBACK_PRICING_FILE, report a bug with the run id, then {RERUN}."
+    ),
+    "costs_within_price_list": (
+        "amounts outside what the pricing file allows (examples in the check's metadata): do not send them on; "
+        f"report a bug with the run id, then {RERUN}."
+    ),
     "statement_matches_daily_chargeback": (
         "the monthly statement does not equal its days' chargebacks: re-run the month's days with "
         "`chargeback backfill`."
@@ -88,7 +110,7 @@ CONTEXT_ONLY = frozenset({"rows_judged"})
 DEFAULT_ADVICE = f"open the check in the Dagster UI (`make ui`) for its details, fix the cause, then {RERUN}."
 # Checks whose ERROR the user may override (`--publish-despite-blocked-reconciliation REASON`): then they
 # are still summarized, marked overridden, and no longer fail the command.
-OVERRIDABLE = frozenset({RECONCILES})
+OVERRIDABLE = frozenset({RECONCILES, UNATTRIBUTED_SHARE})
 # Business alerts: summarized apart (`alerts`), never failing the command.
 ALERT_CHECKS = frozenset({WITHIN_BUDGET, NO_COST_ANOMALY})
 

@@ -429,6 +429,35 @@ def verify_simulated_command(day: date) -> None:
         f"{tokens:,} billable tokens; unattributed lines equal the simulated APIM bypass and unplaced records on "
         f"{len(unattributed)} resource deployments)"
     )
+    verify_simulated_money(settings, store, simulator, day)
+
+
+def verify_simulated_money(settings, store, simulator, day: date) -> None:
+    """The published chargeback's cost per product against the simulator's money oracle (its own requests
+    and the pricing file, exact fractions, README: Money); exit 1 naming every product off."""
+    from chargeback_pipeline.core.billing.pricing import load_pricing
+    from chargeback_pipeline.sources.simulated.money_oracle import compare_with_published
+    from chargeback_pipeline.storage.keys import chargeback_key
+
+    if not settings.pricing_file:
+        click.echo(f"{day}: no pricing file, so no money to verify")
+        return
+    key = chargeback_key(day, "parquet")
+    if not store.exists(key):
+        raise click.ClickException(f"no chargeback at {store.url(key)}: run `chargeback backfill {day}` first")
+    minor_unit = load_pricing(settings.pricing_file).currency_minor_unit  # the currency's digits only
+    published: dict = {}
+    for line in read_published(store, key, str(day)).to_pylist():
+        published[line["product_id"]] = published.get(line["product_id"], 0) + line["total_cost"]
+    expected = simulator.expected_product_costs(day, settings.pricing_file, minor_unit)
+    problems = compare_with_published(expected, published, minor_unit)
+    if problems:
+        click.echo(f"MISMATCH in money on {day}: " + "; ".join(problems), err=True)
+        sys.exit(1)
+    click.echo(
+        f"{day}: the chargeback's cost per product matches the simulator's money oracle ({len(expected)} products, "
+        "each within its rounding tolerance)"
+    )
 
 
 main.add_command(discover_command)

@@ -25,6 +25,10 @@ class QualityPolicy(BaseModel):
     # incomplete; hours with fewer LLM requests than the minimum are not judged.
     orphan_llm_max_percent: float = Field(default=5.0, ge=0, le=100)
     gateway_completeness_min_requests: int = Field(default=20, ge=0)
+    # The audit (defs/audit): share of a resource-deployment-day's metered tokens (raw Azure Monitor rows)
+    # charged to `unattributed` above which its check warns, and fails the day.
+    audit_unattributed_warn_percent: float = Field(default=5.0, ge=0, le=100)
+    audit_unattributed_error_percent: float = Field(default=10.0, ge=0, le=100)
 
     @model_validator(mode="after")
     def _block_above_warn(self):

@@ -6,6 +6,7 @@ import dagster as dg
 from chargeback_pipeline.defs.anomalies.cost_anomalies import cost_anomalies_asset
 from chargeback_pipeline.defs.attribution.attributed_requests import attributed_requests_asset
 from chargeback_pipeline.defs.attribution.daily_product_usage import daily_product_usage_asset
+from chargeback_pipeline.defs.audit.chargeback_audit import chargeback_audit_asset
 from chargeback_pipeline.defs.billing.daily_chargeback import daily_chargeback_asset
 from chargeback_pipeline.defs.billing.focus_export import focus_export_asset
 from chargeback_pipeline.defs.billing.monthly_statement import monthly_statement_asset
@@ -36,5 +37,6 @@ def build_assets(calendar: Calendar) -> list[dg.AssetsDefinition]:
             cost_anomalies_asset(calendar),
             ptu_utilization_asset(calendar),
             ptu_rightsizing_asset(calendar),
+            chargeback_audit_asset(calendar),
         ]
     )

@@ -22,6 +22,7 @@ from chargeback_pipeline.core.billing.focus_1_3 import FOCUS_1_3_SCHEMA
 from chargeback_pipeline.core.billing.schemas import DAILY_CHARGEBACK_SCHEMA, MONEY, QUANTITY
 from chargeback_pipeline.core.billing.statements import MONTHLY_STATEMENT_SCHEMA
 from chargeback_pipeline.core.reconciliation import DAILY_RECONCILIATION_SCHEMA
+from chargeback_pipeline.defs.audit.column_docs import AUDIT_CODE, AUDIT_COLUMNS, AUDIT_DESCRIPTIONS
 from chargeback_pipeline.defs.budgets.column_docs import FINOPS_CODE, FINOPS_COLUMNS, FINOPS_DESCRIPTIONS
 from chargeback_pipeline.defs.capacity.column_docs import CAPACITY_CODE, CAPACITY_COLUMNS, CAPACITY_DESCRIPTIONS
 from chargeback_pipeline.storage.package_files import package_path
@@ -276,6 +277,10 @@ CODE |= CAPACITY_CODE
 COLUMNS |= FINOPS_COLUMNS
 DESCRIPTIONS |= FINOPS_DESCRIPTIONS
 CODE |= FINOPS_CODE
+# And the audit.
+COLUMNS |= AUDIT_COLUMNS
+DESCRIPTIONS |= AUDIT_DESCRIPTIONS
+CODE |= AUDIT_CODE
 # How Arrow types read in the UI.
 _TYPE_NAMES = {
     pa.string(): "string",
@@ -326,7 +331,8 @@ def column_schema(asset: str) -> dg.TableSchema:
 
 
 def _code_file(relative: str) -> Path:
-    return SQL_DIR / relative if relative.startswith(("marts/", "intermediate/", "staging/")) else PACKAGE / relative
+    sql_folders = ("marts/", "intermediate/", "staging/", "audit/")
+    return SQL_DIR / relative if relative.startswith(sql_folders) else PACKAGE / relative
 
 
 def code_references(asset: str) -> list[dg.LocalFileCodeReference]:

@@ -28,6 +28,8 @@ FINOPS_HUBS_CONTAINER = "ingestion"
 FINOPS_HUBS_DATASET = "Costs"
 # Per PTU deployment and hour: weighted tokens served against capacity, spillover, 429s (capacity/).
 PTU_UTILIZATION = "ptu_utilization"
+# Per day: every comparison the audit judged, published value beside its own expectation (audit/).
+CHARGEBACK_AUDIT = "chargeback_audit"
 
 # A source's rows it could not type are landed beside the hour's rows under this part name.
 REJECTED_PART = "rejected"

@@ -6,6 +6,7 @@ neighbours, and the next run reuses them, while a 10M-request day never sits in 
 
 from collections import OrderedDict
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -28,6 +29,7 @@ from chargeback_pipeline.sources.simulated.hours import (
 )
 from chargeback_pipeline.sources.simulated.log_rows import GeneratedHour
 from chargeback_pipeline.sources.simulated.metrics import deployment_metrics_table
+from chargeback_pipeline.sources.simulated.money_oracle import ProductCost, expected_product_costs
 from chargeback_pipeline.sources.simulated.profile import DEFAULT_PROFILE, SimulationProfile
 from chargeback_pipeline.sources.simulated.traffic import generate_hour, ptu_saturated
 from chargeback_pipeline.sources.simulated.workloads import WORKLOAD_HOME_DEPLOYMENT
@@ -128,6 +130,20 @@ class SimulatedSource:
         """
         hours = hours_starting_within(epoch_us(window.start), epoch_us(window.end))
         return unattributed_tokens_by_deployment(self.profile, hours, self._requests, self._missing_gateway_hours_us)
+
+    def expected_product_costs(self, day: date, pricing_file: str | Path, minor_unit: int) -> dict[str, ProductCost]:
+        """Per product (and `unattributed`, `platform-unallocated`): what the day must cost, from the generated
+        requests and the pricing file alone (`money_oracle`), in exact minor units with a rounding tolerance."""
+        return expected_product_costs(
+            pricing_file,
+            day,
+            self._requests,
+            self._catalog.report_product_labels.to_pylist(),
+            self._catalog.subscription_product,
+            self.profile,
+            self._missing_gateway_hours_us,
+            minor_unit,
+        )
 
     def expected_saturated_hours(self, window: TimeWindow) -> list[datetime]:
         """The hours starting within the window in which the PTU deployments are saturated (load above

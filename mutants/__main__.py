@@ -1,0 +1,5 @@
+import sys
+
+from mutants.harness import main
+
+sys.exit(main())

@@ -22,6 +22,9 @@ demo ui: export CHARGEBACK_SIMULATED_SURGE_DAYS ?= $(DEMO_LAST_DAY)
 demo ui: export CHARGEBACK_ANOMALY_MIN_HISTORY_DAYS ?= 6
 # The demo also publishes the FinOps hubs copy, into a local folder standing in for the hub's `ingestion` container.
 demo ui: export CHARGEBACK_FINOPS_HUBS_DIR ?= $(CURDIR)/data/finops-hubs/ingestion
+# And the simulated tenant's Cost Management export (README "Actual cost"), in a folder standing in for the
+# `msexports` container: the days it covers turn actual, the last two (its lag) stay estimates.
+demo ui: export CHARGEBACK_COST_EXPORT_DIR ?= $(CURDIR)/data/cost-export/msexports
 
 .PHONY: setup demo test lint ui bench clean lock lock-upgrade wheel wheel-test image-test instance-test
 
@@ -47,9 +50,12 @@ setup: $(BIN)/chargeback $(AZURITE) $(DAGSTER_HOME)/dagster.yaml
 ## Backfill the last DEMO_DAYS days (UTC) on the simulated source, check yesterday against the simulator's
 ## ground truth.
 demo: $(BIN)/chargeback $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/chargeback simulate-cost-export
 	$(BIN)/chargeback backfill $(DEMO_FIRST_DAY) yesterday --days-per-run $(DEMO_DAYS)
 	$(BIN)/chargeback verify-simulated yesterday
 	$(BIN)/chargeback report yesterday
+	@echo "Cost basis per day (estimate until the Cost Management export covers a day, then actual):"
+	@$(BIN)/python -c "import glob, pyarrow.parquet as pq; [print('  ' + f.split('usage_date=')[1][:10] + ': ' + ', '.join(sorted(set(pq.read_table(f)['cost_basis'].to_pylist())))) for f in sorted(glob.glob('$${CHARGEBACK_OUTPUT_DIR:-data/reports}/daily/usage_date=*/billed_chargeback.parquet'))]"
 	@d=$(DEMO_LAST_DAY); echo "The month's statement, to read in a browser: $${CHARGEBACK_OUTPUT_DIR:-data/reports}/monthly/month=$${d%-*}/statement.html"
 	@echo
 	@echo "Open the Dagster UI on these runs:  make ui   (then http://127.0.0.1:3000)"

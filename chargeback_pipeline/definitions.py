@@ -12,6 +12,7 @@ from chargeback_pipeline.defs.assets import build_assets
 from chargeback_pipeline.defs.automation.alerts import alert_sensor
 from chargeback_pipeline.defs.automation.schedules import hourly_schedule
 from chargeback_pipeline.defs.automation.sensors import daily_rollup_sensor, monthly_rollup_sensor
+from chargeback_pipeline.defs.cost_export.export_runs import cost_export_runs_sensor
 from chargeback_pipeline.defs.jobs import PipelineJobs
 from chargeback_pipeline.defs.partitions import Calendar
 from chargeback_pipeline.defs.resources import (
@@ -26,10 +27,12 @@ from chargeback_pipeline.defs.resources import (
 from chargeback_pipeline.settings import (
     ALERT_WEBHOOK_URL_ENV,
     BLOB_CONNECTION_STRING_ENV,
+    COST_EXPORT_CONNECTION_STRING_ENV,
     FINOPS_HUBS_CONNECTION_STRING_ENV,
     Settings,
     current_settings,
 )
+from chargeback_pipeline.sources.cost_export.resource import CostExportResource
 
 
 def _store(settings: Settings, local_dir, prefix: str) -> ObjectStoreResource:
@@ -61,6 +64,22 @@ def _focus_export(settings: Settings) -> FocusExportResource:
     )
 
 
+def _cost_export(settings: Settings) -> CostExportResource | None:
+    """The Cost Management export (README "Actual cost"); None when no location is set."""
+    secret = settings.cost_export_connection_string
+    connection = dg.EnvVar(COST_EXPORT_CONNECTION_STRING_ENV) if secret and secret.get_secret_value() else None
+    if not (connection or settings.cost_export_blob_account_url or settings.cost_export_dir):
+        return None
+    return CostExportResource(
+        local_dir=str(settings.cost_export_dir) if settings.cost_export_dir else None,
+        blob_account_url=settings.cost_export_blob_account_url,
+        blob_connection_string=connection,
+        container=settings.cost_export_container,
+        root_folder=settings.cost_export_root_folder,
+        variance_warn_share=str(settings.cost_variance_warn_share),
+    )
+
+
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     lake = (
         _store(settings, settings.lake_dir, settings.blob_lake_prefix)
@@ -85,6 +104,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             ptu_minimum=settings.ptu_minimum,
             ptu_increment=settings.ptu_increment,
             rightsizing_warn_saving=str(settings.rightsizing_warn_saving),
+            cost_export=_cost_export(settings),
         ),
     }
 
@@ -113,6 +133,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             daily_rollup_sensor(assets, calendar, horizon_days=settings.rollup_horizon_days, job=jobs.daily),
             monthly_rollup_sensor(assets, calendar, horizon_days=settings.rollup_horizon_days, job=jobs.monthly),
             alert_sensor(),
+            cost_export_runs_sensor(calendar, job=jobs.daily),
         ],
         # Runs are small and sequential by nature (hours, then days); in-process execution saves the
         # seconds a subprocess per step costs, and keeps one source query stream per run.

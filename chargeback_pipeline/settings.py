@@ -40,6 +40,7 @@ BUDGETS_FILE_ENV = "CHARGEBACK_BUDGETS_FILE"
 ALERT_WEBHOOK_URL_ENV = "CHARGEBACK_ALERT_WEBHOOK_URL"
 BLOB_CONNECTION_STRING_ENV = "CHARGEBACK_BLOB_CONNECTION_STRING"
 FINOPS_HUBS_CONNECTION_STRING_ENV = "CHARGEBACK_FINOPS_HUBS_CONNECTION_STRING"
+COST_EXPORT_CONNECTION_STRING_ENV = "CHARGEBACK_COST_EXPORT_CONNECTION_STRING"
 # The example pricing file shipped in the package (the repository's pricing.example.yaml): the same file
 # whatever the working directory, in a checkout and in an installed wheel. A list-price estimate.
 DEFAULT_PRICING_FILE = package_path("pricing.example.yaml")
@@ -95,6 +96,17 @@ class Settings(BaseSettings, QualityPolicy, FinOpsPolicy):
         default="azure-openai-chargeback", pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$"
     )
 
+    # Actual cost (README "Actual cost: the Cost Management export"), off unless one location is set: the
+    # storage account's blob URL (Entra ID), or its connection string (a secret: handed over as dg.EnvVar),
+    # or a local folder standing in for the container; the container and the export's root folder in it.
+    cost_export_blob_account_url: str | None = None
+    cost_export_connection_string: SecretStr | None = None
+    cost_export_dir: Path | None = None
+    cost_export_container: str = "msexports"
+    cost_export_root_folder: str = ""
+    # The estimate-vs-actual check warns above this share of a product's estimated day (0.10: 10 %).
+    cost_variance_warn_share: Decimal = Field(default=Decimal("0.10"), ge=0)
+
     # PTU rightsizing (README "PTU utilisation and rightsizing"): the counts a PTU deployment can have are
     # PTU_MINIMUM, then steps of PTU_INCREMENT (Azure's Global and Data Zone provisioned: 15, then 5).
     ptu_minimum: int = Field(default=15, ge=1, le=100_000)
@@ -149,7 +161,7 @@ class Settings(BaseSettings, QualityPolicy, FinOpsPolicy):
             raise ValueError("must be a plain folder path (no '.' or '..' segments), e.g. contoso/apim-prod")
         return value
 
-    @field_validator("blob_account_url", "finops_hubs_blob_account_url")
+    @field_validator("blob_account_url", "finops_hubs_blob_account_url", "cost_export_blob_account_url")
     @classmethod
     def _https_account_url(cls, value: str | None) -> str | None:
         if value and not value.startswith(("https://", "http://127.", "http://localhost")):

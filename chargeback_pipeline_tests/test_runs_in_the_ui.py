@@ -98,7 +98,7 @@ def test_a_ranged_run_leaves_one_passed_result_per_partition_and_none_skipped(ba
             evaluation = execution.event.dagster_event.event_specific_data
             assert evaluation.partition == execution.partition
             assert evaluation.target_materialization_data is not None, key
-    assert len(specs) == 17
+    assert len(specs) == 19
 
 
 def test_each_hour_is_judged_on_its_own_numbers(backfilled):
@@ -255,6 +255,8 @@ WRITTEN = {  # where each asset's rows are written (lake or report), for one hou
     "product_usage_report": f"reports/{keys.product_usage_report_key(DAY, 'parquet')}",
     "daily_chargeback": f"reports/{keys.chargeback_key(DAY, 'parquet')}",
     "focus_export": f"reports/{keys.focus_key(DAY, 'parquet')}",
+    "billed_chargeback": f"reports/{keys.billed_chargeback_key(DAY, 'parquet')}",
+    "billed_statement": f"reports/{keys.billed_statement_key(DAY, 'parquet')}",
     "monthly_statement": f"reports/{keys.statement_key(DAY, 'parquet')}",
     "ptu_utilization": f"lake/{keys.hour_key(keys.PTU_UTILIZATION, HOUR_KEY)}",
     "ptu_rightsizing": f"reports/{keys.ptu_rightsizing_key(DAY, 'parquet')}",

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import click
 
+from chargeback_pipeline.cli.cost_export import simulate_cost_export_command
 from chargeback_pipeline.cli.discover import check_pricing_command, discover_command
 from chargeback_pipeline.cli.report import read_published, report_command
 
@@ -463,6 +464,7 @@ def verify_simulated_money(settings, store, simulator, day: date) -> None:
 main.add_command(discover_command)
 main.add_command(check_pricing_command)
 main.add_command(report_command)
+main.add_command(simulate_cost_export_command)
 
 if __name__ == "__main__":
     main()

@@ -19,6 +19,7 @@ from chargeback_pipeline.core.finops.budgets import Budgets, load_budgets
 from chargeback_pipeline.core.finops.policy import FinOpsPolicy
 from chargeback_pipeline.core.quality import QualityPolicy
 from chargeback_pipeline.core.topology import BackendTopology
+from chargeback_pipeline.sources.cost_export.resource import CostExportResource
 from chargeback_pipeline.storage.keys import FINOPS_HUBS_CONTAINER
 from chargeback_pipeline.storage.lake import Lake
 from chargeback_pipeline.storage.object_store import BlobObjectStore, LocalObjectStore, ObjectStore
@@ -93,6 +94,9 @@ class PricingResource(dg.ConfigurableResource):
     ptu_minimum: int = 15
     ptu_increment: int = 5
     rightsizing_warn_saving: str = "100"
+    # The Cost Management export that turns estimate days into actual ones (README "Actual cost: the Cost
+    # Management export"); None: every day stays an estimate.
+    cost_export: CostExportResource | None = None
 
     _pricing: Pricing | None = PrivateAttr(default=None)
 

@@ -33,6 +33,7 @@ from typing import Any, Protocol, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from chargeback_pipeline.core.billing.meters import MeterKind
 from chargeback_pipeline.core.periods import utc_day_start
 
 # ISO 4217 minor units (digits after the decimal point) of the currencies a bill is likely to use.
@@ -254,6 +255,13 @@ class FocusAccount(_Setting):
     billing_account_name: str = Field(default="Azure OpenAI chargeback", min_length=1)
 
 
+class MeterMapping(_Setting):
+    """What a cost export meter bills (core.billing.meters): needed only where its name does not say."""
+
+    kind: MeterKind
+    model: str | None = None  # the model of the deployments it bills; not needed for provisioned meters
+
+
 class Pricing(_Setting):
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     minor_unit: int | None = Field(default=None, ge=0, le=4)
@@ -262,6 +270,8 @@ class Pricing(_Setting):
     models: dict[str, ModelPricing] = Field(min_length=1)
     backends: dict[str, Backend] = Field(min_length=1)
     focus: FocusAccount = Field(default_factory=FocusAccount)
+    # Cost export meters by name (README "Actual cost: the Cost Management export").
+    meters: dict[str, MeterMapping] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod

@@ -75,6 +75,10 @@ def export_focus(
     if focus.version not in FOCUS_VERSIONS:
         raise dg.Failure(f"CHARGEBACK_FOCUS_VERSION must be one of {', '.join(FOCUS_VERSIONS)}, got {focus.version!r}")
     store, target, prices, hub = lake.lake(), reports.store(), pricing.pricing(), focus.hubs_store()
+    if hub is not None and pricing.cost_export is not None and pricing.cost_export.is_configured():
+        # With the Cost Management export, billed_chargeback writes the hubs copy (actual days only, as a
+        # reallocation of Microsoft's rows): the estimate here would add to Microsoft's rows in the hub.
+        hub = None
     minor_unit, currency = prices.currency_minor_unit, prices.currency
     judged, rows, billed, hub_months = [], 0, Decimal(0), set()
     for day in days_in(context.partition_time_window):

@@ -1,0 +1,94 @@
+"""The checks of `billed_chargeback`, as pure judges of one day's numbers.
+
+`actual_matches_export` holds the published file (read back) against the export's own rows, summed and
+rounded here, per resource: independent of the allocation that produced the file.
+`estimate_variance_within_share` warns when a product's actual day is far from its estimate.
+"""
+
+from collections import defaultdict
+from datetime import date
+from decimal import ROUND_HALF_EVEN, Decimal
+
+import dagster as dg
+import pyarrow as pa
+
+ACTUAL_MATCHES_EXPORT = "actual_matches_export"
+ESTIMATE_VARIANCE = "estimate_variance_within_share"
+
+
+def export_totals(rows: pa.Table, backends: dict[str, str], day: date, minor_unit: int) -> dict[str, tuple]:
+    """backend -> (EffectiveCost, BilledCost) of its resource's export rows of `day`, each summed then
+    rounded once (half to even) to the minor unit."""
+    sums: defaultdict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+    for row in rows.select(["resource_id", "charge_period_start", "effective_cost", "billed_cost"]).to_pylist():
+        backend = backends.get((row["resource_id"] or "").lower())
+        if backend is not None and row["charge_period_start"].date() == day:
+            sums[backend][0] += row["effective_cost"] or 0
+            sums[backend][1] += row["billed_cost"] or 0
+    unit = Decimal(1).scaleb(-minor_unit)
+    return {b: tuple(v.quantize(unit, ROUND_HALF_EVEN) for v in values) for b, values in sums.items()}
+
+
+def published_totals(published: pa.Table) -> dict[str, tuple]:
+    sums: defaultdict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+    for row in published.select(["backend_id", "effective_cost", "billed_cost"]).to_pylist():
+        sums[row["backend_id"]][0] += row["effective_cost"]
+        sums[row["backend_id"]][1] += row["billed_cost"]
+    return {backend: tuple(values) for backend, values in sums.items()}
+
+
+def actual_matches_export(asset: dg.AssetKey, expected: dict[str, tuple], published: pa.Table) -> dg.AssetCheckResult:
+    found = published_totals(published)
+    mismatches = [
+        {
+            "backend_id": backend,
+            "export_effective": str(expected.get(backend, (0, 0))[0]),
+            "published_effective": str(found.get(backend, (0, 0))[0]),
+            "export_billed": str(expected.get(backend, (0, 0))[1]),
+            "published_billed": str(found.get(backend, (0, 0))[1]),
+        }
+        for backend in sorted(set(expected) | set(found))
+        if tuple(Decimal(v) for v in expected.get(backend, (0, 0))) != tuple(found.get(backend, (0, 0)))
+    ]
+    return dg.AssetCheckResult(
+        asset_key=asset,
+        check_name=ACTUAL_MATCHES_EXPORT,
+        passed=not mismatches,
+        metadata={"resources_compared": len(expected), "mismatches": mismatches},
+        description=None if not mismatches else "the published actual day differs from the export's own rows",
+    )
+
+
+def estimate_variance_within_share(asset: dg.AssetKey, variance: pa.Table, warn_share: Decimal) -> dg.AssetCheckResult:
+    over = [
+        {
+            "product_id": row["product_id"],
+            "estimated_cost": str(row["estimated_cost"]),
+            "effective_cost": str(row["effective_cost"]),
+            "variance_share": None if row["variance_share"] is None else str(row["variance_share"]),
+        }
+        for row in variance.to_pylist()
+        if (row["variance_share"] is None and row["variance"] != 0)
+        or (row["variance_share"] is not None and abs(row["variance_share"]) > warn_share)
+    ]
+    return dg.AssetCheckResult(
+        asset_key=asset,
+        check_name=ESTIMATE_VARIANCE,
+        passed=not over,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"warn_share": float(warn_share), "products_over": over, "products_compared": variance.num_rows},
+        description=(
+            None
+            if not over
+            else f"{len(over)} product(s) billed more than {warn_share:.0%} away from the pricing file's estimate: "
+            "the pricing file's prices differ from the agreement's (update them) or usage was missed"
+        ),
+    )
+
+
+def not_actual(asset: dg.AssetKey, reason: str) -> list[dg.AssetCheckResult]:
+    """Both checks on a day that is not (newly) actual: nothing to compare, said so."""
+    return [
+        dg.AssetCheckResult(asset_key=asset, check_name=name, passed=True, metadata={"reason": reason})
+        for name in (ACTUAL_MATCHES_EXPORT, ESTIMATE_VARIANCE)
+    ]

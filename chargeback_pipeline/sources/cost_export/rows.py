@@ -1,0 +1,122 @@
+"""Reading one export run's blobs (CSV, gzip CSV or Parquet) down to the rows of the named resources.
+
+A blob is checked against its manifest entry while it is read: present, `byteCount` bytes, and
+`dataRowCount` rows. Any difference makes the run incomplete (`IncompleteRunError`), never half-read.
+Money and quantities are read as exact decimals (`Decimal` of the text in a CSV; Parquet decimals as
+they are), never through binary floats.
+"""
+
+import codecs
+import csv
+import gzip
+import io
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from chargeback_pipeline.sources.cost_export.columns import (
+    DECIMAL_COLUMNS,
+    EXPORT_CHARGE_SCHEMA,
+    EXPORT_COLUMNS,
+    TIMESTAMP_COLUMNS,
+)
+from chargeback_pipeline.sources.cost_export.manifest import CostExportError, ExportBlob, ExportRun
+from chargeback_pipeline.storage.object_store import ObjectStore
+
+_DECIMAL_PLACES = Decimal(1).scaleb(-EXPORT_CHARGE_SCHEMA.field("billed_cost").type.scale)
+
+
+class IncompleteRunError(CostExportError):
+    """A blob the manifest lists is missing, or differs from what the manifest says."""
+
+
+def read_run(store: ObjectStore, run: ExportRun, resource_ids: set[str]) -> pa.Table:
+    """The run's rows whose ResourceId is one of `resource_ids` (compared case-insensitively), in
+    EXPORT_CHARGE_SCHEMA. IncompleteRunError when any listed blob is missing or not as listed."""
+    wanted = pa.array(sorted(resource_id.lower() for resource_id in resource_ids), pa.string())
+    names = EXPORT_COLUMNS[run.schema_version]
+    parts = []
+    for blob in run.blobs:
+        table = _read_blob(store, run, blob, list(names.values()))
+        selected = table.filter(pc.is_in(pc.utf8_lower(table[names["resource_id"]]), value_set=wanted))
+        parts += [_typed(row, names, run, blob) for row in selected.to_pylist()]
+    return pa.Table.from_pylist(parts, schema=EXPORT_CHARGE_SCHEMA)
+
+
+def _read_blob(store: ObjectStore, run: ExportRun, blob: ExportBlob, columns: list[str]) -> pa.Table:
+    if not store.exists(blob.name):
+        raise IncompleteRunError(f"blob {blob.name} listed in its manifest is missing")
+    data = store.read_bytes(blob.name)
+    if blob.byte_count is not None and len(data) != blob.byte_count:
+        raise IncompleteRunError(f"blob {blob.name} has {len(data)} bytes, its manifest says {blob.byte_count}")
+    table = _decode(blob.name, data, columns, run)
+    if blob.row_count is not None and table.num_rows != blob.row_count:
+        raise IncompleteRunError(f"blob {blob.name} has {table.num_rows} rows, its manifest says {blob.row_count}")
+    return table
+
+
+def _decode(name: str, data: bytes, columns: list[str], run: ExportRun) -> pa.Table:
+    lowered = name.lower()
+    try:
+        if lowered.endswith(".parquet"):
+            available = set(pq.read_schema(io.BytesIO(data)).names)
+            _require(columns, available, name, run)
+            return pq.read_table(io.BytesIO(data), columns=columns)
+        if lowered.endswith(".gz"):
+            data = gzip.decompress(data)
+        data = data.removeprefix(codecs.BOM_UTF8)
+        header = next(csv.reader([data.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")]), [])
+        _require(columns, set(header), name, run)
+        return pa_csv.read_csv(
+            io.BytesIO(data),
+            convert_options=pa_csv.ConvertOptions(
+                include_columns=columns,
+                column_types=dict.fromkeys(columns, pa.string()),
+                strings_can_be_null=True,
+            ),
+        )
+    except (pa.ArrowInvalid, OSError, EOFError, UnicodeDecodeError) as error:
+        raise IncompleteRunError(f"blob {name} cannot be read as CSV or Parquet: {error}") from None
+
+
+def _require(columns: list[str], available: set[str], name: str, run: ExportRun) -> None:
+    missing = [column for column in columns if column not in available]
+    if missing:
+        raise CostExportError(
+            f"cost export blob {name} of {run.describe()} lacks FocusCost {run.schema_version} column(s) "
+            f"{', '.join(missing)}: is its dataset version really {run.schema_version}?"
+        )
+
+
+def _typed(row: dict, names: dict[str, str], run: ExportRun, blob: ExportBlob) -> dict:
+    typed = {}
+    for ours, theirs in names.items():
+        value = row[theirs]
+        if value is None or value == "":
+            typed[ours] = None
+        elif ours in DECIMAL_COLUMNS:
+            typed[ours] = _decimal(value, theirs, blob)
+        elif ours in TIMESTAMP_COLUMNS:
+            typed[ours] = _timestamp(value)
+        else:
+            typed[ours] = str(value)
+    return {**typed, "export_run_id": run.run_id, "export_schema_version": run.schema_version, "export_blob": blob.name}
+
+
+def _decimal(value, column: str, blob: ExportBlob) -> Decimal:
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(str(value))  # "1.2E-05" as well
+        return number.quantize(_DECIMAL_PLACES)
+    except InvalidOperation:
+        raise CostExportError(f"cost export blob {blob.name}: {column} {value!r} is not a number") from None
+
+
+def _timestamp(value) -> datetime:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -1,6 +1,7 @@
 """Alert ids, webhook payloads (Slack/Teams text and a Teams Adaptive Card), the sent-alert ledger, and the
 simulator's surge knob that budgets and anomalies are demonstrated with."""
 
+from dataclasses import asdict
 from datetime import UTC, date, datetime
 
 import dagster as dg
@@ -9,6 +10,8 @@ import pytest
 
 from chargeback_pipeline.core.finops.alerts import MAX_PENDING, Alert, Ledger, budget_alert_id, payload
 from chargeback_pipeline.definitions import build_resources
+from chargeback_pipeline.defs.automation.alerts import alert_sensor
+from chargeback_pipeline.defs.resources import AlertWebhookResource
 from chargeback_pipeline.settings import SettingsError, load_settings
 from chargeback_pipeline.sources.simulated import SimulationProfile
 from chargeback_pipeline.sources.simulated.catalog import Catalog
@@ -110,3 +113,24 @@ def test_the_webhook_url_reaches_its_resource_as_an_env_var_only(monkeypatch):
     assert isinstance(resource.url, dg.EnvVar) and resource.url == "CHARGEBACK_ALERT_WEBHOOK_URL"
     assert "s3cr3t" not in repr(settings) and "s3cr3t" not in repr(resource)
     assert "s3cr3t" in resource.process_config_and_initialize().url  # resolved only when a run uses it
+
+
+def test_the_sensor_does_not_queue_a_forecast_alert_recorded_without_its_evidence():
+    # A materialization as written before the minimum existed (the demo's November forecast from one day)
+    # and one with too little evidence: the sensor reads both and queues neither; the over-budget one it does.
+    old = Alert("budget:2026-11:bot:forecast_80pct", "Budget forecast at 80 %: bot, 2026-11", "bot is forecast.")
+    weak = Alert("budget:2026-12:bot:forecast_80pct", "Budget forecast at 80 %", "bot is forecast.", {}, 1, 5)
+    over = Alert("budget:2026-12:bot:over_budget", "Over budget: bot, 2026-12", "bot spent more.")
+    with dg.instance_for_test() as instance:
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                "budget_status",
+                partition="2026-12-01",
+                metadata={"alerts": dg.MetadataValue.json([asdict(a) for a in (old, weak, over)])},
+            )
+        )
+        context = dg.build_sensor_context(instance=instance, resources={"alert_webhook": AlertWebhookResource()})
+        result = alert_sensor(max_age_days=None)(context)
+
+        assert result.skip_message.startswith("1 new alert(s)")
+        assert [alert.id for alert in Ledger.of_cursor(context.cursor).pending] == [over.id]

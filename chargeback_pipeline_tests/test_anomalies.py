@@ -9,6 +9,7 @@ from decimal import Decimal
 import dagster as dg
 import pytest
 
+from chargeback_pipeline.cli import check_summary
 from chargeback_pipeline.core.finops.anomalies import day_costs, judge_day, robust_score
 from chargeback_pipeline.core.finops.policy import FinOpsPolicy
 from chargeback_pipeline.defs.anomalies import checks
@@ -75,6 +76,13 @@ def test_an_injected_spike_is_found_with_the_numbers_that_explain_it():
     assert not result.passed and result.severity == dg.AssetCheckSeverity.WARN
     assert result.metadata["anomalies"].value == 1 and result.metadata["anomalous"].value == ["search/gpt-4o"]
     assert "search / gpt-4o cost" in result.description and "over 28 days" in result.description
+    # Money in the table the UI shows: at the minor unit, thousands separators, the currency (not 202.655).
+    header, _, row = result.metadata["explained"].value.splitlines()
+    cells = dict(zip(header.strip("| ").split(" | "), row.strip("| ").split(" | "), strict=True))
+    for name, value in [("cost", cost * 3), ("baseline_median_cost", found.baseline_cost),
+                        ("cost_change", found.cost_change)]:  # fmt: skip
+        assert cells[name] == f"{round(Decimal(str(value)), 2):,.2f} USD", name
+    assert f"a median of {round(Decimal(str(found.baseline_cost)), 2):,.2f} USD" in result.description
 
 
 def test_a_step_change_is_found_on_its_first_days_until_it_is_the_new_normal():
@@ -121,7 +129,16 @@ def test_fewer_published_days_than_the_minimum_history_judge_nothing():
     assert [j.is_anomaly for j in judged] == [False, False, False]
     assert {j.reason for j in judged} == {"insufficient history (6 days)"}
     result = checks.no_cost_anomaly(dg.AssetKey("cost_anomalies"), judged, "USD", POLICY)
-    assert result.passed and "CHARGEBACK_ANOMALY_MIN_HISTORY_DAYS=7" in result.description
+    # Could not judge: not a pass, a warning that says why (and no alert on the command line).
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.WARN
+    assert result.metadata["judged"].value is False and result.metadata["anomalies"].value == 0
+    assert result.description.startswith("Not judged: 6 published day(s)")
+    assert "CHARGEBACK_ANOMALY_MIN_HISTORY_DAYS=7" in result.description
+    evaluation = dg.AssetCheckEvaluation(
+        asset_key=result.asset_key, check_name=result.check_name, passed=result.passed,
+        metadata=result.metadata, severity=result.severity, description=result.description,
+    )  # fmt: skip
+    assert check_summary.alerts([(evaluation, "2026-11-07")]) == []
 
 
 def test_a_product_absent_on_a_published_day_counted_zero_and_day_costs_sum_lines():

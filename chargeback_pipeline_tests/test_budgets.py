@@ -1,12 +1,14 @@
 """Budgets: the file's validation at load, and each day's spend to date, forecast and crossings, in exact
 numbers."""
 
+from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
 
 import dagster as dg
 import pytest
 
+from chargeback_pipeline.core.finops import alerts
 from chargeback_pipeline.core.finops import budgets as core
 from chargeback_pipeline.core.finops.budgets import load_budgets, parse_budgets
 from chargeback_pipeline.defs.budgets import checks
@@ -29,15 +31,17 @@ def test_forecast_is_spend_to_date_plus_the_last_7_published_days_mean_times_the
     # November: days 1-3 and 5-7 cost 100, day 4 is not published, days 8-10 cost 200.
     history = {date(2026, 11, n): "100" for n in (1, 2, 3, 5, 6, 7)} | {date(2026, 11, n): "200" for n in (8, 9, 10)}
 
-    (line,) = core.budget_lines(date(2026, 11, 10), costs(history), budgets(), LIMITS, minor_unit=2)
+    (line,) = core.budget_lines(date(2026, 11, 10), costs(history), budgets("4500"), LIMITS, minor_unit=2)
 
     assert line.spend_to_date == Decimal(1200)
     assert line.days_published == 9
     assert line.run_rate_days == 6  # Nov 4..10, day 4 missing
     assert line.run_rate == Decimal("150.00")  # (3 x 100 + 3 x 200) / 6
-    assert line.forecast == Decimal("4350.00")  # 1,200 + 150 x (30 - 9): the missing day 4 is projected too
-    assert line.forecast_percent == 87.0
-    assert line.actual_percent == 24.0
+    # 1,200 + 150 x (30 - 10) days after the 10th: the missing day 4 is a gap, not projected.
+    assert (line.days_missing, line.days_to_come) == (1, 20)
+    assert line.forecast == Decimal("4200.00")
+    assert line.forecast_percent == 93.33
+    assert line.actual_percent == 26.67
     assert line.crossed == ("forecast_80pct",)
     assert line.status == "forecast_80pct"
 
@@ -45,13 +49,68 @@ def test_forecast_is_spend_to_date_plus_the_last_7_published_days_mean_times_the
 def test_run_rate_reaches_back_into_the_previous_month_on_its_first_days():
     history = {date(2026, 11, 30) - timedelta(days=n): "70" for n in range(5)} | {date(2026, 12, 1): "140"}
 
-    (line,) = core.budget_lines(date(2026, 12, 1), costs(history), budgets("3000"), LIMITS, minor_unit=2)
+    (line,) = core.budget_lines(date(2026, 12, 1), costs(history), budgets("3000"), LIMITS, 2, forecast_min_days=5)
 
     assert line.spend_to_date == Decimal(140)
     assert line.run_rate_days == 6  # Nov 26..30 and Dec 1
     assert line.run_rate == Decimal("81.67")  # (5 x 70 + 140) / 6, shown rounded
     assert line.forecast == Decimal("2590.00")  # 140 + 490 / 6 x 30 days to come, rounded once
     assert line.crossed == ("forecast_80pct",)
+
+
+def _calendar_forecast(day: date, history: dict[date, str]) -> tuple[Decimal, int, int]:
+    """The forecast recomputed from the calendar alone: the month's published spend, the mean of the
+    published days among the 7 ending on `day`, the days after `day`, and the past days never published."""
+    days_in_month = (day.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    past = [day.replace(day=n) for n in range(1, day.day + 1)]
+    spend = sum((Decimal(history[d]) for d in past if d in history), Decimal(0))
+    window = [Decimal(history[d]) for d in (day - timedelta(days=n) for n in range(7)) if d in history]
+    to_come = days_in_month.day - day.day
+    return (
+        (spend + sum(window) / len(window) * to_come).quantize(Decimal("0.01")),
+        to_come,
+        len(past) - len([d for d in past if d in history]),
+    )
+
+
+def test_month_end_with_one_published_day_forecasts_no_past_day_and_alerts_on_nothing():
+    # The demo's case: November's last day is its only published day; Nov 1..29 were never processed.
+    history = {date(2026, 11, 30): "662"}
+
+    (line,) = core.budget_lines(date(2026, 11, 30), costs(history), budgets("20000"), LIMITS, 2, forecast_min_days=5)
+
+    forecast, to_come, missing = _calendar_forecast(date(2026, 11, 30), history)
+    assert (line.forecast, line.days_to_come, line.days_missing) == (forecast, to_come, missing) == (
+        Decimal("662.00"), 0, 29)  # fmt: skip
+    assert line.forecast_percent == 3.31 and not line.forecast_can_alert and line.crossed == ()
+
+
+def test_a_forecast_needs_its_minimum_of_published_days_before_it_can_alert():
+    # Nov 30 and Dec 1 published: a high run rate over 2 days is shown but alerts nobody; from the 5th
+    # published day of the window on, the same forecast alerts.
+    history = {date(2026, 11, 30): "900", date(2026, 12, 1): "900"}
+    few = core.budget_lines(date(2026, 12, 1), costs(history), budgets("20000"), LIMITS, 2, forecast_min_days=5)[0]
+    history |= {date(2026, 12, n): "900" for n in (2, 3, 4)}
+    enough = core.budget_lines(date(2026, 12, 4), costs(history), budgets("20000"), LIMITS, 2, forecast_min_days=5)[0]
+
+    assert few.forecast == _calendar_forecast(date(2026, 12, 1), history)[0] == Decimal("27900.00")
+    assert few.forecast_percent > 80 and few.run_rate_days == 2 and not few.forecast_can_alert
+    assert few.crossed == () and alerts.budget_alerts([few], "USD", 2) == []
+    assert enough.run_rate_days == 5 and enough.forecast_can_alert and enough.crossed == ("forecast_80pct",)
+    (alert,) = alerts.budget_alerts([enough], "USD", 2)
+    assert alert.has_evidence and (alert.evidence_days, alert.evidence_needed) == (5, 5)
+
+
+def test_the_ledger_never_queues_a_forecast_alert_without_its_evidence():
+    history = {date(2026, 12, n): "900" for n in range(1, 6)}
+    (line,) = core.budget_lines(date(2026, 12, 5), costs(history), budgets("20000"), LIMITS, 2, forecast_min_days=5)
+    (alert,) = alerts.budget_alerts([line], "USD", 2)
+    weak = replace(alert, evidence_days=2)
+    written_before_the_rule = replace(alert, evidence_days=None, evidence_needed=None)
+    ledger = alerts.Ledger()
+
+    assert ledger.queue([weak, written_before_the_rule]) == 0
+    assert ledger.queue([alert]) == 1
 
 
 def test_spend_above_the_budget_crosses_every_threshold_and_fails_with_severity_error():

@@ -1,6 +1,7 @@
 """Every asset check passes on clean simulated data and fails, with the right numbers, on injected faults."""
 
 import json
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
@@ -17,7 +18,7 @@ from chargeback_pipeline.sources.base import TimeWindow
 from chargeback_pipeline.sources.folder.resource import FolderSourceResource
 from chargeback_pipeline.sources.simulated import SimulatedSource, SimulationProfile
 from chargeback_pipeline.sources.simulated.resource import SimulatedSourceResource
-from chargeback_pipeline_tests.conftest import local_resources, pipeline
+from chargeback_pipeline_tests.conftest import ASSETS, local_resources, pipeline
 from chargeback_pipeline_tests.folder_data import DAY, gateway, llm, write_export
 
 SIM_DAY = date(2026, 11, 20)
@@ -40,7 +41,7 @@ ALL_CHECKS = {
     # No budgets file by default: nothing to exceed, no budget naming an unknown product.
     "budget_status:within_budget",
     "budget_status:budgets_name_known_products",
-    # A single day has no history to judge: never an anomaly.
+    # A single day has no history to judge: not judged (a WARN saying so), never an anomaly.
     "cost_anomalies:no_cost_anomaly",
     # The audit's independent evidence (raw logs, the pricing file priced again) agrees on clean data.
     "chargeback_audit:billed_within_successful_logged_tokens",
@@ -49,6 +50,7 @@ ALL_CHECKS = {
     "chargeback_audit:ptu_cost_is_deployed_hours_at_rate",
     "chargeback_audit:costs_within_price_list",
 }
+NOT_JUDGED = "cost_anomalies:no_cost_anomaly"
 
 
 def simulated(tmp_path, **faults):
@@ -72,8 +74,10 @@ def test_all_checks_pass_on_clean_simulated_data(tmp_path, instance):
     assert set(evaluations) == ALL_CHECKS | {RIGHTSIZING_CHECK}
     assert {name: e.passed for name, e in evaluations.items()} == dict.fromkeys(ALL_CHECKS, True) | {
         # the example pricing file's PTU counts are far above the simulated load: a WARN, on purpose
-        RIGHTSIZING_CHECK: False
+        RIGHTSIZING_CHECK: False,
+        NOT_JUDGED: False,
     }
+    assert evaluations[NOT_JUDGED].metadata["judged"].value is False
     assert evaluations[RIGHTSIZING_CHECK].severity == dg.AssetCheckSeverity.WARN
     daily = evaluations["daily_reconciliation:tokens_reconcile_with_azure_monitor"].metadata
     truth = profile().expected_unattributed_tokens(TimeWindow(*_day_bounds(SIM_DAY)))
@@ -103,6 +107,8 @@ def test_bypass_above_threshold_blocks_the_report_and_keeps_the_old_one(tmp_path
     ]
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
     assert evaluation.metadata["gates_publication"].value is True
+    # Where publication is gated, in its metadata (the UI calls the check non-blocking).
+    assert evaluation.metadata["publication_gate"].value.startswith("Gates publication, not as a Dagster blocking")
     blocked = evaluation.metadata["blocked"].value
     assert any("gpt-4.1 (aoai-ptu-eastus) 2026-11-20" in line and "%)" in line for line in blocked)
     truth = profile(bypass_fraction=0.25).expected_unattributed_tokens(TimeWindow(*_day_bounds(SIM_DAY)))
@@ -217,6 +223,15 @@ def test_corrupt_rows_are_quarantined_with_reasons_and_fail_the_rate(tmp_path, i
     }
     quarantine = pa.parquet.read_table(tmp_path / "lake" / f"quarantined_records/hour={DAY}T09/rows.parquet")
     assert quarantine.num_rows == 5 and all(quarantine["record"].to_pylist())
+    # The hour's quarantined_records materialization counts them by reason, recomputed from the file.
+    [hour] = [
+        m for m in chunk.hourly.asset_materializations_for_node("attributed_requests")
+        if m.asset_key == dg.AssetKey("quarantined_records") and m.partition == f"{DAY}-09:00"
+    ]  # fmt: skip
+    table = hour.metadata["counts_by_reason"].value
+    pairs = zip(quarantine["source_table"].to_pylist(), quarantine["reason"].to_pylist(), strict=True)
+    for (source, reason), rows in Counter(pairs).items():
+        assert f"| {source}: {reason} | {rows} |" in table
 
 
 @pytest.mark.parametrize(
@@ -254,3 +269,18 @@ def test_absolute_levels_spare_small_gaps():
     }
     policy = QualityPolicy(reconciliation_warn_tokens=5_000, reconciliation_block_tokens=5_000)
     assert judge(pa.Table.from_pylist([row]), policy)[0]["verdict"] == OK
+
+
+def test_the_reconciliation_checks_say_first_where_publication_is_gated():
+    specs = {
+        (spec.asset_key.to_user_string(), spec.name): spec
+        for asset in ASSETS
+        if isinstance(asset, dg.AssetsDefinition)
+        for spec in asset.check_specs
+    }
+
+    daily = specs[("daily_reconciliation", "tokens_reconcile_with_azure_monitor")]
+    hourly = specs[("deployment_reconciliation", "tokens_reconcile_with_azure_monitor")]
+    assert not daily.blocking and daily.description.startswith("Gates publication, not as a Dagster blocking check")
+    assert "product_usage_report and daily_chargeback" in daily.description.split(".")[0]
+    assert hourly.description.startswith("Does not gate publication")

@@ -154,3 +154,36 @@ def test_settings_choose_the_version_and_the_hubs_target(monkeypatch, tmp_path):
     monkeypatch.setenv("CHARGEBACK_FINOPS_HUBS_BLOB_ACCOUNT_URL", "http://hub.example.com")
     with pytest.raises(SettingsError, match="CHARGEBACK_FINOPS_HUBS_BLOB_ACCOUNT_URL"):
         load_settings()
+
+
+def test_the_check_compares_each_kind_of_row_with_its_own_reference_from_the_files(published, tmp_path):
+    # Each number the check shows, recomputed from the published files: the export's rows (each is one
+    # product's share of one origin charge) sum to the chargeback, the origins' costs from the persisted split,
+    # the hubs copy from the hub's file. None of them is the sum of the three kinds (the day counted 3 times).
+    folder, chunk, container, _, _ = published
+    evaluations = {
+        e.partition: e for e in chunk.daily.get_asset_check_evaluations() if e.check_name == "focus_matches_chargeback"
+    }
+    for day in DAYS:
+        metadata = {name: entry.value for name, entry in evaluations[str(day)].metadata.items()}
+        chargeback = sum(
+            pq.read_table(folder / "reports" / f"daily/usage_date={day}/chargeback.parquet")["total_cost"].to_pylist()
+        )
+        focus = sum(
+            pq.read_table(folder / "reports" / f"daily/usage_date={day}/focus.parquet")["BilledCost"].to_pylist()
+        )
+        split = pq.read_table(folder / "lake" / f"daily_chargeback/usage_date={day}/origin_allocations.parquet")
+        origin = ("backend_id", "deployment_name", "origin_kind", "charge_period_start")
+        origins = sum({tuple(r[c] for c in origin): r["origin_cost"] for r in split.to_pylist()}.values())
+        hub = pq.read_table(io.BytesIO(container.download_blob(f"{FOLDER}/2026-11__focus_{day}.parquet").readall()))
+        shown = {
+            "product_rows_cost": focus,
+            "product_rows_reference_cost": chargeback,
+            "origin_charges_cost": focus,
+            "origin_charges_reference_cost": origins,
+            "hubs_copy_cost": sum(hub["BilledCost"].to_pylist()),
+            "hubs_copy_reference_cost": chargeback,
+        }
+        assert {name: metadata[name] for name in shown} == {name: f"{v:,.2f} USD" for name, v in shown.items()}
+        assert chargeback > 0 and metadata["currency"] == "USD" and evaluations[str(day)].passed
+        assert "published_total_cost" not in metadata  # the old sum of all three kinds

@@ -45,3 +45,9 @@ def test_empty_day_still_has_a_header():
 
 def test_same_table_same_bytes():
     assert report_files(usage_table(HOSTILE)) == report_files(usage_table(HOSTILE))
+
+
+def test_booleans_are_written_true_and_false_in_every_csv():
+    table = pa.table({"flag": pa.array([True, False, None], pa.bool_()), "n": [1, 2, 3]})
+
+    assert csv_bytes(table).decode().split("\r\n") == ["flag,n", "true,1", "false,2", ",3", ""]

@@ -4,6 +4,7 @@ at the currency's minor unit, every asset's columns described and typed before a
 rows are written), and days published by `chargeback backfill` not rolled up again by the sensor while
 their inputs stay the same. (test_ui.py shows the same in a real browser.)"""
 
+import re
 from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from chargeback_pipeline.definitions import build_definitions
 from chargeback_pipeline.defs import column_docs, partition_checks
 from chargeback_pipeline.defs.automation.fingerprints import CONTENT_HASH_METADATA
 from chargeback_pipeline.defs.automation.sensors import ROLLUP_INPUTS_TAG
+from chargeback_pipeline.defs.jobs import CODE_LOCATION as LOCATION
 from chargeback_pipeline.defs.jobs import DAILY_JOB, HOURLY_JOB, MONTHLY_JOB, with_jobs
 from chargeback_pipeline.defs.partitions import Calendar, partitioned_keys
 from chargeback_pipeline.settings import load_settings
@@ -70,6 +72,8 @@ def test_the_backfill_runs_the_named_jobs(backfilled):
     assert [chunk.hourly.dagster_run.job_name, chunk.daily.dagster_run.job_name] == [HOURLY_JOB, DAILY_JOB]
     assert runs[HOURLY_JOB].tags["dagster/asset_partition_range_start"] == HOURS[0]
     assert runs[HOURLY_JOB].tags["dagster/asset_partition_range_end"] == HOURS[-1]
+    # The Overview timeline groups runs by code location: the CLI's runs carry the label the UI's carry.
+    assert {run.tags.get(".dagster/repository") for run in runs.values()} == {"__repository__@" + LOCATION}
 
 
 # ---- 2. one check result per partition, naming it ---------------------------------------------------
@@ -90,8 +94,9 @@ def test_a_ranged_run_leaves_one_passed_result_per_partition_and_none_skipped(ba
         job = next(name for name, keys in keys_by_job.items() if key.asset_key in keys)
         assert spec.partitions_def == partitions_of_job[job], key  # partitioned like its asset
         executions = _executions(instance, key)
-        # The example pricing file's PTU counts are far above the simulated load: a WARN, on purpose.
-        outcome = "FAILED" if key.name == "ptu_count_is_cheapest" else "SUCCEEDED"
+        # The example pricing file's PTU counts are far above the simulated load: a WARN, on purpose; one day
+        # has no history to judge anomalies on: a WARN saying so ("Not judged"), not a pass.
+        outcome = "FAILED" if key.name in ("ptu_count_is_cheapest", "no_cost_anomaly") else "SUCCEEDED"
         assert Counter(e.status.value for e in executions) == {outcome: len(expected[job])}, key
         assert sorted(e.partition for e in executions) == expected[job], key
         for execution in executions:  # each judged its own partition's materialization, so each is current
@@ -201,13 +206,13 @@ def test_money_is_at_the_minor_unit_with_its_currency_and_empty_values_are_left_
     lines = pq.read_table(tmp_path / f"reports/daily/usage_date={DAY}/chargeback.parquet")
 
     cost = chargeback.metadata["total_cost"].value
-    assert cost == round(float(sum(lines["total_cost"].to_pylist())), 2) > 0
+    assert cost == f"{sum(lines['total_cost'].to_pylist()):,.2f} USD" and sum(lines["total_cost"].to_pylist()) > 0
     assert chargeback.metadata["currency"].value == "USD"
     assert "published_despite_blocked_reconciliation" not in chargeback.metadata
     assert "published_despite_shrink" not in report.metadata
     preview = chargeback.metadata["cost_by_product"].value
     cells = [cell.strip() for line in preview.splitlines()[2:] for cell in line.strip("|").split("|")[1:]]
-    assert cells and all(cell.count(".") == 1 and len(cell.split(".")[1]) >= 2 for cell in cells)  # 1,234.50
+    assert cells and all(re.fullmatch(r"\d{1,3}(,\d{3})*\.\d\d USD", cell) for cell in cells)  # 1,234.50 USD
     assert any("," in cell for cell in report.metadata["top_products"].value.splitlines()[2].split("|")[2:])
 
 
@@ -238,6 +243,29 @@ def test_days_the_cli_published_are_not_rolled_up_again_while_their_hours_stay_t
             dg.AssetMaterialization(key, partition=HOURS[5], metadata={CONTENT_HASH_METADATA: "late rows"})
         )
     assert [request.partition_key for request in daemon.sensor_requests(daily_sensor)] == [str(DAY)]
+
+
+def test_a_day_materialized_from_the_asset_page_is_not_rolled_up_again_by_a_quiet_re_pull(backfilled):
+    # The asset page's Materialize runs Dagster's own asset job, with no fingerprint tag: what its run read
+    # is judged by its inputs' fingerprint as they were when it started. A re-pull of the same rows after it
+    # changes no fingerprint and starts nothing; the old rule (inputs newer than the run) rolled it up again.
+    _, resources, instance, _ = backfilled
+    daemon = Daemon(instance, resources)
+    (daily_sensor, _), _ = daemon.sensors
+    from_the_ui = dg.materialize(
+        ASSETS, selection=partitioned_keys(ASSETS, CALENDAR.daily), partition_key=str(DAY),
+        resources=resources, instance=instance,
+    )  # fmt: skip
+    assert from_the_ui.success and ROLLUP_INPUTS_TAG not in from_the_ui.dagster_run.tags
+    assert daemon.sensor_requests(daily_sensor) == []
+
+    repull = (
+        with_jobs(pipeline(resources))
+        .resolve_job_def(HOURLY_JOB)
+        .execute_in_process(partition_key=HOURS[-1], instance=instance)
+    )
+    assert repull.success
+    assert daemon.sensor_requests(daily_sensor) == []
 
 
 # ---- 4. column schemas and code references, declared before the first run ----------------------------

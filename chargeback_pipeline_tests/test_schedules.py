@@ -94,6 +94,7 @@ def test_a_day_is_rolled_up_when_its_hours_are_in_and_again_only_if_one_changed(
     assert requested(daemon.hourly_request(at(3, 10, 23))) == ("2026-03-10-00:00", "2026-03-10-22:00")
     tick = daemon.tick(at(3, 10, 23))  # hours 00..22 of the day: one hour short
     assert tick.hourly.success and tick.daily == [] and tick.monthly == []
+    assert f"{DAY}: waiting for all its inputs" in skip_reason(daemon, "daily_rollup").split("; ")  # per day
 
     tick = daemon.tick(at(3, 11, 0))  # hour 23 lands: the day is complete
     assert tick.hourly.success and partitions_of(tick.daily) == [DAY] and tick.daily[0].success
@@ -102,6 +103,7 @@ def test_a_day_is_rolled_up_when_its_hours_are_in_and_again_only_if_one_changed(
 
     tick = daemon.tick(at(3, 11, 1))  # re-pulls 18:00..00:00, which gained nothing
     assert tick.hourly.success and tick.daily == [] and tick.monthly == []
+    assert f"{DAY}: rolled up from its current inputs" in skip_reason(daemon, "daily_rollup").split("; ")
 
 
 def test_a_failed_run_is_caught_up_by_the_next_tick_after_the_fix(tmp_path, instance):
@@ -144,3 +146,9 @@ def test_a_rollup_that_keeps_failing_is_tried_three_times_then_waits_for_its_inp
 
     report_materialized(instance, at(3, 10, 5, 0), at(3, 10, 5, 0), content="v2")  # an hour changed
     assert [r.partition_key for r in daemon.sensor_requests(sensor)] == [DAY]
+
+
+def skip_reason(daemon: Daemon, name: str) -> str:
+    [sensor] = [sensor for sensor, _ in daemon.sensors if sensor.name == name]
+    context = dg.build_sensor_context(instance=daemon.instance, definitions=daemon.definitions)
+    return sensor.evaluate_tick(context).skip_message

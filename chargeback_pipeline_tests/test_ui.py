@@ -8,6 +8,7 @@ serves the repository's workspace.yaml over the backfill's DAGSTER_HOME. On fail
 screenshot and the page's text to test-artifacts/.
 """
 
+import csv
 import os
 import shutil
 import signal
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -80,6 +82,7 @@ def environment(tmp_path: Path) -> dict:
         "CHARGEBACK_PRICING_FILE": str(REPO / "pricing.example.yaml"),
         "CHARGEBACK_PARTITIONS_START": DAY,
         "CHARGEBACK_SIMULATED_REQUESTS_PER_HOUR": "200",
+        "CHARGEBACK_BUDGETS_FILE": str(REPO / "budgets.example.yaml"),
     }
 
 
@@ -109,7 +112,7 @@ def ui(tmp_path_factory):
     url = f"http://127.0.0.1:{port}"
     try:
         command = [str(BIN / "chargeback"), "backfill", DAY]
-        backfill = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+        backfill = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
         assert backfill.returncode == 0, backfill.stdout + backfill.stderr
         deadline = time.monotonic() + 90
         while True:  # up, and the code location loaded (its repository listed)
@@ -191,6 +194,11 @@ def after(lines: list[str], label: str) -> str:
     return lines[lines.index(label) + 1]
 
 
+def entry(lines: list[str], label: str) -> str:
+    """The value of a check's metadata row, shown as `label value` on one line."""
+    return next(line.removeprefix(f"{label} ") for line in lines if line.startswith(f"{label} "))
+
+
 def test_the_runs_list_shows_the_named_jobs(page):
     text = page.open("/runs", *JOBS)
 
@@ -244,13 +252,86 @@ def test_a_partitioned_assets_page_shows_each_partitions_own_numbers(page, ui):
     assert counts[HOURS[3]] != counts[HOURS[12]]  # night and day: each hour its own number
 
 
-def test_an_assets_page_shows_its_columns_and_money_with_its_currency(page):
+def test_an_assets_page_shows_its_columns_and_money_with_its_currency(page, ui):
     text = page.open("/assets/daily_chargeback", "Columns", "decimal(18,6) money", "cost_by_product", "USD")
     lines = text.splitlines()
 
     assert "decimal(18,6) money" in lines and "ISO 4217 currency of the costs (the pricing file's)." in lines
     metadata = lines[lines.index("Metadata") :]  # its rows: the key, its time, its value
     assert metadata[metadata.index("currency") + 2] == "USD"
-    total = metadata[metadata.index("total_cost") + 2]
-    assert len(total.split(".")[-1]) <= 2 and float(total) > 0  # at the minor unit
+    # At the minor unit, with thousands separators and the currency: the published file's total.
+    assert metadata[metadata.index("total_cost") + 2] == usd(sum(column(ui[1], "chargeback", "total_cost")))
     assert "published_despite_blocked_reconciliation" not in text  # empty: left out
+
+
+def report(tmp_path: Path, name: str) -> list[dict]:
+    with open(tmp_path / f"reports/daily/usage_date={DAY}/{name}.csv", newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def column(tmp_path: Path, name: str, field: str) -> list[Decimal]:
+    return [Decimal(row[field]) for row in report(tmp_path, name)]
+
+
+def usd(amount: Decimal) -> str:
+    return f"{amount:,.2f} USD"
+
+
+def test_the_budget_forecast_projects_only_the_days_to_come_and_one_day_alerts_nobody(page, ui):
+    # January 5th is the only published day: January 1-4 are a gap (not projected), 26 days are to come,
+    # and one day of evidence is below the minimum (5 of 7): the forecast is shown and alerts nobody.
+    _, tmp_path = ui
+    rows = report(tmp_path, "budget_status")
+    for row in rows:
+        spend = Decimal(row["spend_to_date"])  # one day: the run rate is that day's cost
+        assert (row["days_missing"], row["days_to_come"], row["forecast_can_alert"]) == ("4", "26", "false")
+        assert Decimal(row["forecast"]) == spend + spend * 26, row["product_id"]
+        assert not row["status"].startswith("forecast_")
+    products = [row for row in rows if not row["subscription_id"]]
+
+    path = f"/assets/budget_status?view=partitions&partition={DAY}"
+    lines = page.open(path, "days_missing", "forecast", "spend_to_date").splitlines()
+    assert after(lines, "days_missing") == "4"
+    assert after(lines, "forecast") == usd(sum(Decimal(row["forecast"]) for row in products))
+    assert after(lines, "spend_to_date") == usd(sum(Decimal(row["spend_to_date"]) for row in products))
+    assert "forecast_80pct" not in "\n".join(lines)
+
+
+def test_the_focus_check_shows_each_kind_of_row_against_its_own_reference(page, ui):
+    _, tmp_path = ui
+    chargeback = sum(column(tmp_path, "chargeback", "total_cost"))
+    focus = sum(column(tmp_path, "focus", "BilledCost"))
+
+    lines = page.open(
+        "/assets/focus_export?view=checks&checkDetail=focus_matches_chargeback", "product_rows_cost", "Passed"
+    ).splitlines()
+
+    assert focus == chargeback > 0
+    assert entry(lines, "product_rows_cost") == entry(lines, "product_rows_reference_cost") == usd(chargeback)
+    assert entry(lines, "origin_charges_cost") == usd(focus)
+    assert not any(line.startswith("published_total_cost") for line in lines)  # the old sum of every kind
+
+
+def test_the_reconciliation_says_first_where_publication_is_gated_and_agrees_with_its_asset(page, ui):
+    _, tmp_path = ui
+    rows = pq.read_table(tmp_path / f"lake/daily_reconciliation/usage_date={DAY}/rows.parquet").to_pylist()
+    placed = [row for row in rows if row["backend_id"] != "unknown"]
+    metric = sum(row["metric_prompt_tokens"] + row["metric_completion_tokens"] for row in placed)
+    logged = sum(row["logged_prompt_tokens"] + row["logged_completion_tokens"] for row in placed)
+
+    check = page.open(
+        "/assets/daily_reconciliation?view=checks&checkDetail=tokens_reconcile_with_azure_monitor",
+        "publication_gate",
+        "unattributed_tokens",
+    ).splitlines()
+    asset = page.open(
+        f"/assets/daily_reconciliation?view=partitions&partition={DAY}", "unattributed_tokens", "per_deployment"
+    ).splitlines()
+
+    # Right under Dagster's own "non-blocking" line: where publication is gated instead.
+    assert after(check, "This is a non-blocking asset check.").startswith(
+        "Gates publication, not as a Dagster blocking check: when it fails with severity error, product_usage_report"
+    )
+    assert entry(check, "publication_gate").startswith("Gates publication")
+    for name, value in (("metric_tokens", metric), ("logged_tokens", logged), ("unattributed_tokens", metric - logged)):
+        assert entry(check, name) == after(asset, name) == str(value), name

@@ -28,7 +28,7 @@ import dagster as dg
 from chargeback_pipeline.core.periods import day_hours
 from chargeback_pipeline.defs.automation.sensors import daily_rollup, monthly_rollup, rollup_inputs_tags
 from chargeback_pipeline.defs.dagster_internals import EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS, EVENT_BATCH_SIZE
-from chargeback_pipeline.defs.jobs import DAILY_JOB, HOURLY_JOB, MONTHLY_JOB, with_jobs
+from chargeback_pipeline.defs.jobs import CODE_LOCATION_TAGS, DAILY_JOB, HOURLY_JOB, MONTHLY_JOB, with_jobs
 from chargeback_pipeline.defs.partition_checks import run_level_by_check
 from chargeback_pipeline.defs.partitions import (
     RANGE_END_TAG,
@@ -150,6 +150,7 @@ def _run(
             RANGE_END_TAG: end_key,
             LAUNCHED_BY_TAG: LAUNCHED_BY,
             PROCESS_TAG: this_process(),
+            **CODE_LOCATION_TAGS,  # listed under the code location in the UI's runs filter
             **(tags or {}),
         },
         raise_on_error=False,

@@ -16,6 +16,7 @@ import dagster as dg
 from chargeback_pipeline.defs.anomalies.checks import NO_COST_ANOMALY
 from chargeback_pipeline.defs.audit.checks import UNATTRIBUTED_SHARE
 from chargeback_pipeline.defs.budgets.checks import BUDGETS_NAME_KNOWN_PRODUCTS, WITHIN_BUDGET
+from chargeback_pipeline.defs.partition_checks import judged
 from chargeback_pipeline.defs.reconciliation.checks import RECONCILES
 
 # Metadata values longer than this are cut, lists and mappings show at most this many items: a paragraph,
@@ -209,7 +210,7 @@ def command_failures(
 
 def alerts(checks: Iterable[tuple[dg.AssetCheckEvaluation, str | None]]) -> list[str]:
     """A paragraph per failed budget or anomaly check (`ALERT_CHECKS`): over budget first."""
-    raised = [(e, partitions) for e, partitions in checks if not e.passed and is_alert(e)]
+    raised = [(e, partitions) for e, partitions in checks if not e.passed and is_alert(e) and judged(e)]
     paragraphs = []
     for evaluation, partitions in sorted(raised, key=lambda pair: not is_error(pair[0])):
         level = "OVER BUDGET" if is_error(evaluation) else "ALERT"

@@ -56,7 +56,9 @@ def judge(rows: pa.Table, policy: QualityPolicy) -> list[dict]:
     """Rows with metric_* and logged_* token columns, plus the gap, its percent and a verdict.
 
     `unplaced_tokens` is how much of the row's gap its name's logged tokens with no known backend can
-    explain (see `_unplaced_shares`); `unattributed_percent` and the verdict judge the gap without it."""
+    explain (see `_unplaced_shares`). `unattributed_percent` is the whole gap over the metric tokens (what
+    its name says: unattributed_tokens / metric_tokens); `unexplained_percent` deducts `unplaced_tokens`
+    ((unattributed_tokens - unplaced_tokens) / metric_tokens), and is what the verdict judges."""
     records = rows.to_pylist()
     shares = _unplaced_shares(records)
     judged = []
@@ -67,6 +69,7 @@ def judge(rows: pa.Table, policy: QualityPolicy) -> list[dict]:
         unplaced = shares.get(index, 0)
         unexplained = gap - unplaced
         percent = round(100.0 * unexplained / metric, 3) if metric else None
+        whole_percent = round(100.0 * gap / metric, 3) if metric else None
         if row.get("backend_id") == UNKNOWN_BACKEND and not row["has_metrics"]:
             verdict = UNPLACED
         elif not row["has_metrics"]:
@@ -98,7 +101,8 @@ def judge(rows: pa.Table, policy: QualityPolicy) -> list[dict]:
                 "unattributed_completion_tokens": row["metric_completion_tokens"] - row["logged_completion_tokens"],
                 "unattributed_tokens": gap,
                 "unplaced_tokens": unplaced,
-                "unattributed_percent": percent,
+                "unattributed_percent": whole_percent,
+                "unexplained_percent": percent,
                 "verdict": verdict,
             }
         )
@@ -110,8 +114,8 @@ def describe(row: dict, period: str) -> str:
     of_which = f", up to {unplaced:,} of it logged with no known backend" if unplaced else ""
     return (
         f"{where(row)} {period}: metrics {row['metric_tokens']:,} tokens, APIM logged "
-        f"{row['logged_tokens']:,}, unattributed {row['unattributed_tokens']:,}{of_which} "
-        f"({row['unattributed_percent']}% unexplained)"
+        f"{row['logged_tokens']:,}, unattributed {row['unattributed_tokens']:,} ({row['unattributed_percent']}%)"
+        f"{of_which}: {row['unexplained_percent']}% unexplained"
         if unplaced
         else f"{where(row)} {period}: metrics {row['metric_tokens']:,} tokens, APIM logged "
         f"{row['logged_tokens']:,}, unattributed {row['unattributed_tokens']:,} ({row['unattributed_percent']}%)"
@@ -184,6 +188,7 @@ DAILY_RECONCILIATION_SCHEMA = pa.schema(
         ("unattributed_completion_tokens", pa.int64()),
         ("unplaced_tokens", pa.int64()),
         ("unattributed_percent", pa.float64()),
+        ("unexplained_percent", pa.float64()),
         ("day_verdict", pa.string()),
         ("worst_hour", pa.timestamp("us", tz="UTC")),
         ("worst_hour_verdict", pa.string()),
@@ -231,6 +236,7 @@ def reconcile_day(lake: Lake, day: date, policy: QualityPolicy) -> tuple[pa.Tabl
                 "unattributed_completion_tokens": r["unattributed_completion_tokens"],
                 "unplaced_tokens": r["unplaced_tokens"],
                 "unattributed_percent": r["unattributed_percent"],
+                "unexplained_percent": r["unexplained_percent"],
                 "day_verdict": r["verdict"],
                 **_worst_hour_columns(worst_hour.get((r["backend_id"], r["deployment_name"]))),
             }
@@ -242,14 +248,14 @@ def reconcile_day(lake: Lake, day: date, policy: QualityPolicy) -> tuple[pa.Tabl
 
 
 def _worst_hours(judged_hours: list[dict]) -> dict[tuple[str, str], dict]:
-    """Per backend and deployment, its most severe hour (then the largest gap in percent)."""
+    """Per backend and deployment, its most severe hour (then the largest unexplained gap in percent)."""
     worst: dict[tuple[str, str], dict] = {}
     for row in judged_hours:
         key = (row["backend_id"], row["deployment_name"])
         current = worst.get(key)
-        if current is None or (SEVERITY[row["verdict"]], abs(row["unattributed_percent"] or 0)) > (
+        if current is None or (SEVERITY[row["verdict"]], abs(row["unexplained_percent"] or 0)) > (
             SEVERITY[current["verdict"]],
-            abs(current["unattributed_percent"] or 0),
+            abs(current["unexplained_percent"] or 0),
         ):
             worst[key] = row
     return worst

@@ -114,7 +114,10 @@ DESCRIPTIONS = {
             "How much of the gap logged tokens with no known backend (records without a gateway row on a "
             "deployment several resources serve) can explain."
         ),
-        "unattributed_percent": "The day's gap as a percentage of its metric tokens (unplaced tokens not deducted).",
+        "unattributed_percent": "The day's whole gap as a percentage of its metric tokens: 100 x (metric - logged) "
+        "/ metric (unplaced tokens not deducted).",
+        "unexplained_percent": "The gap no unplaced token can explain: 100 x (metric - logged - unplaced_tokens) / "
+        "metric. What the day's verdict judges.",
         "day_verdict": "The day's verdict: ok, warn, block, below minimum (not judged), no metrics or backend unknown.",
         "worst_hour": "The hour with the largest gap of the day (UTC).",
         "worst_hour_verdict": "That hour's verdict; a blocking hour blocks the day's reports too.",

@@ -12,41 +12,55 @@ from decimal import Decimal
 import dagster as dg
 import pyarrow as pa
 
-CENTS = Decimal("0.01")
 # Every asset is owned by the FinOps data team (shown in the UI, and who alerts go to).
 OWNERS = ["team:finops-data"]
 
 
-def markdown_table(table: pa.Table, limit: int = 10) -> dg.MarkdownMetadataValue:
-    """The first `limit` rows as a markdown table (pipes and newlines escaped)."""
+def markdown_table(
+    table: pa.Table, limit: int = 10, currency: str | None = None, minor_unit: int = 2, money_columns=()
+) -> dg.MarkdownMetadataValue:
+    """The first `limit` rows as a markdown table (pipes and newlines escaped). Money cells (Decimal, or
+    a column of `money_columns`) are written by `money_text`, in `currency` or else the row's own
+    `currency` column: `1,260.60 USD`."""
     if table.num_rows == 0:
         return dg.MetadataValue.md("_no rows_")
 
-    def cell(value) -> str:
-        return _cell_text(value).replace("|", "\\|").replace("\n", " ")
+    def cell(row: dict, column: str) -> str:
+        value = row[column]
+        if value is not None and (isinstance(value, Decimal) or column in money_columns):
+            text = money_text(value, currency or row.get("currency") or "", minor_unit).strip()
+        else:
+            text = _cell_text(value)
+        return text.replace("|", "\\|").replace("\n", " ")
 
     head = table.slice(0, limit).to_pylist()
     lines = ["| " + " | ".join(table.column_names) + " |", "|" + "---|" * table.num_columns]
-    lines += ["| " + " | ".join(cell(row[c]) for c in table.column_names) + " |" for row in head]
+    lines += ["| " + " | ".join(cell(row, c) for c in table.column_names) + " |" for row in head]
     if table.num_rows > limit:
         lines.append(f"\n_{table.num_rows - limit:,} more rows_")
     return dg.MetadataValue.md("\n".join(lines))
 
 
-def markdown_rows(rows: list[dict], limit: int = 10, empty: str = "_no rows_") -> dg.MarkdownMetadataValue:
-    """Rows (dicts of one shape) as a markdown table, or `empty`."""
-    return markdown_table(pa.Table.from_pylist(rows), limit=limit) if rows else dg.MetadataValue.md(empty)
+def markdown_rows(
+    rows: list[dict],
+    limit: int = 10,
+    empty: str = "_no rows_",
+    currency: str | None = None,
+    minor_unit: int = 2,
+    money_columns=(),
+) -> dg.MarkdownMetadataValue:
+    """Rows (dicts of one shape) as a markdown table (money as in `markdown_table`), or `empty`."""
+    if not rows:
+        return dg.MetadataValue.md(empty)
+    return markdown_table(pa.Table.from_pylist(rows), limit, currency, minor_unit, money_columns)
 
 
 def _cell_text(value) -> str:
-    """Counts and amounts with thousands separators (money keeps its minor-unit digits: 1,234.50)."""
+    """Counts with thousands separators; booleans as true/false."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return str(value).lower()
-    if isinstance(value, Decimal):  # money: its cents always, more digits only where it has them
-        value = value.normalize()
-        return f"{value.quantize(CENTS) if value.as_tuple().exponent > -2 else value:,}"
     if isinstance(value, int | float):
         return f"{value:,}"
     return str(value)
@@ -62,14 +76,22 @@ def compact(metadata: Mapping[str, object]) -> dict[str, object]:
 
 
 def money(amount: Decimal | int | float, minor_unit: int = 2) -> float:
-    """An amount at the currency's minor unit (cents for USD), as a number the UI can plot; the currency
-    goes beside it (`currency`)."""
+    """A plot series only (the UI plots numbers, not text): an amount at the currency's minor unit, the
+    currency in its own `currency` entry. Every other amount in metadata is `money_value`/`money_text`."""
     return float(round(Decimal(str(amount)), minor_unit))
 
 
 def money_text(amount: Decimal | int | float, currency: str, minor_unit: int = 2) -> str:
-    """`652.89 USD`: an amount at the currency's minor unit, with thousands separators and the currency."""
-    return f"{round(Decimal(str(amount)), minor_unit):,.{minor_unit}f} {currency}"
+    """`1,260.60 USD`: an amount at the currency's minor unit (half to even), with thousands separators
+    and the currency. The one way money is written in metadata: single values (`money_value`), table
+    cells (`markdown_table`), descriptions and the run's log."""
+    number = f"{round(Decimal(str(amount)), minor_unit):,.{minor_unit}f}"
+    return f"{number} {currency}" if currency else number
+
+
+def money_value(amount: Decimal | int | float, currency: str, minor_unit: int = 2) -> dg.TextMetadataValue:
+    """A single amount of metadata, shown as `money_text` (`1,260.60 USD`)."""
+    return dg.MetadataValue.text(money_text(amount, currency, minor_unit))
 
 
 def record_partition(

@@ -31,6 +31,7 @@ SAME = frozenset(
         "minimum_llm_requests_judged",
         "columns_checked",
         "gates_publication",
+        "publication_gate",
         "reconciled",
         "reason",
         "currency",
@@ -132,8 +133,16 @@ def _combined(name: str, values: list, representative):
 
 def _severity_rank(evaluation: dg.AssetCheckEvaluation) -> int:
     if evaluation.passed:
+        return 3
+    if not judged(evaluation):  # could not judge (too little history): milder than any failure found
         return 2
     return 0 if evaluation.severity == dg.AssetCheckSeverity.ERROR else 1
+
+
+def judged(evaluation: dg.AssetCheckEvaluation) -> bool:
+    """False for a check that could not judge its partition (metadata `judged` false)."""
+    entry = evaluation.metadata.get("judged")
+    return entry is None or entry.value is not False
 
 
 def run_level(partitioned: Sequence[dg.AssetCheckEvaluation]) -> dg.AssetCheckEvaluation:

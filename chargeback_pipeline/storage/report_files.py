@@ -43,6 +43,8 @@ def _is_text(arrow_type: pa.DataType) -> bool:
 def _csv_value(value) -> str:
     if value is None:
         return ""
+    if isinstance(value, bool):  # one spelling in every file, as JSON and the UI write them
+        return "true" if value else "false"
     if isinstance(value, datetime):
         # ISO 8601 in UTC with a Z, microseconds always present so every row has the same width.
         return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -25,10 +25,25 @@ class Alert:
     title: str
     text: str
     facts: dict[str, str] = field(default_factory=dict)
+    # A forecast alert's evidence: published days its run rate averages, and the minimum it needs.
+    evidence_days: int | None = None
+    evidence_needed: int | None = None
 
     @property
     def month(self) -> str:
         return self.id.split(":")[1][:7]
+
+    @property
+    def is_forecast(self) -> bool:
+        return self.id.startswith("budget:") and self.id.rsplit(":", 1)[1].startswith("forecast_")
+
+    @property
+    def has_evidence(self) -> bool:
+        """False for a forecast alert without its stated minimum of published days (or written before the
+        minimum was recorded): such an alert is never queued."""
+        if not self.is_forecast:
+            return True
+        return None not in (self.evidence_days, self.evidence_needed) and self.evidence_days >= self.evidence_needed
 
 
 def budget_alert_id(month: date, product: str, subscription: str | None, threshold: str) -> str:
@@ -87,9 +102,10 @@ class Ledger:
         )
 
     def queue(self, alerts: list[Alert]) -> int:
-        """Queue the alerts never sent nor queued; returns how many are new."""
+        """Queue the alerts never sent nor queued (a forecast alert only with its evidence); returns how
+        many are new."""
         known = set(self.sent) | {alert.id for alert in self.pending}
-        new = [alert for alert in alerts if alert.id not in known and not known.add(alert.id)]
+        new = [alert for alert in alerts if alert.has_evidence and alert.id not in known and not known.add(alert.id)]
         self.pending += new
         return len(new)
 
@@ -129,6 +145,10 @@ def budget_alerts(lines: list[BudgetLine], currency: str, minor_unit: int) -> li
             "spend to date": f"{_amount(line.spend_to_date, currency, minor_unit)} ({line.actual_percent:g} %)",
             "month-end forecast": f"{_amount(line.forecast, currency, minor_unit)} ({line.forecast_percent:g} %)",
             "as of": f"{line.usage_date} ({line.days_published} of {line.days_in_month} days published)",
+            "forecast basis": (
+                f"{line.run_rate_days} published days of the last 7 (needs {line.forecast_min_days}); "
+                f"{line.days_to_come} days to come projected, {line.days_missing} past days missing"
+            ),
         }
         for name in line.crossed:
             if name == "over_budget":
@@ -139,7 +159,7 @@ def budget_alerts(lines: list[BudgetLine], currency: str, minor_unit: int) -> li
                 title = f"Budget {kind} at {percent} %: {scope}, {month:%Y-%m}"
                 text = f"{scope} {_BUDGET_WORDS[kind]} {percent} % or more of its {month:%Y-%m} budget."
             alert_id = budget_alert_id(month, line.product_id, line.subscription_id, name)
-            alerts.append(Alert(alert_id, title, text, facts))
+            alerts.append(Alert(alert_id, title, text, facts, line.run_rate_days, line.forecast_min_days))
     return alerts
 
 
@@ -151,10 +171,10 @@ def anomaly_alerts(judged: list[Judgement], currency: str, minor_unit: int) -> l
         title = f"Cost anomaly: {item.product_id} / {item.model_name} on {item.usage_date}"
         text = (
             f"{item.product_id} spent {_amount(item.cost, currency, minor_unit)} on {item.model_name}, against a "
-            f"median of {item.baseline_cost:,.2f} over the {item.history_days} days before."
+            f"median of {_amount(item.baseline_cost, currency, minor_unit)} over the {item.history_days} days before."
         )
         facts = {
-            "cost change": f"+{item.cost_change:,.2f} {currency}",
+            "cost change": f"+{_amount(item.cost_change, currency, minor_unit)}",
             "cost score": f"{item.cost_score:.1f} (robust z, median and MAD)",
             "tokens": (
                 f"{item.tokens:,} against a median of {item.baseline_tokens:,.0f} (score {item.tokens_score:.1f})"

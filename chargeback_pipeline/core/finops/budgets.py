@@ -6,13 +6,16 @@ month or entries out of order stop the load, naming the setting (`budgets.produc
 Amounts are Decimal, in the pricing file's currency. A month's budget is the entry in force on its first
 day (entries are dated like prices, `effective_from`, oldest first).
 
-Forecast (README "Budgets and anomalies"): spend to date plus the run rate times the days still to come.
+Forecast (README "Budgets and anomalies"): spend to date plus the run rate times the days still to come,
+that is the days of the month after the partition's day (a daily partition is judged after its day ended).
 The run rate is the mean daily cost of the published days among the last RUN_RATE_DAYS days up to the
 partition's day (across a month boundary): a week, so weekday and weekend traffic weigh as they will over
 the rest of the month, and a change of traffic shows within days instead of being diluted by the whole
-month. Only complete days count: a daily partition is judged after its day ended, and the day in progress
-is projected at the run rate like the days after it. A day of the month without a published chargeback
-(held back by reconciliation, not yet run) is projected the same way, never counted as zero.
+month. A past day of the month without a published chargeback (held back by reconciliation, never run) is
+a data gap: counted in `days_missing`, neither projected nor counted as zero, so the spend to date and the
+forecast are lower bounds while it lasts. A forecast may cross a threshold (and so alert) only on evidence:
+at least `forecast_min_days` published days in its run-rate window (CHARGEBACK_BUDGET_FORECAST_MIN_DAYS,
+5 of 7 by default); below that it is shown, marked `forecast_can_alert` false, and alerts nobody.
 """
 
 import calendar
@@ -163,7 +166,9 @@ class Threshold:
     def name(self) -> str:
         return "over_budget" if self.strict else f"{self.kind}_{self.percent:g}pct"
 
-    def crossed(self, forecast: Decimal, spend: Decimal, budget: Decimal) -> bool:
+    def crossed(self, forecast: Decimal | None, spend: Decimal, budget: Decimal) -> bool:
+        if self.kind == "forecast" and forecast is None:  # too little evidence to judge a forecast
+            return False
         value, limit = 100 * (forecast if self.kind == "forecast" else spend), Decimal(str(self.percent)) * budget
         return value > limit if self.strict else value >= limit
 
@@ -190,6 +195,17 @@ class BudgetLine:
     run_rate_days: int
     forecast: Decimal
     crossed: tuple[str, ...]  # Threshold names crossed, mildest first
+    days_missing: int = 0  # past days of the month up to usage_date without a published chargeback: a gap
+    forecast_min_days: int = 1  # published days the run rate needs before the forecast may alert
+
+    @property
+    def days_to_come(self) -> int:
+        """Days of the month after usage_date: the only days the forecast projects."""
+        return self.days_in_month - self.usage_date.day
+
+    @property
+    def forecast_can_alert(self) -> bool:
+        return self.run_rate_days >= self.forecast_min_days
 
     @property
     def actual_percent(self) -> float:
@@ -223,6 +239,9 @@ class BudgetLine:
             "forecast_percent": self.forecast_percent,
             "days_published": self.days_published,
             "days_in_month": self.days_in_month,
+            "days_missing": self.days_missing,
+            "days_to_come": self.days_to_come,
+            "forecast_can_alert": self.forecast_can_alert,
             "status": self.status,
         }
 
@@ -247,24 +266,29 @@ def budget_lines(
     budgets: Budgets,
     limits: Sequence[Threshold],
     minor_unit: int,
+    forecast_min_days: int = 1,
 ) -> list[BudgetLine]:
     """Every budgeted scope's status on `day`. `costs_by_day` holds the published days (a day absent is
-    not published) of the month up to `day` and of the run-rate window before it."""
+    not published) of the month up to `day` and of the run-rate window before it. The forecast projects
+    the days after `day` only; past days absent are reported as missing. With fewer than
+    `forecast_min_days` published days in the run-rate window the forecast crosses no threshold."""
     quantum = Decimal(1).scaleb(-minor_unit)
     month_days = [day.replace(day=n) for n in range(1, day.day + 1)]
     days_in_month = calendar.monthrange(day.year, day.month)[1]
     published = [d for d in month_days if d in costs_by_day]
     window = [d for d in run_rate_window(day) if d in costs_by_day]
+    days_to_come = days_in_month - day.day
+    judged = len(window) >= forecast_min_days
     lines = []
     for scope, budget in sorted(budgets.in_force(day).items(), key=lambda item: (item[0][0], item[0][1] or "")):
         spend = sum((costs_by_day[d].get(scope, Decimal(0)) for d in published), Decimal(0))
         rate = sum((costs_by_day[d].get(scope, Decimal(0)) for d in window), Decimal(0)) / (len(window) or 1)
-        forecast = (spend + rate * (days_in_month - len(published))).quantize(quantum)
+        forecast = (spend + rate * days_to_come).quantize(quantum)
         rate = rate.quantize(quantum)
-        crossed = tuple(limit.name for limit in limits if limit.crossed(forecast, spend, budget))
+        crossed = tuple(limit.name for limit in limits if limit.crossed(forecast if judged else None, spend, budget))
         lines.append(
             BudgetLine(day, scope[0], scope[1], budget, spend, len(published), days_in_month, rate, len(window),
-                       forecast, crossed)
+                       forecast, crossed, len(month_days) - len(published), forecast_min_days)
         )  # fmt: skip
     return lines
 

@@ -9,6 +9,8 @@ class FinOpsPolicy(BaseModel):
     budget_forecast_warn_percent: float = Field(default=80.0, gt=0, le=1000)
     # ...or its spend to date this percent (above 100 % of the budget it fails with severity ERROR).
     budget_actual_warn_percent: float = Field(default=100.0, gt=0, le=100)
+    # A forecast alerts only on this many published days among the 7 its run rate averages (evidence).
+    budget_forecast_min_days: int = Field(default=5, ge=1, le=7)
     # Cost anomalies: each product and model's day against the median and MAD of the days before it.
     anomaly_baseline_days: int = Field(default=28, ge=7, le=366)
     anomaly_min_history_days: int = Field(default=7, ge=3, le=366)

@@ -12,6 +12,7 @@ from chargeback_pipeline.core.finops.anomalies import baseline_window, day_costs
 from chargeback_pipeline.core.finops.inputs import PublishedDays
 from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.anomalies import checks
+from chargeback_pipeline.defs.freshness import DAILY_MONEY_FRESHNESS
 from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals, markdown_rows, money, record_partition
 from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, days_in
 from chargeback_pipeline.defs.resources import FinOpsPolicyResource, ObjectStoreResource, PricingResource
@@ -77,9 +78,12 @@ def build_cost_anomalies(
                 "currency": currency,
                 "anomalies": len(anomalies),
                 "history_days": max((j.history_days for j in judged), default=0),
-                # One labelled number per product and day, to plot each product's cost over the partitions.
+                # One labelled number per product and day, to plot each product's cost over the partitions
+                # (a plot series must be a number: the currency is `currency`).
                 **{f"cost/{product}": money(cost, minor_unit) for product, cost in sorted(by_product.items())},
-                "anomalous": markdown_rows([j.row(currency) for j in anomalies], limit=20, empty="_none_"),
+                "anomalous": markdown_rows(
+                    [j.row(currency) for j in anomalies], 20, "_none_", currency, minor_unit, checks.MONEY_COLUMNS
+                ),
                 "alerts": dg.MetadataValue.json([asdict(alert) for alert in alerts]) if alerts else None,
                 "cost_anomalies_csv": dg.MetadataValue.path(target.url(keys.cost_anomalies_key(day, "csv"))),
             },
@@ -99,6 +103,7 @@ def cost_anomalies_asset(calendar: Calendar) -> dg.AssetsDefinition:
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=["daily_chargeback"],
         group_name="finops",
+        freshness_policy=DAILY_MONEY_FRESHNESS,
         owners=OWNERS,
         kinds={"parquet", "csv"},
         description=(

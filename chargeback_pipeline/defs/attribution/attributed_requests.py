@@ -11,7 +11,7 @@ from chargeback_pipeline.core.attribution import AttributedHour, attribute_hour
 from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.attribution import checks
 from chargeback_pipeline.defs.automation.fingerprints import record_hour_content
-from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals
+from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals, markdown_rows
 from chargeback_pipeline.defs.partitions import Calendar, hour_partition_key, hours_in
 from chargeback_pipeline.defs.resources import DataQualityPolicy, ObjectStoreResource, SqlEngineResource
 from chargeback_pipeline.sources.resource import LogSourceResource
@@ -103,6 +103,12 @@ def attribute_run(
             metadata={
                 "dagster/row_count": done.quarantined_rows,
                 "by_reason": dg.MetadataValue.json(dict(sorted(done.reasons.items()))) if done.reasons else None,
+                # The same counts as a table the UI shows as it is (a reason per row, largest first).
+                "counts_by_reason": markdown_rows(
+                    [{"reason": r, "rows": n} for r, n in sorted(done.reasons.items(), key=lambda i: (-i[1], i[0]))],
+                    limit=30,
+                    empty="_no row quarantined_",
+                ),
             },
         )
         totals.update(done.measures, quarantined=done.quarantined_rows)

@@ -77,6 +77,9 @@ def alert_sensor(
         today = datetime.now(UTC).date()
         oldest = today - timedelta(days=max_age_days) if max_age_days is not None else None
         found, stale = new_alerts(context.instance, ledger, oldest)
+        for alert in found:
+            if not alert.has_evidence:
+                context.log.info(f"{alert.id} not queued: a forecast alert without its minimum of published days")
         queued = ledger.queue(found)
         if stale:
             context.log.info(f"{stale} alert(s) of days before {oldest} not sent (too old when first read)")

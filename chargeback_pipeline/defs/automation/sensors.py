@@ -10,6 +10,10 @@ fingerprint as it was: no run starts and no file is touched. `monthly_rollup` do
 (`monthly_statement_job`), for the months whose days were rolled up again (the month in progress included:
 it covers the days so far).
 
+A run that carries no fingerprint (launched from the UI: an asset page's Materialize, whose run is
+Dagster's `__ASSET_JOB`, or a UI backfill) is judged by the fingerprint of its inputs as they were when it
+started (their latest materializations before its start), so a quiet re-pull after it starts nothing either.
+
 A failed rollup is asked for again after the inputs are next materialized (the next hourly run), not
 every few minutes, and at most three times for the same inputs: a day held back by a blocked
 reconciliation waits for its data to change or for someone to publish it with the override. One still
@@ -43,13 +47,15 @@ FAILED = dg.DagsterRunStatus.FAILURE
 
 
 def _latest_by_partition(
-    instance: dg.DagsterInstance, key: dg.AssetKey, partition_keys: Sequence[str]
+    instance: dg.DagsterInstance, key: dg.AssetKey, partition_keys: Sequence[str], before: float | None = None
 ) -> dict[str, dg.EventLogRecord]:
-    """The latest materialization record of each partition that has one."""
+    """The latest materialization record of each partition that has one (before the timestamp `before`)."""
     found, wanted, cursor = {}, set(partition_keys), None
     while wanted:
         page = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key, asset_partitions=sorted(wanted)), limit=1000, cursor=cursor
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=sorted(wanted), before_timestamp=before),
+            limit=1000,
+            cursor=cursor,
         )
         for record in page.records:  # newest first
             found.setdefault(record.partition_key, record)
@@ -71,13 +77,16 @@ def fingerprints(
     inputs: Sequence[dg.AssetKey],
     fine_keys: dict[str, list[str]],
     complete_only: bool,
+    before: float | None = None,
 ) -> dict[str, tuple[str, int]]:
-    """Per coarse partition: a fingerprint of its fine partitions' content, and their newest storage id.
+    """Per coarse partition: a fingerprint of its fine partitions' content, and their newest storage id;
+    with `before` (a timestamp), of their content as it was then.
 
     With `complete_only`, a partition some of whose fine partitions are not materialized is left out.
     """
     latest = {
-        key: _latest_by_partition(instance, key, [pk for pks in fine_keys.values() for pk in pks]) for key in inputs
+        key: _latest_by_partition(instance, key, [pk for pks in fine_keys.values() for pk in pks], before)
+        for key in inputs
     }
     found = {}
     for coarse_key, keys in fine_keys.items():
@@ -93,31 +102,38 @@ def fingerprints(
 
 
 def up_to_date(
-    instance: dg.DagsterInstance, outputs: Sequence[dg.AssetKey], inputs: dict[str, tuple[str, int]]
+    instance: dg.DagsterInstance,
+    outputs: Sequence[dg.AssetKey],
+    inputs: dict[str, tuple[str, int]],
+    fingerprint_before=None,
 ) -> set[str]:
     """Partitions every output was last materialized from their current inputs.
 
     That is, by a run tagged with the current fingerprint (a rollup sensor's run, or a `chargeback backfill`
-    run, whose tag holds the fingerprint of every partition it covered), or by an untagged run (a UI
-    backfill) recorded after the newest materialization of the partition's inputs.
+    run, whose tag holds the fingerprint of every partition it covered), or by an untagged run (launched
+    from the UI) whose inputs, as they were when it started, have the current fingerprint
+    (`fingerprint_before(partition, timestamp)`; without it: recorded after the newest input).
     """
     latest = {key: _latest_by_partition(instance, key, list(inputs)) for key in outputs}
     run_ids = sorted({record.run_id for records in latest.values() for record in records.values()})
     runs = instance.get_run_records(dg.RunsFilter(run_ids=run_ids)) if run_ids else []
     tags = {r.dagster_run.run_id: r.dagster_run.tags for r in runs}
+    started = {r.dagster_run.run_id: r.start_time or r.create_timestamp.timestamp() for r in runs}
 
-    def current(record: dg.EventLogRecord | None, fingerprint: str, newest_input: int) -> bool:
+    def current(record: dg.EventLogRecord | None, partition: str, fingerprint: str, newest_input: int) -> bool:
         if record is None:
             return False
         tagged = tags.get(record.run_id, {}).get(ROLLUP_INPUTS_TAG)
-        if tagged is None:
+        if tagged is not None:
+            return fingerprint in tagged.split(FINGERPRINT_SEPARATOR)
+        if fingerprint_before is None or record.run_id not in started:
             return record.storage_id > newest_input
-        return fingerprint in tagged.split(FINGERPRINT_SEPARATOR)
+        return fingerprint_before(partition, started[record.run_id]) == fingerprint
 
     return {
         pk
         for pk, (fingerprint, newest_input) in inputs.items()
-        if all(current(latest[key].get(pk), fingerprint, newest_input) for key in outputs)
+        if all(current(latest[key].get(pk), pk, fingerprint, newest_input) for key in outputs)
     }
 
 
@@ -161,25 +177,43 @@ class Rollup:
             for key in self.coarse_keys(newest.partition_key)
         }
         by_partition = fingerprints(instance, inputs, fine_keys, self.complete_only)
-        done = up_to_date(instance, outputs, by_partition)
+
+        def fingerprint_before(partition: str, timestamp: float) -> str | None:
+            found = fingerprints(instance, inputs, {partition: fine_keys[partition]}, self.complete_only, timestamp)
+            return found[partition][0] if partition in found else None
+
+        done = up_to_date(instance, outputs, by_partition, fingerprint_before)
         stale = {pk: fp for pk, (fp, _) in sorted(by_partition.items()) if pk not in done}
-        if not stale:
-            return dg.SkipReason(f"{', '.join(fine_keys)}: rolled up from their current inputs, or not complete")
-        earlier = instance.get_run_records(
-            dg.RunsFilter(tags={ROLLUP_INPUTS_TAG: list(stale.values())}, statuses=[*IN_FLIGHT, FAILED])
+        earlier = (
+            instance.get_run_records(
+                dg.RunsFilter(tags={ROLLUP_INPUTS_TAG: list(stale.values())}, statuses=[*IN_FLIGHT, FAILED])
+            )
+            if stale
+            else []
         )
         running = {r.dagster_run.tags[ROLLUP_INPUTS_TAG] for r in earlier if r.dagster_run.status != FAILED}
         failures = Counter(r.dagster_run.tags[ROLLUP_INPUTS_TAG] for r in earlier if r.dagster_run.status == FAILED)
+        # Why each partition looked at gets no run, in its own words (the tick's skip reason).
+        reasons = {}
+        for pk in fine_keys:
+            if pk not in by_partition:
+                reasons[pk] = "waiting for all its inputs" if self.complete_only else "none of its inputs yet"
+            elif pk in done:
+                reasons[pk] = "rolled up from its current inputs"
+            elif stale[pk] in running:
+                reasons[pk] = "a rollup of its current inputs is queued or running"
+            elif failures[stale[pk]] >= MAX_ATTEMPTS:
+                reasons[pk] = (
+                    f"failed {MAX_ATTEMPTS} times with its current inputs (a blocked reconciliation?): runs again "
+                    "when they change"
+                )
         return [
             # The newest input's storage id in the run key: a failed rollup is asked for again after the
             # inputs are next materialized (a run key is never used twice), not every few minutes.
             dg.RunRequest(run_key=f"{pk}:{fp}:{newest.storage_id}", partition_key=pk, tags={ROLLUP_INPUTS_TAG: fp})
             for pk, fp in stale.items()
-            if fp not in running and failures[fp] < MAX_ATTEMPTS
-        ] or dg.SkipReason(
-            f"the rollups of {', '.join(stale)} are queued or running, or failed {MAX_ATTEMPTS} times with the "
-            "same inputs (a blocked reconciliation?): they run again when their inputs change"
-        )
+            if pk not in reasons
+        ] or dg.SkipReason("; ".join(f"{pk}: {reason}" for pk, reason in reasons.items()))
 
 
 def daily_rollup(

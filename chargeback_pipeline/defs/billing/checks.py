@@ -14,7 +14,7 @@ import pyarrow as pa
 from chargeback_pipeline.core.billing.allocation import daily_totals_by_deployment
 from chargeback_pipeline.core.billing.money import ptu_hourly_costs
 from chargeback_pipeline.core.billing.pricing import BackendKind, Pricing
-from chargeback_pipeline.defs.metadata import markdown_rows, money
+from chargeback_pipeline.defs.metadata import markdown_rows, money_text, money_value
 
 COSTS_ADD_UP = "costs_add_up"
 PAYGO_MATCHES_METERED = "paygo_matches_metered_tokens"
@@ -100,10 +100,12 @@ def paygo_matches_metered(
         metadata={
             "paygo_deployment_days_checked": len(comparison),
             "paygo_deployment_days_off": len(wrong),
-            "metered_cost": money(sum((r["metered_cost"] for r in comparison), Decimal(0))),
-            "paygo_lines_sum": money(sum((r["lines_sum"] for r in comparison), Decimal(0))),
+            "metered_cost": money_value(sum((r["metered_cost"] for r in comparison), Decimal(0)), currency),
+            "paygo_lines_sum": money_value(sum((r["lines_sum"] for r in comparison), Decimal(0)), currency),
             **_currency(currency),
-            "per_deployment_day": markdown_rows(wrong or comparison, limit=30, empty="_no pay-as-you-go deployments_"),
+            "per_deployment_day": markdown_rows(
+                wrong or comparison, limit=30, empty="_no pay-as-you-go deployments_", currency=currency
+            ),
         },
     )
 
@@ -117,10 +119,12 @@ def costs_add_up(asset: dg.AssetKey, comparison: list[dict], currency: str | Non
         metadata={
             "ptu_deployment_days_checked": len(comparison),
             "ptu_deployment_days_off": len(wrong),
-            "ptu_hours_cost": money(sum((r["hours_cost"] for r in comparison), Decimal(0))),
-            "ptu_lines_sum": money(sum((r["lines_sum"] for r in comparison), Decimal(0))),
+            "ptu_hours_cost": money_value(sum((r["hours_cost"] for r in comparison), Decimal(0)), currency),
+            "ptu_lines_sum": money_value(sum((r["lines_sum"] for r in comparison), Decimal(0)), currency),
             **_currency(currency),
-            "per_deployment_day": markdown_rows(wrong or comparison, limit=30, empty="_no PTU deployments_"),
+            "per_deployment_day": markdown_rows(
+                wrong or comparison, limit=30, empty="_no PTU deployments_", currency=currency
+            ),
         },
     )
 
@@ -159,10 +163,58 @@ def totals_match(
         check_name=check_name,
         passed=not wrong,
         metadata={
-            "published_total_cost": money(sum(published.values(), Decimal(0))),
-            "daily_lines_total_cost": money(sum(expected.values(), Decimal(0))),
+            "published_total_cost": money_value(sum(published.values(), Decimal(0)), currency),
+            "daily_lines_total_cost": money_value(sum(expected.values(), Decimal(0)), currency),
             **_currency(currency),
             "keys_checked": len(expected),
             "mismatches": [f"{key}: published {published.get(key)}, daily lines {expected.get(key)}" for key in wrong],
+        },
+    )
+
+
+# The kinds of row a FOCUS export is checked by, each against its own reference, never summed together.
+PRODUCT_ROWS, ORIGIN_CHARGES, HUBS_COPY = "product_rows", "origin_charges", "hubs_copy"
+_KIND_REFERENCE = {
+    PRODUCT_ROWS: "the day's chargeback, per product",
+    ORIGIN_CHARGES: "each origin charge's cost (the split the chargeback persisted)",
+    HUBS_COPY: "the day's chargeback total",
+}
+
+
+def totals_match_by_kind(
+    asset: dg.AssetKey, check_name: str, published: dict, expected: dict, currency: str, minor_unit: int = 2
+) -> dg.AssetCheckResult:
+    """Published totals against their references, keyed (period, kind, name): each kind of row (the
+    export's per-product rows, its rows per origin charge, the hubs copy) is summed and compared on its
+    own. Summing them together would count the day once per kind."""
+    wrong = sorted(key for key in expected.keys() | published.keys() if published.get(key) != expected.get(key))
+    kinds = sorted({key[1] for key in expected.keys() | published.keys()}, key=list(_KIND_REFERENCE).index)
+    rows, per_kind = [], {}
+    for kind in kinds:
+        kind_published = sum((v for k, v in published.items() if k[1] == kind), Decimal(0))
+        kind_expected = sum((v for k, v in expected.items() if k[1] == kind), Decimal(0))
+        per_kind[f"{kind}_cost"] = money_value(kind_published, currency, minor_unit)
+        per_kind[f"{kind}_reference_cost"] = money_value(kind_expected, currency, minor_unit)
+        rows.append(
+            {
+                "kind": kind,
+                "published": money_text(kind_published, currency, minor_unit),
+                "reference": money_text(kind_expected, currency, minor_unit),
+                "reference_is": _KIND_REFERENCE[kind],
+                "keys": sum(1 for k in expected if k[1] == kind),
+                "mismatched_keys": sum(1 for k in wrong if k[1] == kind),
+            }
+        )
+    return dg.AssetCheckResult(
+        asset_key=asset,
+        check_name=check_name,
+        passed=not wrong,
+        metadata={
+            **per_kind,
+            "currency": currency,
+            "by_kind": markdown_rows(rows, limit=10),
+            "mismatches": [
+                f"{key[1]} {key[2]}: published {published.get(key)}, reference {expected.get(key)}" for key in wrong
+            ],
         },
     )

@@ -15,13 +15,14 @@ from chargeback_pipeline.core.billing.schemas import RESERVED_PRODUCTS
 from chargeback_pipeline.core.cost_inputs import allocation_inputs
 from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.billing import checks
+from chargeback_pipeline.defs.freshness import DAILY_MONEY_FRESHNESS
 from chargeback_pipeline.defs.metadata import (
     OWNERS,
     log_run_totals,
     markdown_rows,
     markdown_table,
-    money,
     money_text,
+    money_value,
     record_partition,
 )
 from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, days_in
@@ -95,9 +96,9 @@ def publish_chargebacks(
             partition,
             {
                 "dagster/row_count": lines.num_rows,
-                "total_cost": money(day_cost, minor_unit),
+                "total_cost": money_value(day_cost, currency, minor_unit),
                 "currency": currency,
-                "cost_by_product": markdown_table(cost_by_product(lines), limit=20),
+                "cost_by_product": markdown_table(cost_by_product(lines), 20, currency, minor_unit),
                 "chargeback_csv": dg.MetadataValue.path(url),
                 # Only when this day was published by an override (left out otherwise).
                 "published_despite_blocked_reconciliation": gate.overridden[overridden:],
@@ -135,6 +136,7 @@ def daily_chargeback_asset(calendar: Calendar) -> dg.AssetsDefinition:
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=["attributed_requests", "deployment_reconciliation", "daily_reconciliation"],
         group_name="costs",
+        freshness_policy=DAILY_MONEY_FRESHNESS,
         owners=OWNERS,
         kinds={"duckdb", "parquet", "csv"},
         description=(

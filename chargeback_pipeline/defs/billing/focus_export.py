@@ -17,7 +17,8 @@ from chargeback_pipeline.core.billing.focus_1_3 import origin_charge_id, to_focu
 from chargeback_pipeline.core.billing.pricing import Pricing
 from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.billing import checks, finops_hubs
-from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals, money, money_text, record_partition
+from chargeback_pipeline.defs.freshness import DAILY_MONEY_FRESHNESS
+from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals, money_text, money_value, record_partition
 from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, days_in
 from chargeback_pipeline.defs.resources import FocusExportResource, ObjectStoreResource, PricingResource
 from chargeback_pipeline.storage import keys
@@ -42,24 +43,28 @@ def _focus_table(version: str, store: Lake, day: date, lines: pa.Table, prices: 
 
 
 def _expected_and_exported(version: str, day: date, lines: pa.Table, exported: pa.Table, store: Lake) -> tuple:
-    """{(day, product): cost} of the export read back and of the chargeback; in 1.3 also
-    {(day, "origin " + id): cost}: every origin charge's rows against the origin's cost."""
+    """{(day, kind, name): cost} of the export read back and of its references: the per-product rows
+    against the chargeback's products; in 1.3 also every origin charge's rows against the origin's cost."""
     product_column = "SubAccountId" if version == "1.2" else "x_ApiManagementProductId"
-    published = checks.cost_per_product(exported, day, product_column, "BilledCost")
-    expected = checks.cost_per_product(lines, day, "product_id", "total_cost")
+    published = _kind(checks.PRODUCT_ROWS, checks.cost_per_product(exported, day, product_column, "BilledCost"))
+    expected = _kind(checks.PRODUCT_ROWS, checks.cost_per_product(lines, day, "product_id", "total_cost"))
     if version != "1.2":
         # A product whose tokens fell only in hours that cost nothing (a PTU deployment not yet priced) has
         # no share of any origin charge: nothing to export, and nothing billed.
-        expected = Counter({key: cost for key, cost in expected.items() if cost or key in published})
+        expected = {key: cost for key, cost in expected.items() if cost or key in published}
         split = store.read(keys.day_key(keys.DAILY_CHARGEBACK, day, keys.ORIGIN_ALLOCATIONS_PART))
         origins = {origin_charge_id(row): row["origin_cost"] for row in split.to_pylist()}
-        expected.update({(str(day), f"origin {origin}"): cost for origin, cost in origins.items()})
+        expected.update({(str(day), checks.ORIGIN_CHARGES, origin): cost for origin, cost in origins.items()})
         by_origin: Counter = Counter()
         origin_ids, costs = exported["x_OriginChargeId"].to_pylist(), exported["BilledCost"].to_pylist()
         for origin, cost in zip(origin_ids, costs, strict=True):
-            by_origin[(str(day), f"origin {origin}")] += cost
+            by_origin[(str(day), checks.ORIGIN_CHARGES, origin)] += cost
         published.update(by_origin)
     return published, expected
+
+
+def _kind(kind: str, totals: Counter) -> dict:
+    return {(period, kind, name): cost for (period, name), cost in totals.items()}
 
 
 def export_focus(
@@ -96,8 +101,10 @@ def export_focus(
             if changed:
                 hub_months.add(day.replace(day=1))
             # The hubs copy bills what the chargeback does, per day (read back).
-            exported[(str(day), "FinOps hubs copy")] = hub_billed
-            expected[(str(day), "FinOps hubs copy")] = sum(lines["total_cost"].to_pylist(), Decimal(0))
+            exported[(str(day), checks.HUBS_COPY, "FinOps hubs copy")] = hub_billed
+            expected[(str(day), checks.HUBS_COPY, "FinOps hubs copy")] = sum(
+                lines["total_cost"].to_pylist(), Decimal(0)
+            )
             hub_url = hub.url(keys.finops_hubs_file_key(day, focus.hubs_scope_path))
             hub_metadata = {"finops_hubs_file": dg.MetadataValue.path(hub_url)}
         record_partition(
@@ -106,7 +113,7 @@ def export_focus(
             {
                 "dagster/row_count": read_back.num_rows,
                 "focus_version": focus.version,
-                "billed_cost": money(day_billed, minor_unit),
+                "billed_cost": money_value(day_billed, currency, minor_unit),
                 "currency": currency,
                 "focus_csv": dg.MetadataValue.path(target.url(keys.focus_key(day, "csv"))),
                 **hub_metadata,
@@ -115,8 +122,8 @@ def export_focus(
         judged.append(
             (
                 day_partition_key(day),
-                checks.totals_match(
-                    FOCUS_EXPORT_KEY, checks.FOCUS_MATCHES_CHARGEBACK, exported, expected, currency=currency
+                checks.totals_match_by_kind(
+                    FOCUS_EXPORT_KEY, checks.FOCUS_MATCHES_CHARGEBACK, exported, expected, currency, minor_unit
                 ),
             )
         )
@@ -137,6 +144,7 @@ def focus_export_asset(calendar: Calendar) -> dg.AssetsDefinition:
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=["daily_chargeback"],
         group_name="costs",
+        freshness_policy=DAILY_MONEY_FRESHNESS,
         owners=OWNERS,
         kinds={"parquet", "csv"},
         description=(

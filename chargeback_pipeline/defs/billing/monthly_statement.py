@@ -3,7 +3,7 @@ from its published daily chargebacks, as CSV and Parquet, and as an HTML stateme
 overview and a page a product) rendered from the Parquet as published."""
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import dagster as dg
@@ -14,7 +14,8 @@ from chargeback_pipeline.core.cost_inputs import published_days
 from chargeback_pipeline.core.periods import days_of_month
 from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.billing import checks
-from chargeback_pipeline.defs.metadata import OWNERS, markdown_table, money, record_partition
+from chargeback_pipeline.defs.freshness import STATEMENT_FRESHNESS
+from chargeback_pipeline.defs.metadata import OWNERS, markdown_table, money_value, record_partition
 from chargeback_pipeline.defs.partitions import Calendar, month_partition_key, months_in
 from chargeback_pipeline.defs.resources import ObjectStoreResource
 from chargeback_pipeline.storage import keys
@@ -72,8 +73,10 @@ def publish_statements(context: dg.AssetExecutionContext, lake: ObjectStoreResou
     days and file, and the check compares each month's statement, read back, with its days."""
     store, target = lake.lake(), reports.store()
     judged = []
+    today = datetime.now(UTC).date()  # days from today on have not ended: not missing, still to come
     for month in months_in(context.partition_time_window):
         lines, days_missing = published_days(store, month)
+        past_missing = [day for day in days_missing if day < today]
         statement = statements.monthly_statement(lines, month)
         for extension, data in report_files(statement, statement_minor_unit(statement)).items():
             target.write_bytes(keys.statement_key(month, extension), data)
@@ -82,19 +85,21 @@ def publish_statements(context: dg.AssetExecutionContext, lake: ObjectStoreResou
         stated = checks.cost_per_product(read_back, month, "product_id", "total_cost")
         expected = checks.cost_per_product(lines, month, "product_id", "total_cost")
         currencies = sorted(set(statement["currency"].to_pylist()))
-        if days_missing:
-            context.log.info(f"the statement of {month:%Y-%m} lacks {len(days_missing)} day(s) with no chargeback")
+        if past_missing:
+            context.log.info(f"the statement of {month:%Y-%m} lacks {len(past_missing)} day(s) with no chargeback")
         preview = statement.select(PREVIEW_COLUMNS).sort_by([("total_cost", "descending"), ("product_id", "ascending")])
         record_partition(
             context,
             month_partition_key(month),
             {
                 "dagster/row_count": statement.num_rows,
-                "total_cost": money(sum(statement["total_cost"].to_pylist(), Decimal(0))),
+                "total_cost": money_value(sum(statement["total_cost"].to_pylist(), Decimal(0)), ", ".join(currencies)),
                 "currency": ", ".join(currencies),
                 "days_covered": max(statement["days_covered"].to_pylist(), default=0),
-                "days_missing_count": len(days_missing),
-                "days_missing": [str(day) for day in days_missing],  # left out when none is missing
+                # Past days without a chargeback; days not ended yet are counted apart, never as missing.
+                "days_missing_count": len(past_missing),
+                "days_missing": [str(day) for day in past_missing],  # left out when none is missing
+                "days_to_come": len(days_missing) - len(past_missing),
                 "cost_by_product": markdown_table(preview, limit=20),
                 "statement_csv": dg.MetadataValue.path(target.url(keys.statement_key(month, "csv"))),
                 "statement_html": dg.MetadataValue.path(target.url(keys.statement_key(month, "html"))),
@@ -125,6 +130,7 @@ def monthly_statement_asset(calendar: Calendar) -> dg.AssetsDefinition:
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=["daily_chargeback"],
         group_name="costs",
+        freshness_policy=STATEMENT_FRESHNESS,
         owners=OWNERS,
         kinds={"parquet", "csv", "html"},
         description=(

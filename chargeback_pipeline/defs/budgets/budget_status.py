@@ -13,7 +13,8 @@ from chargeback_pipeline.core.finops.alerts import budget_alerts
 from chargeback_pipeline.core.finops.inputs import PublishedDays
 from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.budgets import checks
-from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals, markdown_rows, money, record_partition
+from chargeback_pipeline.defs.freshness import DAILY_MONEY_FRESHNESS
+from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals, markdown_rows, money_value, record_partition
 from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, days_in
 from chargeback_pipeline.defs.resources import FinOpsPolicyResource, ObjectStoreResource, PricingResource
 from chargeback_pipeline.storage import keys
@@ -37,6 +38,9 @@ BUDGET_STATUS_SCHEMA = pa.schema(
         ("forecast_percent", pa.float64()),
         ("days_published", pa.int32()),
         ("days_in_month", pa.int32()),
+        ("days_missing", pa.int32()),  # past days of the month not published: a data gap, not projected
+        ("days_to_come", pa.int32()),  # days after usage_date: the only days the forecast projects
+        ("forecast_can_alert", pa.bool_()),  # enough published days in the run rate to alert on the forecast
         ("status", pa.string()),  # ok, forecast_<p>pct, actual_<p>pct or over_budget (the worst crossed)
     ]
 )
@@ -58,14 +62,19 @@ def build_budget_status(
     currency, minor_unit = prices.currency, prices.currency_minor_unit
     limits = core.thresholds(finops.budget_forecast_warn_percent, finops.budget_actual_warn_percent)
     thresholds = (
-        f"warn at {finops.budget_forecast_warn_percent:g} % forecast or {finops.budget_actual_warn_percent:g} % "
-        "spent; error above the budget"
+        f"warn at {finops.budget_forecast_warn_percent:g} % forecast (once {finops.budget_forecast_min_days} of "
+        f"the last {core.RUN_RATE_DAYS} days are published) or {finops.budget_actual_warn_percent:g} % spent; "
+        "error above the budget"
     )
     published = PublishedDays(lake.lake())
     judged, crossed_total, over_total = [], 0, 0
     for day in days_in(context.partition_time_window):
         costs = {d: core.scope_costs(lines) for d, lines in published.lines(_days_needed(day)).items()}
-        lines = core.budget_lines(day, costs, budgets, limits, minor_unit) if budgets else []
+        lines = (
+            core.budget_lines(day, costs, budgets, limits, minor_unit, finops.budget_forecast_min_days)
+            if budgets
+            else []
+        )
         table = pa.Table.from_pylist([line.row(currency) for line in lines], schema=BUDGET_STATUS_SCHEMA)
         for extension, data in report_files(table, minor_unit).items():
             target.write_bytes(keys.budget_status_key(day, extension), data)
@@ -82,12 +91,17 @@ def build_budget_status(
                 "budgets_file": finops.budgets_file or "not configured (CHARGEBACK_BUDGETS_FILE)",
                 "budgets_crossed": sum(1 for line in lines if line.crossed),
                 "budgets_over": sum(1 for line in lines if line.over_budget),
-                "spend_to_date": money(sum((line.spend_to_date for line in product_lines), 0), minor_unit),
-                "forecast": money(sum((line.forecast for line in product_lines), 0), minor_unit),
+                "spend_to_date": money_value(
+                    sum((line.spend_to_date for line in product_lines), 0), currency, minor_unit
+                ),
+                "days_missing": max((line.days_missing for line in lines), default=0),
+                "forecast": money_value(sum((line.forecast for line in product_lines), 0), currency, minor_unit),
                 # One labelled number per product and day: the UI plots each over the partitions.
                 **{f"forecast_percent/{line.product_id}": line.forecast_percent for line in product_lines},
                 **{f"actual_percent/{line.product_id}": line.actual_percent for line in product_lines},
-                "status": markdown_rows([line.row(currency) for line in lines], limit=30),
+                "status": markdown_rows(
+                    [line.row(currency) for line in lines], 30, currency=currency, minor_unit=minor_unit
+                ),
                 "alerts": dg.MetadataValue.json([asdict(alert) for alert in alerts]) if alerts else None,
                 "budget_status_csv": dg.MetadataValue.path(target.url(keys.budget_status_key(day, "csv"))),
             },
@@ -110,12 +124,15 @@ def budget_status_asset(calendar: Calendar) -> dg.AssetsDefinition:
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=["daily_chargeback"],
         group_name="finops",
+        freshness_policy=DAILY_MONEY_FRESHNESS,
         owners=OWNERS,
         kinds={"parquet", "csv"},
         description=(
             "Per budgeted product (and subscription, CHARGEBACK_BUDGETS_FILE): the month's spend to date, the "
-            "month-end forecast (spend to date + the mean daily cost of the last 7 published days x the days "
-            "still to come) and both as a percent of the month's budget: "
+            "month-end forecast (spend to date + the mean daily cost of the published days among the last 7 x "
+            "the days after the partition's day; past days never published are a data gap, `days_missing`, not "
+            "projected) and both as a percent of the month's budget. A forecast alerts only once "
+            "CHARGEBACK_BUDGET_FORECAST_MIN_DAYS (5) of its 7 days are published (`forecast_can_alert`): "
             "`daily/usage_date=YYYY-MM-DD/budget_status.csv` and `.parquet`. Crossings are alerts (the "
             "`budget_and_anomaly_alerts` sensor posts each once to CHARGEBACK_ALERT_WEBHOOK_URL)."
         ),

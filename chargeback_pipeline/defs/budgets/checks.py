@@ -54,7 +54,7 @@ def within_budget(
             "max_actual_percent": max((line.actual_percent for line in lines), default=0.0),
             "max_forecast_percent": max((line.forecast_percent for line in lines), default=0.0),
             "thresholds": dg.MetadataValue.text(thresholds),
-            "crossed": markdown_rows(crossed_rows(lines, currency), limit=20, empty="_none_"),
+            "crossed": markdown_rows(crossed_rows(lines, currency), 20, "_none_", currency, minor_unit),
         },
     )
 

@@ -21,10 +21,15 @@ FINOPS_DESCRIPTIONS = {
         "actual_percent": "spend_to_date / budget, in percent.",
         "run_rate_per_day": "Mean daily cost of the published days among the last 7 (previous month's included).",
         "run_rate_days": "How many published days the run rate averages (at most 7).",
-        "forecast": "spend_to_date + run_rate_per_day x the month's days without a published chargeback.",
+        "forecast": "spend_to_date + run_rate_per_day x days_to_come (past days never published are not projected).",
         "forecast_percent": "forecast / budget, in percent.",
         "days_published": "Days of the month up to this one with a published chargeback.",
         "days_in_month": "Days of the month.",
+        "days_missing": "Past days of the month up to this one without a published chargeback: a data gap, "
+        "neither projected nor counted (spend_to_date and forecast are lower bounds while it lasts).",
+        "days_to_come": "Days of the month after this one: the only days the forecast projects.",
+        "forecast_can_alert": "Whether the run rate averages at least CHARGEBACK_BUDGET_FORECAST_MIN_DAYS (5) "
+        "published days; if not, the forecast crosses no threshold and alerts nobody.",
         "status": "ok, or the worst threshold crossed: forecast_<p>pct, actual_<p>pct, over_budget.",
     },
     "cost_anomalies": {

@@ -1,4 +1,11 @@
-"""The reconciliation check: logged tokens against the deployments' own metrics, with the numbers."""
+"""The reconciliation check: logged tokens against the deployments' own metrics, with the numbers.
+
+Not a Dagster blocking check, on purpose (README "Checks"): the daily assets run a backfill's days in one
+run, so a blocking ERROR on one day would stop every day's downstream assets, and with them the documented
+override, which is run config of the publishing assets. Publication is gated in those assets instead
+(`defs/publishing/gate.py`), and the check says so first: its spec's description opens with it (the UI
+shows it right under its own "This is a non-blocking asset check."), and its metadata has `publication_gate`.
+"""
 
 import dagster as dg
 
@@ -8,8 +15,39 @@ from chargeback_pipeline.defs.metadata import markdown_rows
 RECONCILES = "tokens_reconcile_with_azure_monitor"
 DAY_COLUMNS = (
     "period", "deployment_name", "backend_id", "metric_tokens", "logged_tokens", "unattributed_tokens",
-    "unattributed_percent", "verdict",
+    "unattributed_percent", "unplaced_tokens", "unexplained_percent", "verdict",
 )  # fmt: skip
+
+
+def token_totals(rows: list[dict]) -> dict[str, int]:
+    """A period's token totals, as the asset and its check both show them under the same names: metric,
+    logged and unattributed (= metric - logged) over the rows placed on a resource, and beside them the
+    logged tokens with no known backend (inside those resources' unattributed tokens, not added again)."""
+    placed = [r for r in rows if r["verdict"] != UNPLACED]
+    return {
+        "metric_tokens": sum(r["metric_tokens"] for r in placed),
+        "logged_tokens": sum(r["logged_tokens"] for r in placed),
+        "unattributed_tokens": sum(r["unattributed_tokens"] for r in placed),
+        "logged_tokens_without_known_backend": sum(r["logged_tokens"] for r in rows if r["verdict"] == UNPLACED),
+    }
+
+
+# Where the day's publication is gated (the first thing the check's description and metadata say).
+PUBLICATION_GATE = (
+    "Gates publication, not as a Dagster blocking check: when it fails with severity error, product_usage_report "
+    "and daily_chargeback hold this day's files back in their own gate (the run fails naming the deployment); "
+    "override: run config publish_despite_blocked_reconciliation with an override_reason, or the CLI's "
+    "--publish-despite-blocked-reconciliation. "
+)
+NOT_A_GATE = "Does not gate publication: the day's check (daily_reconciliation) does. "
+
+
+def _gate(gates_publication: bool) -> dict:
+    """The metadata entries that say where publication is gated."""
+    return {
+        "publication_gate": (PUBLICATION_GATE if gates_publication else NOT_A_GATE).strip(),
+        "gates_publication": gates_publication,
+    }
 
 
 def not_reconciled(asset: dg.AssetKey, reason: str, gates_publication: bool) -> dg.AssetCheckResult:
@@ -20,21 +58,19 @@ def not_reconciled(asset: dg.AssetKey, reason: str, gates_publication: bool) -> 
         passed=False,
         severity=dg.AssetCheckSeverity.WARN,
         description=f"not reconciled: {reason}",
-        metadata={"reconciled": False, "reason": reason, "gates_publication": gates_publication},
+        metadata={**_gate(gates_publication), "reconciled": False, "reason": reason},
     )
 
 
 def reconciliation(
     asset: dg.AssetKey, hours: list[dict], days: list[dict], gates_publication: bool
 ) -> dg.AssetCheckResult:
-    """Not a Dagster blocking check (that would stop the day's other assets, and with them the override):
-    an ERROR here holds the day's published files back in the publishing assets' gate
-    (`defs/publishing/gate.py`), which `gates_publication` in the metadata says."""
+    """Not a Dagster blocking check (see the module's docstring): an ERROR here holds the day's published
+    files back in the publishing assets' gate, which `publication_gate` in the metadata says."""
     blocked = [describe(r, r["period"]) for r in days + hours if r["verdict"] == BLOCK]
     warned = [describe(r, r["period"]) for r in days + hours if r["verdict"] == WARN]
     missing = sorted({where(r) for r in hours if r["verdict"] == NO_METRICS})
     periods = days or hours  # the totals and the table: per day, or (the hourly check) per hour
-    placed = [r for r in periods if r["verdict"] != UNPLACED]
     if blocked:
         severity, passed, summary = dg.AssetCheckSeverity.ERROR, False, blocked[0]
     elif warned:
@@ -50,15 +86,11 @@ def reconciliation(
         severity=severity,
         description=summary,
         metadata={
-            "gates_publication": gates_publication,
+            **_gate(gates_publication),
             "blocked": blocked[:20],
             "warnings": warned[:20],
             "deployments_without_metrics": missing,
-            # Per resource: records with no known backend are inside the resources' unattributed tokens.
-            "metric_tokens": sum(r["metric_tokens"] for r in placed),
-            "logged_tokens": sum(r["logged_tokens"] for r in placed),
-            "unattributed_tokens": sum(r["unattributed_tokens"] for r in placed),
-            "logged_tokens_without_known_backend": sum(r["logged_tokens"] for r in periods if r["verdict"] == UNPLACED),
+            **token_totals(periods),
             "per_deployment": markdown_rows(
                 [{k: r[k] for k in DAY_COLUMNS} for r in periods], limit=30, empty="_no deployments_"
             ),

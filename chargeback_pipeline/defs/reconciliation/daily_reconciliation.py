@@ -5,9 +5,9 @@ from collections import Counter
 
 import dagster as dg
 
-from chargeback_pipeline.core.reconciliation import UNPLACED, reconcile_day
+from chargeback_pipeline.core.reconciliation import reconcile_day
 from chargeback_pipeline.defs import partition_checks
-from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals, markdown_table, record_partition
+from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals, markdown_rows, record_partition
 from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, days_in
 from chargeback_pipeline.defs.publishing.gate import blocked_reasons
 from chargeback_pipeline.defs.reconciliation import checks
@@ -16,16 +16,23 @@ from chargeback_pipeline.sources.resource import LogSourceResource
 from chargeback_pipeline.storage import keys
 
 DAILY_RECONCILIATION_KEY = dg.AssetKey("daily_reconciliation")
-PREVIEW_COLUMNS = [
-    "usage_date",
-    "deployment_name",
-    "backend_id",
-    "unattributed_percent",
-    "day_verdict",
-    "worst_hour_verdict",
-]
-# The day's tokens per resource (logged records with no known backend are inside unattributed).
-TOKEN_TOTALS = ("metric_tokens", "logged_tokens", "unattributed_tokens")
+# The preview shows every quantity its percentages are computed from (the file's own columns, summed).
+PREVIEW_COLUMNS = (
+    "usage_date", "deployment_name", "backend_id", "metric_tokens", "logged_tokens", "unattributed_tokens",
+    "unattributed_percent", "unplaced_tokens", "unexplained_percent", "day_verdict", "worst_hour_verdict",
+)  # fmt: skip
+
+
+def preview_rows(table) -> list[dict]:
+    """The day's file per deployment, its token pairs summed: metric, logged, unattributed (= metric -
+    logged) and unplaced tokens beside the two percentages computed from them."""
+    rows = []
+    for r in table.to_pylist():
+        metric = r["metric_prompt_tokens"] + r["metric_completion_tokens"]
+        logged = r["logged_prompt_tokens"] + r["logged_completion_tokens"]
+        full = {**r, "metric_tokens": metric, "logged_tokens": logged, "unattributed_tokens": metric - logged}
+        rows.append({name: full[name] for name in PREVIEW_COLUMNS})
+    return rows
 
 
 def reconcile_days(
@@ -40,8 +47,7 @@ def reconcile_days(
     for day in days:
         table, judged_hours, judged_days = reconcile_day(store, day, policy)
         store.write(keys.day_key(keys.DAILY_RECONCILIATION, day), table)
-        placed = [r for r in judged_days if r["verdict"] != UNPLACED]
-        day_totals = {name: sum(r[name] for r in placed) for name in TOKEN_TOTALS}
+        day_totals = checks.token_totals(judged_days)
         record_partition(
             context,
             day_partition_key(day),
@@ -49,7 +55,7 @@ def reconcile_days(
                 "dagster/row_count": table.num_rows,
                 **day_totals,
                 "blocked_deployments": len(blocked_reasons(table)),
-                "per_deployment": markdown_table(table.select(PREVIEW_COLUMNS), limit=30),
+                "per_deployment": markdown_rows(preview_rows(table), limit=30),
             },
         )
         totals.update(day_totals)
@@ -76,18 +82,20 @@ def daily_reconciliation_asset(calendar: Calendar) -> dg.AssetsDefinition:
         kinds={"duckdb", "parquet"},
         description=(
             "Per backend (Azure OpenAI resource), deployment and day: metric, logged and billable tokens; "
-            "unattributed = metric - logged (bypassed APIM or not logged); the day's verdict and its worst "
-            "hour's. A blocking verdict stops the day's report from being published."
+            "unattributed = metric - logged (bypassed APIM or not logged), unattributed_percent = unattributed / "
+            "metric; unplaced_tokens = how much of the gap logged records with no known backend can explain, "
+            "unexplained_percent = (unattributed - unplaced) / metric, which the verdicts judge; the day's "
+            "verdict and its worst hour's. A blocking verdict stops the day's report from being published."
         ),
         check_specs=[
             partition_checks.spec(
                 checks.RECONCILES,
                 DAILY_RECONCILIATION_KEY,
                 calendar.daily,
-                (
-                    "Per deployment-hour and -day, unattributed tokens stay under the blocking level "
-                    "(warning level: WARN). On ERROR the day's report is not published (the report asset "
-                    "enforces it, so the documented override can still publish and record it)."
+                checks.PUBLICATION_GATE
+                + (
+                    "Per deployment-hour and -day, unexplained unattributed tokens stay under the blocking level "
+                    "(warning level: WARN)."
                 ),
             )
         ],

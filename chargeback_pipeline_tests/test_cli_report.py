@@ -165,3 +165,24 @@ def test_a_damaged_report_is_one_line_naming_the_file(published, tmp_path):
     [line] = done.stderr.splitlines()
     assert line.startswith(f"Error: {damaged} is not a readable Parquet file (")
     assert line.endswith(f"publish {DAY} again with `chargeback backfill`")
+
+
+# The published CSVs of this day (200 requests an hour, no caller keys) as the code before the caller
+# dimension wrote them (commit 3f3b680): with no CHARGEBACK_CALLER_TRACE_KEYS nothing published may change
+# (README "Callers"). Re-pin only for a deliberate change of these files, saying which.
+PUBLISHED_BEFORE_CALLERS = {
+    f"daily/usage_date={DAY}/chargeback.csv": "0fd937838c55890f043938e5d8736ea7d1d05ec9c632f48977651dfd046cfc9e",
+    f"daily/usage_date={DAY}/focus.csv": "b5ffe94534f4186063171fbe5629391f86b6c2b615db1cb20a9abb18f5047f26",
+    f"daily/usage_date={DAY}/product_usage.csv": "40ed7cca238b1253a9fcb83a8e3fe694a6adf5aff0ce7c99f20ce8def78c7541",
+    f"monthly/month={DAY:%Y-%m}/statement.csv": "22205376e3166f59673889cc31d3091275a95fac6100ea7a18cd4bb806f8eb9b",
+}
+
+
+def test_without_caller_keys_the_published_files_are_unchanged(published):
+    import hashlib
+
+    reports = published / "reports"
+    digests = {name: hashlib.sha256((reports / name).read_bytes()).hexdigest() for name in PUBLISHED_BEFORE_CALLERS}
+
+    assert digests == PUBLISHED_BEFORE_CALLERS
+    assert not list(reports.rglob("statement_by_caller.*"))

@@ -20,7 +20,7 @@ from chargeback_pipeline.cli.backfill import backfill
 from chargeback_pipeline.sources.folder.resource import FolderSourceResource
 from chargeback_pipeline.storage import sql
 from chargeback_pipeline.storage.keys import hour_key
-from chargeback_pipeline.storage.schemas import GATEWAY_LOG_SCHEMA, LLM_LOG_SCHEMA
+from chargeback_pipeline.storage.schemas import GATEWAY_CALLER_LOG_SCHEMA, LLM_LOG_SCHEMA
 from chargeback_pipeline_tests.conftest import local_resources, pipeline
 from chargeback_pipeline_tests.folder_data import (
     DAY,
@@ -163,7 +163,7 @@ def test_token_counts_above_the_bound_are_quarantined_at_the_bound_trusted():
 )
 def test_control_characters_in_gateway_identifiers_quarantine_the_row(column, value, reason):
     reasons = reasons_of(
-        GATEWAY_CHECKED, "raw_gateway_logs", [gateway_record("c-1", **{column: value})], GATEWAY_LOG_SCHEMA
+        GATEWAY_CHECKED, "raw_gateway_logs", [gateway_record("c-1", **{column: value})], GATEWAY_CALLER_LOG_SCHEMA
     )
 
     assert reasons == {"c-1": reason}

@@ -36,7 +36,7 @@ from chargeback_pipeline.settings import SettingsError, load_settings
 from chargeback_pipeline.storage import sql
 from chargeback_pipeline.storage.schemas import (
     DEPLOYMENT_METRICS_SCHEMA,
-    GATEWAY_LOG_SCHEMA,
+    GATEWAY_CALLER_LOG_SCHEMA,
     LLM_LOG_SCHEMA,
     SOURCE_REJECT_SCHEMA,
 )
@@ -277,8 +277,8 @@ def raw_relations(hour: datetime) -> dict[str, pa.Table]:
         llm_rejected += rejected_records
     start, end_with_margin = hour - MARGIN, hour + HOUR + MARGIN
     return {
-        "raw_gateway_logs": pa.Table.from_pylist(
-            within(gateway, "TimeGenerated", hour, hour + HOUR), GATEWAY_LOG_SCHEMA
+        "raw_gateway_logs": pa.Table.from_pylist(  # with CallerId (null: no caller named), as with caller keys
+            within(gateway, "TimeGenerated", hour, hour + HOUR), GATEWAY_CALLER_LOG_SCHEMA
         ),
         "raw_llm_logs": pa.Table.from_pylist(within(llm, "TimeGenerated", start, end_with_margin), LLM_LOG_SCHEMA),
         "raw_deployment_metrics": pa.Table.from_pylist(metrics(hour), DEPLOYMENT_METRICS_SCHEMA),

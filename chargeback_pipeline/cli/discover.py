@@ -70,6 +70,7 @@ def discover_command(days: int, write_to: Path | None, currency: str) -> None:
         f"the LLM log (non-LLM calls, failures before the model); {share['llm_requests_without_gateway_row']:,} LLM "
         "requests had no gateway row in their hour"
     )
+    click.echo("\n" + trace_keys_text(source, TimeWindow(start, end)))
     if write_to:
         write_to.write_text(found.pricing_skeleton(currency), encoding="utf-8")
         click.echo(
@@ -92,3 +93,17 @@ def check_pricing_command(pricing_file: Path) -> None:
     click.echo(
         f"{pricing_file}: valid ({len(pricing.backends)} backends, {deployments} deployments, {pricing.currency})"
     )
+
+
+def trace_keys_text(source, window) -> str:
+    """The trace-record metadata names of the window with how many records carry each: the candidates for
+    CHARGEBACK_CALLER_TRACE_KEYS (README "Callers"). Names only: no value is read."""
+    from chargeback_pipeline.sources.base import PermanentSourceError, TransientSourceError
+
+    title = "Trace-record metadata keys (candidates for CHARGEBACK_CALLER_TRACE_KEYS; names only, no value read)"
+    try:
+        keys = source.trace_record_keys(window)
+    except (PermanentSourceError, TransientSourceError) as error:
+        return f"{title}\n  (not readable: {error})"
+    rows = [{"key": key, "records": records} for key, records in sorted(keys.items(), key=lambda kv: (-kv[1], kv[0]))]
+    return f"{title}\n" + _table(rows)

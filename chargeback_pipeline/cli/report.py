@@ -17,11 +17,13 @@ import pyarrow as pa
 
 DAY_WORDS = {"today": 0, "yesterday": -1}
 FORMATS = ("table", "csv", "json")
-TEXT = ("product_id", "currency")
+TEXT = ("product_id", "caller_id", "currency")
+BY = ("product", "caller")  # --by caller: a row per product and caller (core/callers.py)
 COUNTS = ("calls", "prompt_tokens", "completion_tokens", "total_tokens")
 MONEY = ("ptu_usage_cost", "ptu_unused_cost", "paygo_cost", "total_cost")
 HEADERS = {
     "product_id": "product",
+    "caller_id": "caller",
     "currency": "currency",
     "calls": "calls",
     "prompt_tokens": "prompt tokens",
@@ -91,6 +93,38 @@ def published_table(store, kind: str, period: date) -> tuple[str, str, pa.Table]
     raise ReportMissing(f"no chargeback of {period} at {store.url(key)}: run `chargeback backfill {period}`")
 
 
+def published_caller_table(store, kind: str, period: date) -> tuple[str, str, pa.Table]:
+    """(what it is, where it was read, its rows per product and caller) of the published day or month:
+    the month's `statement_by_caller`, the day's chargeback (or usage) lines summed per product and caller."""
+    from chargeback_pipeline.core.billing.statements import statement_callers
+    from chargeback_pipeline.storage import keys
+
+    label = f"{period:%Y-%m}" if kind == "month" else str(period)
+    no_callers = (
+        f"{label} was published without callers: name the caller's trace-record keys (CHARGEBACK_CALLER_TRACE_KEYS) "
+        f"and run `chargeback backfill` for it again"
+    )
+    if kind == "month":
+        key = keys.statement_by_caller_key(period, "parquet")
+        if not store.exists(key):
+            published_table(store, kind, period)  # says what to run when there is no statement at all
+            raise ReportMissing(no_callers)
+        return "statement by caller", store.url(key), read_published(store, key, label)
+    what, source, _ = published_table(store, kind, period)  # says what to run when nothing is published
+    key = (
+        keys.chargeback_key(period, "parquet")
+        if what == "chargeback"
+        else keys.product_usage_report_key(period, "parquet")
+    )
+    table = read_published(store, key, label)
+    if "caller_id" not in table.column_names:
+        raise ReportMissing(no_callers)
+    if what == "chargeback":
+        return what, source, statement_callers(table, period)
+    per_caller = table.group_by(["product_id", "caller_id"]).aggregate([(c, "sum") for c in COUNTS])
+    return what, source, per_caller.rename_columns(["product_id", "caller_id", *COUNTS])
+
+
 def read_published(store, key: str, period: str) -> pa.Table:
     """A published Parquet file, or one line (exit 1) saying it is damaged and what republishes it."""
     from chargeback_pipeline.storage.parquet_bytes import read_parquet_bytes
@@ -110,19 +144,24 @@ def _today() -> date:
 
 def product_rows(kind: str, table: pa.Table) -> tuple[list[str], list[dict], list[dict]]:
     """The columns shown, the rows (largest cost first) and a totals row per currency."""
-    columns = ["product_id", *(["currency"] if kind != "usage" else []), *COUNTS]
+    by_caller = "caller_id" in table.column_names
+    columns = ["product_id", *(["caller_id"] if by_caller else []), *(["currency"] if kind != "usage" else []), *COUNTS]
     columns += [*MONEY] if kind != "usage" else []
     columns += ["days_covered"] if kind == "statement" else []
     rows = [{c: row[c] for c in columns} for row in table.to_pylist()]
+    for row in rows:
+        if by_caller and row["caller_id"] is None:
+            row["caller_id"] = ""  # the chargeback's own lines (unattributed, unused capacity) have no caller
     rank = "total_cost" if kind != "usage" else "total_tokens"
-    rows.sort(key=lambda r: (r.get("currency") or "", -r[rank], r["product_id"]))
+    rows.sort(key=lambda r: (r.get("currency") or "", -r[rank], r["product_id"], r.get("caller_id") or ""))
     totals = []
     for currency in sorted({r.get("currency") for r in rows}, key=lambda c: c or ""):
         mine = [r for r in rows if r.get("currency") == currency]
         total = {
             c: sum((r[c] for r in mine), Decimal(0) if c in MONEY else 0) for c in (*COUNTS, *MONEY) if c in columns
         }
-        totals.append({"product_id": "TOTAL", **({"currency": currency} if kind != "usage" else {}), **total})
+        caller = {"caller_id": ""} if by_caller else {}
+        totals.append({"product_id": "TOTAL", **caller, **({"currency": currency} if kind != "usage" else {}), **total})
         if kind == "statement":
             totals[-1]["days_covered"] = max((r["days_covered"] for r in mine), default=0)
     return columns, rows, totals
@@ -199,10 +238,18 @@ def as_json(kind: str, period: str, source: str, columns: list[str], rows: list[
 @click.command("report")
 @click.argument("period", type=Period(), metavar="DAY|MONTH")
 @click.option("--format", "output", type=click.Choice(FORMATS), default="table", show_default=True)
-def report_command(period: tuple[str, date], output: str) -> None:
+@click.option(
+    "--by",
+    "by",
+    type=click.Choice(BY),
+    default="product",
+    show_default=True,
+    help="caller: a row per product and caller",
+)
+def report_command(period: tuple[str, date], output: str, by: str) -> None:
     """Print the per-product table of a published DAY (YYYY-MM-DD, `yesterday`: its chargeback) or MONTH
     (YYYY-MM: its statement) from the reports the settings point at: aligned with a totals row, or
-    `--format csv|json` for scripts."""
+    `--format csv|json` for scripts. `--by caller`: per product and caller, where callers were published."""
     from chargeback_pipeline.definitions import build_resources
     from chargeback_pipeline.settings import SettingsError, current_settings
 
@@ -213,7 +260,7 @@ def report_command(period: tuple[str, date], output: str) -> None:
     store = build_resources(settings)["reports"].process_config_and_initialize().store()
     kind, when = period
     label = f"{when:%Y-%m}" if kind == "month" else str(when)
-    what, source, table = published_table(store, kind, when)
+    what, source, table = (published_caller_table if by == "caller" else published_table)(store, kind, when)
     columns, rows, totals = product_rows(what, table)
     if output == "csv":
         click.echo(as_csv(columns, rows), nl=False)
@@ -224,6 +271,8 @@ def report_command(period: tuple[str, date], output: str) -> None:
             "statement": "monthly statement",
             "chargeback": "chargeback",
             "usage": "usage (no pricing: tokens only)",
+            "statement by caller": "monthly statement",
         }
-        click.echo(f"{label} {title[what]} per product, from {source}")
+        per = "per product and caller" if by == "caller" else "per product"
+        click.echo(f"{label} {title[what]} {per}, from {source}")
         click.echo(aligned(columns, rows, totals))

@@ -9,10 +9,11 @@ from datetime import date, datetime, timedelta
 
 import pyarrow as pa
 
+from chargeback_pipeline.core.callers import excluded_columns, with_caller_column, with_caller_id
 from chargeback_pipeline.core.periods import HOUR, day_hours
 from chargeback_pipeline.storage import keys, sql
 from chargeback_pipeline.storage.lake import Lake
-from chargeback_pipeline.storage.schemas import GATEWAY_LOG_SCHEMA, LLM_LOG_SCHEMA, SOURCE_REJECT_SCHEMA
+from chargeback_pipeline.storage.schemas import LLM_LOG_SCHEMA, SOURCE_REJECT_SCHEMA
 
 STAGING_MODELS = [
     "staging/stg_apim__gateway_checked",
@@ -29,6 +30,7 @@ COMPLETENESS_MODEL = "marts/fct_gateway_completeness"
 HOUR_MEASURES_MODEL = "marts/fct_hour_measures"
 DAY_HOURLY_TOTALS_MODEL = "marts/fct_day_hourly_totals"
 DAILY_USAGE_MODEL = "marts/fct_daily_product_usage"
+DAILY_CALLER_USAGE_MODEL = "marts/fct_daily_caller_usage"  # instead, for days attributed with callers
 
 
 def hour_params(hour: datetime, known_deployments: list[str], **more) -> dict:
@@ -36,13 +38,14 @@ def hour_params(hour: datetime, known_deployments: list[str], **more) -> dict:
     return {"window_start": hour, "window_end": hour + HOUR, "known_deployments": list(known_deployments), **more}
 
 
-def stage_hour(con, lake: Lake, hour: datetime, known_deployments: list[str]) -> None:
+def stage_hour(con, lake: Lake, hour: datetime, known_deployments: list[str]) -> bool:
     """Register one hour's landed raw logs and build the staging models over them (the ephemeral ones
-    are inlined into the marts that read them; pass the marts `hour_params` too)."""
-    stage_relations(
+    are inlined into the marts that read them; pass the marts `hour_params` too). Returns whether the
+    hour was landed with its callers (core/callers.py)."""
+    return stage_relations(
         con,
         {
-            "raw_gateway_logs": lake.relation(keys.hour_key(keys.RAW_GATEWAY, hour), GATEWAY_LOG_SCHEMA),
+            "raw_gateway_logs": lake.relation(keys.hour_key(keys.RAW_GATEWAY, hour)),  # as written: maybe CallerId
             "raw_llm_logs": lake.relation(keys.hour_key(keys.RAW_LLM, hour), LLM_LOG_SCHEMA),
             "raw_gateway_rejected": lake.relation(
                 keys.hour_key(keys.RAW_GATEWAY, hour, keys.REJECTED_PART), SOURCE_REJECT_SCHEMA
@@ -56,10 +59,13 @@ def stage_hour(con, lake: Lake, hour: datetime, known_deployments: list[str]) ->
     )
 
 
-def stage_relations(con, relations: dict[str, sql.Relation], hour: datetime, known_deployments: list[str]) -> None:
+def stage_relations(con, relations: dict[str, sql.Relation], hour: datetime, known_deployments: list[str]) -> bool:
     """Build the staging models of `hour` over raw relations named as the lake's (raw_gateway_logs,
-    raw_llm_logs and their *_rejected)."""
+    raw_llm_logs and their *_rejected). Returns whether the gateway rows carry their callers."""
+    gateway, with_callers = with_caller_column(relations["raw_gateway_logs"])
+    relations = {**relations, "raw_gateway_logs": gateway}
     sql.build_models(con, STAGING_MODELS, relations=relations, params=hour_params(hour, known_deployments))
+    return with_callers
 
 
 def hour_measures(con, attributed: sql.Relation) -> dict[str, int]:
@@ -93,12 +99,12 @@ def attribute_hour(
     `database`: a `sql.shared_database()` to work in (default: a database of its own)."""
     con = sql.connect(database)
     try:
-        stage_hour(con, store, hour, known_deployments)
+        with_callers = stage_hour(con, store, hour, known_deployments)
         params = hour_params(hour, known_deployments, core_start=hour + margin, core_end=hour + HOUR - margin)
         # DuckDB writes the hour's requests itself (in parallel, never held in Python); the counts are
         # then read back from the written file.
         with store.writing(keys.hour_key(keys.ATTRIBUTED, hour)) as attributed:
-            sql.copy_model(con, ATTRIBUTED_MODEL, params, attributed.path)
+            sql.copy_model(con, ATTRIBUTED_MODEL, params, attributed.path, exclude=excluded_columns(with_callers))
             measures = hour_measures(con, sql.ParquetFiles((str(attributed.path),)))
             schema = attributed.schema()
             raw_rows = sql.select_model(con, ROW_COUNTS_MODEL, params).to_pylist()[0]
@@ -137,13 +143,23 @@ def attributed_day(lake: Lake, day: date) -> sql.Relation:
     return lake.relation([keys.hour_key(keys.ATTRIBUTED, hour) for hour in day_hours(day)])
 
 
+def attributed_day_with_callers(lake: Lake, day: date) -> tuple[sql.Relation, bool]:
+    """The day's attributed hours with caller_id (null when attributed without callers), and whether
+    they were attributed with callers (core/callers.py)."""
+    return with_caller_id(attributed_day(lake, day))
+
+
 def rollup_day(lake: Lake, day: date) -> tuple[pa.Table, dict]:
-    """Per-product usage of one day from its 24 attributed hours, and the hours' own billable totals."""
+    """Per-product usage of one day from its 24 attributed hours, and the hours' own billable totals.
+    With callers, per product and caller (PRODUCT_USAGE_SCHEMA plus caller_id)."""
     con = sql.connect()
     try:
-        sql.register(con, "attributed_requests", attributed_day(lake, day))
+        attributed, with_callers = attributed_day_with_callers(lake, day)
+        sql.register(con, "attributed_requests", attributed)
         (hourly_totals,) = sql.select_model(con, DAY_HOURLY_TOTALS_MODEL).to_pylist()
-        usage = sql.select_model(con, DAILY_USAGE_MODEL, {"usage_date": day})
+        usage = sql.select_model(
+            con, DAILY_CALLER_USAGE_MODEL if with_callers else DAILY_USAGE_MODEL, {"usage_date": day}
+        )
     finally:
         con.close()
     return usage, {name: int(value) for name, value in hourly_totals.items()}

@@ -5,6 +5,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from chargeback_pipeline.core.billing.schemas import LOGGED_NOT_BILLABLE_PRODUCT, UNATTRIBUTED_PRODUCT
+from chargeback_pipeline.core.callers import CALLER_ID
 
 # metric - logged: traffic that bypassed APIM or was not logged.
 UNATTRIBUTED = UNATTRIBUTED_PRODUCT
@@ -55,8 +56,10 @@ def reconciliation_lines(usage: pa.Table, reconciliation: pa.Table) -> pa.Table:
 
 
 def build_report(usage: pa.Table, reconciliation: pa.Table) -> pa.Table:
+    """With callers (core/callers.py) the usage has caller_id: a row per caller too (null on the lines)."""
     report = pa.concat_tables([usage, reconciliation_lines(usage, reconciliation)])
-    return report.sort_by([(k, "ascending") for k in REPORT_KEY_COLUMNS])
+    caller = [CALLER_ID] if CALLER_ID in usage.column_names else []
+    return report.sort_by([(k, "ascending") for k in [*REPORT_KEY_COLUMNS, *caller]])
 
 
 def split_report(report: pa.Table) -> tuple[pa.Table, dict[str, tuple[int, int]]]:

@@ -2,9 +2,10 @@
 each source folder keeps its Dagster glue in one `resource.py`, a subclass of `LogSourceResource`."""
 
 import dagster as dg
-from pydantic import Field, PrivateAttr
+from pydantic import Field, PrivateAttr, model_validator
 
 from chargeback_pipeline.sources.base import LogSource
+from chargeback_pipeline.sources.callers import CallerIdentity
 
 
 class LogSourceResource(dg.ConfigurableResource):
@@ -18,6 +19,11 @@ class LogSourceResource(dg.ConfigurableResource):
     # query, a missing role, a missing export: PermanentSourceError) fail at once.
     step_retries: int = Field(default=3, ge=0, le=10)
     step_retry_delay_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # Who called (sources/callers.py): the trace-record metadata names whose value identifies the calling
+    # application, first present wins (CHARGEBACK_CALLER_TRACE_KEYS=appid,azp), and optionally one request
+    # header where the tenant logs headers (CHARGEBACK_CALLER_HEADER). Neither: no caller dimension.
+    caller_trace_keys: list[str] = []
+    caller_header: str | None = None
 
     _source: LogSource | None = PrivateAttr(default=None)
 
@@ -26,6 +32,17 @@ class LogSourceResource(dg.ConfigurableResource):
         if self._source is None:
             self._source = self.build_source()
         return self._source
+
+    def caller_identity(self) -> CallerIdentity:
+        return CallerIdentity(tuple(self.caller_trace_keys), self.caller_header or None)
+
+    @model_validator(mode="after")
+    def _valid_caller_identity(self) -> "LogSourceResource":
+        try:
+            self.caller_identity()
+        except ValueError as error:
+            raise ValueError(f"CHARGEBACK_CALLER_TRACE_KEYS / CHARGEBACK_CALLER_HEADER: {error}") from None
+        return self
 
     def build_source(self) -> LogSource:
         raise NotImplementedError(f"{type(self).__name__} must build its source")

@@ -46,13 +46,22 @@ def _arguments() -> argparse.Namespace:
 def main() -> None:
     args = _arguments()
     # Imported here so that --help works even while the simulator is being changed.
+    from chargeback_pipeline.sources.callers import CallerIdentity
     from chargeback_pipeline.sources.simulated import SimulatedSource, SimulationProfile
+    from chargeback_pipeline.sources.simulated.callers import TRACE_KEY, trace_records
 
     window = TimeWindow(args.start, args.end)
-    source = SimulatedSource(SimulationProfile(requests_per_hour=args.requests_per_hour, seed=args.seed))
+    # The gateway table holds the simulated trace records too (sources/simulated/callers.py), as a workspace
+    # with a trace policy does: a pipeline with CHARGEBACK_CALLER_TRACE_KEYS=appid reads its callers from them.
+    source = SimulatedSource(
+        SimulationProfile(requests_per_hour=args.requests_per_hour, seed=args.seed), CallerIdentity((TRACE_KEY,))
+    )
     metrics = source.deployment_metrics(window).rows
     logs = LogAnalyticsStandIn(
-        {args.gateway_table: source.gateway_logs(window).rows, args.llm_table: source.llm_logs(window).rows},
+        {
+            args.gateway_table: trace_records(source.gateway_logs(window).rows),
+            args.llm_table: source.llm_logs(window).rows,
+        },
         workspace_id=args.workspace_id,
         port=args.logs_port,
     )

@@ -306,13 +306,20 @@ class LogAnalyticsStandIn(BackgroundHTTPServer):
             window = parse_timespan(request.get("timespan"), datetime.now(UTC))
         except ValueError as error:
             return 400, error_body(400, "The request had some invalid properties", {"message": str(error)})
-        con = self._database.cursor()  # one in-memory database, a private connection per query
+        query = request.get("query", "")
+        # duckdb-kql reads a table's columns from the catalog for `mv-expand` and `lookup`, and it does not
+        # see tables registered from Arrow (DuckDB files them under `temp`): such a query gets a database
+        # of its own holding copies (the caller-identity query; small test tables).
+        needs_catalog = re.search(r"\b(mv-expand|lookup)\b", query) is not None
+        con = duckdb_kql.connect() if needs_catalog else self._database.cursor()
         try:
             with self._lock:
                 tables = dict(self._tables)
             for name, table in tables.items():
                 con.register(name, _within(table, window))
-            result = duckdb_kql.kql(con, request.get("query", ""), allow_write=False).to_arrow_table()
+                if needs_catalog:
+                    con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM temp."{name}"')
+            result = duckdb_kql.kql(con, query, allow_write=False).to_arrow_table()
         except (duckdb_kql.KqlError, duckdb.Error) as error:
             inner = {"code": "SemanticError", "message": str(error)}
             return 400, error_body(400, "The request had some invalid properties", inner)

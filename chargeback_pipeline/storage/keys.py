@@ -79,6 +79,11 @@ def statement_key(month: date, extension: str) -> str:
     return f"monthly/month={month:%Y-%m}/statement.{extension}"
 
 
+def statement_by_caller_key(month: date, extension: str) -> str:
+    """The month's statement split per product and caller: only when its days were charged back with callers."""
+    return f"monthly/month={month:%Y-%m}/statement_by_caller.{extension}"
+
+
 def budget_status_key(day: date, extension: str) -> str:
     """Each budgeted product's spend to date, forecast and percent of budget on a day."""
     return _daily_report_key(day, "budget_status", extension)

@@ -32,6 +32,19 @@ GATEWAY_LOG_SCHEMA = pa.schema(
     ]
 )
 
+# The gateway rows when the caller's identity is configured (sources/callers.py): one more column, the
+# named trace-record or header value only. Without it the landed rows are GATEWAY_LOG_SCHEMA, unchanged.
+CALLER_COLUMN = "CallerId"
+CALLER_ID = "caller_id"  # the same, from the attributed requests on (core/callers.py)
+UNKNOWN_CALLER = "unknown"  # caller_id of a request no configured key or header named
+UNASSIGNED_PRODUCT = "unassigned"  # product_id of a request without an APIM product (stg_apim__gateway_requests)
+GATEWAY_CALLER_LOG_SCHEMA = GATEWAY_LOG_SCHEMA.append(pa.field(CALLER_COLUMN, pa.string()))
+
+
+def gateway_log_schema(with_caller: bool) -> pa.Schema:
+    return GATEWAY_CALLER_LOG_SCHEMA if with_caller else GATEWAY_LOG_SCHEMA
+
+
 LLM_LOG_SCHEMA = pa.schema(
     [
         ("TimeGenerated", UTC_TIMESTAMP),

@@ -56,9 +56,14 @@ class ParquetFiles:
     """Local Parquet files read as one relation (all of one schema)."""
 
     paths: tuple[str, ...]
+    # Text columns the files lack, read as null (e.g. CallerId of hours landed without caller keys).
+    null_columns: tuple[str, ...] = ()
 
     def sql(self) -> str:
         files = ", ".join("'" + path.replace("'", "''") + "'" for path in self.paths)
+        if self.null_columns:
+            nulls = ", ".join(f'NULL::VARCHAR AS "{name}"' for name in self.null_columns)
+            return f"(SELECT *, {nulls} FROM read_parquet([{files}]))"
         return f"read_parquet([{files}])"
 
 
@@ -203,15 +208,19 @@ def select_model(con: duckdb.DuckDBPyConnection, model: str, params: dict | None
 _COPY_OPTIONS = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 256000"
 
 
-def copy_model(con: duckdb.DuckDBPyConnection, model: str, params: dict | None, path: Path | str) -> None:
+def copy_model(
+    con: duckdb.DuckDBPyConnection, model: str, params: dict | None, path: Path | str, exclude: tuple[str, ...] = ()
+) -> None:
     """Write the rows of one model to a local Parquet file with DuckDB's own writer: in parallel, and
-    without the rows ever passing through Python (a large tenant's hour is hundreds of MB as Arrow)."""
+    without the rows ever passing through Python (a large tenant's hour is hundreds of MB as Arrow).
+    `exclude`: columns of the model left out of the file."""
     sql = compiled_sql(model)
     target = str(path).replace("'", "''")
     # DuckDB's writer marks a column REQUIRED when its statistics say it holds no null, so a partition's
     # schema would depend on its rows. A CASE the optimizer cannot fold (random() is volatile, and always
     # >= 0) keeps every column nullable, as Arrow writes them: one schema for every partition.
-    nullable = f"SELECT CASE WHEN random() >= 0 THEN COLUMNS(*) END FROM ({sql})"
+    columns = "*" if not exclude else "* EXCLUDE (" + ", ".join(f'"{name}"' for name in exclude) + ")"
+    nullable = f"SELECT CASE WHEN random() >= 0 THEN COLUMNS({columns}) END FROM ({sql})"
     con.execute(f"COPY ({nullable}) TO '{target}' ({_COPY_OPTIONS})", _bound(sql, _utc(params)))
 
 

@@ -1,13 +1,15 @@
 -- One row per gateway request of the hour, attributed to its APIM product and subscription and joined
 -- to its LLM request. The request belongs to the hour (and day) of its gateway TimeGenerated; its LLM
 -- record may be logged a little before or after that hour, which is why raw_llm_logs spans a margin.
--- Billable = a successful request that has an LLM record.
+-- Billable = a successful request that has an LLM record. caller_id: who called, where a configured
+-- trace-record key or header named it (written only when caller keys are configured: core/callers.py).
 select
     g.request_time,
     cast(g.request_time as date) as usage_date,
     g.correlation_id,
     g.product_id,
     g.subscription_id,
+    g.caller_id,
     coalesce(l.model_name, 'unknown') as model_name,
     coalesce(l.deployment_name, 'unknown') as deployment_name,
     g.backend_id,

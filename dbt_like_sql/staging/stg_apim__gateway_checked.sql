@@ -21,6 +21,10 @@ select
         when regexp_matches(ApimSubscriptionId, '[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]')
             then 'control character in ApimSubscriptionId'
         when regexp_matches(BackendId, '[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]') then 'control character in BackendId'
+        -- CallerId (null unless caller keys are configured: sources/callers.py) is an identifier too, cut
+        -- to 257 characters by the source: MAX_CALLER_CHARACTERS = 256 (the literal here and in the reason).
+        when length(CallerId) > 256 then 'CallerId is longer than 256 characters'
+        when regexp_matches(CallerId, '[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]') then 'control character in CallerId'
     end as quarantine_reason
 from raw_gateway_logs
 where TimeGenerated >= $window_start and TimeGenerated < $window_end

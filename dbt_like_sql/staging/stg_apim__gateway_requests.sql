@@ -3,12 +3,12 @@
 -- The same record can be pulled twice (overlapping or repeated queries): keep one row per
 -- CorrelationId, choosing deterministically so re-runs give identical output: the first by
 -- TimeGenerated, a success before a failure, then by ResponseCode, BackendId, ProductId,
--- ApimSubscriptionId, ApiId and OperationId (nulls last).
+-- ApimSubscriptionId, ApiId, OperationId and CallerId (nulls last).
 -- Few ids have copies, so only their rows are compared; every other row is its request's only row.
 with trusted as (
     select
         TimeGenerated, CorrelationId, IsRequestSuccess, ProductId, ApimSubscriptionId, BackendId, ApiId,
-        OperationId, ResponseCode
+        OperationId, ResponseCode, CallerId
     from stg_apim__gateway_checked
     where quarantine_reason is null
 ),
@@ -26,7 +26,7 @@ first_of_copies as (
         count(*) as gateway_records,
         min(struct_pack(
             TimeGenerated, failed := not IsRequestSuccess, ResponseCode, BackendId, ProductId, ApimSubscriptionId,
-            ApiId, OperationId
+            ApiId, OperationId, CallerId
         )) as kept
     from trusted semi join copied using (CorrelationId)
     group by CorrelationId
@@ -38,7 +38,8 @@ kept as (
     union all by name
     select
         kept.TimeGenerated, CorrelationId, not kept.failed as IsRequestSuccess, kept.ProductId,
-        kept.ApimSubscriptionId, kept.BackendId, kept.ApiId, kept.OperationId, kept.ResponseCode, gateway_records
+        kept.ApimSubscriptionId, kept.BackendId, kept.ApiId, kept.OperationId, kept.ResponseCode, gateway_records,
+        kept.CallerId
     from first_of_copies
 )
 
@@ -52,5 +53,6 @@ select
     ApiId as api_id,
     OperationId as operation_id,
     ResponseCode as response_code,
-    gateway_records
+    gateway_records,
+    nullif(CallerId, '') as caller_id
 from kept

@@ -31,7 +31,14 @@ from chargeback_pipeline.core.billing.pricing import (
     model_family,
 )
 from chargeback_pipeline.core.billing.ptu_allocation import allocate_ptu
-from chargeback_pipeline.core.billing.schemas import BACKEND_ID, DAILY_CHARGEBACK_SCHEMA, NOT_BILLABLE_SCHEMA, CostType
+from chargeback_pipeline.core.billing.schemas import (
+    BACKEND_ID,
+    CALLER_ID,
+    DAILY_CHARGEBACK_CALLER_SCHEMA,
+    DAILY_CHARGEBACK_SCHEMA,
+    NOT_BILLABLE_SCHEMA,
+    CostType,
+)
 
 
 def allocate_day(
@@ -44,9 +51,10 @@ def allocate_day(
     """The daily chargeback lines of `day` (UTC), in DAILY_CHARGEBACK_SCHEMA.
 
     hourly_usage: HOURLY_USAGE_SCHEMA, billable requests, one row per group and hour (repeated groups
-    are summed). unattributed: UNATTRIBUTED_SCHEMA, tokens of the deployment metrics that the logs do
-    not hold (>= 0), optionally with backend_id. not_billable: NOT_BILLABLE_SCHEMA, the day's logged
-    tokens no product is billed for, charged on pay-as-you-go backends. Rows of other days are ignored.
+    are summed); with a caller_id column, the lines are per caller too (DAILY_CHARGEBACK_CALLER_SCHEMA).
+    unattributed: UNATTRIBUTED_SCHEMA, tokens of the deployment metrics that the logs do not hold (>= 0),
+    optionally with backend_id. not_billable: NOT_BILLABLE_SCHEMA, the day's logged tokens no product
+    is billed for, charged on pay-as-you-go backends. Rows of other days are ignored.
     Every PTU deployment of the pricing file is charged for every deployed hour of the day, used or not.
     Raises UnknownDeploymentError for a backend or deployment the pricing file does not price, and
     NoRateError for pay-as-you-go usage on a day before the model's first price.
@@ -73,12 +81,12 @@ def allocate_day_with_origins(
         + unattributed_lines(unattributed, pricing, day)
         + not_billable_lines(not_billable, pricing, day)
     )
-    built = DayLines(pricing, day)
+    built = DayLines(pricing, day, with_callers=CALLER_ID in hourly_usage.column_names)
     for item in usage:
         built.add_tokens(item)
     allocate_ptu(built, [u for u in usage if u.key.cost_type == CostType.ptu])
     allocate_paygo(built, [u for u in usage if u.key.cost_type == CostType.paygo])
-    origins = origins_table(built.origins, day, pricing.currency_minor_unit, pricing.currency)
+    origins = origins_table(built.origins, day, pricing.currency_minor_unit, pricing.currency, built.with_callers)
     return _daily_table(built), origins
 
 
@@ -155,6 +163,7 @@ def _daily_table(built: DayLines) -> pa.Table:
                 "usage_date": built.day,
                 "product_id": key.product_id,
                 "subscription_id": key.subscription_id,
+                CALLER_ID: key.caller_id,
                 "model_name": key.model_name,
                 "deployment_name": key.deployment_name,
                 "backend_id": key.backend_id,
@@ -172,7 +181,8 @@ def _daily_table(built: DayLines) -> pa.Table:
                 "rate_effective_from": _rate_effective_from(pricing, key, built.day),
             }
         )
-    return pa.Table.from_pylist(rows, schema=DAILY_CHARGEBACK_SCHEMA)
+    schema = DAILY_CHARGEBACK_CALLER_SCHEMA if built.with_callers else DAILY_CHARGEBACK_SCHEMA
+    return pa.Table.from_pylist(rows, schema=schema)
 
 
 def daily_totals_by_deployment(daily_lines: pa.Table) -> dict[tuple[str, str], Decimal]:

@@ -10,11 +10,13 @@ from datetime import date, timedelta
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from chargeback_pipeline.core.billing.caller_rules import charged_product
 from chargeback_pipeline.core.billing.chargeback_lines import LineKey, Usage, token_cost_type
 from chargeback_pipeline.core.billing.pricing import CachedTokenMode, Pricing
 from chargeback_pipeline.core.billing.schemas import (
     BACKEND_ID,
     CACHED_PROMPT_TOKENS,
+    CALLER_ID,
     HOURLY_USAGE_SCHEMA,
     LOGGED_NOT_BILLABLE_PRODUCT,
     RESERVED_PRODUCTS,
@@ -67,8 +69,9 @@ def usage_lines(hourly_usage: pa.Table, pricing: Pricing, day: date) -> list[Usa
     """The billable APIM usage of `day` (HOURLY_USAGE_SCHEMA rows), one Usage per row."""
     deduct_cached = pricing.cached_tokens == CachedTokenMode.deduct
     optional = {CACHED_PROMPT_TOKENS: pa.int64()} if deduct_cached else {}
+    optional |= {CALLER_ID: pa.string()}  # read when present (core/callers.py)
     rows = _checked_rows(
-        hourly_usage, HOURLY_USAGE_SCHEMA, optional, {"subscription_id", "model_name"}, "hourly_usage", day
+        hourly_usage, HOURLY_USAGE_SCHEMA, optional, {"subscription_id", "model_name", CALLER_ID}, "hourly_usage", day
     )
     lines = []
     for row in rows:
@@ -81,12 +84,13 @@ def usage_lines(hourly_usage: pa.Table, pricing: Pricing, day: date) -> list[Usa
         if cached > row["prompt_tokens"]:
             raise ValueError(f"hourly_usage: {CACHED_PROMPT_TOKENS} exceeds prompt_tokens at {row['usage_hour']}")
         key = LineKey(
-            product_id=row["product_id"],
+            product_id=charged_product(row["product_id"], row.get(CALLER_ID), pricing.callers),
             subscription_id=row["subscription_id"],
             model_name=row["model_name"] or deployment.model,
             deployment_name=row["deployment_name"],
             backend_id=row["backend_id"],
             cost_type=token_cost_type(pricing, row["backend_id"]),
+            caller_id=row.get(CALLER_ID),
         )
         lines.append(
             Usage(row["usage_hour"], key, row["calls"], row["prompt_tokens"], row["completion_tokens"], cached)

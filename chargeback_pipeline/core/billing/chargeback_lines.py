@@ -17,6 +17,7 @@ class LineKey:
     deployment_name: str
     backend_id: str
     cost_type: CostType
+    caller_id: str | None = None  # who called, where the day was attributed with callers
 
     def order(self) -> tuple[str, ...]:
         """The deterministic order of lines: in the table, and for ties in largest-remainder splits."""
@@ -27,6 +28,7 @@ class LineKey:
             self.subscription_id or "",
             self.model_name,
             self.cost_type.value,
+            self.caller_id or "",
         )
 
 
@@ -73,6 +75,7 @@ class DayLines:
     pricing: Pricing
     day: date
     lines: defaultdict[LineKey, Line] = field(default_factory=lambda: defaultdict(Line))
+    with_callers: bool = False  # the usage carried caller_id: the lines and origin shares carry it too
     # Each origin charge (PTU deployment-hour, pay-as-you-go deployment-day) with its split, as recorded
     # by the allocation (origin_charges.OriginCharge): kept for the FOCUS 1.3 export.
     origins: list = field(default_factory=list)

@@ -12,8 +12,9 @@ from decimal import Decimal
 
 import pyarrow as pa
 
+from chargeback_pipeline.core.billing.caller_rules import cost_centre
 from chargeback_pipeline.core.billing.pricing import Pricing
-from chargeback_pipeline.core.billing.schemas import MONEY, PLATFORM_UNALLOCATED_PRODUCT, QUANTITY, CostType
+from chargeback_pipeline.core.billing.schemas import CALLER_ID, MONEY, PLATFORM_UNALLOCATED_PRODUCT, QUANTITY, CostType
 from chargeback_pipeline.core.periods import month_start, next_month_start, utc_day_start
 from chargeback_pipeline.storage.schemas import UTC_TIMESTAMP
 
@@ -126,7 +127,7 @@ def _focus_row(line: dict, pricing: Pricing) -> dict:
         **service_columns(resource_id, line["deployment_name"]),
         "SubAccountId": line["product_id"],
         "SubAccountName": line["product_id"],
-        "Tags": _focus_tags(line),
+        "Tags": _focus_tags(line, pricing),
         "x_ApiManagementProductId": line["product_id"],
         "x_ApiManagementSubscriptionId": line["subscription_id"],
         "x_ModelName": line["model_name"],
@@ -192,11 +193,13 @@ def _charge_description(line: dict) -> str:
     return f"Fixed share of unused provisioned throughput of {where}"
 
 
-def _focus_tags(line: dict) -> str:
+def _focus_tags(line: dict, pricing: Pricing) -> str:
     tags = {
         f"{TAG_PREFIX}apim-subscription": line["subscription_id"],
         f"{TAG_PREFIX}model": line["model_name"],
         f"{TAG_PREFIX}deployment": line["deployment_name"],
         f"{TAG_PREFIX}cost-type": line["cost_type"],
+        f"{TAG_PREFIX}caller": line.get(CALLER_ID),  # only where the day was attributed with callers
+        f"{TAG_PREFIX}cost-centre": cost_centre(line.get(CALLER_ID), pricing.callers),  # the pricing file's rule
     }
     return json.dumps({key: value for key, value in tags.items() if value is not None}, sort_keys=True)

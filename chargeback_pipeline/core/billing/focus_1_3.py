@@ -15,6 +15,7 @@ from fractions import Fraction
 
 import pyarrow as pa
 
+from chargeback_pipeline.core.billing.caller_rules import cost_centre
 from chargeback_pipeline.core.billing.focus import (
     CUSTOM_LINE_COLUMNS,
     FOCUS_PROVIDER,
@@ -27,7 +28,7 @@ from chargeback_pipeline.core.billing.focus import (
 from chargeback_pipeline.core.billing.money import split_by_largest_remainder
 from chargeback_pipeline.core.billing.origin_charges import PAYGO_DAY, PTU_HOUR
 from chargeback_pipeline.core.billing.pricing import Pricing
-from chargeback_pipeline.core.billing.schemas import RESERVED_PRODUCTS, CostType
+from chargeback_pipeline.core.billing.schemas import CALLER_ID, RESERVED_PRODUCTS, CostType
 from chargeback_pipeline.core.periods import month_start, next_month_start
 
 FOCUS_1_3_VERSION = "1.3"
@@ -104,7 +105,7 @@ def _focus_row(row: dict, ratio: Decimal, pricing: Pricing) -> dict:
         # tokens no APIM product accounts for).
         "AllocatedResourceId": _allocated_resource_id(row) if allocated_to_product else None,
         "AllocatedResourceName": row["product_id"] if allocated_to_product else None,
-        "AllocatedTags": _allocated_tags(row),
+        "AllocatedTags": _allocated_tags(row, pricing),
         "BilledCost": cost,
         "BillingAccountId": pricing.focus.billing_account_id,
         "BillingAccountName": pricing.focus.billing_account_name,
@@ -204,10 +205,12 @@ def _origin_tags(row: dict) -> str:
     return json.dumps(tags, sort_keys=True)
 
 
-def _allocated_tags(row: dict) -> str:
+def _allocated_tags(row: dict, pricing: Pricing) -> str:
     tags = {
         f"{TAG_PREFIX}apim-product": row["product_id"],
         f"{TAG_PREFIX}apim-subscription": row["subscription_id"],
         f"{TAG_PREFIX}cost-type": row["cost_type"],
+        f"{TAG_PREFIX}caller": row.get(CALLER_ID),  # only where the day was attributed with callers
+        f"{TAG_PREFIX}cost-centre": cost_centre(row.get(CALLER_ID), pricing.callers),  # the pricing file's rule
     }
     return json.dumps({key: value for key, value in tags.items() if value is not None}, sort_keys=True)

@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 import pyarrow as pa
 
 from chargeback_pipeline.core.billing.money import to_money
-from chargeback_pipeline.core.billing.schemas import MONEY, QUANTITY
+from chargeback_pipeline.core.billing.schemas import CALLER_ID, MONEY, QUANTITY, with_caller_column
 from chargeback_pipeline.core.periods import utc_day_start
 from chargeback_pipeline.storage.schemas import UTC_TIMESTAMP
 
@@ -75,8 +75,11 @@ class OriginCharge:
         return sum(share.minor for share in self.shares)
 
 
-def origins_table(origins: list[OriginCharge], day: date, minor_unit: int, currency: str) -> pa.Table:
-    """The origin charges' shares in ORIGIN_ALLOCATION_SCHEMA, in a deterministic order."""
+def origins_table(
+    origins: list[OriginCharge], day: date, minor_unit: int, currency: str, with_callers: bool = False
+) -> pa.Table:
+    """The origin charges' shares in ORIGIN_ALLOCATION_SCHEMA (plus caller_id with callers), in a
+    deterministic order."""
     rows = []
     ordered = sorted(origins, key=lambda o: (o.deployment_name, o.backend_id, o.kind, o.start))
     for origin in ordered:
@@ -93,6 +96,7 @@ def origins_table(origins: list[OriginCharge], day: date, minor_unit: int, curre
                     "origin_cost": to_money(origin.minor, minor_unit),
                     "product_id": share.key.product_id,
                     "subscription_id": share.key.subscription_id,
+                    CALLER_ID: share.key.caller_id,
                     "model_name": share.key.model_name,
                     "cost_type": share.key.cost_type.value,
                     "calls": share.calls,
@@ -103,7 +107,8 @@ def origins_table(origins: list[OriginCharge], day: date, minor_unit: int, curre
                     "currency": currency,
                 }
             )
-    return pa.Table.from_pylist(rows, schema=ORIGIN_ALLOCATION_SCHEMA)
+    schema = with_caller_column(ORIGIN_ALLOCATION_SCHEMA) if with_callers else ORIGIN_ALLOCATION_SCHEMA
+    return pa.Table.from_pylist(rows, schema=schema)
 
 
 def day_start(day: date) -> datetime:

@@ -34,6 +34,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from chargeback_pipeline.core.billing.meters import MeterKind
+from chargeback_pipeline.core.billing.caller_rules import CallerRule
 from chargeback_pipeline.core.periods import utc_day_start
 
 # ISO 4217 minor units (digits after the decimal point) of the currencies a bill is likely to use.
@@ -272,6 +273,8 @@ class Pricing(_Setting):
     focus: FocusAccount = Field(default_factory=FocusAccount)
     # Cost export meters by name (README "Actual cost: the Cost Management export").
     meters: dict[str, MeterMapping] = Field(default_factory=dict)
+    # Allocation rules by caller (caller_rules.py): caller id -> product and/or cost centre.
+    callers: dict[str, CallerRule] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod

@@ -7,7 +7,7 @@ from enum import StrEnum
 
 import pyarrow as pa
 
-from chargeback_pipeline.storage.schemas import MONEY, UTC_TIMESTAMP
+from chargeback_pipeline.storage.schemas import CALLER_ID, MONEY, UTC_TIMESTAMP
 
 UNATTRIBUTED_PRODUCT = "unattributed"  # tokens in the deployment metrics that no APIM log accounts for
 PLATFORM_UNALLOCATED_PRODUCT = "platform-unallocated"  # PTU capacity nobody is charged for
@@ -41,6 +41,8 @@ HOURLY_USAGE_SCHEMA = pa.schema(
 )
 # Optional usage column, read when pricing.cached_tokens is `deduct` (no source fills it today).
 CACHED_PROMPT_TOKENS = "cached_prompt_tokens"
+# Optional usage column CALLER_ID: who called (core/callers.py), present only when the day was attributed
+# with caller keys; then every chargeback line and origin share carries it too (null on its own lines).
 
 # Input 2: tokens the deployment metrics count and the APIM logs do not, per deployment-hour.
 UNATTRIBUTED_SCHEMA = pa.schema(
@@ -88,3 +90,11 @@ DAILY_CHARGEBACK_SCHEMA = pa.schema(
         ("rate_effective_from", pa.date32()),  # the PTU rate or token prices the day was priced with
     ]
 )
+
+
+def with_caller_column(schema: pa.Schema) -> pa.Schema:
+    """`schema` with caller_id after subscription_id: the chargeback's tables when callers are known."""
+    return schema.insert(schema.get_field_index("subscription_id") + 1, pa.field(CALLER_ID, pa.string()))
+
+
+DAILY_CHARGEBACK_CALLER_SCHEMA = with_caller_column(DAILY_CHARGEBACK_SCHEMA)

@@ -54,10 +54,16 @@ def percent_text(part: Decimal, whole: Decimal) -> str:
 
 
 def statement_view(
-    month: date | str, statement: pa.Table, days: pa.Table, models: pa.Table, statuses: list[dict]
+    month: date | str,
+    statement: pa.Table,
+    days: pa.Table,
+    models: pa.Table,
+    statuses: list[dict],
+    callers: pa.Table | None = None,
 ) -> dict:
     """Everything the page and the preview show, formatted: the overview (totals per currency, products,
-    each day's reconciliation status) and a page per statement row (product and currency)."""
+    each day's reconciliation status) and a page per statement row (product and currency); with `callers`
+    (statements.statement_callers, months charged back with callers) each page splits by caller too."""
     start = month_start(month)
     month_days = days_of_month(start)
     rows = statement.to_pylist()
@@ -71,6 +77,7 @@ def statement_view(
         own_days = {d["usage_date"]: d for d in day_rows if (d["product_id"], d["currency"]) == key}
         products.append(
             _product(index, row, totals[row["currency"]], own_days, month_days, statuses, model_rows, start)
+            | {"callers": _callers(row, callers)}
         )
     day_costs = {
         day: {c: sum((d["total_cost"] for d in day_rows if d["usage_date"] == day and d["currency"] == c), Decimal(0))
@@ -187,6 +194,15 @@ def _product(index, row, totals, own_days, month_days, statuses, model_rows, sta
         "chart": statement_charts.daily_cost_chart(month_days, series, currency),
         "month_name": f"{start:%B %Y}",
     }
+
+
+def _callers(row: dict, callers: pa.Table | None) -> list[dict]:
+    """The product's callers, costliest first (none without callers: the page is then as it was)."""
+    if callers is None:
+        return []
+    own = [c for c in callers.to_pylist() if (c["product_id"], c["currency"]) == (row["product_id"], row["currency"])]
+    own.sort(key=lambda c: (-c["total_cost"], c["caller_id"] or ""))
+    return [{"caller_id": c["caller_id"] or "", **_formatted(c, row["currency"])} for c in own]
 
 
 def _day(status: dict, costs: dict[str, Decimal]) -> dict:

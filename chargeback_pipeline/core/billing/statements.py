@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pyarrow as pa
 
-from chargeback_pipeline.core.billing.schemas import MONEY, QUANTITY, CostType
+from chargeback_pipeline.core.billing.schemas import CALLER_ID, MONEY, QUANTITY, CostType
 from chargeback_pipeline.core.periods import month_start, next_month_start
 
 MONTHLY_STATEMENT_SCHEMA = pa.schema(
@@ -93,6 +93,28 @@ STATEMENT_MODELS_SCHEMA = pa.schema(
         ("total_cost", MONEY),
     ]
 )
+
+
+# Per product and caller (core/callers.py), when the month's lines carry callers: the statement's rows
+# split below the product, summing exactly to each product's statement row.
+STATEMENT_CALLERS_SCHEMA = pa.schema(
+    [
+        ("product_id", pa.string()),
+        ("currency", pa.string()),
+        (CALLER_ID, pa.string()),  # null on the chargeback's own lines (unattributed, unused capacity)
+        *[(column, MONTHLY_STATEMENT_SCHEMA.field(column).type) for column in _SUMMED[:4]],
+        ("weighted_tokens", QUANTITY),
+        ("ptu_usage_cost", MONEY),
+        ("ptu_unused_cost", MONEY),
+        ("paygo_cost", MONEY),
+        ("total_cost", MONEY),
+    ]
+)
+
+
+def statement_callers(daily_lines: pa.Table, month: date | str) -> pa.Table:
+    """Per product, currency and caller: the month's tokens and costs (STATEMENT_CALLERS_SCHEMA)."""
+    return _sums(daily_lines, month, ("product_id", "currency", CALLER_ID), STATEMENT_CALLERS_SCHEMA)
 
 
 def statement_days(daily_lines: pa.Table, month: date | str) -> pa.Table:

@@ -14,6 +14,7 @@ from chargeback_pipeline.core.cost_inputs import published_days
 from chargeback_pipeline.core.periods import days_of_month
 from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.billing import checks
+from chargeback_pipeline.defs.billing.caller_statement import publish_caller_statement
 from chargeback_pipeline.defs.freshness import STATEMENT_FRESHNESS
 from chargeback_pipeline.defs.metadata import OWNERS, markdown_table, money_value, record_partition
 from chargeback_pipeline.defs.partitions import Calendar, month_partition_key, months_in
@@ -54,7 +55,7 @@ def day_statuses(lake: Lake, target: ObjectStore, month: date, days_missing: lis
     return statuses
 
 
-def publish_html(lake: Lake, target: ObjectStore, month: date, published, lines, days_missing) -> dict:
+def publish_html(lake: Lake, target: ObjectStore, month: date, published, lines, days_missing, callers=None) -> dict:
     """Render the month's HTML statement from its published Parquet (`published`, read back) and the
     breakdowns of the same lines, publish it, and return its view (for the metadata preview)."""
     view = statement_html.statement_view(
@@ -63,6 +64,7 @@ def publish_html(lake: Lake, target: ObjectStore, month: date, published, lines,
         statements.statement_days(lines, month),
         statements.statement_models(lines, month),
         day_statuses(lake, target, month, days_missing),
+        callers,
     )
     target.write_bytes(keys.statement_key(month, "html"), statement_html.render_html(view).encode("utf-8"))
     return view
@@ -81,7 +83,8 @@ def publish_statements(context: dg.AssetExecutionContext, lake: ObjectStoreResou
         for extension, data in report_files(statement, statement_minor_unit(statement)).items():
             target.write_bytes(keys.statement_key(month, extension), data)
         read_back = read_parquet_bytes(target.read_bytes(keys.statement_key(month, "parquet")))
-        view = publish_html(store, target, month, read_back, lines, days_missing)
+        by_caller, caller_statement = publish_caller_statement(store, target, month, statement_minor_unit(statement))
+        view = publish_html(store, target, month, read_back, lines, days_missing, caller_statement)
         stated = checks.cost_per_product(read_back, month, "product_id", "total_cost")
         expected = checks.cost_per_product(lines, month, "product_id", "total_cost")
         currencies = sorted(set(statement["currency"].to_pylist()))
@@ -103,6 +106,7 @@ def publish_statements(context: dg.AssetExecutionContext, lake: ObjectStoreResou
                 "cost_by_product": markdown_table(preview, limit=20),
                 "statement_csv": dg.MetadataValue.path(target.url(keys.statement_key(month, "csv"))),
                 "statement_html": dg.MetadataValue.path(target.url(keys.statement_key(month, "html"))),
+                "statement_by_caller_csv": dg.MetadataValue.path(by_caller) if by_caller else None,  # with callers
                 "days_needing_attention": view["issues"],
                 # The HTML's overview (totals, products, each day's reconciliation), figure for figure.
                 "statement_preview": dg.MetadataValue.md(statement_html.render_markdown(view)),

@@ -27,7 +27,7 @@ from chargeback_pipeline.sources.base import Fetched, TimeWindow, TransientSourc
 from chargeback_pipeline.sources.resource import LogSourceResource
 from chargeback_pipeline.storage import keys
 from chargeback_pipeline.storage.lake import Lake
-from chargeback_pipeline.storage.schemas import DEPLOYMENT_METRICS_SCHEMA, GATEWAY_LOG_SCHEMA, LLM_LOG_SCHEMA
+from chargeback_pipeline.storage.schemas import DEPLOYMENT_METRICS_SCHEMA, LLM_LOG_SCHEMA
 
 # The hourly schedule lands hour H at H+1:20; an hour not landed two hours after it ends is late,
 # three hours after it is failing (the UI's freshness status flags both).
@@ -140,16 +140,16 @@ def raw_log_assets(calendar: Calendar) -> list[dg.AssetsDefinition]:
             "APIM gateway log rows (ApiManagementGatewayLogs) of the hour plus a margin on both sides: which "
             "product and subscription called, success, backend. The hour's own rows are its requests; the "
             "margins give an LLM record logged in the hour the backend of its request across the hour boundary, "
-            "so each hour is attributed from its own objects alone. Payload and header columns are never pulled."
+            "so each hour is attributed from its own objects alone. Payload and header columns are never pulled; "
+            "with caller keys configured, only their values (CallerId)."
         ),
     )
     def raw_gateway_logs(
         context: dg.AssetExecutionContext, source: LogSourceResource, lake: ObjectStoreResource
     ) -> dg.MaterializeResult:
         fetch = source.source().gateway_logs
-        return land_hours(
-            context, source, lake.lake(), keys.RAW_GATEWAY, GATEWAY_LOG_SCHEMA, fetch, _margin_window(source)
-        )
+        schema = source.caller_identity().gateway_schema()  # GATEWAY_LOG_SCHEMA, plus CallerId when configured
+        return land_hours(context, source, lake.lake(), keys.RAW_GATEWAY, schema, fetch, _margin_window(source))
 
     @dg.asset(
         **common,

@@ -23,4 +23,5 @@ class FolderSourceResource(LogTablesResource):
             self.source_folder,
             gateway_table=self.gateway_table,
             llm_table=self.llm_table,
+            callers=self.caller_identity(),
         )

@@ -37,9 +37,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from chargeback_pipeline.sources.base import Fetched, SourceInputError, TimeWindow
+from chargeback_pipeline.sources.callers import CALLER_COLUMN, NO_CALLERS, CallerIdentity
+from chargeback_pipeline.sources.folder.callers import caller_sql, source_columns, trace_keys_sql
 from chargeback_pipeline.storage.schemas import (
     DEPLOYMENT_METRICS_SCHEMA,
-    GATEWAY_LOG_SCHEMA,
     LLM_LOG_SCHEMA,
     SOURCE_REJECT_SCHEMA,
 )
@@ -230,15 +231,18 @@ class FolderSource:
         gateway_table: str = "ApiManagementGatewayLogs",
         llm_table: str = "ApiManagementGatewayLlmLog",
         metrics_folder: str = "metrics",
+        callers: CallerIdentity = NO_CALLERS,
     ):
         # The root is checked at every fetch, not here: a share can be unmounted between two runs.
         self.root = Path(root)
         self._folders = {"gateway": gateway_table, "llm": llm_table, "metrics": metrics_folder}
+        self._callers = callers  # configured: the gateway rows gain CallerId, read as folder/callers.py says
         # Parsed files per folder, reused while no file changed: a ranged run asks for many hours.
         self._cache: dict[str, tuple[tuple, _ParsedTable]] = {}
 
     def gateway_logs(self, window: TimeWindow) -> Fetched:
-        return self._fetch(self._folders["gateway"], GATEWAY_LOG_SCHEMA, "TimeGenerated", window, self._core(window))
+        schema = self._callers.gateway_schema()
+        return self._fetch(self._folders["gateway"], schema, "TimeGenerated", window, self._core(window))
 
     def llm_logs(self, window: TimeWindow) -> Fetched:
         return self._fetch(self._folders["llm"], LLM_LOG_SCHEMA, "TimeGenerated", window, self._core(window))
@@ -251,6 +255,17 @@ class FolderSource:
         start = start if start == window.start else start + timedelta(hours=1)
         end = window.end.replace(minute=0, second=0, microsecond=0)
         return TimeWindow(start, end) if start < end else window
+
+    def trace_record_keys(self, window: TimeWindow) -> dict[str, int]:
+        """The metadata names in the exported gateway rows' trace records and how many records carry each
+        (names only, for `chargeback discover`); the window is not cut: an export is read whole."""
+        listing = _listing_of(self.root, self._folders["gateway"])
+        if not listing.data_files:
+            return {}
+        files = "read_json(?, format = 'auto', columns = {'TraceRecords': 'JSON'}, maximum_object_size = 16777216)"
+        with duckdb.connect() as con:
+            rows = con.execute(trace_keys_sql(files), [[str(path) for path in listing.data_files]]).fetchall()
+        return dict(rows)
 
     def deployment_metrics(self, window: TimeWindow) -> Fetched:
         return self._fetch(self._folders["metrics"], DEPLOYMENT_METRICS_SCHEMA, "TimeStamp", window, window)
@@ -322,19 +337,27 @@ class FolderSource:
         finally:
             con.close()
 
-    @staticmethod
     def _parse_with(
-        con: duckdb.DuckDBPyConnection, folder: str, files: list[Path], schema: pa.Schema, time_column: str
+        self, con: duckdb.DuckDBPyConnection, folder: str, files: list[Path], schema: pa.Schema, time_column: str
     ) -> _ParsedTable:
         con.execute("SET TimeZone = 'UTC'")
         text_columns = {field.name: "VARCHAR" for field in schema}
+        derived = ""  # CallerId is derived from the named values of two export columns, never copied
+        if CALLER_COLUMN in text_columns:
+            callers = self._callers
+            del text_columns[CALLER_COLUMN]
+            read = source_columns(callers)
+            text_columns |= read
+            derived = f', {caller_sql(callers)} AS "{CALLER_COLUMN}"'
+            derived_exclude = "EXCLUDE (" + ", ".join(f'"{name}"' for name in read) + ")"
         for path in files:
             _readable(path)
             if path.stat().st_size == 0:
                 raise SourceFileError(f"source file {path} is empty")
             try:
+                selected = f"* {derived_exclude}{derived}" if derived else "*"
                 con.execute(
-                    "CREATE OR REPLACE TEMP TABLE one_file AS SELECT * FROM read_json(?, format = 'auto', "
+                    f"CREATE OR REPLACE TEMP TABLE one_file AS SELECT {selected} FROM read_json(?, format = 'auto', "
                     "columns = ?, filename = true, hive_partitioning = false, maximum_object_size = 16777216)",
                     [str(path), text_columns],
                 )

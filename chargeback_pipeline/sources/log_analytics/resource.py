@@ -94,4 +94,5 @@ class LogAnalyticsSourceResource(LogTablesResource):
             query_timeout=self.log_analytics_query_timeout,
             rows_per_query=self.log_analytics_rows_per_query,
             fetch_timeout=self.log_analytics_fetch_timeout_seconds,
+            callers=self.caller_identity(),
         )

@@ -16,6 +16,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from azure.core.credentials import TokenCredential
 from azure.monitor.query import LogsQueryClient
 from azure.monitor.querymetrics import MetricsClient
@@ -23,6 +24,7 @@ from azure.monitor.querymetrics import MetricsClient
 from chargeback_pipeline.sources.azure_errors import FETCH_DEADLINE, FetchDeadline
 from chargeback_pipeline.sources.azure_metrics import DeploymentMetricsReader
 from chargeback_pipeline.sources.base import Fetched, TimeWindow
+from chargeback_pipeline.sources.callers import NO_CALLERS, CallerIdentity
 from chargeback_pipeline.sources.log_analytics.arrow import concat_fetched, split_checked
 from chargeback_pipeline.sources.log_analytics.client import (
     DEFAULT_LOGS_ENDPOINT,
@@ -35,10 +37,11 @@ from chargeback_pipeline.sources.log_analytics.client import (
     workspace_slots,
 )
 from chargeback_pipeline.sources.log_analytics.errors import IncompleteWindowError, TransientQueryError
-from chargeback_pipeline.sources.log_analytics.kql import KQL_DIR, TableQuery
+from chargeback_pipeline.sources.log_analytics.kql import KQL_DIR, TableQuery, caller_placeholders
 from chargeback_pipeline.sources.log_analytics.query import WorkspaceQueries
 from chargeback_pipeline.storage.schemas import DEPLOYMENT_METRICS_SCHEMA, GATEWAY_LOG_SCHEMA, LLM_LOG_SCHEMA
 
+TRACE_KEYS_SCHEMA = pa.schema([("Key", pa.string()), ("Records", pa.int64())])
 MAX_SERVER_TIMEOUT_SECONDS = 600  # the service's own ceiling for one query
 READ_TIMEOUT_MARGIN_SECONDS = 30  # the client waits a little longer than the server may work
 _WORKSPACE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
@@ -78,6 +81,8 @@ class LogAnalyticsSource:
     client waits for an answer before retrying (default query_timeout + 30); fetch_timeout: the time
     bound of one fetch (a table's window: its count and every piece; or a window's metrics), every
     attempt, retry and wait included: past it the fetch gives up with a TransientSourceError.
+    callers: the trace-record keys and header naming the caller (sources/callers.py); none: the gateway
+    query is gateway_logs.kql, unchanged.
     """
 
     name = "log_analytics"
@@ -102,6 +107,7 @@ class LogAnalyticsSource:
         max_metric_series: int = 1000,
         credential: TokenCredential | None = None,
         kql_dir: Path = KQL_DIR,
+        callers: CallerIdentity = NO_CALLERS,
     ) -> None:
         if not _WORKSPACE_ID.fullmatch(workspace_id):
             raise ValueError(f"not a workspace id: {workspace_id!r}")
@@ -114,8 +120,13 @@ class LogAnalyticsSource:
         if resource_ids and not metrics_endpoint:
             raise ValueError("resource_ids need a metrics_endpoint (the resources' regional endpoint)")
         self.workspace_id = workspace_id
-        self._gateway = TableQuery.load(kql_dir / "gateway_logs.kql", gateway_table, GATEWAY_LOG_SCHEMA)
+        if callers.configured:  # only then is TraceRecords touched at all, and only its named values read
+            kql, schema = kql_dir / "gateway_logs_callers.kql", callers.gateway_schema()
+            self._gateway = TableQuery.load(kql, gateway_table, schema, caller_placeholders(callers))
+        else:
+            self._gateway = TableQuery.load(kql_dir / "gateway_logs.kql", gateway_table, GATEWAY_LOG_SCHEMA)
         self._llm = TableQuery.load(kql_dir / "llm_logs.kql", llm_table, LLM_LOG_SCHEMA)
+        self._trace_keys = TableQuery.load(kql_dir / "trace_keys.kql", gateway_table, TRACE_KEYS_SCHEMA)
         self._max_concurrency = max_concurrency
         slots = workspace_slots(workspace_id, max_concurrency)
         self._rows_per_query = rows_per_query
@@ -155,6 +166,16 @@ class LogAnalyticsSource:
 
     def llm_logs(self, window: TimeWindow) -> Fetched:
         return self._fetch(self._llm, window)
+
+    def trace_record_keys(self, window: TimeWindow) -> dict[str, int]:
+        """The metadata names in the gateway's trace records of the window and how many records carry each
+        (trace_keys.kql: names only, never values), for onboarding (`chargeback discover`)."""
+        deadline = FetchDeadline.starting_now(self.fetch_timeout)
+        query = self._trace_keys
+        checked, partial_error = self._queries.run(query.table, query.rows(window), window, query.schema, deadline)
+        if partial_error is not None:
+            raise TransientQueryError(f"trace-record keys of {window}: {partial_reason(partial_error)}")
+        return dict(zip(checked["Key"].to_pylist(), checked["Records"].to_pylist(), strict=True))
 
     def deployment_metrics(self, window: TimeWindow) -> Fetched:
         if self._metrics is None:

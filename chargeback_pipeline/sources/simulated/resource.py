@@ -55,5 +55,6 @@ class SimulatedSourceResource(LogSourceResource):
                 surge_factor=self.simulated_surge_factor,
                 surge_days=tuple(self.simulated_surge_days),
                 **self.simulated_faults,
-            )
+            ),
+            callers=self.caller_identity(),
         )

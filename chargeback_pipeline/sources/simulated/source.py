@@ -11,6 +11,13 @@ from pathlib import Path
 import pyarrow as pa
 
 from chargeback_pipeline.sources.base import Fetched, TimeWindow
+from chargeback_pipeline.sources.callers import NO_CALLERS, CallerIdentity
+from chargeback_pipeline.sources.simulated.callers import (
+    TRACE_KEY,
+    caller_column,
+    caller_daily_usage,
+    trace_record_key_counts,
+)
 from chargeback_pipeline.sources.simulated.catalog import Catalog
 from chargeback_pipeline.sources.simulated.deployments import DEPLOYMENT_LIST
 from chargeback_pipeline.sources.simulated.ground_truth import (
@@ -33,7 +40,7 @@ from chargeback_pipeline.sources.simulated.money_oracle import ProductCost, expe
 from chargeback_pipeline.sources.simulated.profile import DEFAULT_PROFILE, SimulationProfile
 from chargeback_pipeline.sources.simulated.traffic import generate_hour, ptu_saturated
 from chargeback_pipeline.sources.simulated.workloads import WORKLOAD_HOME_DEPLOYMENT
-from chargeback_pipeline.storage.schemas import GATEWAY_LOG_SCHEMA, LLM_LOG_SCHEMA
+from chargeback_pipeline.storage.schemas import CALLER_COLUMN, GATEWAY_LOG_SCHEMA, LLM_LOG_SCHEMA
 
 
 class SimulatedSource:
@@ -42,8 +49,11 @@ class SimulatedSource:
     name = "simulated"
     _CACHED_HOURS = 4  # an hourly run touches hour-1 .. hour+1; the next run reuses them
 
-    def __init__(self, profile: SimulationProfile = DEFAULT_PROFILE):
+    def __init__(self, profile: SimulationProfile = DEFAULT_PROFILE, callers: CallerIdentity = NO_CALLERS):
         self.profile = profile
+        # With caller keys (sources/callers.py) the gateway rows carry CallerId as a source extracts it
+        # from the trace records the simulated policy writes (callers.py), and the ground truth splits by it.
+        self.callers = callers
         self._catalog = Catalog(profile)
         self._missing_gateway_hours_us = {epoch_us(hour) for hour in profile.missing_gateway_hours}
         self._hours: OrderedDict[int, GeneratedHour] = OrderedDict()
@@ -57,7 +67,10 @@ class SimulatedSource:
             for hour_us in hours_overlapping(start_us, end_us)  # gateway rows never leave their hour
             if hour_us not in self._missing_gateway_hours_us
         ]
-        return Fetched(_concat(tables, GATEWAY_LOG_SCHEMA))
+        rows = _concat(tables, GATEWAY_LOG_SCHEMA)
+        if self.callers.configured:
+            rows = rows.append_column(CALLER_COLUMN, caller_column(rows, TRACE_KEY in self.callers.trace_keys))
+        return Fetched(rows)
 
     def llm_logs(self, window: TimeWindow) -> Fetched:
         start_us, end_us = epoch_us(window.start), epoch_us(window.end)
@@ -67,6 +80,12 @@ class SimulatedSource:
             for hour_us in hours_overlapping(start_us - US_PER_HOUR, end_us + US_PER_HOUR)
         ]
         return Fetched(_concat(tables, LLM_LOG_SCHEMA))
+
+    def trace_record_keys(self, window: TimeWindow) -> dict[str, int]:
+        """The metadata names of the trace records the simulated policy writes (callers.trace_records) over
+        the window, and how many records carry each, for `chargeback discover`."""
+        rows = self.gateway_logs(window).rows.select(["CorrelationId", "ProductId"])
+        return trace_record_key_counts(rows)
 
     def deployment_metrics(self, window: TimeWindow) -> Fetched:
         """Hourly token totals per resource (ResourceId) and deployment: the logged SequenceNumber-0
@@ -89,6 +108,8 @@ class SimulatedSource:
         It describes the traffic that happened: hours in `missing_gateway_hours` are included although
         their gateway rows are not returned, so a pipeline that loses them falls short of this answer.
         """
+        if self.callers.configured:  # per product and caller: the report's grain with callers
+            return caller_daily_usage(day, self._catalog, self._requests, TRACE_KEY in self.callers.trace_keys)
         return daily_usage(day, self._catalog, self._requests)
 
     def expected_hourly_requests(self, hour: datetime) -> dict:

@@ -30,14 +30,19 @@ class UsageGroups(NamedTuple):
     last_seen_us: np.ndarray
 
     @classmethod
-    def of_requests(cls, requests: HourRequests) -> "UsageGroups":
-        """One entry per reported request (billable or failed), reduced to one per group."""
+    def of_requests(
+        cls, requests: HourRequests, extra: np.ndarray | None = None, extra_codes: int = 1
+    ) -> "UsageGroups":
+        """One entry per reported request (billable or failed), reduced to one per group. `extra`: a code
+        per request below the report key (e.g. its caller, < extra_codes): group = key * extra_codes + code."""
         billable = requests.has_gateway_row & requests.is_success & requests.has_llm_record
         failed = requests.has_gateway_row & ~requests.is_success
         reported = np.flatnonzero(billable | failed)
         deployment = requests.deployment[reported]
         report_deployment = np.where(requests.has_llm_record[reported], deployment, NO_LLM_DEPLOYMENT)
         group = encode_usage_group(requests.subscription[reported], report_deployment, DEPLOYMENT_BACKEND[deployment])
+        if extra is not None:
+            group = group * extra_codes + extra[reported]
         is_billable = billable[reported]
         gateway_time_us = requests.gateway_time_us[reported]
         return cls(

@@ -32,7 +32,7 @@ from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.billing import finops_hubs
 from chargeback_pipeline.defs.billing.daily_chargeback import DAILY_CHARGEBACK_KEY
 from chargeback_pipeline.defs.cost_export import checks
-from chargeback_pipeline.defs.metadata import OWNERS, markdown_table, money, record_partition
+from chargeback_pipeline.defs.metadata import OWNERS, markdown_table, money_value, record_partition
 from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, days_in
 from chargeback_pipeline.defs.resources import FocusExportResource, ObjectStoreResource, PricingResource
 from chargeback_pipeline.sources.cost_export.source import MonthCharges
@@ -128,9 +128,11 @@ def publish_billed_chargebacks(
                 "cost_basis": "actual",
                 "dagster/row_count": published.num_rows,
                 "export_run_id": month.run.run_id,
-                "effective_cost": money(effective, minor_unit),
-                "billed_cost": money(sum(published["billed_cost"].to_pylist(), Decimal(0)), minor_unit),
-                "estimated_cost": money(sum(published["estimated_cost"].to_pylist(), Decimal(0)), minor_unit),
+                "effective_cost": money_value(effective, currency, minor_unit),
+                "billed_cost": money_value(sum(published["billed_cost"].to_pylist(), Decimal(0)), currency, minor_unit),
+                "estimated_cost": money_value(
+                    sum(published["estimated_cost"].to_pylist(), Decimal(0)), currency, minor_unit
+                ),
                 "currency": currency,
                 "variance_by_product": markdown_table(variance.drop_columns(["usage_date"]), limit=20),
                 "billed_chargeback_csv": dg.MetadataValue.path(target.url(keys.billed_chargeback_key(day, "csv"))),

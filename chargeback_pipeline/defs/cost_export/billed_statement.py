@@ -10,7 +10,7 @@ import pyarrow as pa
 from chargeback_pipeline.core.billing.cost_basis import BILLED_CHARGEBACK_SCHEMA, billed_statement
 from chargeback_pipeline.core.periods import days_of_month
 from chargeback_pipeline.defs.cost_export.billed_chargeback import BILLED_CHARGEBACK_KEY
-from chargeback_pipeline.defs.metadata import OWNERS, markdown_table, money, record_partition
+from chargeback_pipeline.defs.metadata import OWNERS, markdown_table, money_value, record_partition
 from chargeback_pipeline.defs.partitions import Calendar, month_partition_key, months_in
 from chargeback_pipeline.defs.resources import ObjectStoreResource, PricingResource
 from chargeback_pipeline.storage import keys
@@ -38,7 +38,8 @@ def billed_statement_asset(calendar: Calendar) -> dg.AssetsDefinition:
         reports: ObjectStoreResource,
         pricing: PricingResource,
     ) -> dg.MaterializeResult:
-        store, target, minor_unit = lake.lake(), reports.store(), pricing.pricing().currency_minor_unit
+        prices = pricing.pricing()
+        store, target, minor_unit, currency = lake.lake(), reports.store(), prices.currency_minor_unit, prices.currency
         for month in months_in(context.partition_time_window):
             present = [
                 day for day in days_of_month(month) if store.store.exists(keys.day_key(keys.BILLED_CHARGEBACK, day))
@@ -54,8 +55,12 @@ def billed_statement_asset(calendar: Calendar) -> dg.AssetsDefinition:
                 month_partition_key(month),
                 {
                     "dagster/row_count": statement.num_rows,
-                    "effective_cost": money(sum(statement["effective_cost"].to_pylist(), Decimal(0)), minor_unit),
-                    "billed_cost": money(sum(statement["billed_cost"].to_pylist(), Decimal(0)), minor_unit),
+                    "effective_cost": money_value(
+                        sum(statement["effective_cost"].to_pylist(), Decimal(0)), currency, minor_unit
+                    ),
+                    "billed_cost": money_value(
+                        sum(statement["billed_cost"].to_pylist(), Decimal(0)), currency, minor_unit
+                    ),
                     "days_covered": len(present),
                     "billed_statement": markdown_table(statement.drop_columns(["month"]), limit=20),
                 },

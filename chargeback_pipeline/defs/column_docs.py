@@ -25,12 +25,12 @@ from chargeback_pipeline.core.reconciliation import DAILY_RECONCILIATION_SCHEMA
 from chargeback_pipeline.defs.audit.column_docs import AUDIT_CODE, AUDIT_COLUMNS, AUDIT_DESCRIPTIONS
 from chargeback_pipeline.defs.budgets.column_docs import FINOPS_CODE, FINOPS_COLUMNS, FINOPS_DESCRIPTIONS
 from chargeback_pipeline.defs.capacity.column_docs import CAPACITY_CODE, CAPACITY_COLUMNS, CAPACITY_DESCRIPTIONS
-from chargeback_pipeline.storage.package_files import package_path
 from chargeback_pipeline.defs.cost_export.column_docs import (
     COST_EXPORT_CODE,
     COST_EXPORT_COLUMNS,
     COST_EXPORT_DESCRIPTIONS,
 )
+from chargeback_pipeline.storage.package_files import package_path
 from chargeback_pipeline.storage.schemas import (
     DEPLOYMENT_METRICS_SCHEMA,
     GATEWAY_LOG_SCHEMA,

@@ -33,8 +33,8 @@ from typing import Any, Protocol, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from chargeback_pipeline.core.billing.meters import MeterKind
 from chargeback_pipeline.core.billing.caller_rules import CallerRule
+from chargeback_pipeline.core.billing.meters import MeterKind
 from chargeback_pipeline.core.periods import utc_day_start
 
 # ISO 4217 minor units (digits after the decimal point) of the currencies a bill is likely to use.

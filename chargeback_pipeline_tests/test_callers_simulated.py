@@ -112,7 +112,8 @@ def test_the_usage_split_by_caller_equals_the_ground_truth(published):
     verified = chargeback(published, "verify-simulated", DAY, **CALLER_SETTINGS)
 
     assert verified.returncode == 0, verified.stderr
-    assert "matches the simulator's ground truth exactly" in last_line(verified.stdout)
+    assert "matches the simulator's ground truth exactly" in verified.stdout
+    assert "matches the simulator's money oracle" in last_line(verified.stdout)
     usage = published_lines(published, "product_usage")
     entra = {r["caller_id"] for r in usage if r["product_id"] == UNASSIGNED and r["calls"]}
     assert entra == set(ENTRA_APPS)  # every Entra-only call is named by its application, none is unknown

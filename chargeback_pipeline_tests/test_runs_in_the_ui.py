@@ -103,7 +103,7 @@ def test_a_ranged_run_leaves_one_passed_result_per_partition_and_none_skipped(ba
             evaluation = execution.event.dagster_event.event_specific_data
             assert evaluation.partition == execution.partition
             assert evaluation.target_materialization_data is not None, key
-    assert len(specs) == 19
+    assert len(specs) == 24
 
 
 def test_each_hour_is_judged_on_its_own_numbers(backfilled):

@@ -53,7 +53,7 @@ def repository_files() -> list[str]:
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
         cwd=ROOT, check=True, capture_output=True, text=True,
     ).stdout  # fmt: skip
-    return [name for name in listed.split("\0") if name and (ROOT / name).is_file()]
+    return [name for name in listed.split("\0") if name and ((ROOT / name).is_file() or (ROOT / name).is_symlink())]
 
 
 def snapshot(files: list[str], where: Path) -> Path:
@@ -62,13 +62,16 @@ def snapshot(files: list[str], where: Path) -> Path:
     for name in files:
         target = where / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, target)
+        if (ROOT / name).is_symlink():  # the package's links to the root's SQL models and example pricing file
+            target.symlink_to(os.readlink(ROOT / name))
+        else:
+            shutil.copy2(ROOT / name, target)
     return where
 
 
 def scratch_copy(base: Path, where: Path, mutant: Mutant | None) -> Path:
     copy = where / "repo"
-    shutil.copytree(base, copy)
+    shutil.copytree(base, copy, symlinks=True)
     tools = ROOT / ".tools"
     if tools.exists():  # Azurite, for tests that start one
         (copy / ".tools").symlink_to(tools)

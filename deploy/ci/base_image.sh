@@ -8,7 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 TAG=chargeback-base:bookworm-python3.11
-MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# The Debian mirror this machine's apt already uses (its sources), unless DEBIAN_MIRROR names one.
+MIRROR=${DEBIAN_MIRROR:-$(grep -rhoE '^(deb|URIs:)[[:space:]]+[^[:space:]]+' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null | awk '{print $2}' | grep -E '/debian/?$' | head -n 1)}
 TARBALL=.tools/image-base/bookworm-python3.11.tar
 docker=("$@")
 if ! "${docker[@]}" image inspect "$TAG" >/dev/null 2>&1; then

@@ -27,12 +27,16 @@ def _exact(value) -> Fraction:
 def _moment(value) -> datetime | None:
     if value is None:
         return None
+    if isinstance(value, str):  # a quoted YAML date or time (as `chargeback discover --write` writes them)
+        value = datetime.fromisoformat(value) if "T" in value or " " in value.strip() else date.fromisoformat(value)
     if isinstance(value, datetime):
         return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
     return datetime.combine(value, time(0), tzinfo=UTC)
 
 
 def _day(value) -> date:
+    if isinstance(value, str):  # a quoted YAML date
+        value = datetime.fromisoformat(value) if "T" in value else date.fromisoformat(value)
     return value.date() if isinstance(value, datetime) else value
 
 

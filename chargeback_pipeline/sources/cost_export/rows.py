@@ -26,6 +26,7 @@ from chargeback_pipeline.sources.cost_export.columns import (
 )
 from chargeback_pipeline.sources.cost_export.manifest import CostExportError, ExportBlob, ExportRun
 from chargeback_pipeline.storage.object_store import ObjectStore
+from chargeback_pipeline.storage.parquet_bytes import read_parquet_bytes
 
 _DECIMAL_PLACES = Decimal(1).scaleb(-EXPORT_CHARGE_SCHEMA.field("billed_cost").type.scale)
 
@@ -65,7 +66,7 @@ def _decode(name: str, data: bytes, columns: list[str], run: ExportRun) -> pa.Ta
         if lowered.endswith(".parquet"):
             available = set(pq.read_schema(io.BytesIO(data)).names)
             _require(columns, available, name, run)
-            return pq.read_table(io.BytesIO(data), columns=columns)
+            return read_parquet_bytes(data).select(columns)
         if lowered.endswith(".gz"):
             data = gzip.decompress(data)
         data = data.removeprefix(codecs.BOM_UTF8)

@@ -143,8 +143,12 @@ def test_each_day_plots_its_own_numbers(backfilled):
 
 def test_a_step_change_is_found_from_its_first_day(backfilled, tmp_path):
     folder = backfilled[0]
-    shutil.copytree(folder / "lake", tmp_path / "lake")
+    # the lake and the days published before the step: anomalies judge a day against the days published
+    # before it (the step's days are published anew, not over the fixture's quieter ones)
     step = date(2026, 11, 18)
+    shutil.copytree(folder / "lake", tmp_path / "lake")
+    shutil.copytree(folder / "reports" / "daily", tmp_path / "reports" / "daily",
+                    ignore=lambda _, names: [n for n in names if n >= f"usage_date={step}"])  # fmt: skip
     with dg.instance_for_test() as instance:
         backfill(step, SPIKE, pipeline(resources(tmp_path, [f"{step}.."])), instance, days_per_run=2, log_level="ERROR")
 

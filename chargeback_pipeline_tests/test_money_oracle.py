@@ -20,6 +20,10 @@ from chargeback_pipeline.sources.simulated.resource import SimulatedSourceResour
 from chargeback_pipeline_tests.conftest import REPO, local_resources, pipeline
 
 RATE = 60
+# The simulated deployments' PTU counts, small for this volume so that the day's busy minutes spill to the
+# pay-as-you-go twins (the pricing file still bills the example's 40 and 55 PTU).
+PTU_COUNTS = (("gpt-4.1", 2), ("gpt-4o", 2))
+PROFILE = SimulationProfile(requests_per_hour=RATE, ptu_counts=PTU_COUNTS)
 EXAMPLE = yaml.safe_load((REPO / "pricing.example.yaml").read_text())
 
 
@@ -53,7 +57,10 @@ CASES = {
 @pytest.mark.parametrize(("day", "policy", "ptu_rates"), list(CASES.values()), ids=list(CASES))
 def test_each_products_cost_is_the_oracles_and_the_audit_passes(tmp_path, day, policy, ptu_rates):
     path = pricing_file(tmp_path, policy, ptu_rates)
-    resources = local_resources(tmp_path, SimulatedSourceResource(simulated_requests_per_hour=RATE))
+    simulated = SimulatedSourceResource(
+        simulated_requests_per_hour=RATE, simulated_ptu_counts=[f"{name}={count}" for name, count in PTU_COUNTS]
+    )
+    resources = local_resources(tmp_path, simulated)
     resources["pricing"] = PricingResource(path=str(path))
     with dg.instance_for_test() as instance:
         [chunk] = backfill(day, day, pipeline(resources), instance)
@@ -62,12 +69,12 @@ def test_each_products_cost_is_the_oracles_and_the_audit_passes(tmp_path, day, p
     published = Counter()
     for line in lines:
         published[line["product_id"]] += line["total_cost"]
-    oracle = SimulatedSource(SimulationProfile(requests_per_hour=RATE)).expected_product_costs(day, path, 2)
+    oracle = SimulatedSource(PROFILE).expected_product_costs(day, path, 2)
 
     assert compare_with_published(oracle, dict(published), 2) == []
     # The tolerance is rounding, far below a wrong month length: 31 / 30 of a 31-day month's PTU day is
-    # 100 x $260 / 720 x 24 - 100 x $260 / 744 x 24 = $27.96 for gpt-4.1 alone.
-    assert sum(cost.tolerance_minor_units for cost in oracle.values()) < 2796
+    # 40 x $260 / 720 x 24 - 40 x $260 / 744 x 24 = $11.18 for gpt-4.1 alone.
+    assert sum(cost.tolerance_minor_units for cost in oracle.values()) < 1118
     assert {line["backend_id"] for line in lines if line["deployment_name"] == "gpt-4.1"} == {
         "aoai-ptu-eastus",
         "aoai-paygo-eastus",
@@ -84,18 +91,19 @@ def test_each_products_cost_is_the_oracles_and_the_audit_passes(tmp_path, day, p
 
 def test_the_oracle_prices_a_reserved_hour_over_the_months_real_length(tmp_path):
     """December 1: the PTU part of the oracle sums to the month's reservation over
-    744 hours, $838.71 a day for 100 PTU at $260 (not the $866.67 a 720-hour month would give)."""
+    744 hours: $335.48 a day for the example's 40 PTU at $260 (not the $346.67 a 720-hour month would give),
+    and $461.29 for its 55 PTU."""
     path = pricing_file(tmp_path, "proportional")
     day = date(2026, 12, 1)
-    oracle = SimulatedSource(SimulationProfile(requests_per_hour=RATE)).expected_product_costs(day, path, 2)
-    paygo = SimulatedSource(SimulationProfile(requests_per_hour=RATE)).expected_product_costs(
+    oracle = SimulatedSource(PROFILE).expected_product_costs(day, path, 2)
+    paygo = SimulatedSource(PROFILE).expected_product_costs(
         day, pricing_file_without_ptu(tmp_path), 2
     )
     ptu_total = sum(cost.exact_minor_units for cost in oracle.values()) - sum(
         cost.exact_minor_units for cost in paygo.values()
     )
-    gpt_41 = Fraction(100 * 260 * 100 * 24, 744)  # minor units
-    gpt_4o = Fraction(50 * 260 * 100 * 24, 744)
+    gpt_41 = Fraction(40 * 260 * 100 * 24, 744)  # minor units
+    gpt_4o = Fraction(55 * 260 * 100 * 24, 744)
     assert ptu_total == gpt_41 + gpt_4o
 
 

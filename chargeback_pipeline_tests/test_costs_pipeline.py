@@ -230,7 +230,8 @@ def test_blocked_day_publishes_no_chargeback_until_overridden(tmp_path, instance
     day = DAYS[-1]
     source = SimulatedSourceResource(simulated_requests_per_hour=RATE, simulated_faults={"bypass_fraction": 0.25})
 
-    with pytest.raises(BackfillFailed, match=r"reconciliation blocked .*chargeback not published"):
+    held = r"not published, none of their outputs replaced \(usage report, chargeback, .*reconciliation blocked"
+    with pytest.raises(BackfillFailed, match=held):
         backfill(day, day, pipeline(local_resources(tmp_path, source)), instance)
 
     for name in ("chargeback.csv", "chargeback.parquet", "focus.csv", "focus.parquet"):

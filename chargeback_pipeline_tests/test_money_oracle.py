@@ -96,9 +96,7 @@ def test_the_oracle_prices_a_reserved_hour_over_the_months_real_length(tmp_path)
     path = pricing_file(tmp_path, "proportional")
     day = date(2026, 12, 1)
     oracle = SimulatedSource(PROFILE).expected_product_costs(day, path, 2)
-    paygo = SimulatedSource(PROFILE).expected_product_costs(
-        day, pricing_file_without_ptu(tmp_path), 2
-    )
+    paygo = SimulatedSource(PROFILE).expected_product_costs(day, pricing_file_without_ptu(tmp_path), 2)
     ptu_total = sum(cost.exact_minor_units for cost in oracle.values()) - sum(
         cost.exact_minor_units for cost in paygo.values()
     )

@@ -65,7 +65,7 @@ query ($check: String!) {
     status
     partition
     runId
-    evaluation { partition severity }
+    evaluation { partition severity timestamp }
   }
   runsOrError { ... on Runs { results { jobName status } } }
 }
@@ -170,6 +170,7 @@ class Page:
 
     def click(self, xpath: str) -> None:
         """Click the first visible element at `xpath`, once it shows."""
+        self.dismiss_welcome()
         WebDriverWait(self.driver, WAIT_SECONDS, poll_frequency=0.2).until(
             lambda driver: any(e.is_displayed() for e in driver.find_elements(By.XPATH, xpath))
         )
@@ -243,6 +244,8 @@ def test_a_check_shows_its_result_with_the_partition_it_judged(page, ui):
     assert sorted(e["partition"] for e in executions) == HOURS
     assert {e["status"] for e in executions} == {"SUCCEEDED"}
     assert all(e["evaluation"]["partition"] == e["partition"] for e in executions)
+    # Each hour's result at its own millisecond: its own point in the check's plot (which plots by time).
+    assert len({int(e["evaluation"]["timestamp"] * 1000) for e in executions}) == len(HOURS)
     assert {run["jobName"] for run in data["runsOrError"]["results"]} == set(JOBS)
 
 
@@ -258,6 +261,21 @@ def test_a_partitioned_assets_page_shows_each_partitions_own_numbers(page, ui):
         assert "Materialized (24)" in lines and "1_hourly_attribution_job" in " ".join(lines)
         assert "run_rows" not in lines
     assert counts[HOURS[3]] != counts[HOURS[12]]  # night and day: each hour its own number
+
+
+def test_the_events_tab_lists_every_hours_materialization(page):
+    # The run materialized 24 hours at once; each is listed (the UI keeps one event per run and millisecond).
+    text = page.open("/assets/attributed_requests?view=events", "materialized in run", HOURS[-1])
+    listed = {hour for hour in HOURS if hour in text}
+    for _ in range(len(HOURS)):  # the list draws the rows in view: scrolled down to its earliest hour
+        if HOURS[0] in listed:
+            break
+        earliest = page.driver.find_elements(By.XPATH, f"//*[normalize-space(text())='{min(listed)}']")
+        page.driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", earliest[0])
+        time.sleep(0.3)
+        listed |= {hour for hour in HOURS if hour in page.text()}
+
+    assert sorted(listed) == HOURS
 
 
 def test_an_assets_page_shows_its_columns_and_money_with_its_currency(page, ui):
@@ -373,6 +391,7 @@ def test_materialize_on_an_asset_page_runs_the_assets_named_job(page, ui):
 
     page.open("/assets/daily_product_usage", "Materialize")
     page.click("//button[starts-with(normalize-space(), 'Materialize')]")
+    page.click("//*[normalize-space()='Show all partitions']")  # the dialog opens on the last 90 days
     field = WebDriverWait(page.driver, WAIT_SECONDS).until(
         lambda driver: next(iter(driver.find_elements(By.CSS_SELECTOR, "[role=dialog] input[type=text]")), None)
     )

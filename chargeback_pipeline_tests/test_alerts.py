@@ -1,6 +1,7 @@
 """Alert ids, webhook payloads (Slack/Teams text and a Teams Adaptive Card), the sent-alert ledger, and the
 simulator's surge knob that budgets and anomalies are demonstrated with."""
 
+import json
 from dataclasses import asdict
 from datetime import UTC, date, datetime
 
@@ -11,12 +12,13 @@ import pytest
 from chargeback_pipeline.core.finops.alerts import MAX_PENDING, Alert, Ledger, budget_alert_id, payload
 from chargeback_pipeline.definitions import build_resources
 from chargeback_pipeline.defs.automation.alerts import alert_sensor
-from chargeback_pipeline.defs.resources import AlertWebhookResource
+from chargeback_pipeline.defs.resources import AlertWebhookResource, ObjectStoreResource
 from chargeback_pipeline.settings import SettingsError, load_settings
 from chargeback_pipeline.sources.simulated import SimulationProfile
 from chargeback_pipeline.sources.simulated.catalog import Catalog
 from chargeback_pipeline.sources.simulated.hours import epoch_us
 from chargeback_pipeline.sources.simulated.traffic import generate_hour
+from chargeback_pipeline.storage.keys import ALERT_QUEUE
 
 ALERT = Alert("budget:2026-11:chat:over_budget", "Over budget: chat, 2026-11", "chat spent more.", {"budget": "5 USD"})
 
@@ -40,11 +42,15 @@ def test_the_adaptive_card_payload_is_what_teams_workflows_accept():
     assert card["body"][2]["facts"][-1] == {"title": "alert id", "value": "budget:2026-11:chat:over_budget"}
 
 
-def test_the_ledger_queues_each_id_once_and_survives_its_cursor():
-    ledger = Ledger()
+def test_the_ledger_queues_each_id_once_and_survives_its_cursor_and_queue_file():
+    ledger = Ledger(after={"budget_status": 812, "cost_anomalies": 790})
     assert ledger.queue([ALERT, ALERT]) == 1
-    restored = Ledger.of_cursor(ledger.cursor())
-    assert restored.pending == [ALERT]
+    # The cursor is a short marker (how far each asset was read); the queue is a file a reader can open.
+    assert ledger.position() == '{"budget_status": 812, "cost_anomalies": 790}'
+    assert json.loads(ledger.queue_file()) == {"pending": [asdict(ALERT)], "sent": []}
+    assert ledger.queue_file().decode().splitlines()[:3] == ["{", '  "pending": [', "    {"]  # indented
+    restored = Ledger.of_stored(ledger.position(), ledger.queue_file())
+    assert restored.pending == [ALERT] and restored.after == ledger.after
 
     restored.mark_sent(ALERT)
 
@@ -52,6 +58,23 @@ def test_the_ledger_queues_each_id_once_and_survives_its_cursor():
     assert budget_alert_id(date(2026, 11, 1), "chat", "chat-prod", "forecast_80pct") == (
         "budget:2026-11:chat/chat-prod:forecast_80pct"
     )
+
+
+def test_a_cursor_that_held_the_whole_ledger_hands_its_queue_to_the_file():
+    # As the sensor's cursor was written before the queue had its file: nothing lost, nothing posted twice.
+    old = json.dumps(
+        {"after": {"budget_status": 7}, "sent": ["budget:2026-11:a:over_budget"], "pending": [asdict(ALERT)]}
+    )
+
+    ledger = Ledger.of_stored(old, None)
+
+    assert (ledger.after, ledger.sent, ledger.pending) == (
+        {"budget_status": 7},
+        ["budget:2026-11:a:over_budget"],
+        [ALERT],
+    )
+    assert ledger.position() == '{"budget_status": 7}'
+    assert Ledger.of_stored(ledger.position(), ledger.queue_file()) == ledger
 
 
 def test_the_ledger_forgets_ids_of_months_that_cannot_recur_and_caps_its_queue():
@@ -115,7 +138,7 @@ def test_the_webhook_url_reaches_its_resource_as_an_env_var_only(monkeypatch):
     assert "s3cr3t" in resource.process_config_and_initialize().url  # resolved only when a run uses it
 
 
-def test_the_sensor_does_not_queue_a_forecast_alert_recorded_without_its_evidence():
+def test_the_sensor_does_not_queue_a_forecast_alert_recorded_without_its_evidence(tmp_path):
     # A materialization as written before the minimum existed (the demo's November forecast from one day)
     # and one with too little evidence: the sensor reads both and queues neither; the over-budget one it does.
     old = Alert("budget:2026-11:bot:forecast_80pct", "Budget forecast at 80 %: bot, 2026-11", "bot is forecast.")
@@ -129,8 +152,11 @@ def test_the_sensor_does_not_queue_a_forecast_alert_recorded_without_its_evidenc
                 metadata={"alerts": dg.MetadataValue.json([asdict(a) for a in (old, weak, over)])},
             )
         )
-        context = dg.build_sensor_context(instance=instance, resources={"alert_webhook": AlertWebhookResource()})
+        resources = {"alert_webhook": AlertWebhookResource(), "reports": ObjectStoreResource(local_dir=str(tmp_path))}
+        context = dg.build_sensor_context(instance=instance, resources=resources)
         result = alert_sensor(max_age_days=None)(context)
 
         assert result.skip_message.startswith("1 new alert(s)")
-        assert [alert.id for alert in Ledger.of_cursor(context.cursor).pending] == [over.id]
+        assert f"1 alert(s) waiting in {ALERT_QUEUE}" in result.skip_message
+        queue = (tmp_path / ALERT_QUEUE).read_bytes()
+        assert [alert.id for alert in Ledger.of_stored(context.cursor, queue).pending] == [over.id]

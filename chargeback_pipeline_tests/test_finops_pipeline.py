@@ -21,8 +21,14 @@ from chargeback_pipeline.cli.backfill import backfill
 from chargeback_pipeline.cli.commands import main
 from chargeback_pipeline.core.finops.alerts import Ledger
 from chargeback_pipeline.defs.automation.alerts import ALERT_ASSETS, alert_sensor
-from chargeback_pipeline.defs.resources import AlertWebhookResource, FinOpsPolicyResource, PricingResource
+from chargeback_pipeline.defs.resources import (
+    AlertWebhookResource,
+    FinOpsPolicyResource,
+    ObjectStoreResource,
+    PricingResource,
+)
 from chargeback_pipeline.sources.simulated.resource import SimulatedSourceResource
+from chargeback_pipeline.storage.keys import ALERT_QUEUE
 from chargeback_pipeline_tests.conftest import ASSETS, REPO, local_resources, pipeline
 
 FIRST, SPIKE = date(2026, 11, 13), date(2026, 11, 19)
@@ -198,14 +204,26 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def tick(instance, cursor: str | None, url: str):
+def queue_in(folder) -> dict:
+    """The sensor's `reports` store: the folder its queue file is written in (each test its own)."""
+    return {"reports": ObjectStoreResource(local_dir=str(folder))}
+
+
+def stored(cursor: str | None, folder) -> Ledger:
+    """The ledger as the sensor left it: its cursor and the queue file it wrote."""
+    queue = folder / ALERT_QUEUE
+    return Ledger.of_stored(cursor, queue.read_bytes() if queue.exists() else None)
+
+
+def tick(instance, cursor: str | None, url: str, folder):
     webhook = AlertWebhookResource(url=url, backoff_seconds=0.01, timeout_seconds=5)
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"alert_webhook": webhook})
+    resources = {"alert_webhook": webhook, **queue_in(folder)}
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
     result = alert_sensor(max_age_days=None)(context)  # a new sensor each tick: as after a restart
     return result.skip_message, context.cursor
 
 
-def test_alerts_reach_the_webhook_once_per_crossing_through_an_outage(backfilled):
+def test_alerts_reach_the_webhook_once_per_crossing_through_an_outage(backfilled, tmp_path):
     _, _, instance, definitions = backfilled
     expected = {
         alert["id"]
@@ -219,17 +237,26 @@ def test_alerts_reach_the_webhook_once_per_crossing_through_an_outage(backfilled
     url = f"http://127.0.0.1:{port}/hooks/{TOKEN}"
 
     # Down: nothing listens. Every alert is queued, none is lost, the message does not show the URL.
-    message, cursor = tick(instance, None, url)
+    message, cursor = tick(instance, None, url, tmp_path)
     assert f"{len(expected)} new alert(s), 0 posted" in message and "ConnectionError" in message
     assert TOKEN not in message and TOKEN not in cursor
-    assert {alert.id for alert in Ledger.of_cursor(cursor).pending} == expected
+    assert {alert.id for alert in stored(cursor, tmp_path).pending} == expected
+    # The queue is a file a reader opens (each waiting alert in full); the cursor only says how far it read.
+    queue = json.loads((tmp_path / ALERT_QUEUE).read_text(encoding="utf-8"))
+    assert {alert["id"] for alert in queue["pending"]} == expected and queue["sent"] == []
+    assert all(alert["title"] and alert["text"] for alert in queue["pending"])
+    position = {
+        key.to_user_string(): instance.fetch_materializations(key, limit=1).records[0].storage_id
+        for key in ALERT_ASSETS
+    }
+    assert json.loads(cursor) == position
 
     receiver = Receiver(port)
     try:
         receiver.refuse = 1  # up, but the first post gets a 503: retried within the post
         for _ in range(10):
-            message, cursor = tick(instance, cursor, url)
-            if not Ledger.of_cursor(cursor).pending:
+            message, cursor = tick(instance, cursor, url, tmp_path)
+            if not stored(cursor, tmp_path).pending:
                 break
         assert receiver.refused == 1
         assert sorted(receiver.ids()) == sorted(expected)  # each exactly once
@@ -238,7 +265,7 @@ def test_alerts_reach_the_webhook_once_per_crossing_through_an_outage(backfilled
         )
 
         # Later ticks, and the same days materialized again (same crossings), post nothing more.
-        message, cursor = tick(instance, cursor, url)
+        message, cursor = tick(instance, cursor, url, tmp_path)
         assert message.startswith("0 new alert(s), 0 posted")
         dg.materialize(
             [a for a in ASSETS if set(a.keys) & set(ALERT_ASSETS)],
@@ -246,26 +273,26 @@ def test_alerts_reach_the_webhook_once_per_crossing_through_an_outage(backfilled
             resources=definitions.resources,
             instance=instance,
         )
-        message, cursor = tick(instance, cursor, url)
+        message, cursor = tick(instance, cursor, url, tmp_path)
         assert message.startswith("0 new alert(s), 0 posted")
         assert sorted(receiver.ids()) == sorted(expected)
     finally:
         receiver.stop()
 
 
-def test_a_refused_alert_stays_queued_and_the_error_hides_the_url(backfilled):
+def test_a_refused_alert_stays_queued_and_the_error_hides_the_url(backfilled, tmp_path):
     _, _, instance, _ = backfilled
     port = free_port()
     receiver = Receiver(port)
     try:
         receiver.refuse = 100
-        message, cursor = tick(instance, None, f"http://127.0.0.1:{port}/hooks/{TOKEN}")
+        message, cursor = tick(instance, None, f"http://127.0.0.1:{port}/hooks/{TOKEN}", tmp_path)
     finally:
         receiver.stop()
 
     assert receiver.refused == 3  # one alert, three attempts, then the tick stops posting
     assert "HTTP 503" in message and TOKEN not in message
-    assert Ledger.of_cursor(cursor).sent == [] and len(Ledger.of_cursor(cursor).pending) > 0
+    assert stored(cursor, tmp_path).sent == [] and len(stored(cursor, tmp_path).pending) > 0
 
 
 @pytest.fixture
@@ -298,7 +325,7 @@ def test_cli_backfill_prints_an_overrun_as_an_alert_and_exits_0(tmp_path, enviro
     assert str(tmp_path / "reports" / "daily/usage_date=2026-11-19/budget_status.csv") in result.output
 
 
-def test_an_unanswered_alert_is_recorded_as_taken_and_each_post_carries_its_idempotency_key(backfilled):
+def test_an_unanswered_alert_is_recorded_as_taken_and_each_post_carries_its_idempotency_key(backfilled, tmp_path):
     """Issue 24, case 10: a read timeout means the hook may have the alert: it is never posted again."""
     _, _, instance, _ = backfilled
     received: list[tuple[str, str]] = []  # (Idempotency-Key header, alert id in the body)
@@ -323,10 +350,11 @@ def test_an_unanswered_alert_is_recorded_as_taken_and_each_post_carries_its_idem
         webhook = AlertWebhookResource(url=url, backoff_seconds=0.01, timeout_seconds=0.5)
         cursor = None
         for _ in range(10):
-            context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"alert_webhook": webhook})
+            resources = {"alert_webhook": webhook, **queue_in(tmp_path)}
+            context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
             alert_sensor(max_age_days=None)(context)
             cursor = context.cursor
-            if not Ledger.of_cursor(cursor).pending:
+            if not stored(cursor, tmp_path).pending:
                 break
     finally:
         server.shutdown()
@@ -335,4 +363,4 @@ def test_an_unanswered_alert_is_recorded_as_taken_and_each_post_carries_its_idem
     ids = [alert_id for _, alert_id in received]
     assert len(ids) == len(set(ids)) > 1  # the unanswered one too: each posted exactly once
     assert all(key == alert_id for key, alert_id in received)
-    assert sorted(Ledger.of_cursor(cursor).sent) == sorted(ids)
+    assert sorted(stored(cursor, tmp_path).sent) == sorted(ids)

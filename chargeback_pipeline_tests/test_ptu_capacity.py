@@ -4,6 +4,7 @@ minute-level saturation (load against its PTU count) they must reproduce before 
 the published files."""
 
 import copy
+import csv
 import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -338,11 +339,36 @@ def test_the_advice_reproduces_the_observed_saturation_and_says_add_cut_keep(tmp
     evaluation = next(iter(check.values())).event.dagster_event.event_specific_data
     assert evaluation.passed is False and evaluation.severity == dg.AssetCheckSeverity.WARN
     assert evaluation.metadata["deployments_to_resize"].value == 2  # add one, cut the other
+    assert_one_month_text_and_one_money_format(tmp_path / "first", instance, rows, evaluation)
 
     advised = add["best_ptu_count"]
     _, again = run_day(tmp_path / "second", instance, {"gpt-4.1": advised, "gpt-4o": cut["best_ptu_count"]})
     for deployment in ("gpt-4.1", "gpt-4o"):
         assert again[deployment]["calibrated"] and again[deployment]["action"] == "keep", again[deployment]
+
+
+def assert_one_month_text_and_one_money_format(folder, instance, rows: dict, evaluation) -> None:
+    """The month is `2026-11` in every capacity file (CSV and Parquet) as in their folder, and the asset's and
+    its check's money reads `1,234.56 USD`, recomputed here from the published rows."""
+    month = folder / "reports" / f"monthly/month={DAY:%Y-%m}"
+    for name in ("ptu_rightsizing", "ptu_what_if", "ptu_capacity"):
+        with open(month / f"{name}.csv", newline="") as file:
+            assert {row["month"] for row in csv.DictReader(file)} == {f"{DAY:%Y-%m}"}, name
+        assert set(pq.read_table(month / f"{name}.parquet")["month"].to_pylist()) == {f"{DAY:%Y-%m}"}, name
+
+    def usd(amount) -> str:
+        return f"{amount:,.2f} USD"
+
+    materialization = instance.get_latest_materialization_event(dg.AssetKey("ptu_rightsizing")).asset_materialization
+    shown = {name: value.value for name, value in materialization.metadata.items()}
+    assert shown["current_cost"] == usd(sum(r["current_cost"] for r in rows.values()))
+    assert shown["best_cost"] == usd(sum(r["best_cost"] for r in rows.values()))
+    assert shown["possible_saving"] == usd(sum(r["saving"] for r in rows.values()))
+    assert shown["spillover_paygo_cost"] == usd(sum(r["spillover_paygo_cost"] for r in rows.values()))
+    flagged_saving = sum(max(r["saving"], 0) for r in rows.values())
+    assert evaluation.metadata["possible_saving"].value == usd(flagged_saving)
+    assert evaluation.metadata["warn_saving"].value == usd(Decimal(PricingResource(path="").rightsizing_warn_saving))
+    assert f"| {usd(rows['gpt-4o']['current_cost'])} |" in evaluation.metadata["to_resize"].value
 
 
 def test_a_wrong_capacity_figure_cannot_calibrate_and_advises_nothing(tmp_path, instance):

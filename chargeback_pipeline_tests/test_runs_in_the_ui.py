@@ -74,6 +74,12 @@ def test_the_backfill_runs_the_named_jobs(backfilled):
     assert runs[HOURLY_JOB].tags["dagster/asset_partition_range_end"] == HOURS[-1]
     # The Overview timeline groups runs by code location: the CLI's runs carry the label the UI's carry.
     assert {run.tags.get(".dagster/repository") for run in runs.values()} == {"__repository__@" + LOCATION}
+    # ... and the origin the timeline draws runs by (GraphQL `repositoryOrigin`), as runs the UI launched.
+    origins = {
+        (r.remote_job_origin.location_name, r.remote_job_origin.repository_origin.repository_name)
+        for r in runs.values()
+    }
+    assert origins == {(LOCATION, "__repository__")}
 
 
 # ---- 2. one check result per partition, naming it ---------------------------------------------------

@@ -37,12 +37,13 @@ if not (Path(CHROMIUM).is_file() and Path(CHROMEDRIVER).is_file()):
 from selenium import webdriver  # noqa: E402 (only once the browser is known to be there)
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 BIN = Path(sys.executable).parent
 DAY = "2026-01-05"
 HOURS = [f"{DAY}-{hour:02d}:00" for hour in range(24)]
-JOBS = ("hourly_attribution_job", "daily_rollup_job", "monthly_statement_job")
+JOBS = ("1_hourly_attribution_job", "2_daily_rollup_job", "3_monthly_statement_job")
 LOCATION = "chargeback_pipeline.definitions"  # workspace.yaml's code location
 ARTIFACTS = REPO / "test-artifacts"
 WAIT_SECONDS = 30
@@ -64,7 +65,7 @@ query ($check: String!) {
     status
     partition
     runId
-    evaluation { partition severity }
+    evaluation { partition severity timestamp }
   }
   runsOrError { ... on Runs { results { jobName status } } }
 }
@@ -167,6 +168,14 @@ class Page:
         )
         return self.text()
 
+    def click(self, xpath: str) -> None:
+        """Click the first visible element at `xpath`, once it shows."""
+        self.dismiss_welcome()
+        WebDriverWait(self.driver, WAIT_SECONDS, poll_frequency=0.2).until(
+            lambda driver: any(e.is_displayed() for e in driver.find_elements(By.XPATH, xpath))
+        )
+        next(e for e in self.driver.find_elements(By.XPATH, xpath) if e.is_displayed()).click()
+
     def dismiss_welcome(self) -> None:
         """Dagster's "Join the Dagster community" dialog of a first visit, if it shows."""
         for button in self.driver.find_elements(By.XPATH, "//button[normalize-space()='Skip']"):
@@ -235,6 +244,8 @@ def test_a_check_shows_its_result_with_the_partition_it_judged(page, ui):
     assert sorted(e["partition"] for e in executions) == HOURS
     assert {e["status"] for e in executions} == {"SUCCEEDED"}
     assert all(e["evaluation"]["partition"] == e["partition"] for e in executions)
+    # Each hour's result at its own millisecond: its own point in the check's plot (which plots by time).
+    assert len({int(e["evaluation"]["timestamp"] * 1000) for e in executions}) == len(HOURS)
     assert {run["jobName"] for run in data["runsOrError"]["results"]} == set(JOBS)
 
 
@@ -243,13 +254,28 @@ def test_a_partitioned_assets_page_shows_each_partitions_own_numbers(page, ui):
     counts = {}
     for hour in (HOURS[3], HOURS[12]):
         path = f"/assets/attributed_requests?view=partitions&partition={hour}"
-        lines = page.open(path, "billable_requests", "Materialized (24)", "hourly_attribution_job").splitlines()
+        lines = page.open(path, "billable_requests", "Materialized (24)", "1_hourly_attribution_job").splitlines()
         counts[hour] = int(after(lines, "dagster/row_count").replace(",", ""))
         written = tmp_path / f"lake/attributed_requests/hour={hour[:10]}T{hour[11:13]}/rows.parquet"
         assert counts[hour] == pq.ParquetFile(written).metadata.num_rows, hour  # the hour's own rows
-        assert "Materialized (24)" in lines and "hourly_attribution_job" in " ".join(lines)
+        assert "Materialized (24)" in lines and "1_hourly_attribution_job" in " ".join(lines)
         assert "run_rows" not in lines
     assert counts[HOURS[3]] != counts[HOURS[12]]  # night and day: each hour its own number
+
+
+def test_the_events_tab_lists_every_hours_materialization(page):
+    # The run materialized 24 hours at once; each is listed (the UI keeps one event per run and millisecond).
+    text = page.open("/assets/attributed_requests?view=events", "materialized in run", HOURS[-1])
+    listed = {hour for hour in HOURS if hour in text}
+    for _ in range(len(HOURS)):  # the list draws the rows in view: scrolled down to its earliest hour
+        if HOURS[0] in listed:
+            break
+        earliest = page.driver.find_elements(By.XPATH, f"//*[normalize-space(text())='{min(listed)}']")
+        page.driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", earliest[0])
+        time.sleep(0.3)
+        listed |= {hour for hour in HOURS if hour in page.text()}
+
+    assert sorted(listed) == HOURS
 
 
 def test_an_assets_page_shows_its_columns_and_money_with_its_currency(page, ui):
@@ -335,3 +361,47 @@ def test_the_reconciliation_says_first_where_publication_is_gated_and_agrees_wit
     assert entry(check, "publication_gate").startswith("Gates publication")
     for name, value in (("metric_tokens", metric), ("logged_tokens", logged), ("unattributed_tokens", metric - logged)):
         assert entry(check, name) == after(asset, name) == str(value), name
+
+
+def test_the_overview_timeline_draws_the_clis_runs_under_their_jobs(page):
+    # The daily and monthly jobs have no schedule: their rows exist only for runs that carry an origin.
+    text = page.open("/overview/activity/timeline", *JOBS)
+
+    assert "Jobless asset materializations" not in text
+
+
+ASSET_JOBS = """
+{ assetNodes { assetKey { path } jobNames isMaterializable } }
+"""
+QUEUED = """
+query ($partition: String!) {
+  runsOrError(filter: {tags: [{key: "dagster/partition", value: $partition}]}) {
+    ... on Runs { results { jobName status tags { key value } } }
+  }
+}
+"""
+
+
+def test_materialize_on_an_asset_page_runs_the_assets_named_job(page, ui):
+    """Last in the file: it queues a run (no daemon here: it stays queued and changes nothing shown above)."""
+    url, _ = ui
+    # The UI launches the first of an asset's jobs, in the order Dagster lists them: a named one, for every asset.
+    nodes = [n for n in graphql(url, ASSET_JOBS)["assetNodes"] if n["isMaterializable"]]
+    assert nodes and all(n["jobNames"][0] in JOBS for n in nodes), [(n["assetKey"], n["jobNames"]) for n in nodes]
+
+    page.open("/assets/daily_product_usage", "Materialize")
+    page.click("//button[starts-with(normalize-space(), 'Materialize')]")
+    page.click("//*[normalize-space()='Show all partitions']")  # the dialog opens on the last 90 days
+    field = WebDriverWait(page.driver, WAIT_SECONDS).until(
+        lambda driver: next(iter(driver.find_elements(By.CSS_SELECTOR, "[role=dialog] input[type=text]")), None)
+    )
+    field.clear()
+    field.send_keys(DAY, Keys.ENTER)
+    page.click("//button[normalize-space()='Launch 1 run']")
+
+    def launched(_):
+        return graphql(url, QUEUED, {"partition": DAY})["runsOrError"]["results"]
+
+    runs = WebDriverWait(page.driver, WAIT_SECONDS, poll_frequency=0.5).until(launched)
+    assert [run["jobName"] for run in runs] == ["2_daily_rollup_job"]
+    assert runs[0]["status"] in ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")

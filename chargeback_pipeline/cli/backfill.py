@@ -2,8 +2,8 @@
 
 Used by `chargeback backfill` and by the tests. Hourly, daily and monthly assets cannot share one run, so
 each chunk of days is three runs of the pipeline's named jobs (`defs/jobs.py`), the same ones the schedule
-and the sensors run: `hourly_attribution_job` over the chunk's hours, then `daily_rollup_job` over its
-days, then `monthly_statement_job` over the months those days fall in (recomputed from every published
+and the sensors run: `1_hourly_attribution_job` over the chunk's hours, then `2_daily_rollup_job` over its
+days, then `3_monthly_statement_job` over the months those days fall in (recomputed from every published
 day). A ranged run processes every partition of its range (BackfillPolicy.single_run), so a month takes a
 handful of runs, not 720.
 
@@ -27,8 +27,20 @@ import dagster as dg
 
 from chargeback_pipeline.core.periods import day_hours
 from chargeback_pipeline.defs.automation.sensors import daily_rollup, monthly_rollup, rollup_inputs_tags
-from chargeback_pipeline.defs.dagster_internals import EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS, EVENT_BATCH_SIZE
-from chargeback_pipeline.defs.jobs import CODE_LOCATION_TAGS, DAILY_JOB, HOURLY_JOB, MONTHLY_JOB, with_jobs
+from chargeback_pipeline.defs.dagster_internals import (
+    EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS,
+    EVENT_BATCH_SIZE,
+    record_code_location,
+)
+from chargeback_pipeline.defs.jobs import (
+    CODE_LOCATION,
+    CODE_LOCATION_TAGS,
+    DAILY_JOB,
+    HOURLY_JOB,
+    MONTHLY_JOB,
+    REPOSITORY,
+    with_jobs,
+)
 from chargeback_pipeline.defs.partition_checks import run_level_by_check
 from chargeback_pipeline.defs.partitions import (
     RANGE_END_TAG,
@@ -155,6 +167,8 @@ def _run(
         },
         raise_on_error=False,
     )
+    # On the Overview timeline with the runs the UI launched (failed ones too): the code location's origin.
+    record_code_location(instance, result.run_id, CODE_LOCATION, CODE_LOCATION, REPOSITORY)
     if not result.success:
         failures = [
             f"{event.step_key}: {_root_cause(event.step_failure_data.error)}"

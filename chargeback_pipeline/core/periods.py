@@ -23,6 +23,12 @@ def month_start(month: date | str) -> date:
     return date(month.year, month.month, 1)
 
 
+def month_text(month: date) -> str:
+    """A month as every published file writes it, `2026-11`: the text of its folder `monthly/month=2026-11`
+    (a `month` column is this text, never the month's first day)."""
+    return f"{month:%Y-%m}"
+
+
 def next_month_start(start: date) -> date:
     return date(start.year + start.month // 12, start.month % 12 + 1, 1)
 

@@ -1,12 +1,17 @@
 """The named jobs: what every run of the pipeline runs, so the UI's runs list, timeline and Target column
 say which step a run was, not `__ephemeral_asset_job__`.
 
-- `hourly_attribution_job` (hourly partitions): landing, attribution, hourly reconciliation. Run by the
+- `1_hourly_attribution_job` (hourly partitions): landing, attribution, hourly reconciliation. Run by the
   `hourly_attribution` schedule and by `chargeback backfill`.
-- `daily_rollup_job` (daily partitions): rollup, daily reconciliation, report, chargeback, FOCUS export.
+- `2_daily_rollup_job` (daily partitions): rollup, daily reconciliation, report, chargeback, FOCUS export.
   Run by the `daily_rollup` sensor and by `chargeback backfill`.
-- `monthly_statement_job` (monthly partitions): the monthly statements. Run by the `monthly_rollup` sensor
+- `3_monthly_statement_job` (monthly partitions): the monthly statements. Run by the `monthly_rollup` sensor
   and by `chargeback backfill`.
+
+The number is the step's order, and it makes the name sort before Dagster's `__ASSET_JOB` (digits before
+`_`): Materialize on an asset page (and a backfill launched there) runs the first job, in name order, that
+holds every selected asset (Dagster UI 1.13, `LaunchAssetExecutionButton.getCommonJob` over the asset's
+`jobNames`, which Dagster sorts), so it runs the asset's named job, not the jobless `__ASSET_JOB`.
 
 Each selects the assets of one partitioning (and their checks), so a new asset joins its job by being
 defined; a ranged run of a job (the `dagster/asset_partition_range_*` tags) covers many partitions in one run.
@@ -24,14 +29,15 @@ from chargeback_pipeline.defs.partitions import partitioned_keys
 # The code location workspace.yaml loads (a `python_module` location is named after its module) and the
 # repository a `dg.Definitions` becomes there: the label the UI's runs list filters by code location
 # (Dagster's hidden `.dagster/repository` tag, `<repository>@<location>`). Runs the UI launches get it from
-# Dagster; runs started in this process (`chargeback backfill`) carry it as a tag. (The Overview timeline
-# needs more: a run origin, which an in-process run does not have; README "Operations".)
+# Dagster; runs started in this process (`chargeback backfill`) carry it as a tag, and once finished the
+# origin the Overview timeline draws runs by (`dagster_internals.record_code_location`).
 CODE_LOCATION = "chargeback_pipeline.definitions"
-CODE_LOCATION_TAGS = {".dagster/repository": f"__repository__@{CODE_LOCATION}"}
+REPOSITORY = "__repository__"  # the name Dagster gives the repository of a `dg.Definitions`
+CODE_LOCATION_TAGS = {".dagster/repository": f"{REPOSITORY}@{CODE_LOCATION}"}
 
-HOURLY_JOB = "hourly_attribution_job"
-DAILY_JOB = "daily_rollup_job"
-MONTHLY_JOB = "monthly_statement_job"
+HOURLY_JOB = "1_hourly_attribution_job"
+DAILY_JOB = "2_daily_rollup_job"
+MONTHLY_JOB = "3_monthly_statement_job"
 JOB_NAMES = (HOURLY_JOB, DAILY_JOB, MONTHLY_JOB)
 DESCRIPTIONS = {
     HOURLY_JOB: (

@@ -19,7 +19,7 @@ from decimal import Decimal
 
 import dagster as dg
 
-from chargeback_pipeline.defs.dagster_internals import CheckTargetMaterialization
+from chargeback_pipeline.defs.dagster_internals import CheckTargetMaterialization, one_event_per_millisecond
 from chargeback_pipeline.defs.metadata import is_empty
 
 # Metadata that is the same for every partition (configuration), or the largest of them, or recomputed
@@ -84,6 +84,7 @@ def evaluations(
     """One evaluation per (partition, check result) of the run's selected checks, naming its partition,
     then each selected check's (empty) output once, which Dagster expects of a step with checks."""
     judged = list(judged)
+    one_event_per_millisecond(context.log)  # each partition's result its own point in the check's plot
     selected = context.selected_asset_check_keys
     partitions = sorted({partition for partition, _ in judged})
     targets = _targets(context, {result.asset_key for _, result in judged}, partitions) if partitions else {}

@@ -26,6 +26,8 @@ ORIGIN_ALLOCATIONS_PART = "origin_allocations"
 # FinOps hubs: the container and dataset folder their ingestion reads (README "FinOps hubs").
 FINOPS_HUBS_CONTAINER = "ingestion"
 FINOPS_HUBS_DATASET = "Costs"
+# The alert sensor's queue (alerts still to send, ids sent) beside the reports: core/finops/alerts.py Ledger.
+ALERT_QUEUE = "alerts/alert_queue.json"
 # Per PTU deployment and hour: weighted tokens served against capacity, spillover, 429s (capacity/).
 PTU_UTILIZATION = "ptu_utilization"
 # Per day: every comparison the audit judged, published value beside its own expectation (audit/).

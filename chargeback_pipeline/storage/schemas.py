@@ -11,6 +11,8 @@ import pyarrow as pa
 UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
 # Money in the published files: exact decimals (Parquet); CSV prints it at the currency's minor unit.
 MONEY = pa.decimal128(18, 6)
+# A `month` column of the published files: `2026-11` (core/periods.month_text), as in `monthly/month=2026-11`.
+MONTH = pa.string()
 
 GATEWAY_LOG_SCHEMA = pa.schema(
     [

@@ -189,7 +189,7 @@ def test_a_webserver_loads_the_image_code_server_and_a_run_launched_through_it_s
             "selector": {
                 "repositoryLocationName": "image",
                 "repositoryName": "__repository__",
-                "jobName": "hourly_attribution_job",
+                "jobName": "1_hourly_attribution_job",
             },
             "executionMetadata": {"tags": [{"key": "dagster/partition", "value": HOUR}]},
         }

@@ -21,7 +21,7 @@ from deploy.tests.postgres_server import Postgres, postgres_server
 
 pytestmark = pytest.mark.slow
 FIRST_DAY, LAST_DAY = "2026-11-20", "2026-11-21"
-HOURLY_JOB, DAILY_JOB, MONTHLY_JOB = "hourly_attribution_job", "daily_rollup_job", "monthly_statement_job"
+HOURLY_JOB, DAILY_JOB, MONTHLY_JOB = "1_hourly_attribution_job", "2_daily_rollup_job", "3_monthly_statement_job"
 SMALL_DAYS = {
     "CHARGEBACK_SIMULATED_REQUESTS_PER_HOUR": "50",
     "CHARGEBACK_GATEWAY_COMPLETENESS_MIN_REQUESTS": "100",

@@ -13,6 +13,8 @@ from enum import StrEnum
 import pyarrow as pa
 
 from chargeback_pipeline.core.billing.schemas import MONEY, QUANTITY
+from chargeback_pipeline.core.periods import month_text
+from chargeback_pipeline.storage.schemas import MONTH
 
 LINE_KEY = ("product_id", "subscription_id", "model_name", "deployment_name", "backend_id", "cost_type")
 
@@ -157,7 +159,7 @@ def variance_by_product(billed: pa.Table) -> pa.Table:
 
 BILLED_STATEMENT_SCHEMA = pa.schema(
     [
-        ("month", pa.date32()),
+        ("month", MONTH),
         ("product_id", pa.string()),
         ("calls", pa.int64()),
         ("prompt_tokens", pa.int64()),
@@ -193,7 +195,7 @@ def billed_statement(month: date, billed_days: pa.Table) -> pa.Table:
         line[row["cost_basis"]].add(row["usage_date"])
     rows = [
         {
-            "month": month,
+            "month": month_text(month),
             "product_id": product,
             **{k: v for k, v in line.items() if k not in (CostBasis.actual, CostBasis.estimate)},
             "actual_days": len(line[CostBasis.actual]),

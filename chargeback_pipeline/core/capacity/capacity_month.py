@@ -18,11 +18,12 @@ import pyarrow as pa
 
 from chargeback_pipeline.core.billing.money import to_money
 from chargeback_pipeline.core.billing.pricing import Pricing
-from chargeback_pipeline.storage.schemas import MONEY
+from chargeback_pipeline.core.periods import month_text
+from chargeback_pipeline.storage.schemas import MONEY, MONTH
 
 PTU_CAPACITY_SCHEMA = pa.schema(
     [
-        ("month", pa.date32()),
+        ("month", MONTH),
         ("backend_id", pa.string()),
         ("deployment_name", pa.string()),
         ("model_name", pa.string()),
@@ -72,7 +73,7 @@ def month_capacity(hourly: pa.Table, pricing: Pricing, month: date) -> pa.Table:
         last = hours[-1]
         rows.append(
             {
-                "month": month,
+                "month": month_text(month),
                 "backend_id": backend_id,
                 "deployment_name": name,
                 "model_name": last["model_name"],

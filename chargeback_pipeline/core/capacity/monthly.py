@@ -27,7 +27,8 @@ from chargeback_pipeline.core.capacity.rightsizing import (
     nearest_rank_percentile,
     rightsize,
 )
-from chargeback_pipeline.storage.schemas import MONEY, UTC_TIMESTAMP
+from chargeback_pipeline.core.periods import month_text
+from chargeback_pipeline.storage.schemas import MONEY, MONTH, UTC_TIMESTAMP
 
 HOURS_PER_MONTH = 730  # Azure's billing month: monthly run-rates are the measured window scaled to it
 CANNOT_CALIBRATE = "cannot calibrate"
@@ -36,7 +37,7 @@ PERCENTILES = (50, 95, 99)
 
 RIGHTSIZING_SCHEMA = pa.schema(
     [
-        ("month", pa.date32()),
+        ("month", MONTH),
         ("backend_id", pa.string()),
         ("deployment_name", pa.string()),
         ("model_name", pa.string()),
@@ -75,7 +76,7 @@ RIGHTSIZING_SCHEMA = pa.schema(
 
 WHAT_IF_SCHEMA = pa.schema(
     [
-        ("month", pa.date32()),
+        ("month", MONTH),
         ("backend_id", pa.string()),
         ("deployment_name", pa.string()),
         ("ptu_count", pa.int64()),
@@ -240,7 +241,7 @@ def month_rightsizing(
         )
         summary.append(
             {
-                "month": month,
+                "month": month_text(month),
                 "backend_id": backend_id,
                 "deployment_name": name,
                 "model_name": rows[-1]["model_name"],
@@ -277,7 +278,7 @@ def month_rightsizing(
         for scenario in result.scenarios:
             scenarios.append(
                 {
-                    "month": month,
+                    "month": month_text(month),
                     "backend_id": backend_id,
                     "deployment_name": name,
                     "ptu_count": scenario.ptu_count,

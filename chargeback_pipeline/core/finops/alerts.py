@@ -2,9 +2,12 @@
 
 An alert has a stable id: `budget:<month>:<product>[/<subscription>]:<threshold>` (one per product,
 threshold and month, however many days or re-runs show the same crossing) or
-`anomaly:<day>:<product>:<model>`. The ledger (kept in the alert sensor's cursor, which survives restarts)
-remembers which ids were sent and which are still to send: an id is queued once, sent until the webhook
-accepts it, and never queued again. Pure: the sensor does the posting.
+`anomaly:<day>:<product>:<model>`. The ledger remembers which ids were sent and which are still to send:
+an id is queued once, sent until the webhook accepts it, and never queued again. It is kept in two places
+a reader can read: the queue (alerts to send in full, ids sent) as an indented JSON file
+(`queue_file`, written by the alert sensor beside the reports) and how far the sensor read each asset as
+the sensor's cursor, a short marker (`position`: `{"budget_status": 812, "cost_anomalies": 790}`).
+Pure: the sensor does the reading, writing and posting.
 """
 
 import json
@@ -90,16 +93,25 @@ class Ledger:
     pending: list[Alert] = field(default_factory=list)
 
     @classmethod
-    def of_cursor(cls, cursor: str | None) -> "Ledger":
-        if not cursor:
-            return cls()
-        data = json.loads(cursor)
-        return cls(data["after"], data["sent"], [Alert(**alert) for alert in data["pending"]])
+    def of_stored(cls, cursor: str | None, queue_file: bytes | None) -> "Ledger":
+        """The ledger from the sensor's cursor (`position`) and its queue file (`queue_file`; None when there
+        is none yet). A cursor written before the queue had its file held the whole ledger: its queue is
+        taken from it when no file exists yet, so an upgrade loses no alert and posts none twice."""
+        position = json.loads(cursor) if cursor else {}
+        queue = json.loads(queue_file) if queue_file else {}
+        if "after" in position:  # the whole ledger, as cursors were written before
+            queue = queue or position
+            position = position["after"]
+        return cls(dict(position), list(queue.get("sent", [])), [Alert(**alert) for alert in queue.get("pending", [])])
 
-    def cursor(self) -> str:
-        return json.dumps(
-            {"after": self.after, "sent": self.sent, "pending": [asdict(a) for a in self.pending]}, sort_keys=True
-        )
+    def position(self) -> str:
+        """The sensor's cursor: the storage id of the last materialization read, per asset."""
+        return json.dumps(self.after, sort_keys=True)
+
+    def queue_file(self) -> bytes:
+        """The queue as a reader reads it: each alert still to send in full (oldest first), then the ids sent."""
+        queue = {"pending": [asdict(a) for a in self.pending], "sent": self.sent}
+        return (json.dumps(queue, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
     def queue(self, alerts: list[Alert]) -> int:
         """Queue the alerts never sent nor queued (a forecast alert only with its evidence); returns how

@@ -31,6 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from chargeback_pipeline.core.billing.pricing import DecimalSafeLoader, PricingError
+from chargeback_pipeline.core.periods import month_text
 
 RUN_RATE_DAYS = 7
 # The scope of a budget: (product_id, subscription_id), the subscription None for the product's whole budget.
@@ -228,7 +229,7 @@ class BudgetLine:
     def row(self, currency: str) -> dict:
         return {
             "usage_date": self.usage_date,
-            "month": self.usage_date.strftime("%Y-%m"),
+            "month": month_text(self.usage_date),
             "product_id": self.product_id,
             "subscription_id": self.subscription_id,
             "currency": currency,

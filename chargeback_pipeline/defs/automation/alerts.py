@@ -7,11 +7,14 @@ sensor reads the materializations after the ones it last read, queues the alerts
 An alert the webhook refuses (no connection, 429, 5xx, any answer but 2xx) stays queued and is posted on a
 later tick: never lost. One whose request was sent but not answered (a read timeout) is recorded as taken:
 never posted twice; each request carries `Idempotency-Key: <alert id>` for receivers that drop repeats.
-The ledger is the sensor's cursor, stored in the Dagster instance, so it survives
-restarts. A restart between a post and the end of its tick would post that one alert again: the cursor
-is saved once per tick, so a tick posts at most MAX_POSTS_PER_TICK alerts.
+The queue is a file a reader can open beside the reports, `alerts/alert_queue.json` (each alert still to
+send in full, then the ids sent); the sensor's cursor is only how far it read each asset
+(`{"budget_status": 812, "cost_anomalies": 790}`), stored in the Dagster instance. Both survive restarts.
+The queue is written before the cursor moves: a tick that stops between the two reads the same
+materializations again and queues nothing twice. A restart between a post and the end of its tick would
+post that one alert again: the queue is saved once per tick, so a tick posts at most MAX_POSTS_PER_TICK.
 
-Without CHARGEBACK_ALERT_WEBHOOK_URL the alerts wait in the queue (the tick says how many).
+Without CHARGEBACK_ALERT_WEBHOOK_URL the alerts wait in the queue (the tick says how many, and where).
 """
 
 import time
@@ -22,7 +25,13 @@ import dagster as dg
 from chargeback_pipeline.core.finops.alerts import Alert, Ledger, payload
 from chargeback_pipeline.defs.anomalies.cost_anomalies import COST_ANOMALIES_KEY
 from chargeback_pipeline.defs.budgets.budget_status import BUDGET_STATUS_KEY
-from chargeback_pipeline.defs.resources import AlertWebhookResource, WebhookError, WebhookMaybeTaken
+from chargeback_pipeline.defs.resources import (
+    AlertWebhookResource,
+    ObjectStoreResource,
+    WebhookError,
+    WebhookMaybeTaken,
+)
+from chargeback_pipeline.storage import keys
 
 ALERT_ASSETS = (BUDGET_STATUS_KEY, COST_ANOMALIES_KEY)
 SENSOR_NAME = "budget_and_anomaly_alerts"
@@ -71,11 +80,17 @@ def alert_sensor(
         description=(
             "Posts each budget crossing (once per product, threshold and month) and each cost anomaly (once "
             "per product, model and day) to CHARGEBACK_ALERT_WEBHOOK_URL (Slack or Teams). An alert the "
-            "webhook refuses is retried on later ticks until it is taken."
+            "webhook refuses is retried on later ticks until it is taken. The queue (alerts still to send, ids "
+            f"sent) is the file {keys.ALERT_QUEUE} beside the reports; the cursor is how far the sensor read "
+            "each asset's materializations (their storage ids)."
         ),
     )
-    def budget_and_anomaly_alerts(context: dg.SensorEvaluationContext, alert_webhook: AlertWebhookResource):
-        ledger = Ledger.of_cursor(context.cursor)
+    def budget_and_anomaly_alerts(
+        context: dg.SensorEvaluationContext, alert_webhook: AlertWebhookResource, reports: ObjectStoreResource
+    ):
+        store = reports.store()
+        stored = store.read_bytes(keys.ALERT_QUEUE) if store.exists(keys.ALERT_QUEUE) else None
+        ledger = Ledger.of_stored(context.cursor, stored)
         today = datetime.now(UTC).date()
         oldest = today - timedelta(days=max_age_days) if max_age_days is not None else None
         found, stale = new_alerts(context.instance, ledger, oldest)
@@ -102,10 +117,16 @@ def alert_sensor(
                 ledger.mark_sent(alert)
                 sent += 1
         else:
-            problem = f"; CHARGEBACK_ALERT_WEBHOOK_URL is not set, {len(ledger.pending)} alert(s) waiting"
+            problem = (
+                f"; CHARGEBACK_ALERT_WEBHOOK_URL is not set, {len(ledger.pending)} alert(s) waiting in "
+                f"{keys.ALERT_QUEUE}"
+            )
         for alert in ledger.prune(today):
             context.log.warning(f"alert queue full: dropped {alert.id}")
-        context.update_cursor(ledger.cursor())
+        queue = ledger.queue_file()
+        if queue != stored:  # written before the cursor moves (module docstring)
+            store.write_bytes(keys.ALERT_QUEUE, queue)
+        context.update_cursor(ledger.position())
         return dg.SkipReason(f"{queued} new alert(s), {sent} posted{problem}")
 
     return budget_and_anomaly_alerts

@@ -2,7 +2,7 @@
 late rows and catching up hours that failed or were missed.
 
 `hourly_attribution` (cron "<lag> * * * *", UTC): at time T it requests ONE ranged run of
-`hourly_attribution_job` (every hourly-partitioned asset) over the hours [H - lookback, H], H being the last
+`1_hourly_attribution_job` (every hourly-partitioned asset) over the hours [H - lookback, H], H being the last
 hour that ended at least `lag_minutes` before T. The range reaches further back, at most `catchup_hours`,
 to the first hour that has no successful materialization (a failed run, a stopped daemon), so the next tick
 catches up alone.
@@ -58,7 +58,7 @@ def hourly_schedule(
     default_status: dg.DefaultScheduleStatus = dg.DefaultScheduleStatus.RUNNING,
     job: AssetJob | None = None,
 ) -> dg.ScheduleDefinition:
-    """The schedule of `job` (`hourly_attribution_job`, built from `assets` when not given)."""
+    """The schedule of `job` (`1_hourly_attribution_job`, built from `assets` when not given)."""
     if lag_minutes < 0 or lookback_hours < 0 or catchup_hours < lookback_hours:
         raise ValueError("need lag_minutes >= 0 and 0 <= lookback_hours <= catchup_hours")
     keys = partitioned_keys(assets, hourly_partitions)

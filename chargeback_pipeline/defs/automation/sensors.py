@@ -3,11 +3,11 @@ whenever one of those changed.
 
 `daily_rollup`: for each recent day whose 24 hours are materialized for every hourly asset the daily
 assets read, it fingerprints those hours' content (the `chargeback/content_hash` each hourly asset
-records per partition) and requests a run of `daily_rollup_job` (the daily-partitioned assets) for that
+records per partition) and requests a run of `2_daily_rollup_job` (the daily-partitioned assets) for that
 day, tagged with the fingerprint, unless the day was last rolled up from the same fingerprint (`chargeback
 backfill` tags its runs with it too: `rollup_inputs_tags`). A re-pull that changed nothing leaves the
 fingerprint as it was: no run starts and no file is touched. `monthly_rollup` does the same one level up
-(`monthly_statement_job`), for the months whose days were rolled up again (the month in progress included:
+(`3_monthly_statement_job`), for the months whose days were rolled up again (the month in progress included:
 it covers the days so far).
 
 A run that carries no fingerprint (launched from the UI: an asset page's Materialize, whose run is
@@ -278,7 +278,7 @@ def daily_rollup_sensor(
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
     job: AssetJob | None = None,
 ) -> dg.SensorDefinition:
-    """The sensor of `job` (`daily_rollup_job`, built from `assets` when not given)."""
+    """The sensor of `job` (`2_daily_rollup_job`, built from `assets` when not given)."""
     return rollup_sensor(
         "daily_rollup",
         daily_rollup(calendar.hourly, calendar.daily, horizon_days),
@@ -299,7 +299,7 @@ def monthly_rollup_sensor(
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
     job: AssetJob | None = None,
 ) -> dg.SensorDefinition:
-    """The sensor of `job` (`monthly_statement_job`, built from `assets` when not given)."""
+    """The sensor of `job` (`3_monthly_statement_job`, built from `assets` when not given)."""
     return rollup_sensor(
         "monthly_rollup",
         monthly_rollup(calendar.daily, calendar.monthly, horizon_days),

@@ -20,13 +20,13 @@ from chargeback_pipeline.defs.publishing.staging import staged_reports
 from chargeback_pipeline.defs.resources import FinOpsPolicyResource, ObjectStoreResource, PricingResource
 from chargeback_pipeline.storage import keys
 from chargeback_pipeline.storage.report_files import report_files
-from chargeback_pipeline.storage.schemas import MONEY
+from chargeback_pipeline.storage.schemas import MONEY, MONTH
 
 BUDGET_STATUS_KEY = dg.AssetKey("budget_status")
 BUDGET_STATUS_SCHEMA = pa.schema(
     [
         ("usage_date", pa.date32()),
-        ("month", pa.string()),
+        ("month", MONTH),
         ("product_id", pa.string()),
         ("subscription_id", pa.string()),  # empty on a product's whole budget
         ("currency", pa.string()),

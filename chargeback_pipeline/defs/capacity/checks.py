@@ -5,15 +5,18 @@ from decimal import Decimal
 import dagster as dg
 import pyarrow as pa
 
-from chargeback_pipeline.defs.metadata import markdown_rows, money
+from chargeback_pipeline.defs.metadata import markdown_rows, money_value
 
 PTU_COUNT_IS_CHEAPEST = "ptu_count_is_cheapest"
 
 
-def ptu_count_is_cheapest(asset: dg.AssetKey, summary: pa.Table, warn_saving: Decimal) -> dg.AssetCheckResult:
+def ptu_count_is_cheapest(
+    asset: dg.AssetKey, summary: pa.Table, warn_saving: Decimal, minor_unit: int = 2
+) -> dg.AssetCheckResult:
     """Warns when a PTU deployment's advised count (the what-if, calibrated) is not its current one: "add"
     (saturation above target), or "cut" saving more than `warn_saving` a month at the run-rate; and when
-    the what-if cannot calibrate (its advice cannot be trusted). The table names each, with the numbers."""
+    the what-if cannot calibrate (its advice cannot be trusted). The table names each, with the numbers;
+    money as every metadata writes it (`money_text`: `1,260.60 USD`, at the currency's `minor_unit`)."""
     rows = summary.to_pylist()
     flagged = [
         r
@@ -21,7 +24,7 @@ def ptu_count_is_cheapest(asset: dg.AssetKey, summary: pa.Table, warn_saving: De
         if r["action"] in ("add", "cannot calibrate")
         or (r["action"] == "cut" and r["monthly_run_rate_saving"] > warn_saving)
     ]
-    currency = ", ".join(sorted({r["currency"] for r in rows}))
+    currency = ", ".join(sorted({r["currency"] for r in rows}))  # the pricing file's one currency
     return dg.AssetCheckResult(
         asset_key=asset,
         check_name=PTU_COUNT_IS_CHEAPEST,
@@ -31,11 +34,13 @@ def ptu_count_is_cheapest(asset: dg.AssetKey, summary: pa.Table, warn_saving: De
             "; ".join(f"{r['deployment_name']} ({r['backend_id']}): {r['recommendation']}" for r in flagged) or None
         ),
         metadata={
-            "warn_saving": money(warn_saving),
+            "warn_saving": money_value(warn_saving, currency, minor_unit),
             "currency": currency,
             "deployments_checked": len(rows),
             "deployments_to_resize": len(flagged),
-            "possible_saving": money(sum((max(r["saving"] or 0, 0) for r in flagged), Decimal(0))),
+            "possible_saving": money_value(
+                sum((max(r["saving"] or 0, 0) for r in flagged), Decimal(0)), currency, minor_unit
+            ),
             "to_resize": markdown_rows(
                 [
                     {
@@ -52,6 +57,8 @@ def ptu_count_is_cheapest(asset: dg.AssetKey, summary: pa.Table, warn_saving: De
                     for r in flagged
                 ],
                 empty="_every PTU deployment is at its cheapest count_",
+                currency=currency,
+                minor_unit=minor_unit,
             ),
         },
     )

@@ -48,7 +48,7 @@ CAPACITY_DESCRIPTIONS = {
         "minute_throttled_requests": "60 values: each minute's 429s from the PTU backend.",
     },
     "ptu_rightsizing": {
-        "month": "First day of the month.",
+        "month": "The month, YYYY-MM (as its folder monthly/month=YYYY-MM).",
         "backend_id": "The PTU backend.",
         "deployment_name": "The PTU deployment.",
         "model_name": "Its model.",

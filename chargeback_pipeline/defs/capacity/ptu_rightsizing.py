@@ -13,7 +13,14 @@ from chargeback_pipeline.core.capacity.what_if_plot import what_if_png
 from chargeback_pipeline.core.periods import day_hours
 from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.capacity import checks
-from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals, markdown_table, money, record_partition
+from chargeback_pipeline.defs.metadata import (
+    OWNERS,
+    log_run_totals,
+    markdown_table,
+    money_text,
+    money_value,
+    record_partition,
+)
 from chargeback_pipeline.defs.partitions import Calendar, month_partition_key, months_in
 from chargeback_pipeline.defs.publishing.staging import staged_reports
 from chargeback_pipeline.defs.resources import ObjectStoreResource, PricingResource
@@ -54,6 +61,11 @@ def rightsize_months(
     store, target, prices = lake.lake(), staged_reports(context, reports.store()), pricing.pricing()
     warn_saving = Decimal(pricing.rightsizing_warn_saving)
     now = datetime.now(UTC)
+    minor_unit = prices.currency_minor_unit
+
+    def amount(value: Decimal) -> dg.TextMetadataValue:
+        return money_value(value, prices.currency, minor_unit)
+
     judged, run_saving = [], Decimal(0)
     months = months_in(context.partition_time_window)
     for month in months:
@@ -62,7 +74,6 @@ def rightsize_months(
         summary, what_if = month_rightsizing(
             hourly, prices, month, pricing.ptu_increment, pricing.ptu_minimum, pricing.path
         )
-        minor_unit = prices.currency_minor_unit
         for extension, data in report_files(summary, minor_unit).items():
             target.write_bytes(keys.ptu_rightsizing_key(month, extension), data)
         for extension, data in report_files(what_if, minor_unit).items():
@@ -71,7 +82,7 @@ def rightsize_months(
         # The month's capacity as finance reads it (the statement shows it): idle capacity under every policy.
         for extension, data in report_files(month_capacity(hourly, prices, month), minor_unit).items():
             target.write_bytes(keys.ptu_capacity_key(month, extension), data)
-        result = checks.ptu_count_is_cheapest(PTU_RIGHTSIZING_KEY, summary, warn_saving)
+        result = checks.ptu_count_is_cheapest(PTU_RIGHTSIZING_KEY, summary, warn_saving, minor_unit)
         for row in summary.to_pylist():
             context.log.info(
                 f"PTU rightsizing {month:%Y-%m} {row['backend_id']}/{row['deployment_name']}: "
@@ -83,11 +94,11 @@ def rightsize_months(
             "dagster/row_count": summary.num_rows,
             "hours_measured": len(measured),
             "currency": prices.currency,
-            "current_cost": money(sum(summary["current_cost"].to_pylist(), Decimal(0)), minor_unit),
-            "best_cost": money(sum((c or 0 for c in summary["best_cost"].to_pylist()), Decimal(0)), minor_unit),
-            "possible_saving": money(sum((c or 0 for c in summary["saving"].to_pylist()), Decimal(0)), minor_unit),
+            "current_cost": amount(sum(summary["current_cost"].to_pylist(), Decimal(0))),
+            "best_cost": amount(sum((c or 0 for c in summary["best_cost"].to_pylist()), Decimal(0))),
+            "possible_saving": amount(sum((c or 0 for c in summary["saving"].to_pylist()), Decimal(0))),
             "saturated_hours": sum(summary["saturated_hours"].to_pylist()),
-            "spillover_paygo_cost": money(sum(summary["spillover_paygo_cost"].to_pylist(), Decimal(0)), minor_unit),
+            "spillover_paygo_cost": amount(sum(summary["spillover_paygo_cost"].to_pylist(), Decimal(0))),
         }
         for row in summary.to_pylist():
             label = f"{row['backend_id']}/{row['deployment_name']}"
@@ -100,10 +111,12 @@ def rightsize_months(
             month_partition_key(month),
             {
                 **numbers,
-                "rightsizing": markdown_table(summary.select(PREVIEW_COLUMNS), limit=20),
+                "rightsizing": markdown_table(summary.select(PREVIEW_COLUMNS), 20, prices.currency, minor_unit),
                 "what_if": markdown_table(
                     what_if.select(["backend_id", "deployment_name", "ptu_count", "total_cost", "saturated_minutes"]),
-                    limit=40,
+                    40,
+                    prices.currency,
+                    minor_unit,
                 ),
                 "rightsizing_csv": dg.MetadataValue.path(target.url(keys.ptu_rightsizing_key(month, "csv"))),
                 "what_if_plot": dg.MetadataValue.path(target.url(keys.ptu_what_if_key(month, "png"))),
@@ -111,7 +124,12 @@ def rightsize_months(
         )
         run_saving += sum((c or 0 for c in summary["saving"].to_pylist()), Decimal(0))
         judged.append((month_partition_key(month), result))
-    log_run_totals(context, "ptu_rightsizing", len(months), {"possible_saving": money(run_saving)})
+    log_run_totals(
+        context,
+        "ptu_rightsizing",
+        len(months),
+        {"possible_saving": money_text(run_saving, prices.currency, minor_unit)},
+    )
     yield dg.MaterializeResult()
     yield from partition_checks.evaluations(context, judged)
 

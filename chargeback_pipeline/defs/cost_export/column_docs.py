@@ -34,7 +34,7 @@ COST_EXPORT_DESCRIPTIONS = {
         "export_run_id": "The Cost Management export run (runInfo.runId) an actual day comes from.",
     },
     "billed_statement": {
-        "month": "The calendar month (its first day).",
+        "month": "The calendar month, YYYY-MM (as its folder monthly/month=YYYY-MM).",
         "product_id": "The APIM product, or a reserved line (unattributed, platform-unallocated, ...).",
         "calls": "Billable calls of the month's days.",
         "prompt_tokens": "Prompt tokens of the month's days.",

@@ -258,8 +258,12 @@ def test_actual_lines_and_variance_add_up_to_the_export():
     )
     billed = actual_lines(lines, shares, DAY, "USD")
     assert set(billed["cost_basis"].to_pylist()) == {"actual"}
-    assert sum(billed["effective_cost"].to_pylist()) == Decimal("67")
+    assert sum(billed["total_cost"].to_pylist()) == Decimal("67")  # the chargeback's cost: amortized
+    # The PTU-hour charge is the lines' ptu_cost, the token charge their paygo_cost.
+    assert sum(billed["ptu_cost"].to_pylist()) == Decimal("60") and sum(billed["paygo_cost"].to_pylist()) == 7
     assert sum(billed["estimated_cost"].to_pylist()) == sum(lines["total_cost"].to_pylist())
+    # Tokens and weights are the estimate's lines', unchanged.
+    assert sum(billed["prompt_tokens"].to_pylist()) == sum(lines["prompt_tokens"].to_pylist())
     variance = {row["product_id"]: row for row in variance_by_product(billed).to_pylist()}
     # C used only gpt-4.1-mini, which the export did not charge: its whole estimate is the variance.
     assert variance["C"]["effective_cost"] == 0

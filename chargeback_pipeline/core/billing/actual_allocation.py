@@ -42,7 +42,7 @@ from chargeback_pipeline.core.billing.meters import (
 from chargeback_pipeline.core.billing.money import split_by_largest_remainder, to_money
 from chargeback_pipeline.core.billing.pricing import Pricing
 from chargeback_pipeline.core.billing.schemas import MONEY, QUANTITY, UNATTRIBUTED_PRODUCT, CostType
-from chargeback_pipeline.storage.schemas import UTC_TIMESTAMP
+from chargeback_pipeline.storage.schemas import CALLER_ID, UTC_TIMESTAMP
 
 UNKNOWN = "unknown"  # model / deployment of an unattributed actual line
 # Origin columns copied from the export (EXPORT_CHARGE_SCHEMA names): the origin charge's identity.
@@ -85,6 +85,7 @@ ACTUAL_ALLOCATION_SCHEMA = pa.schema(
         ("model_name", pa.string()),
         ("deployment_name", pa.string()),
         ("cost_type", pa.string()),  # the chargeback line's CostType
+        (CALLER_ID, pa.string()),  # the line's caller, where the day was attributed with callers
         ("allocation_basis", pa.string()),  # prompt_tokens | completion_tokens | estimated_ptu_cost | none
         ("allocation_quantity", QUANTITY),  # the line's amount of the basis
         ("effective_cost", MONEY),
@@ -265,6 +266,7 @@ def _split_origin(
             "model_name": model or UNKNOWN,
             "deployment_name": UNKNOWN,
             "cost_type": cost_type.value,
+            CALLER_ID: None,
             "allocation_basis": "none",
             "allocation_quantity": Decimal(0),
             "effective_cost": to_money(effective_minor, minor_unit),
@@ -272,15 +274,16 @@ def _split_origin(
             "unattributed_reason": reason,
         }
         return [{**common, **unattributed}]
-    pool.sort(key=lambda item: tuple(item[0][column] or "" for column in _LINE_KEY))
+    pool.sort(key=lambda item: _line_order(item[0]))
     weights = [weight for _, weight in pool]
-    order = [tuple(line[column] or "" for column in _LINE_KEY) for line, _ in pool]
+    order = [_line_order(line) for line, _ in pool]
     effective = _split(effective_minor, weights, order)
     billed = _split(billed_minor, weights, order)
     return [
         {
             **common,
             **{column: line[column] for column in _LINE_KEY if column != "backend_id"},
+            CALLER_ID: line.get(CALLER_ID),
             "allocation_basis": _BASIS[kind],
             "allocation_quantity": Decimal(weight.numerator) / Decimal(weight.denominator),
             "effective_cost": to_money(effective_share, minor_unit),
@@ -289,6 +292,10 @@ def _split_origin(
         }
         for (line, weight), effective_share, billed_share in zip(pool, effective, billed, strict=True)
     ]
+
+
+def _line_order(line: dict) -> tuple:
+    return (*(line[column] or "" for column in _LINE_KEY), line.get(CALLER_ID) or "")
 
 
 def _split(total: int, weights: list[Fraction], order: list[tuple]) -> list[int]:

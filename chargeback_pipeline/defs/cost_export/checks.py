@@ -29,16 +29,22 @@ def export_totals(rows: pa.Table, backends: dict[str, str], day: date, minor_uni
     return {b: tuple(v.quantize(unit, ROUND_HALF_EVEN) for v in values) for b, values in sums.items()}
 
 
-def published_totals(published: pa.Table) -> dict[str, tuple]:
+def published_totals(published: pa.Table, columns=("backend_id", "total_cost", "billed_cost")) -> dict[str, tuple]:
+    """backend -> (EffectiveCost, BilledCost) of a published table; `columns` names them (the chargeback's
+    by default: total_cost is its amortized cost)."""
     sums: defaultdict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
-    for row in published.select(["backend_id", "effective_cost", "billed_cost"]).to_pylist():
-        sums[row["backend_id"]][0] += row["effective_cost"]
-        sums[row["backend_id"]][1] += row["billed_cost"]
+    backend, effective, billed = columns
+    for row in published.select(list(columns)).to_pylist():
+        sums[row[backend]][0] += row[effective]
+        sums[row[backend]][1] += row[billed]
     return {backend: tuple(values) for backend, values in sums.items()}
 
 
-def actual_matches_export(asset: dg.AssetKey, expected: dict[str, tuple], published: pa.Table) -> dg.AssetCheckResult:
-    found = published_totals(published)
+def actual_matches_export(
+    asset: dg.AssetKey, expected: dict[str, tuple], found: dict[str, tuple], check_name: str = ACTUAL_MATCHES_EXPORT
+) -> dg.AssetCheckResult:
+    """Per backend, (EffectiveCost, BilledCost) published (`found`, from a file read back) against the
+    export's own rows (`expected`, export_totals)."""
     mismatches = [
         {
             "backend_id": backend,
@@ -52,10 +58,10 @@ def actual_matches_export(asset: dg.AssetKey, expected: dict[str, tuple], publis
     ]
     return dg.AssetCheckResult(
         asset_key=asset,
-        check_name=ACTUAL_MATCHES_EXPORT,
+        check_name=check_name,
         passed=not mismatches,
         metadata={"resources_compared": len(expected), "mismatches": mismatches},
-        description=None if not mismatches else "the published actual day differs from the export's own rows",
+        description=None if not mismatches else "the actual day differs from the export's own rows",
     )
 
 

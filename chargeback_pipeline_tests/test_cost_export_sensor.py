@@ -51,7 +51,9 @@ def _tick(pricing: PricingResource, cursor: str | None):
         for request in [] if isinstance(result, dg.SkipReason) else result:
             # The day's chargeback, the FOCUS export (and hubs copy) that state it, and their publication.
             assert request.asset_selection == [
-                dg.AssetKey("billed_chargeback"), dg.AssetKey("focus_export"), dg.AssetKey("day_publication")
+                dg.AssetKey("billed_chargeback"),
+                dg.AssetKey("focus_export"),
+                dg.AssetKey("day_publication"),
             ]
         return requests, context.cursor
 

@@ -85,14 +85,15 @@ def _by_resource(rows, backend="backend_id", effective="total_cost", billed="bil
 
 
 def _export_by_resource(day: date, restated: float = 1) -> dict:
-    """The simulator's export rows of the day per backend, summed and rounded once: the bill."""
+    """The simulator's export rows of the day per backend, summed and rounded once: the bill. Under None the
+    PTU reservation's unused part (its own rows, no backend's)."""
     pricing = load_pricing(PRICING)
     backends = {b.resource_id.lower(): name for name, b in pricing.backends.items()}
     totals = defaultdict(lambda: [Decimal(0), Decimal(0)])
     source = SimulatedSource(SimulationProfile(requests_per_hour=RATE))
     for row in day_rows(source, simulated_terms(pricing, day), SimulatedAgreement(), day, restated):
         backend = backends.get(row["ResourceId"].lower())
-        if backend:
+        if backend or row.get("CommitmentDiscountStatus") == "Unused":
             totals[backend][0] += Decimal(row["EffectiveCost"])
             totals[backend][1] += Decimal(row["BilledCost"])
     cent = Decimal("0.01")
@@ -158,9 +159,14 @@ def test_days_are_estimates_until_an_export_run_covers_them_then_actual_to_the_c
     checks = {e.check_name: e for e in results[day].get_asset_check_evaluations()}
     assert checks["actual_matches_export"].passed and checks["focus_matches_chargeback"].passed
     assert "variance_share" in reports.read_bytes(f"daily/usage_date={day}/cost_variance.csv").decode().splitlines()[0]
-    # PTU reservation: billed 0 on the resource (the purchase is on the reservation), amortized in effective.
+    # PTU reservation: billed 0 on the resource (the purchase is on the reservation), amortized in effective;
+    # its unused part (reserved PTU-hours no deployment used) is the platform's unused PTU cost.
     ptu = export["aoai-ptu-eastus"]
-    assert ptu[0] > 0 and ptu[1] == 0
+    assert ptu[0] > 0 and ptu[1] == 0 and export[None][0] > 0
+    [idle] = [row for row in chargeback.to_pylist() if row["backend_id"] is None]
+    assert (idle["product_id"], idle["cost_type"], idle["total_cost"]) == (
+        "platform-unallocated", "ptu_unused", export[None][0]
+    )  # fmt: skip
 
     # The FOCUS export states the same actual charges: per resource to the cent, the export's invoice,
     # origin charges named by the export's identifiers, FOCUS 1.3 allocation columns.
@@ -181,9 +187,10 @@ def test_days_are_estimates_until_an_export_run_covers_them_then_actual_to_the_c
         assert (row["AllocatedResourceName"] is None) == (
             row["x_ApiManagementProductId"] in ("unattributed", "logged-not-billable", "platform-unallocated")
         )
-    used = [row for row in focus if row["CommitmentDiscountId"]]
-    assert used and {row["CommitmentDiscountStatus"] for row in used} == {"Used"}
-    assert {row["CommitmentDiscountId"] for row in used} == {RESERVATION_ID}
+    commitment = [row for row in focus if row["CommitmentDiscountId"]]
+    assert {row["CommitmentDiscountStatus"] for row in commitment} == {"Used", "Unused"}
+    assert {row["CommitmentDiscountId"] for row in commitment} == {RESERVATION_ID}
+    assert {row["PricingUnit"] for row in commitment} == {"Hours"}  # PTU-hours, as the export prices them
     estimate_focus = _file(reports, f"daily/usage_date={DAYS[1]}/focus.parquet")
     assert set(estimate_focus["x_CostBasis"].to_pylist()) == {"estimate"}  # the two-day lag
 
@@ -215,6 +222,8 @@ def test_days_are_estimates_until_an_export_run_covers_them_then_actual_to_the_c
     assert sum(r["billed_cost"] for r in statement) == sum(v[1] for v in export.values()) + sum(
         line["billed_cost"] for line in days[1]
     )
+    [platform] = [row for row in statement if row["product_id"] == "platform-unallocated"]
+    assert platform["ptu_unused_cost"] >= export[None][0]  # the unused commitment, on the statement
     for row in statement:
         lines = [line for d in days for line in d if line["product_id"] == row["product_id"]]
         assert row["actual_days"] == len({line["usage_date"] for line in lines if line["cost_basis"] == "actual"})

@@ -41,10 +41,17 @@ from chargeback_pipeline.core.billing.meters import (
 )
 from chargeback_pipeline.core.billing.money import split_by_largest_remainder, to_money
 from chargeback_pipeline.core.billing.pricing import Pricing
-from chargeback_pipeline.core.billing.schemas import MONEY, QUANTITY, UNATTRIBUTED_PRODUCT, CostType
+from chargeback_pipeline.core.billing.schemas import (
+    MONEY,
+    PLATFORM_UNALLOCATED_PRODUCT,
+    QUANTITY,
+    UNATTRIBUTED_PRODUCT,
+    CostType,
+)
 from chargeback_pipeline.storage.schemas import CALLER_ID, UTC_TIMESTAMP
 
 UNKNOWN = "unknown"  # model / deployment of an unattributed actual line
+UNUSED_COMMITMENT_BASIS = "unused_commitment"  # allocation_basis of a reservation's unused part
 # Origin columns copied from the export (EXPORT_CHARGE_SCHEMA names): the origin charge's identity.
 ORIGIN_COLUMNS = (
     "resource_id",
@@ -65,7 +72,7 @@ ACTUAL_ALLOCATION_SCHEMA = pa.schema(
         ("origin_charge_id", pa.string()),
         ("charge_period_start", UTC_TIMESTAMP),
         ("charge_period_end", UTC_TIMESTAMP),
-        ("backend_id", pa.string()),
+        ("backend_id", pa.string()),  # null on a commitment's unused part (the reservation is no backend's)
         *((name, pa.string()) for name in ORIGIN_COLUMNS),
         ("meter_kind", pa.string()),  # a MeterKind value
         ("meter_model", pa.string()),  # the model a token meter bills; null for provisioned
@@ -86,7 +93,8 @@ ACTUAL_ALLOCATION_SCHEMA = pa.schema(
         ("deployment_name", pa.string()),
         ("cost_type", pa.string()),  # the chargeback line's CostType
         (CALLER_ID, pa.string()),  # the line's caller, where the day was attributed with callers
-        ("allocation_basis", pa.string()),  # prompt_tokens | completion_tokens | estimated_ptu_cost | none
+        # prompt_tokens | completion_tokens | estimated_ptu_cost | unused_commitment | none
+        ("allocation_basis", pa.string()),
         ("allocation_quantity", QUANTITY),  # the line's amount of the basis
         ("effective_cost", MONEY),
         ("billed_cost", MONEY),
@@ -162,10 +170,10 @@ def allocate_actual_day(charges: pa.Table, estimate_lines: pa.Table, pricing: Pr
         if row["charge_period_start"].date() != day:
             continue
         backend_id = backends.get((row["resource_id"] or "").lower())
-        if backend_id is None:
+        if backend_id is None and not _unused_commitment(row):
             continue
         key = tuple(row[column] if column != "resource_id" else row[column].lower() for column in ORIGIN_COLUMNS)
-        origins[(backend_id, key[0])].setdefault(key, _Origin(key, [])).rows.append(row)
+        origins[(backend_id or "", key[0])].setdefault(key, _Origin(key, [])).rows.append(row)
     shares = []
     for (backend_id, _), by_key in sorted(origins.items()):
         ordered = [by_key[key] for key in sorted(by_key, key=lambda k: tuple(v or "" for v in k))]
@@ -228,15 +236,16 @@ def _split_origin(
 ) -> list[dict]:
     first = origin.rows[0]
     meter_name = first["meter_name"] or ""
-    kind, model = meter_of(meter_name, backend_id, pricing)
-    pool = _pool(kind, model, backend_id, lines, pricing)
+    unused = not backend_id  # an unused commitment: the reservation's own row, no backend's
+    kind, model = (MeterKind.provisioned, None) if unused else meter_of(meter_name, backend_id, pricing)
+    pool = [] if unused else _pool(kind, model, backend_id, lines, pricing)
     minor_unit = pricing.currency_minor_unit
     common = {
         "usage_date": day,
         "origin_charge_id": _origin_id(origin, day),
         "charge_period_start": min(row["charge_period_start"] for row in origin.rows),
         "charge_period_end": max(row["charge_period_end"] or row["charge_period_start"] for row in origin.rows),
-        "backend_id": backend_id,
+        "backend_id": backend_id or None,
         **{column: first[column] for column in ORIGIN_COLUMNS},
         "meter_kind": kind.value,
         "meter_model": model,
@@ -253,6 +262,8 @@ def _split_origin(
         "origin_billed_cost": to_money(billed_minor, minor_unit),
         "currency": pricing.currency,
     }
+    if unused:
+        return [{**common, **_unused_commitment_share(first, effective_minor, billed_minor, minor_unit)}]
     if not pool:
         reason = (
             f"no PTU hour of {backend_id} is priced on {day} in the pricing file"
@@ -292,6 +303,31 @@ def _split_origin(
         }
         for (line, weight), effective_share, billed_share in zip(pool, effective, billed, strict=True)
     ]
+
+
+def _unused_commitment(row: dict) -> bool:
+    """A commitment discount's unused part (read for the commitments the named resources use)."""
+    return (row["commitment_discount_status"] or "").lower() == "unused" and bool(row["commitment_discount_id"])
+
+
+def _unused_commitment_share(row: dict, effective_minor: int, billed_minor: int, minor_unit: int) -> dict:
+    """Reserved PTU-hours no deployment used: no deployment, product or idle policy caused them, so under
+    every policy they stay with the platform, visible as unused PTU cost (never spread over products)."""
+    return {
+        "product_id": PLATFORM_UNALLOCATED_PRODUCT,
+        "subscription_id": None,
+        "model_name": UNKNOWN,
+        "deployment_name": UNKNOWN,
+        "cost_type": CostType.ptu_unused.value,
+        CALLER_ID: None,
+        "allocation_basis": UNUSED_COMMITMENT_BASIS,
+        "allocation_quantity": Decimal(0),
+        "effective_cost": to_money(effective_minor, minor_unit),
+        "billed_cost": to_money(billed_minor, minor_unit),
+        "unattributed_reason": (
+            f"unused commitment: reserved PTU-hours of {row['commitment_discount_id']} no deployment used"
+        ),
+    }
 
 
 def _line_order(line: dict) -> tuple:

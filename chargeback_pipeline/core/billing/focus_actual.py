@@ -36,6 +36,7 @@ ACTUAL_METHOD_IDS = {
     "prompt_tokens": "azure-cost-export-tokens-by-prompt-tokens",
     "completion_tokens": "azure-cost-export-tokens-by-completion-tokens",
     "estimated_ptu_cost": "azure-cost-export-ptu-hours-by-weighted-usage",
+    "unused_commitment": "azure-cost-export-unused-commitment-to-platform",
     "none": "azure-cost-export-unattributed",
 }
 _QUANTITY_UNITS = 10**6  # QUANTITY's six places: quantities split exactly in millionths
@@ -136,7 +137,7 @@ def _row(share: dict, ratio: Decimal, quantities: dict, pricing: Pricing) -> dic
         "SkuPriceId": share["sku_price_id"],
         "SubAccountId": share["sub_account_id"],
         "SubAccountName": (share["sub_account_id"] or "").rstrip("/").rsplit("/", 1)[-1] or None,
-        "Tags": json.dumps({f"{TAG_PREFIX}backend": share["backend_id"]}, sort_keys=True),
+        "Tags": json.dumps({f"{TAG_PREFIX}backend": share["backend_id"]} if share["backend_id"] else {}),
         "x_ApiManagementProductId": product,
         "x_ApiManagementSubscriptionId": share["subscription_id"],
         "x_ModelName": share["model_name"],

@@ -18,11 +18,13 @@ ESTIMATE_VARIANCE = "estimate_variance_within_share"
 
 def export_totals(rows: pa.Table, backends: dict[str, str], day: date, minor_unit: int) -> dict[str, tuple]:
     """backend -> (EffectiveCost, BilledCost) of its resource's export rows of `day`, each summed then
-    rounded once (half to even) to the minor unit."""
-    sums: defaultdict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
-    for row in rows.select(["resource_id", "charge_period_start", "effective_cost", "billed_cost"]).to_pylist():
+    rounded once (half to even) to the minor unit; under None the commitments' unused rows (no backend's)."""
+    sums: defaultdict[str | None, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+    columns = ["resource_id", "charge_period_start", "effective_cost", "billed_cost", "commitment_discount_status"]
+    for row in rows.select(columns).to_pylist():
         backend = backends.get((row["resource_id"] or "").lower())
-        if backend is not None and row["charge_period_start"].date() == day:
+        unused = backend is None and (row["commitment_discount_status"] or "").lower() == "unused"
+        if (backend is not None or unused) and row["charge_period_start"].date() == day:
             sums[backend][0] += row["effective_cost"] or 0
             sums[backend][1] += row["billed_cost"] or 0
     unit = Decimal(1).scaleb(-minor_unit)
@@ -53,7 +55,7 @@ def actual_matches_export(
             "export_billed": str(expected.get(backend, (0, 0))[1]),
             "published_billed": str(found.get(backend, (0, 0))[1]),
         }
-        for backend in sorted(set(expected) | set(found))
+        for backend in sorted(set(expected) | set(found), key=lambda b: b or "")
         if tuple(Decimal(v) for v in expected.get(backend, (0, 0))) != tuple(found.get(backend, (0, 0)))
     ]
     return dg.AssetCheckResult(

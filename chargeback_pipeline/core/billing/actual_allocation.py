@@ -98,6 +98,8 @@ ACTUAL_ALLOCATION_SCHEMA = pa.schema(
         ("allocation_quantity", QUANTITY),  # the line's amount of the basis
         ("effective_cost", MONEY),
         ("billed_cost", MONEY),
+        ("list_cost", MONEY),  # the export's ListCost and ContractedCost, split the same way (for FOCUS)
+        ("contracted_cost", MONEY),
         ("currency", pa.string()),
         ("unattributed_reason", pa.string()),  # only on an origin no line could take
     ]
@@ -110,6 +112,7 @@ _BASIS = {
     MeterKind.provisioned: "estimated_ptu_cost",
 }
 _LINE_KEY = ("product_id", "subscription_id", "model_name", "deployment_name", "backend_id", "cost_type")
+_OTHER_VIEWS = ("list_cost", "contracted_cost")  # FOCUS's other costs, split like EffectiveCost
 
 
 class ActualCostError(ValueError):
@@ -179,8 +182,13 @@ def allocate_actual_day(charges: pa.Table, estimate_lines: pa.Table, pricing: Pr
         ordered = [by_key[key] for key in sorted(by_key, key=lambda k: tuple(v or "" for v in k))]
         effective = _cumulative_minor([o.total("effective_cost") for o in ordered], pricing.currency_minor_unit)
         billed = _cumulative_minor([o.total("billed_cost") for o in ordered], pricing.currency_minor_unit)
-        for origin, effective_minor, billed_minor in zip(ordered, effective, billed, strict=True):
-            shares += _split_origin(origin, backend_id, effective_minor, billed_minor, lines, pricing, day)
+        others = {
+            view: _cumulative_minor([o.total(view) for o in ordered], pricing.currency_minor_unit)
+            for view in _OTHER_VIEWS
+        }
+        for index, origin in enumerate(ordered):
+            extra = {view: minors[index] for view, minors in others.items()}
+            shares += _split_origin(origin, backend_id, effective[index], billed[index], lines, pricing, day, extra)
     return pa.Table.from_pylist(shares, schema=ACTUAL_ALLOCATION_SCHEMA)
 
 
@@ -233,7 +241,9 @@ def _split_origin(
     lines: list[dict],
     pricing: Pricing,
     day: date,
+    extra: dict[str, int],
 ) -> list[dict]:
+    """The origin's shares; `extra` its list and contracted cost in minor units, split like the others."""
     first = origin.rows[0]
     meter_name = first["meter_name"] or ""
     unused = not backend_id  # an unused commitment: the reservation's own row, no backend's
@@ -261,6 +271,7 @@ def _split_origin(
         "origin_effective_cost": to_money(effective_minor, minor_unit),
         "origin_billed_cost": to_money(billed_minor, minor_unit),
         "currency": pricing.currency,
+        **{view: to_money(minor, minor_unit) for view, minor in extra.items()},  # whole, unless split below
     }
     if unused:
         return [{**common, **_unused_commitment_share(first, effective_minor, billed_minor, minor_unit)}]
@@ -290,9 +301,11 @@ def _split_origin(
     order = [_line_order(line) for line, _ in pool]
     effective = _split(effective_minor, weights, order)
     billed = _split(billed_minor, weights, order)
+    others = {view: _split(minor, weights, order) for view, minor in extra.items()}
     return [
         {
             **common,
+            **{view: to_money(split[index], minor_unit) for view, split in others.items()},
             **{column: line[column] for column in _LINE_KEY if column != "backend_id"},
             CALLER_ID: line.get(CALLER_ID),
             "allocation_basis": _BASIS[kind],
@@ -301,7 +314,9 @@ def _split_origin(
             "billed_cost": to_money(billed_share, minor_unit),
             "unattributed_reason": None,
         }
-        for (line, weight), effective_share, billed_share in zip(pool, effective, billed, strict=True)
+        for index, ((line, weight), effective_share, billed_share) in enumerate(
+            zip(pool, effective, billed, strict=True)
+        )
     ]
 
 

@@ -36,6 +36,7 @@ CUSTOM_LINE_COLUMNS = [
     ("x_BackendId", pa.string()),
     ("x_CostType", pa.string()),
     ("x_CostBasis", pa.string()),  # `estimate` (the pricing file's prices) or `actual` (the cost export's)
+    ("x_ExportRunId", pa.string()),  # actual: the Cost Management export run (runInfo.runId) it comes from
     ("x_Calls", pa.int64()),
     ("x_PromptTokens", pa.int64()),
     ("x_CompletionTokens", pa.int64()),
@@ -142,6 +143,7 @@ def _focus_row(line: dict, pricing: Pricing, invoice: tuple[str, str] | None) ->
         "x_BackendId": line["backend_id"],
         "x_CostType": line["cost_type"],
         "x_CostBasis": line.get("cost_basis") or "estimate",
+        "x_ExportRunId": line.get("export_run_id"),
         "x_Calls": line["calls"],
         "x_PromptTokens": line["prompt_tokens"],
         "x_CompletionTokens": line["completion_tokens"],

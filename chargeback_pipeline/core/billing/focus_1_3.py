@@ -63,7 +63,6 @@ _CUSTOM = [
     *CUSTOM_LINE_COLUMNS,
     ("x_OriginChargeId", pa.string()),
     ("x_SkuMeterId", pa.string()),  # actual: the export's meter id of the origin charge
-    ("x_ExportRunId", pa.string()),  # actual: the export run (runInfo.runId) the origin charge was read from
     ("x_UnattributedReason", pa.string()),  # actual: why an origin charge went whole to `unattributed`
 ]
 # 1.2's FOCUS columns (ProviderName and PublisherName are deprecated in 1.3 but still mandatory), the

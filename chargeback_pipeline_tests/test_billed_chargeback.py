@@ -41,7 +41,8 @@ NEEDED = {
     "day_publication", "monthly_statement", "month_publication",
 }  # fmt: skip
 SUBSET = [a for a in ASSETS if {k.to_user_string() for k in a.keys} & NEEDED]
-REPUBLISHED = ["billed_chargeback", "focus_export", "day_publication"]  # what the cost_export_runs sensor runs
+# What the cost_export_runs sensor runs for a day (but budgets and anomalies: not needed here).
+REPUBLISHED = ["billed_chargeback", "focus_export", "day_publication"]
 ROOT = "billingAccounts/12345678"
 RATE = 60
 PRICING = REPO / "pricing.example.yaml"

@@ -49,11 +49,11 @@ def _tick(pricing: PricingResource, cursor: str | None):
         result = sensor(context)
         requests = [] if isinstance(result, dg.SkipReason) else [r.partition_key for r in result]
         for request in [] if isinstance(result, dg.SkipReason) else result:
-            # The day's chargeback, the FOCUS export (and hubs copy) that state it, and their publication.
+            # The day's chargeback, what states it (FOCUS export and hubs copy, budgets, anomalies), and their
+            # publication.
             assert request.asset_selection == [
-                dg.AssetKey("billed_chargeback"),
-                dg.AssetKey("focus_export"),
-                dg.AssetKey("day_publication"),
+                dg.AssetKey(name)
+                for name in ("billed_chargeback", "focus_export", "budget_status", "cost_anomalies", "day_publication")
             ]
         return requests, context.cursor
 

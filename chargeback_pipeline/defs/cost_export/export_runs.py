@@ -7,8 +7,8 @@ backfill`), incomplete runs logged and ignored, and fingerprints each day's rows
 resources: every column but the run's id and blob names, so a new run that restates nothing changes no
 fingerprint. The cursor keeps the fingerprints it last acted on; a day whose fingerprint is new or
 changed (first covered, or restated) gets one run of the daily job for that day: `billed_chargeback`, the
-FOCUS export (and hubs copy) that state it, and `day_publication`, which publishes them together (the
-day's other outputs, not re-run, stay as published).
+FOCUS export (and hubs copy), budget status and anomalies that state it, and `day_publication`, which
+publishes them together (the usage report, not re-run, stays as published).
 Days before the partitions start are left out.
 """
 
@@ -28,8 +28,15 @@ from chargeback_pipeline.defs.resources import PricingResource
 from chargeback_pipeline.sources.cost_export.source import MonthCharges
 
 _NOT_CONTENT = {"export_run_id", "export_blob"}
-# What a day's new export rows change, and the step that publishes it.
-REPUBLISHED = [BILLED_CHARGEBACK_KEY, FOCUS_EXPORT_KEY, DAY_PUBLICATION_KEY]
+# What a day's new export rows change (its chargeback, FOCUS export and hubs copy, and the budget status
+# and anomalies read from that chargeback), and the step that publishes them.
+REPUBLISHED = [
+    BILLED_CHARGEBACK_KEY,
+    FOCUS_EXPORT_KEY,
+    dg.AssetKey("budget_status"),
+    dg.AssetKey("cost_anomalies"),
+    DAY_PUBLICATION_KEY,
+]
 
 
 def day_fingerprints(months: dict[date, MonthCharges]) -> dict[str, str]:

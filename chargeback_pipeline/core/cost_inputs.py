@@ -80,7 +80,9 @@ def published_caller_days(lake: Lake, month: date) -> pa.Table | None:
     or None when no day of it was charged back with callers (a day without them: caller_id null)."""
     tables = []
     for day in days_of_month(month):
-        key = keys.day_key(keys.DAILY_CHARGEBACK, day)
+        # The chargeback as billed_chargeback stated it (actual once the export covers the day), else the estimate.
+        key = keys.day_key(keys.BILLED_CHARGEBACK, day)
+        key = key if lake.store.exists(key) else keys.day_key(keys.DAILY_CHARGEBACK, day)
         if lake.store.exists(key):
             lines, with_callers = with_caller_id(lake.read(key))
             tables.append(

@@ -19,6 +19,7 @@ import pytest
 
 from chargeback_pipeline.cli.backfill import backfill
 from chargeback_pipeline.sources.simulated.resource import SimulatedSourceResource
+from chargeback_pipeline.storage import keys
 from chargeback_pipeline_tests.conftest import local_resources, pipeline
 
 CHARGEBACK = str(Path(sys.executable).with_name("chargeback"))
@@ -85,12 +86,19 @@ def test_a_month_prints_its_published_statement(published):
 
     assert done.returncode == 0, done.stderr
     statement = pq.read_table(published / "reports/monthly/month=2026-11/statement.parquet").to_pylist()
-    lines = done.stdout.splitlines()
+    table, heading, capacity = done.stdout.partition("\n\nPTU capacity (unused capacity is paid under every policy):")
+    lines = table.splitlines()
     assert lines[0].startswith("2026-11 monthly statement per product, from ")
     rows = {line.split()[0]: line.split() for line in lines[3:-2]}
     assert {p: money(cells[-2]) for p, cells in rows.items()} == {r["product_id"]: r["total_cost"] for r in statement}
     assert {cells[-1] for cells in rows.values()} == {"1"}  # days covered
     assert money(lines[-1].split()[-2]) == sum(r["total_cost"] for r in statement)
+    # then each PTU deployment's unused capacity, as the month's published capacity file states it
+    ptu = pq.read_table(published / "reports" / keys.ptu_capacity_key(date(2026, 11, 1), "parquet")).to_pylist()
+    assert heading and ptu
+    for row in ptu:
+        line = next(line for line in capacity.splitlines() if f"{row['backend_id']}/{row['deployment_name']} " in line)
+        assert f"unused {row['unused_cost']:,.2f} {row['currency']}" in line
 
 
 def test_csv_and_json_for_scripts(published):
@@ -169,12 +177,14 @@ def test_a_damaged_report_is_one_line_naming_the_file(published, tmp_path):
 
 # The published CSVs of this day (200 requests an hour, no caller keys) as the code before the caller
 # dimension wrote them (commit 3f3b680): with no CHARGEBACK_CALLER_TRACE_KEYS nothing published may change
-# (README "Callers"). Re-pin only for a deliberate change of these files, saying which.
+# (README "Callers"). Re-pin only for a deliberate change of these files, saying which. Re-pinned once:
+# the simulator's minute-level PTU load (its traffic changed), FOCUS AllocatedResourceId percent-encoded
+# per segment, and the statement's PTU capacity columns.
 PUBLISHED_BEFORE_CALLERS = {
-    f"daily/usage_date={DAY}/chargeback.csv": "0fd937838c55890f043938e5d8736ea7d1d05ec9c632f48977651dfd046cfc9e",
-    f"daily/usage_date={DAY}/focus.csv": "b5ffe94534f4186063171fbe5629391f86b6c2b615db1cb20a9abb18f5047f26",
-    f"daily/usage_date={DAY}/product_usage.csv": "40ed7cca238b1253a9fcb83a8e3fe694a6adf5aff0ce7c99f20ce8def78c7541",
-    f"monthly/month={DAY:%Y-%m}/statement.csv": "22205376e3166f59673889cc31d3091275a95fac6100ea7a18cd4bb806f8eb9b",
+    f"daily/usage_date={DAY}/chargeback.csv": "fe7ba51a5dc129f1ca4ddc53948534c25676fd03dac3138e68ca4ee4fd21238d",
+    f"daily/usage_date={DAY}/focus.csv": "561e6a17df507208c2dcefcb4bd1c423b6687366efe4d98753b4e4f514333233",
+    f"daily/usage_date={DAY}/product_usage.csv": "4b1f88a7616d6c9abeb0a67b12548448633e88fb9ea5084b8f3db19c680f189b",
+    f"monthly/month={DAY:%Y-%m}/statement.csv": "f7b0d34ebbb621135b84fc4d65808dff14e09748ce966435102ed75ed0197735",
 }
 
 

@@ -57,7 +57,7 @@ demo: $(BIN)/chargeback $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/chargeback verify-simulated yesterday
 	$(BIN)/chargeback report yesterday
 	@echo "Cost basis per day (estimate until the Cost Management export covers a day, then actual):"
-	@$(BIN)/python -c "import glob, pyarrow.parquet as pq; [print('  ' + f.split('usage_date=')[1][:10] + ': ' + ', '.join(sorted(set(pq.read_table(f)['cost_basis'].to_pylist())))) for f in sorted(glob.glob('$${CHARGEBACK_OUTPUT_DIR:-data/reports}/daily/usage_date=*/billed_chargeback.parquet'))]"
+	@$(BIN)/python -c "import glob, pyarrow.parquet as pq; [print('  ' + f.split('usage_date=')[1][:10] + ': ' + ', '.join(sorted(set(pq.read_table(f)['cost_basis'].to_pylist())))) for f in sorted(glob.glob('$${CHARGEBACK_OUTPUT_DIR:-data/reports}/daily/usage_date=*/chargeback.parquet'))]"
 	@d=$(DEMO_LAST_DAY); echo "The month's statement, to read in a browser: $${CHARGEBACK_OUTPUT_DIR:-data/reports}/monthly/month=$${d%-*}/statement.html"
 	@echo
 	@echo "Open the Dagster UI on these runs:  make ui   (then http://127.0.0.1:3000)"

@@ -36,11 +36,11 @@ PTU_ID, PAYGO_ID = f"{SUB}/accounts/aoai-ptu", f"{SUB}/accounts/aoai-paygo"
 PRICES = [{"effective_from": "2026-01-01", "input_per_1k": "0.002", "output_per_1k": "0.008"}]
 
 
-def pricing(currency: str = "USD", meters: dict | None = None, policy: str = "proportional"):
+def pricing(currency: str = "USD", meters: dict | None = None, policy: str = "proportional", **policy_settings):
     return parse_pricing(
         {
             "currency": currency,
-            "unused_capacity": {"policy": policy},
+            "unused_capacity": {"policy": policy, **policy_settings},
             "models": {
                 "gpt-4.1": {"rates": PRICES},
                 "gpt-4.1-mini": {"rates": PRICES},
@@ -258,8 +258,12 @@ def test_actual_lines_and_variance_add_up_to_the_export():
     )
     billed = actual_lines(lines, shares, DAY, "USD")
     assert set(billed["cost_basis"].to_pylist()) == {"actual"}
-    assert sum(billed["effective_cost"].to_pylist()) == Decimal("67")
+    assert sum(billed["total_cost"].to_pylist()) == Decimal("67")  # the chargeback's cost: amortized
+    # The PTU-hour charge is the lines' ptu_cost, the token charge their paygo_cost.
+    assert sum(billed["ptu_cost"].to_pylist()) == Decimal("60") and sum(billed["paygo_cost"].to_pylist()) == 7
     assert sum(billed["estimated_cost"].to_pylist()) == sum(lines["total_cost"].to_pylist())
+    # Tokens and weights are the estimate's lines', unchanged.
+    assert sum(billed["prompt_tokens"].to_pylist()) == sum(lines["prompt_tokens"].to_pylist())
     variance = {row["product_id"]: row for row in variance_by_product(billed).to_pylist()}
     # C used only gpt-4.1-mini, which the export did not charge: its whole estimate is the variance.
     assert variance["C"]["effective_cost"] == 0
@@ -349,3 +353,67 @@ def test_a_hub_union_of_microsofts_rows_and_ours_counts_azure_openai_once():
     ptu = [r for r in ours if r["SkuMeter"] == "Global Provisioned Managed Unit" and r["ChargeCategory"] == "Usage"]
     assert {(r["CommitmentDiscountId"], r["CommitmentDiscountStatus"]) for r in ptu} == {("r-1", "Used")}
     assert {r["InvoiceId"] for r in ours} == {"G0001"}
+
+
+RESERVATION = "/providers/Microsoft.Capacity/reservationOrders/o/reservations/ptu-reservation"
+
+
+@pytest.mark.parametrize(
+    ("policy", "extra"),
+    [("proportional", {}), ("unallocated", {}), ("fixed", {"fixed_shares": {"A": "0.5", "B": "0.5"}})],
+)
+def test_a_ptu_reservation_is_a_commitment_with_its_unused_part_visible_under_every_idle_policy(policy, extra):
+    """FOCUS CommitmentDiscountStatus (FOCUS 1.3, columns/commitmentdiscountstatus.md): `Used` on the PTU
+    resource's hours, `Unused` on the reservation's idle hours. The used part follows the idle policy over
+    the resource's PTU lines; the unused part (no deployment used it) is the platform's ptu_unused cost
+    whatever the policy, on the statement and in FOCUS, priced in the export's PTU-hours."""
+    from chargeback_pipeline.core.billing.focus_actual import actual_to_focus_1_3
+    from chargeback_pipeline.core.billing.statements import monthly_statement
+    from chargeback_pipeline.sources.cost_export.rows import UNUSED_STATUS
+
+    prices = pricing(policy=policy, **extra)
+    meter = "Global Provisioned Managed Unit"
+    commitment = {
+        "pricing_category": "Committed",
+        "commitment_discount_id": RESERVATION,
+        "commitment_discount_type": "Reservation",
+        "pricing_unit": "Hours",
+        "consumed_unit": "Hours",
+    }
+
+    def hours(status: str, resource: str, amount: str, quantity: int) -> dict:
+        counted = {"pricing_quantity": Decimal(quantity), "consumed_quantity": Decimal(quantity)}
+        costs = {"list_cost": Decimal(amount) * 2, "contracted_cost": Decimal(amount)}  # reserved at half price
+        return charge(resource, meter, amount, "0", commitment_discount_status=status, **counted, **costs, **commitment)
+
+    export = charges(hours("Used", PTU_ID, "120", 1200), hours(UNUSED_STATUS, RESERVATION, "36.5", 365))
+    lines = _estimate(prices)
+    shares = allocate_actual_day(export, lines, prices, DAY)
+    chargeback = actual_lines(lines, shares, DAY, "USD")
+
+    unused = [r for r in chargeback.to_pylist() if r["backend_id"] is None]
+    assert [(r["product_id"], r["cost_type"], r["total_cost"]) for r in unused] == [
+        ("platform-unallocated", "ptu_unused", Decimal("36.5"))
+    ]
+    ptu_lines = [r for r in chargeback.to_pylist() if r["backend_id"] == "aoai-ptu"]
+    assert sum(r["total_cost"] for r in ptu_lines) == 120  # the used part, over the resource's lines
+    if policy == "fixed":  # the used hours' idle capacity follows the policy, as the estimate did
+        assert {r["product_id"] for r in ptu_lines if r["cost_type"] == "ptu_unused"} == {"A", "B"}
+
+    statement = {r["product_id"]: r for r in monthly_statement(chargeback, DAY).to_pylist()}
+    assert statement["platform-unallocated"]["ptu_unused_cost"] >= Decimal("36.5")
+    assert sum(r["total_cost"] for r in statement.values()) == Decimal("156.5") + sum(
+        r["total_cost"] for r in chargeback.to_pylist() if r["backend_id"] == "aoai-paygo"
+    )
+
+    focus = actual_to_focus_1_3(shares, prices).to_pylist()
+    idle = [r for r in focus if r["CommitmentDiscountStatus"] == "Unused"]
+    assert len(idle) == 1 and idle[0]["EffectiveCost"] == Decimal("36.5") and idle[0]["ResourceId"] == RESERVATION
+    assert idle[0]["CommitmentDiscountQuantity"] == 365 and idle[0]["PricingUnit"] == "Hours"
+    assert idle[0]["AllocatedResourceId"] is None and idle[0]["CommitmentDiscountCategory"] == "Usage"
+    used = [r for r in focus if r["CommitmentDiscountStatus"] == "Used"]
+    assert sum(r["CommitmentDiscountQuantity"] for r in used) == 1200  # PTU-hours, split exactly
+    assert sum(r["EffectiveCost"] for r in used) == 120 and {r["CommitmentDiscountId"] for r in used} == {RESERVATION}
+    # ListCost and ContractedCost are the export's, split like the effective cost.
+    assert sum(r["ListCost"] for r in used) == 240 and sum(r["ContractedCost"] for r in used) == 120
+    assert idle[0]["ListCost"] == 73 and idle[0]["ContractedCost"] == Decimal("36.5")

@@ -179,12 +179,14 @@ def test_a_damaged_report_is_one_line_naming_the_file(published, tmp_path):
 # dimension wrote them (commit 3f3b680): with no CHARGEBACK_CALLER_TRACE_KEYS nothing published may change
 # (README "Callers"). Re-pin only for a deliberate change of these files, saying which. Re-pinned once:
 # the simulator's minute-level PTU load (its traffic changed), FOCUS AllocatedResourceId percent-encoded
-# per segment, and the statement's PTU capacity columns.
+# per segment, and the statement's PTU capacity columns. Re-pinned again: the cost basis (README "Actual
+# cost": chargeback cost_basis/estimated_cost/billed_cost/export_run_id, FOCUS x_CostBasis/x_ExportRunId and
+# the export's conditional columns, the statement's billed_cost/estimated_cost/actual_days/estimate_days).
 PUBLISHED_BEFORE_CALLERS = {
-    f"daily/usage_date={DAY}/chargeback.csv": "fe7ba51a5dc129f1ca4ddc53948534c25676fd03dac3138e68ca4ee4fd21238d",
-    f"daily/usage_date={DAY}/focus.csv": "561e6a17df507208c2dcefcb4bd1c423b6687366efe4d98753b4e4f514333233",
+    f"daily/usage_date={DAY}/chargeback.csv": "f38858f3024b70f886f383f8547e906781c05fc7631719b567db878429e9c884",
+    f"daily/usage_date={DAY}/focus.csv": "86fde4c46cd459b993b329c83aa969d9560395d256097177cf967b910a5f8c63",
     f"daily/usage_date={DAY}/product_usage.csv": "4b1f88a7616d6c9abeb0a67b12548448633e88fb9ea5084b8f3db19c680f189b",
-    f"monthly/month={DAY:%Y-%m}/statement.csv": "f7b0d34ebbb621135b84fc4d65808dff14e09748ce966435102ed75ed0197735",
+    f"monthly/month={DAY:%Y-%m}/statement.csv": "669a81db9fcc369736102c0b112badf5e3a4fc259b7b2406cebda3d202c6f93f",
 }
 
 

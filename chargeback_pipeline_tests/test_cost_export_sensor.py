@@ -49,7 +49,12 @@ def _tick(pricing: PricingResource, cursor: str | None):
         result = sensor(context)
         requests = [] if isinstance(result, dg.SkipReason) else [r.partition_key for r in result]
         for request in [] if isinstance(result, dg.SkipReason) else result:
-            assert request.asset_selection == [dg.AssetKey("billed_chargeback")]
+            # The day's chargeback, what states it (FOCUS export and hubs copy, budgets, anomalies), and their
+            # publication.
+            assert request.asset_selection == [
+                dg.AssetKey(name)
+                for name in ("billed_chargeback", "focus_export", "budget_status", "cost_anomalies", "day_publication")
+            ]
         return requests, context.cursor
 
 
@@ -78,7 +83,7 @@ def test_a_new_run_re_rolls_exactly_the_days_it_changed(export):
 
 
 def test_a_republished_day_re_rolls_its_month_through_the_monthly_rollup():
-    """billed_statement reads billed_chargeback, so the monthly rollup sensor counts a republished day as a
-    changed input of its month (and nothing else changes what the month reads)."""
+    """The statement reads the chargeback billed_chargeback publishes, so the monthly rollup sensor counts a
+    republished day as a changed input of its month."""
     inputs = monthly_rollup(CALENDAR.daily, CALENDAR.monthly).inputs(ASSETS)
     assert dg.AssetKey("billed_chargeback") in inputs

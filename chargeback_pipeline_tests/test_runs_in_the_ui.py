@@ -287,10 +287,9 @@ WRITTEN = {  # where each asset's rows are written (lake or report), for one hou
     "daily_product_usage": f"lake/{keys.day_key(keys.DAILY_USAGE, DAY)}",
     "daily_reconciliation": f"lake/{keys.day_key(keys.DAILY_RECONCILIATION, DAY)}",
     "product_usage_report": f"reports/{keys.product_usage_report_key(DAY, 'parquet')}",
-    "daily_chargeback": f"reports/{keys.chargeback_key(DAY, 'parquet')}",
+    "daily_chargeback": f"lake/{keys.day_key(keys.DAILY_CHARGEBACK, DAY)}",  # the estimate
     "focus_export": f"reports/{keys.focus_key(DAY, 'parquet')}",
-    "billed_chargeback": f"reports/{keys.billed_chargeback_key(DAY, 'parquet')}",
-    "billed_statement": f"reports/{keys.billed_statement_key(DAY, 'parquet')}",
+    "billed_chargeback": f"reports/{keys.chargeback_key(DAY, 'parquet')}",  # the published chargeback
     "monthly_statement": f"reports/{keys.statement_key(DAY, 'parquet')}",
     "ptu_utilization": f"lake/{keys.hour_key(keys.PTU_UTILIZATION, HOUR_KEY)}",
     "ptu_rightsizing": f"reports/{keys.ptu_rightsizing_key(DAY, 'parquet')}",

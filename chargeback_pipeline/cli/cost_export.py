@@ -6,6 +6,21 @@ from datetime import UTC, datetime, timedelta
 import click
 
 
+def cost_export_location(settings):
+    """The configured Cost Management export location (CHARGEBACK_COST_EXPORT_*), as a CostExportResource;
+    its `is_configured()` is False when none is set."""
+    from chargeback_pipeline.sources.cost_export.resource import CostExportResource
+
+    secret = settings.cost_export_connection_string
+    return CostExportResource(
+        local_dir=str(settings.cost_export_dir) if settings.cost_export_dir else None,
+        blob_account_url=settings.cost_export_blob_account_url,
+        blob_connection_string=secret.get_secret_value() if secret else None,
+        container=settings.cost_export_container,
+        root_folder=settings.cost_export_root_folder,
+    )
+
+
 @click.command("simulate-cost-export")
 @click.option(
     "--as-of",
@@ -21,20 +36,12 @@ def simulate_cost_export_command(as_of: datetime | None) -> None:
     from chargeback_pipeline.cli.commands import _settings
     from chargeback_pipeline.core.billing.pricing import load_pricing
     from chargeback_pipeline.defs.cost_export.simulated_terms import simulated_terms
-    from chargeback_pipeline.sources.cost_export.resource import CostExportResource
     from chargeback_pipeline.sources.simulated.cost_export import SimulatedAgreement, write_simulated_month
 
     settings = _settings()
     if settings.source != "simulated":
         raise click.ClickException("simulate-cost-export writes the simulator's bill: set CHARGEBACK_SOURCE=simulated")
-    secret = settings.cost_export_connection_string
-    location = CostExportResource(
-        local_dir=str(settings.cost_export_dir) if settings.cost_export_dir else None,
-        blob_account_url=settings.cost_export_blob_account_url,
-        blob_connection_string=secret.get_secret_value() if secret else None,
-        container=settings.cost_export_container,
-        root_folder=settings.cost_export_root_folder,
-    )
+    location = cost_export_location(settings)
     if not location.is_configured():
         raise click.ClickException(
             "no cost export location: set CHARGEBACK_COST_EXPORT_DIR (or _BLOB_ACCOUNT_URL / _CONNECTION_STRING)"

@@ -72,10 +72,12 @@ def discover_command(days: int, write_to: Path | None, currency: str) -> None:
     )
     click.echo("\n" + trace_keys_text(source, TimeWindow(start, end)))
     if write_to:
-        write_to.write_text(found.pricing_skeleton(currency), encoding="utf-8")
+        meters = export_meters(settings, found, start, end)
+        write_to.write_text(found.pricing_skeleton(currency, meters), encoding="utf-8")
         click.echo(
-            f"\nwrote a pricing-file skeleton to {write_to}: fill in every FILL_IN, then "
-            f"`chargeback check-pricing {write_to}`"
+            f"\nwrote a pricing-file skeleton to {write_to}"
+            + (f" with the {len(meters)} meter(s) the cost export bills them on" if meters else "")
+            + f": fill in every FILL_IN, then `chargeback check-pricing {write_to}`"
         )
 
 
@@ -93,6 +95,40 @@ def check_pricing_command(pricing_file: Path) -> None:
     click.echo(
         f"{pricing_file}: valid ({len(pricing.backends)} backends, {deployments} deployments, {pricing.currency})"
     )
+
+
+def export_meters(settings, found, start: datetime, end: datetime) -> dict[str, dict]:
+    """With a Cost Management export configured (CHARGEBACK_COST_EXPORT_*), the pricing file's `meters`
+    mapping of every meter its newest complete runs of the window's months bill the discovered resources on
+    (README "Actual cost"); none configured: nothing."""
+    from chargeback_pipeline.cli.cost_export import cost_export_location
+    from chargeback_pipeline.core.billing.meters import meter_mapping
+    from chargeback_pipeline.core.discovery import FILL_IN
+    from chargeback_pipeline.sources.cost_export.manifest import CostExportError
+
+    location = cost_export_location(settings)
+    if not location.is_configured():
+        return {}
+    models = {resource.lower(): names for resource, names in found.resource_models().items()}
+    months, day = set(), start.date()
+    while day < end.date():
+        months.add(day.replace(day=1))
+        day += timedelta(days=1)
+    try:
+        charges = location.source().month_charges(set(models), months)
+    except CostExportError as error:
+        raise click.ClickException(f"cost export: {error}") from None
+    if not charges:
+        click.echo("the cost export has no complete run of these months: no meters written", err=True)
+        return {}
+    meters: dict[str, set[str]] = {}
+    for month in charges.values():
+        for row in month.rows.select(["resource_id", "meter_name"]).to_pylist():
+            if (row["resource_id"] or "").lower() in models and row["meter_name"]:
+                meters.setdefault(row["resource_id"].lower(), set()).add(row["meter_name"])
+    mapping = meter_mapping(meters, models, FILL_IN)
+    click.echo("\nCost export meters of these resources\n" + _table([{"meter": m, **v} for m, v in mapping.items()]))
+    return mapping
 
 
 def trace_keys_text(source, window) -> str:

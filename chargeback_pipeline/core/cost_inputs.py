@@ -6,7 +6,8 @@ from datetime import date
 import pyarrow as pa
 
 from chargeback_pipeline.core.attribution import attributed_day_with_callers
-from chargeback_pipeline.core.billing.schemas import DAILY_CHARGEBACK_CALLER_SCHEMA, DAILY_CHARGEBACK_SCHEMA
+from chargeback_pipeline.core.billing.cost_basis import CHARGEBACK_SCHEMA, as_published
+from chargeback_pipeline.core.billing.schemas import DAILY_CHARGEBACK_CALLER_SCHEMA
 from chargeback_pipeline.core.callers import with_caller_id
 from chargeback_pipeline.core.periods import day_hours, days_of_month
 from chargeback_pipeline.storage import keys, sql
@@ -47,7 +48,8 @@ def allocation_inputs(lake: Lake, day: date) -> tuple[pa.Table, pa.Table, pa.Tab
 
 
 def published_days(reports: ObjectStore, month: date) -> tuple[pa.Table, list[date]]:
-    """The chargeback lines of the month's published days, and the days that have none.
+    """The chargeback lines of the month's published days (CHARGEBACK_SCHEMA: with their cost basis), and
+    the days that have none.
 
     Published means listed in the day's publication manifest, read from the report target, never from the
     lake (which may be empty, or hold a day that was computed but held back). A published chargeback whose
@@ -69,8 +71,8 @@ def published_days(reports: ObjectStore, month: date) -> tuple[pa.Table, list[da
                 f"(`chargeback backfill {day}`) before stating {month:%Y-%m}"
             )
         present.append(day)
-        tables.append(read_parquet_bytes(data).select(DAILY_CHARGEBACK_SCHEMA.names).cast(DAILY_CHARGEBACK_SCHEMA))
-    return (pa.concat_tables(tables) if tables else DAILY_CHARGEBACK_SCHEMA.empty_table()), missing
+        tables.append(as_published(read_parquet_bytes(data)))
+    return (pa.concat_tables(tables) if tables else CHARGEBACK_SCHEMA.empty_table()), missing
 
 
 def published_caller_days(lake: Lake, month: date) -> pa.Table | None:
@@ -78,7 +80,9 @@ def published_caller_days(lake: Lake, month: date) -> pa.Table | None:
     or None when no day of it was charged back with callers (a day without them: caller_id null)."""
     tables = []
     for day in days_of_month(month):
-        key = keys.day_key(keys.DAILY_CHARGEBACK, day)
+        # The chargeback as billed_chargeback stated it (actual once the export covers the day), else the estimate.
+        key = keys.day_key(keys.BILLED_CHARGEBACK, day)
+        key = key if lake.store.exists(key) else keys.day_key(keys.DAILY_CHARGEBACK, day)
         if lake.store.exists(key):
             lines, with_callers = with_caller_id(lake.read(key))
             tables.append(

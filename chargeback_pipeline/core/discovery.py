@@ -105,10 +105,9 @@ class Discovery:
             "llm_requests_without_gateway_row": orphans,
         }
 
-    def pricing_skeleton(self, currency: str = "USD") -> str:
-        """A pricing file with every backend, resource id, deployment and model in place, and `FILL_IN`
-        where a price or a kind goes: the validator then names each one still to fill in."""
-        served: dict[str, dict[str, str]] = defaultdict(dict)  # backend -> deployment -> model
+    def _served(self) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+        """backend -> deployment -> model, and backend -> resource id (where the metrics name one)."""
+        served: dict[str, dict[str, str]] = defaultdict(dict)
         for row in self.backends():
             if row["backend"] != "(no gateway row)" and row["model"]:
                 served[row["backend"]].setdefault(row["deployment"], model_family(row["model"]))
@@ -118,6 +117,18 @@ class Discovery:
                 backend = next((b for b in served if b.lower() == account_name(row["resource"]).lower()), None)
                 resource_of[backend or account_name(row["resource"])] = row["resource"]
                 served.setdefault(backend or account_name(row["resource"]), {})
+        return served, resource_of
+
+    def resource_models(self) -> dict[str, set[str]]:
+        """Resource id -> the models of its deployments: what a cost export's meters on it can bill."""
+        served, resource_of = self._served()
+        return {resource: set(served[backend].values()) for backend, resource in resource_of.items()}
+
+    def pricing_skeleton(self, currency: str = "USD", meters: dict[str, dict] | None = None) -> str:
+        """A pricing file with every backend, resource id, deployment and model in place, and `FILL_IN`
+        where a price or a kind goes: the validator then names each one still to fill in. `meters`: the
+        cost export's meters with what they bill (`meters.meter_mapping`), when an export was read."""
+        served, resource_of = self._served()
         models = sorted({model for deployments in served.values() for model in deployments.values()})
         document = {
             "currency": currency,
@@ -134,6 +145,7 @@ class Discovery:
                 }
                 for backend, deployments in sorted(served.items())
             },
+            **({"meters": meters} if meters else {}),
         }
         return SKELETON_HEADER + yaml.safe_dump(document, sort_keys=False, width=200)
 
@@ -147,4 +159,6 @@ SKELETON_HEADER = """\
 #   (or monthly_reservation_per_ptu: X); see pricing.example.yaml for every setting.
 # - models.<model>.rates: pay-as-you-go prices per 1,000 tokens, needed for models a paygo backend serves;
 #   a model only PTU deployments serve needs no rates (delete its entry's rates).
+# - meters (written when a Cost Management export is configured): each meter the export bills these
+#   resources on, with its kind and model read from its name; FILL_IN where the name does not say.
 """

@@ -7,6 +7,11 @@ total: what lost source data looks like (a re-pull that found half the logs, an 
 Lines that legitimately shrink as late rows arrive (pseudo-products such as `unattributed`, usage rows
 without billable calls) are not counted. One shrinking output holds the whole day, unless the day is
 published by an override with a reason, which the manifest records.
+
+Money outputs also carry their cost basis (README "Actual cost"): `estimate`, or `actual:<export runs>`.
+A new basis (a day turning actual, a new export run restating it) changes the money and the rows on
+purpose: then only a lost product holds the day, the total and rows are the export's. An actual output
+is never replaced by an estimate.
 """
 
 from dataclasses import dataclass
@@ -31,14 +36,17 @@ class OutputRule:
     product_columns: tuple[str, ...] = ()
     total_column: str | None = None
     usage_column: str | None = None
+    basis_columns: tuple[str, str] | None = None  # (cost basis, export run) columns of a money output
 
 
 # Per output (its file name without extension, or `finops_hubs`).
 RULES = {
     "product_usage": OutputRule(("product_id",), "total_tokens", "calls"),
-    "chargeback": OutputRule(("product_id",), "total_cost"),
-    "focus": OutputRule(("x_ApiManagementProductId", "SubAccountId"), "BilledCost"),
-    "finops_hubs": OutputRule(("SubAccountId",), "BilledCost"),
+    "chargeback": OutputRule(("product_id",), "total_cost", basis_columns=("cost_basis", "export_run_id")),
+    "focus": OutputRule(
+        ("x_ApiManagementProductId", "SubAccountId"), "BilledCost", basis_columns=("x_CostBasis", "x_ExportRunId")
+    ),
+    "finops_hubs": OutputRule(("SubAccountId",), "BilledCost", basis_columns=("x_CostBasis", "x_ExportRunId")),
     "cost_anomalies": OutputRule(("product_id",), "cost"),
     "budget_status": OutputRule(("product_id",), "spend_to_date"),
     "statement": OutputRule(("product_id",), "total_cost"),
@@ -52,13 +60,20 @@ class OutputSize:
     rows: int  # counted rows: of real products (and with usage, where the rule says so)
     products: tuple[str, ...]
     total: Decimal
+    basis: str | None = None  # a money output's cost basis: `estimate` or `actual:<export run ids>`
 
     def record(self) -> dict:
-        return {"rows": self.rows, "products": list(self.products), "total": str(self.total)}
+        record = {"rows": self.rows, "products": list(self.products), "total": str(self.total)}
+        return record | ({"basis": self.basis} if self.basis is not None else {})
 
     @classmethod
     def from_record(cls, record: dict) -> "OutputSize":
-        return cls(int(record["rows"]), tuple(record.get("products", ())), Decimal(record.get("total", "0")))
+        return cls(
+            int(record["rows"]),
+            tuple(record.get("products", ())),
+            Decimal(record.get("total", "0")),
+            record.get("basis"),
+        )
 
 
 def measure(rule: OutputRule, table: pa.Table) -> OutputSize:
@@ -73,13 +88,27 @@ def measure(rule: OutputRule, table: pa.Table) -> OutputSize:
     total = Decimal(0)
     if rule.total_column is not None and rule.total_column in table.column_names:
         total = sum((Decimal(str(v)) for v in table[rule.total_column].to_pylist() if v is not None), Decimal(0))
-    return OutputSize(table.num_rows, products, total)
+    return OutputSize(table.num_rows, products, total, _basis(rule, table))
+
+
+def _basis(rule: OutputRule, table: pa.Table) -> str | None:
+    if rule.basis_columns is None:
+        return None
+    basis_column, run_column = rule.basis_columns
+    bases = set(table[basis_column].to_pylist()) if basis_column in table.column_names else set()
+    if "actual" not in bases:
+        return "estimate"  # also a file from before the cost basis was kept
+    runs = set(table[run_column].to_pylist()) - {None} if run_column in table.column_names else set()
+    return f"actual:{','.join(sorted(runs))}"
 
 
 def shrink(name: str, previous: OutputSize, new: OutputSize) -> str | None:
     """Why `new` may not replace `previous` without an override; None when it may."""
     lost = sorted(set(previous.products) - set(new.products))
-    if not lost and new.rows >= previous.rows and new.total >= previous.total:
+    if (previous.basis or "").startswith("actual") and new.basis == "estimate":
+        return f"{name}: would replace the actual cost ({previous.basis}) with an estimate"
+    rebased = previous.basis != new.basis and (new.basis or "").startswith("actual")
+    if not lost and (rebased or (new.rows >= previous.rows and new.total >= previous.total)):
         return None
     parts = []
     if lost:

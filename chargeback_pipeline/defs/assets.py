@@ -15,7 +15,6 @@ from chargeback_pipeline.defs.capacity.ptu_rightsizing import ptu_rightsizing_as
 from chargeback_pipeline.defs.capacity.ptu_utilization import ptu_utilization_asset
 from chargeback_pipeline.defs.column_docs import documented
 from chargeback_pipeline.defs.cost_export.billed_chargeback import billed_chargeback_asset
-from chargeback_pipeline.defs.cost_export.billed_statement import billed_statement_asset
 from chargeback_pipeline.defs.ingest.raw_logs import raw_log_assets
 from chargeback_pipeline.defs.partitions import Calendar
 from chargeback_pipeline.defs.publishing.day_publication import day_publication_asset
@@ -37,7 +36,6 @@ def build_assets(calendar: Calendar) -> list[dg.AssetsDefinition]:
             daily_chargeback_asset(calendar),
             focus_export_asset(calendar),
             billed_chargeback_asset(calendar),
-            billed_statement_asset(calendar),
             monthly_statement_asset(calendar),
             budget_status_asset(calendar),
             cost_anomalies_asset(calendar),

@@ -26,9 +26,12 @@ from chargeback_pipeline.defs.audit.column_docs import AUDIT_CODE, AUDIT_COLUMNS
 from chargeback_pipeline.defs.budgets.column_docs import FINOPS_CODE, FINOPS_COLUMNS, FINOPS_DESCRIPTIONS
 from chargeback_pipeline.defs.capacity.column_docs import CAPACITY_CODE, CAPACITY_COLUMNS, CAPACITY_DESCRIPTIONS
 from chargeback_pipeline.defs.cost_export.column_docs import (
+    COST_BASIS_DESCRIPTIONS,
+    COST_BASIS_OVERRIDES,
     COST_EXPORT_CODE,
     COST_EXPORT_COLUMNS,
-    COST_EXPORT_DESCRIPTIONS,
+    FOCUS_ACTUAL_DESCRIPTIONS,
+    STATEMENT_BASIS_DESCRIPTIONS,
 )
 from chargeback_pipeline.storage.package_files import package_path
 from chargeback_pipeline.storage.schemas import (
@@ -291,7 +294,9 @@ DESCRIPTIONS |= AUDIT_DESCRIPTIONS
 CODE |= AUDIT_CODE
 # And actual cost (the Cost Management export).
 COLUMNS |= COST_EXPORT_COLUMNS
-DESCRIPTIONS |= COST_EXPORT_DESCRIPTIONS
+DESCRIPTIONS["billed_chargeback"] = DESCRIPTIONS["daily_chargeback"] | COST_BASIS_OVERRIDES | COST_BASIS_DESCRIPTIONS
+DESCRIPTIONS["focus_export"] |= FOCUS_ACTUAL_DESCRIPTIONS
+DESCRIPTIONS["monthly_statement"] |= STATEMENT_BASIS_DESCRIPTIONS
 CODE |= COST_EXPORT_CODE
 # How Arrow types read in the UI.
 _TYPE_NAMES = {

@@ -124,28 +124,14 @@ def finops_hubs_manifest_key(month: date, scope_path: str) -> str:
     return f"{finops_hubs_folder(month, scope_path)}/manifest.json"
 
 
-# Actual cost (README "Actual cost: the Cost Management export"): the day's lines with their cost basis,
-# the export's charges split over them (lake, beside the lines), and estimate-vs-actual per product.
+# Actual cost (README "Actual cost: the Cost Management export"): in the lake, the day's published
+# chargeback lines with their cost basis, the export's charges split over them (beside the lines), and
+# estimate-vs-actual per product (also published, `cost_variance`).
 BILLED_CHARGEBACK = "billed_chargeback"
 ACTUAL_ALLOCATIONS_PART = "actual_allocations"
 COST_VARIANCE_PART = "cost_variance"
 
 
-def billed_chargeback_key(day: date, extension: str) -> str:
-    """The day's chargeback with `cost_basis` estimate (pricing file) or actual (the cost export)."""
-    return _daily_report_key(day, "billed_chargeback", extension)
-
-
 def cost_variance_key(day: date, extension: str) -> str:
     """Per product of an actual day: the estimate, the actual cost and their difference."""
     return _daily_report_key(day, "cost_variance", extension)
-
-
-def finops_hubs_actual_file_key(day: date, scope_path: str) -> str:
-    """One actual day's reallocation rows in the hub's month folder (same ingestion id as the month)."""
-    return f"{finops_hubs_folder(day, scope_path)}/{day:%Y-%m}__actual_{day.isoformat()}.parquet"
-
-
-def billed_statement_key(month: date, extension: str) -> str:
-    """Per product and month: estimated, effective and billed cost, with the days actual and estimated."""
-    return f"monthly/month={month:%Y-%m}/billed_statement.{extension}"

@@ -41,10 +41,17 @@ from chargeback_pipeline.core.billing.meters import (
 )
 from chargeback_pipeline.core.billing.money import split_by_largest_remainder, to_money
 from chargeback_pipeline.core.billing.pricing import Pricing
-from chargeback_pipeline.core.billing.schemas import MONEY, QUANTITY, UNATTRIBUTED_PRODUCT, CostType
-from chargeback_pipeline.storage.schemas import UTC_TIMESTAMP
+from chargeback_pipeline.core.billing.schemas import (
+    MONEY,
+    PLATFORM_UNALLOCATED_PRODUCT,
+    QUANTITY,
+    UNATTRIBUTED_PRODUCT,
+    CostType,
+)
+from chargeback_pipeline.storage.schemas import CALLER_ID, UTC_TIMESTAMP
 
 UNKNOWN = "unknown"  # model / deployment of an unattributed actual line
+UNUSED_COMMITMENT_BASIS = "unused_commitment"  # allocation_basis of a reservation's unused part
 # Origin columns copied from the export (EXPORT_CHARGE_SCHEMA names): the origin charge's identity.
 ORIGIN_COLUMNS = (
     "resource_id",
@@ -65,7 +72,7 @@ ACTUAL_ALLOCATION_SCHEMA = pa.schema(
         ("origin_charge_id", pa.string()),
         ("charge_period_start", UTC_TIMESTAMP),
         ("charge_period_end", UTC_TIMESTAMP),
-        ("backend_id", pa.string()),
+        ("backend_id", pa.string()),  # null on a commitment's unused part (the reservation is no backend's)
         *((name, pa.string()) for name in ORIGIN_COLUMNS),
         ("meter_kind", pa.string()),  # a MeterKind value
         ("meter_model", pa.string()),  # the model a token meter bills; null for provisioned
@@ -85,10 +92,14 @@ ACTUAL_ALLOCATION_SCHEMA = pa.schema(
         ("model_name", pa.string()),
         ("deployment_name", pa.string()),
         ("cost_type", pa.string()),  # the chargeback line's CostType
-        ("allocation_basis", pa.string()),  # prompt_tokens | completion_tokens | estimated_ptu_cost | none
+        (CALLER_ID, pa.string()),  # the line's caller, where the day was attributed with callers
+        # prompt_tokens | completion_tokens | estimated_ptu_cost | unused_commitment | none
+        ("allocation_basis", pa.string()),
         ("allocation_quantity", QUANTITY),  # the line's amount of the basis
         ("effective_cost", MONEY),
         ("billed_cost", MONEY),
+        ("list_cost", MONEY),  # the export's ListCost and ContractedCost, split the same way (for FOCUS)
+        ("contracted_cost", MONEY),
         ("currency", pa.string()),
         ("unattributed_reason", pa.string()),  # only on an origin no line could take
     ]
@@ -101,6 +112,7 @@ _BASIS = {
     MeterKind.provisioned: "estimated_ptu_cost",
 }
 _LINE_KEY = ("product_id", "subscription_id", "model_name", "deployment_name", "backend_id", "cost_type")
+_OTHER_VIEWS = ("list_cost", "contracted_cost")  # FOCUS's other costs, split like EffectiveCost
 
 
 class ActualCostError(ValueError):
@@ -161,17 +173,22 @@ def allocate_actual_day(charges: pa.Table, estimate_lines: pa.Table, pricing: Pr
         if row["charge_period_start"].date() != day:
             continue
         backend_id = backends.get((row["resource_id"] or "").lower())
-        if backend_id is None:
+        if backend_id is None and not _unused_commitment(row):
             continue
         key = tuple(row[column] if column != "resource_id" else row[column].lower() for column in ORIGIN_COLUMNS)
-        origins[(backend_id, key[0])].setdefault(key, _Origin(key, [])).rows.append(row)
+        origins[(backend_id or "", key[0])].setdefault(key, _Origin(key, [])).rows.append(row)
     shares = []
     for (backend_id, _), by_key in sorted(origins.items()):
         ordered = [by_key[key] for key in sorted(by_key, key=lambda k: tuple(v or "" for v in k))]
         effective = _cumulative_minor([o.total("effective_cost") for o in ordered], pricing.currency_minor_unit)
         billed = _cumulative_minor([o.total("billed_cost") for o in ordered], pricing.currency_minor_unit)
-        for origin, effective_minor, billed_minor in zip(ordered, effective, billed, strict=True):
-            shares += _split_origin(origin, backend_id, effective_minor, billed_minor, lines, pricing, day)
+        others = {
+            view: _cumulative_minor([o.total(view) for o in ordered], pricing.currency_minor_unit)
+            for view in _OTHER_VIEWS
+        }
+        for index, origin in enumerate(ordered):
+            extra = {view: minors[index] for view, minors in others.items()}
+            shares += _split_origin(origin, backend_id, effective[index], billed[index], lines, pricing, day, extra)
     return pa.Table.from_pylist(shares, schema=ACTUAL_ALLOCATION_SCHEMA)
 
 
@@ -224,18 +241,21 @@ def _split_origin(
     lines: list[dict],
     pricing: Pricing,
     day: date,
+    extra: dict[str, int],
 ) -> list[dict]:
+    """The origin's shares; `extra` its list and contracted cost in minor units, split like the others."""
     first = origin.rows[0]
     meter_name = first["meter_name"] or ""
-    kind, model = meter_of(meter_name, backend_id, pricing)
-    pool = _pool(kind, model, backend_id, lines, pricing)
+    unused = not backend_id  # an unused commitment: the reservation's own row, no backend's
+    kind, model = (MeterKind.provisioned, None) if unused else meter_of(meter_name, backend_id, pricing)
+    pool = [] if unused else _pool(kind, model, backend_id, lines, pricing)
     minor_unit = pricing.currency_minor_unit
     common = {
         "usage_date": day,
         "origin_charge_id": _origin_id(origin, day),
         "charge_period_start": min(row["charge_period_start"] for row in origin.rows),
         "charge_period_end": max(row["charge_period_end"] or row["charge_period_start"] for row in origin.rows),
-        "backend_id": backend_id,
+        "backend_id": backend_id or None,
         **{column: first[column] for column in ORIGIN_COLUMNS},
         "meter_kind": kind.value,
         "meter_model": model,
@@ -251,7 +271,10 @@ def _split_origin(
         "origin_effective_cost": to_money(effective_minor, minor_unit),
         "origin_billed_cost": to_money(billed_minor, minor_unit),
         "currency": pricing.currency,
+        **{view: to_money(minor, minor_unit) for view, minor in extra.items()},  # whole, unless split below
     }
+    if unused:
+        return [{**common, **_unused_commitment_share(first, effective_minor, billed_minor, minor_unit)}]
     if not pool:
         reason = (
             f"no PTU hour of {backend_id} is priced on {day} in the pricing file"
@@ -265,6 +288,7 @@ def _split_origin(
             "model_name": model or UNKNOWN,
             "deployment_name": UNKNOWN,
             "cost_type": cost_type.value,
+            CALLER_ID: None,
             "allocation_basis": "none",
             "allocation_quantity": Decimal(0),
             "effective_cost": to_money(effective_minor, minor_unit),
@@ -272,23 +296,57 @@ def _split_origin(
             "unattributed_reason": reason,
         }
         return [{**common, **unattributed}]
-    pool.sort(key=lambda item: tuple(item[0][column] or "" for column in _LINE_KEY))
+    pool.sort(key=lambda item: _line_order(item[0]))
     weights = [weight for _, weight in pool]
-    order = [tuple(line[column] or "" for column in _LINE_KEY) for line, _ in pool]
+    order = [_line_order(line) for line, _ in pool]
     effective = _split(effective_minor, weights, order)
     billed = _split(billed_minor, weights, order)
+    others = {view: _split(minor, weights, order) for view, minor in extra.items()}
     return [
         {
             **common,
+            **{view: to_money(split[index], minor_unit) for view, split in others.items()},
             **{column: line[column] for column in _LINE_KEY if column != "backend_id"},
+            CALLER_ID: line.get(CALLER_ID),
             "allocation_basis": _BASIS[kind],
             "allocation_quantity": Decimal(weight.numerator) / Decimal(weight.denominator),
             "effective_cost": to_money(effective_share, minor_unit),
             "billed_cost": to_money(billed_share, minor_unit),
             "unattributed_reason": None,
         }
-        for (line, weight), effective_share, billed_share in zip(pool, effective, billed, strict=True)
+        for index, ((line, weight), effective_share, billed_share) in enumerate(
+            zip(pool, effective, billed, strict=True)
+        )
     ]
+
+
+def _unused_commitment(row: dict) -> bool:
+    """A commitment discount's unused part (read for the commitments the named resources use)."""
+    return (row["commitment_discount_status"] or "").lower() == "unused" and bool(row["commitment_discount_id"])
+
+
+def _unused_commitment_share(row: dict, effective_minor: int, billed_minor: int, minor_unit: int) -> dict:
+    """Reserved PTU-hours no deployment used: no deployment, product or idle policy caused them, so under
+    every policy they stay with the platform, visible as unused PTU cost (never spread over products)."""
+    return {
+        "product_id": PLATFORM_UNALLOCATED_PRODUCT,
+        "subscription_id": None,
+        "model_name": UNKNOWN,
+        "deployment_name": UNKNOWN,
+        "cost_type": CostType.ptu_unused.value,
+        CALLER_ID: None,
+        "allocation_basis": UNUSED_COMMITMENT_BASIS,
+        "allocation_quantity": Decimal(0),
+        "effective_cost": to_money(effective_minor, minor_unit),
+        "billed_cost": to_money(billed_minor, minor_unit),
+        "unattributed_reason": (
+            f"unused commitment: reserved PTU-hours of {row['commitment_discount_id']} no deployment used"
+        ),
+    }
+
+
+def _line_order(line: dict) -> tuple:
+    return (*(line[column] or "" for column in _LINE_KEY), line.get(CALLER_ID) or "")
 
 
 def _split(total: int, weights: list[Fraction], order: list[tuple]) -> list[int]:

@@ -70,6 +70,8 @@ ACTUAL_HUB_SCHEMA = pa.schema(
         ("x_CostType", pa.string()),
         ("x_AllocationBasis", pa.string()),
         ("x_UnattributedReason", pa.string()),
+        ("x_CostBasis", pa.string()),  # always `actual`: estimate days are not written to a hub
+        ("x_ExportRunId", pa.string()),  # the export run the charge was read from
         ("x_SourceName", pa.string()),
         ("x_SourceProvider", pa.string()),
         ("x_SourceType", pa.string()),
@@ -103,6 +105,8 @@ def _origin_columns(share: dict) -> dict:
         "SubAccountId": share["sub_account_id"],
         "x_SkuMeterId": share["meter_id"],
         "x_OriginChargeId": share["origin_charge_id"],
+        "x_CostBasis": "actual",
+        "x_ExportRunId": share["export_run_id"],
         "x_SourceName": SOURCE_NAME,
         "x_SourceProvider": SOURCE_PROVIDER,
         "x_SourceType": SOURCE_TYPE,

@@ -1,8 +1,13 @@
-"""A day's chargeback with its cost basis: `estimate` (priced from the pricing file, a list price) until
-a Cost Management export covers the day, then `actual` (the export's costs, allocated). And the variance
+"""The published chargeback of a day: its lines with their cost basis. `estimate` (priced from the pricing
+file, a list price) until a Cost Management export covers the day, then `actual` (the export's
+EffectiveCost and BilledCost, allocated). One file, `chargeback.{parquet,csv}`, whatever the basis: the
+monthly statement, the FOCUS export and its FinOps hubs copy all state the same numbers. And the variance
 between the two per product, the estimate's error made visible.
 
-Published beside the estimate's `chargeback` files (which stay the pricing file's view, unchanged).
+Cost columns on a line: `ptu_cost` + `paygo_cost` = `total_cost`, the amortized cost (the export's
+EffectiveCost when actual: what a product is charged back); `billed_cost` what is invoiced (BilledCost: a
+PTU reservation's hours are invoiced on the reservation's purchase, so 0 here); `estimated_cost` the pricing
+file's total, kept on actual days too.
 """
 
 from collections import defaultdict
@@ -12,9 +17,8 @@ from enum import StrEnum
 
 import pyarrow as pa
 
-from chargeback_pipeline.core.billing.schemas import MONEY, QUANTITY
-from chargeback_pipeline.core.periods import month_text
-from chargeback_pipeline.storage.schemas import MONTH
+from chargeback_pipeline.core.billing.schemas import DAILY_CHARGEBACK_SCHEMA, MONEY, QUANTITY, with_caller_column
+from chargeback_pipeline.storage.schemas import CALLER_ID
 
 LINE_KEY = ("product_id", "subscription_id", "model_name", "deployment_name", "backend_id", "cost_type")
 
@@ -24,26 +28,15 @@ class CostBasis(StrEnum):
     actual = "actual"  # the Cost Management export's EffectiveCost and BilledCost, allocated
 
 
-BILLED_CHARGEBACK_SCHEMA = pa.schema(
-    [
-        ("usage_date", pa.date32()),
-        ("product_id", pa.string()),
-        ("subscription_id", pa.string()),
-        ("model_name", pa.string()),
-        ("deployment_name", pa.string()),
-        ("backend_id", pa.string()),
-        ("cost_type", pa.string()),
-        ("cost_basis", pa.string()),  # a CostBasis value
-        ("calls", pa.int64()),
-        ("prompt_tokens", pa.int64()),
-        ("completion_tokens", pa.int64()),
-        ("estimated_cost", MONEY),  # the pricing file's (the `chargeback` file's total_cost)
-        ("effective_cost", MONEY),  # amortized; on an estimate day the estimate
-        ("billed_cost", MONEY),  # invoiced; on an estimate day the estimate
-        ("currency", pa.string()),
-        ("export_run_id", pa.string()),  # the export run an actual day comes from
-    ]
-)
+# The columns the cost basis adds to the chargeback lines (DAILY_CHARGEBACK_SCHEMA) in the published file.
+COST_BASIS_COLUMNS = [
+    ("cost_basis", pa.string()),  # a CostBasis value
+    ("estimated_cost", MONEY),  # the pricing file's total cost of the line
+    ("billed_cost", MONEY),  # invoiced (BilledCost); on an estimate day the estimate
+    ("export_run_id", pa.string()),  # the export run an actual day comes from
+]
+CHARGEBACK_SCHEMA = pa.schema([*DAILY_CHARGEBACK_SCHEMA, *COST_BASIS_COLUMNS])
+CHARGEBACK_CALLER_SCHEMA = with_caller_column(CHARGEBACK_SCHEMA)
 
 COST_VARIANCE_SCHEMA = pa.schema(
     [
@@ -59,8 +52,12 @@ COST_VARIANCE_SCHEMA = pa.schema(
 )
 
 
+def _schema(lines: pa.Table) -> pa.Schema:
+    return CHARGEBACK_CALLER_SCHEMA if CALLER_ID in lines.column_names else CHARGEBACK_SCHEMA
+
+
 def _key(row: dict) -> tuple:
-    return tuple(row[column] for column in LINE_KEY)
+    return (*(row[column] for column in LINE_KEY), row.get(CALLER_ID))
 
 
 def _order(key: tuple) -> tuple:
@@ -68,76 +65,71 @@ def _order(key: tuple) -> tuple:
 
 
 def estimate_lines(lines: pa.Table) -> pa.Table:
-    """The estimate's chargeback lines as cost_basis `estimate`."""
+    """The day's chargeback lines (DAILY_CHARGEBACK_SCHEMA) as the published chargeback, cost basis
+    `estimate`: billed = estimated = the pricing file's total cost."""
     rows = [
         {
-            **{column: line[column] for column in LINE_KEY},
-            "usage_date": line["usage_date"],
+            **line,
             "cost_basis": CostBasis.estimate.value,
-            "calls": line["calls"],
-            "prompt_tokens": line["prompt_tokens"],
-            "completion_tokens": line["completion_tokens"],
             "estimated_cost": line["total_cost"],
-            "effective_cost": line["total_cost"],
             "billed_cost": line["total_cost"],
-            "currency": line["currency"],
             "export_run_id": None,
         }
         for line in lines.to_pylist()
     ]
-    return pa.Table.from_pylist(sorted(rows, key=lambda r: _order(_key(r))), schema=BILLED_CHARGEBACK_SCHEMA)
+    return pa.Table.from_pylist(sorted(rows, key=lambda r: _order(_key(r))), schema=_schema(lines))
 
 
 def actual_lines(lines: pa.Table, allocations: pa.Table, day: date, currency: str) -> pa.Table:
-    """The day's lines with the export's costs summed from `allocations` (ACTUAL_ALLOCATION_SCHEMA):
-    every estimate line (0 where the export charged it nothing) and every line only the export has
-    (`unattributed` origins)."""
+    """The day's lines with the export's costs summed from `allocations` (ACTUAL_ALLOCATION_SCHEMA): every
+    estimate line (0 where the export charged it nothing) and every line only the export has
+    (`unattributed` origins). Provisioned (PTU-hour) charges are the line's `ptu_cost`, token charges its
+    `paygo_cost`, both amortized (EffectiveCost); BilledCost in `billed_cost`."""
+    schema = _schema(lines)
     merged: dict[tuple, dict] = {}
+    zero = Decimal(0)
     for line in lines.to_pylist():
         merged[_key(line)] = {
-            "calls": line["calls"],
-            "prompt_tokens": line["prompt_tokens"],
-            "completion_tokens": line["completion_tokens"],
+            **line,
+            "ptu_cost": zero,
+            "paygo_cost": zero,
+            "total_cost": zero,
             "estimated_cost": line["total_cost"],
-            "effective_cost": Decimal(0),
-            "billed_cost": Decimal(0),
+            "billed_cost": zero,
         }
     runs = sorted({run for run in allocations["export_run_id"].to_pylist() if run})
     for share in allocations.to_pylist():
         line = merged.setdefault(
             _key(share),
             {
-                "calls": 0,
-                "prompt_tokens": 0,
-                "completion_tokens": 0,
-                "estimated_cost": Decimal(0),
-                "effective_cost": Decimal(0),
-                "billed_cost": Decimal(0),
+                **{column: share.get(column) for column in LINE_KEY},
+                CALLER_ID: share.get(CALLER_ID),
+                "usage_date": day,
+                **dict.fromkeys(("calls", "prompt_tokens", "completion_tokens", "total_tokens"), 0),
+                "weighted_tokens": None,
+                "output_token_weight": None,
+                "rate_effective_from": None,
+                **dict.fromkeys(("ptu_cost", "paygo_cost", "total_cost", "estimated_cost", "billed_cost"), zero),
             },
         )
-        line["effective_cost"] += share["effective_cost"]
+        column = "ptu_cost" if share["meter_kind"] == "provisioned" else "paygo_cost"
+        line[column] += share["effective_cost"]
+        line["total_cost"] += share["effective_cost"]
         line["billed_cost"] += share["billed_cost"]
     rows = [
-        {
-            **dict(zip(LINE_KEY, key, strict=True)),
-            "usage_date": day,
-            "cost_basis": CostBasis.actual.value,
-            **values,
-            "currency": currency,
-            "export_run_id": ",".join(runs) or None,
-        }
-        for key, values in sorted(merged.items(), key=lambda item: _order(item[0]))
+        {**values, "cost_basis": CostBasis.actual.value, "currency": currency, "export_run_id": ",".join(runs) or None}
+        for _, values in sorted(merged.items(), key=lambda item: _order(item[0]))
     ]
-    return pa.Table.from_pylist(rows, schema=BILLED_CHARGEBACK_SCHEMA)
+    return pa.Table.from_pylist(rows, schema=schema)
 
 
-def variance_by_product(billed: pa.Table) -> pa.Table:
+def variance_by_product(chargeback: pa.Table) -> pa.Table:
     """Per product of an actual day: estimate, actual, their difference and its share of the estimate."""
     totals: defaultdict[tuple, list[Decimal]] = defaultdict(lambda: [Decimal(0)] * 3)
-    for row in billed.to_pylist():
+    for row in chargeback.to_pylist():
         sums = totals[(row["usage_date"], row["product_id"], row["currency"])]
         sums[0] += row["estimated_cost"]
-        sums[1] += row["effective_cost"]
+        sums[1] += row["total_cost"]
         sums[2] += row["billed_cost"]
     rows = []
     for (day, product, currency), (estimated, effective, billed_cost) in sorted(totals.items()):
@@ -157,51 +149,10 @@ def variance_by_product(billed: pa.Table) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=COST_VARIANCE_SCHEMA)
 
 
-BILLED_STATEMENT_SCHEMA = pa.schema(
-    [
-        ("month", MONTH),
-        ("product_id", pa.string()),
-        ("calls", pa.int64()),
-        ("prompt_tokens", pa.int64()),
-        ("completion_tokens", pa.int64()),
-        ("estimated_cost", MONEY),
-        ("effective_cost", MONEY),  # actual days: the export's amortized cost; estimate days: the estimate
-        ("billed_cost", MONEY),  # actual days: invoiced; estimate days: the estimate
-        ("actual_days", pa.int64()),  # days of the month this product's cost is actual on
-        ("estimate_days", pa.int64()),  # days it is still an estimate on
-        ("currency", pa.string()),
-    ]
-)
-
-
-def billed_statement(month: date, billed_days: pa.Table) -> pa.Table:
-    """Per product, the month's billed_chargeback lines summed exactly, with how many days are actual."""
-    totals: dict[tuple[str, str], dict] = {}
-    for row in billed_days.to_pylist():
-        line = totals.setdefault(
-            (row["product_id"], row["currency"]),
-            {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "estimated_cost": Decimal(0),
-             "effective_cost": Decimal(0), "billed_cost": Decimal(0), "actual": set(), "estimate": set()},
-        )  # fmt: skip
-        for column in (
-            "calls",
-            "prompt_tokens",
-            "completion_tokens",
-            "estimated_cost",
-            "effective_cost",
-            "billed_cost",
-        ):
-            line[column] += row[column]
-        line[row["cost_basis"]].add(row["usage_date"])
-    rows = [
-        {
-            "month": month_text(month),
-            "product_id": product,
-            **{k: v for k, v in line.items() if k not in (CostBasis.actual, CostBasis.estimate)},
-            "actual_days": len(line[CostBasis.actual]),
-            "estimate_days": len(line[CostBasis.estimate]),
-            "currency": currency,
-        }
-        for (product, currency), line in sorted(totals.items())
-    ]
-    return pa.Table.from_pylist(rows, schema=BILLED_STATEMENT_SCHEMA)
+def as_published(table: pa.Table) -> pa.Table:
+    """A published chargeback read back, in CHARGEBACK_SCHEMA: a day published before the cost basis was
+    kept is an estimate (billed = estimated = total)."""
+    if "cost_basis" in table.column_names:
+        return table.select(CHARGEBACK_SCHEMA.names).cast(CHARGEBACK_SCHEMA)
+    lines = table.select(DAILY_CHARGEBACK_SCHEMA.names).cast(DAILY_CHARGEBACK_SCHEMA)
+    return estimate_lines(lines).select(CHARGEBACK_SCHEMA.names)

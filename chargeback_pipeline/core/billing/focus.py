@@ -35,6 +35,8 @@ CUSTOM_LINE_COLUMNS = [
     ("x_DeploymentName", pa.string()),
     ("x_BackendId", pa.string()),
     ("x_CostType", pa.string()),
+    ("x_CostBasis", pa.string()),  # `estimate` (the pricing file's prices) or `actual` (the cost export's)
+    ("x_ExportRunId", pa.string()),  # actual: the Cost Management export run (runInfo.runId) it comes from
     ("x_Calls", pa.int64()),
     ("x_PromptTokens", pa.int64()),
     ("x_CompletionTokens", pa.int64()),
@@ -83,7 +85,7 @@ FOCUS_SCHEMA = pa.schema(
 )
 
 
-def to_focus(daily_lines: pa.Table, pricing: Pricing) -> pa.Table:
+def to_focus(daily_lines: pa.Table, pricing: Pricing, invoice: tuple[str, str] | None = None) -> pa.Table:
     """The daily lines as a FOCUS 1.2 cost and usage dataset (FOCUS_SCHEMA), one row per line.
 
     These are allocated (internal) charges: BilledCost = EffectiveCost = ContractedCost = ListCost =
@@ -93,18 +95,23 @@ def to_focus(daily_lines: pa.Table, pricing: Pricing) -> pa.Table:
     SubAccountId the APIM product. Quantities: ConsumedQuantity is the line's tokens (ConsumedUnit "Tokens");
     PricingQuantity is what the cost was computed from: weighted tokens for PTU lines ("Tokens", 0 for
     unused capacity), tokens / 1000 for pay-as-you-go ("1000 Tokens").
+
+    An actual day's published chargeback (`cost_basis` actual) gives EffectiveCost = its total_cost (the
+    export's, amortized) and BilledCost = its billed_cost, with `invoice` (the export's InvoiceId and
+    InvoiceIssuerName) in place of the provisional statement id.
     """
-    rows = [_focus_row(line, pricing) for line in daily_lines.to_pylist()]
+    rows = [_focus_row(line, pricing, invoice) for line in daily_lines.to_pylist()]
     return pa.Table.from_pylist(rows, schema=FOCUS_SCHEMA)
 
 
-def _focus_row(line: dict, pricing: Pricing) -> dict:
+def _focus_row(line: dict, pricing: Pricing, invoice: tuple[str, str] | None) -> dict:
     charge_start = utc_day_start(line["usage_date"])
     billing_month = month_start(line["usage_date"])
     cost = line["total_cost"]
     resource_id = focus_resource_id(pricing, line["backend_id"], line["deployment_name"])
+    invoiced = {"InvoiceId": invoice[0], "InvoiceIssuerName": invoice[1]} if invoice else {}
     return {
-        "BilledCost": cost,
+        "BilledCost": line.get("billed_cost", cost),
         "BillingAccountId": pricing.focus.billing_account_id,
         "BillingAccountName": pricing.focus.billing_account_name,
         "BillingCurrency": line["currency"],
@@ -125,6 +132,7 @@ def _focus_row(line: dict, pricing: Pricing) -> dict:
         "ListCost": cost,
         **_focus_pricing_quantity(line),
         **service_columns(resource_id, line["deployment_name"]),
+        **invoiced,
         "SubAccountId": line["product_id"],
         "SubAccountName": line["product_id"],
         "Tags": _focus_tags(line, pricing),
@@ -134,6 +142,8 @@ def _focus_row(line: dict, pricing: Pricing) -> dict:
         "x_DeploymentName": line["deployment_name"],
         "x_BackendId": line["backend_id"],
         "x_CostType": line["cost_type"],
+        "x_CostBasis": line.get("cost_basis") or "estimate",
+        "x_ExportRunId": line.get("export_run_id"),
         "x_Calls": line["calls"],
         "x_PromptTokens": line["prompt_tokens"],
         "x_CompletionTokens": line["completion_tokens"],

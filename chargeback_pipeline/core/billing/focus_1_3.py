@@ -28,7 +28,7 @@ from chargeback_pipeline.core.billing.focus import (
 from chargeback_pipeline.core.billing.money import split_by_largest_remainder
 from chargeback_pipeline.core.billing.origin_charges import PAYGO_DAY, PTU_HOUR
 from chargeback_pipeline.core.billing.pricing import Pricing
-from chargeback_pipeline.core.billing.schemas import CALLER_ID, RESERVED_PRODUCTS, CostType
+from chargeback_pipeline.core.billing.schemas import CALLER_ID, QUANTITY, RESERVED_PRODUCTS, CostType
 from chargeback_pipeline.core.identifier_text import url_segment
 from chargeback_pipeline.core.periods import month_start, next_month_start
 
@@ -47,11 +47,29 @@ _NEW_IN_1_3 = [
     ("AllocatedResourceName", pa.string()),
     ("AllocatedTags", pa.string()),  # JSON object, serialized
 ]
-_CUSTOM = [*CUSTOM_LINE_COLUMNS, ("x_OriginChargeId", pa.string())]
+# Conditional columns an actual day's rows fill from the Cost Management export (`focus_actual`): the
+# origin charge's meter and price, and a PTU reservation's commitment (null on estimate rows).
+_FROM_THE_EXPORT = [
+    ("CommitmentDiscountCategory", pa.string()),
+    ("CommitmentDiscountId", pa.string()),
+    ("CommitmentDiscountQuantity", QUANTITY),
+    ("CommitmentDiscountStatus", pa.string()),
+    ("CommitmentDiscountType", pa.string()),
+    ("CommitmentDiscountUnit", pa.string()),
+    ("SkuMeter", pa.string()),
+    ("SkuPriceId", pa.string()),
+]
+_CUSTOM = [
+    *CUSTOM_LINE_COLUMNS,
+    ("x_OriginChargeId", pa.string()),
+    ("x_SkuMeterId", pa.string()),  # actual: the export's meter id of the origin charge
+    ("x_UnattributedReason", pa.string()),  # actual: why an origin charge went whole to `unattributed`
+]
 # 1.2's FOCUS columns (ProviderName and PublisherName are deprecated in 1.3 but still mandatory), the
-# 1.3 additions, then the custom columns.
+# 1.3 additions and the export's conditional columns, then the custom columns.
 FOCUS_1_3_SCHEMA = pa.schema(
-    sorted([(f.name, f.type) for f in FOCUS_SCHEMA if not f.name.startswith("x_")] + _NEW_IN_1_3) + _CUSTOM
+    sorted([(f.name, f.type) for f in FOCUS_SCHEMA if not f.name.startswith("x_")] + _NEW_IN_1_3 + _FROM_THE_EXPORT)
+    + _CUSTOM
 )
 
 
@@ -104,7 +122,7 @@ def _focus_row(row: dict, ratio: Decimal, pricing: Pricing) -> dict:
         "AllocatedMethodId": PTU_METHOD_ID if ptu else PAYGO_METHOD_ID,
         # FOCUS: null on the unallocated portion of the origin (unused capacity left with the platform,
         # tokens no APIM product accounts for).
-        "AllocatedResourceId": _allocated_resource_id(row) if allocated_to_product else None,
+        "AllocatedResourceId": allocated_resource_id(row) if allocated_to_product else None,
         "AllocatedResourceName": row["product_id"] if allocated_to_product else None,
         "AllocatedTags": _allocated_tags(row, pricing),
         "BilledCost": cost,
@@ -141,6 +159,7 @@ def _focus_row(row: dict, ratio: Decimal, pricing: Pricing) -> dict:
         "x_DeploymentName": row["deployment_name"],
         "x_BackendId": row["backend_id"],
         "x_CostType": row["cost_type"],
+        "x_CostBasis": "estimate",  # the pricing file's prices (`focus_actual` writes actual days)
         "x_Calls": row["calls"],
         "x_PromptTokens": row["prompt_tokens"],
         "x_CompletionTokens": row["completion_tokens"],
@@ -163,7 +182,7 @@ def _azure_subscription(resource_id: str | None) -> str | None:
     return None
 
 
-def _allocated_resource_id(row: dict) -> str:
+def allocated_resource_id(row: dict) -> str:
     # Each id one percent-encoded segment: `../..` or `/` in a product id cannot add segments.
     product = f"apim/products/{url_segment(row['product_id'])}"
     subscription = row["subscription_id"]

@@ -76,3 +76,31 @@ def mapping_snippet(meter_name: str, kind: MeterKind | None, model: str | None) 
         f'meters:\n  "{meter_name}":\n    kind: {kind.value if kind else kinds}\n'
         f"    model: {model or '<the model of the deployments it bills>'}  # not needed for provisioned"
     )
+
+
+def meter_mapping(meters_by_resource: dict[str, set[str]], models_by_resource: dict[str, set[str]], unknown: str):
+    """The pricing file's `meters` mapping of every meter an export bills the resources on (resource ids
+    lower-cased in both arguments): kind and model as derived from the name (the model among the resource's
+    own, else among every resource's: a meter can bill a model the window did not see on that resource),
+    `unknown` (a placeholder the pricing validator rejects) where the name does not say or two resources
+    read it differently."""
+    found: dict[str, dict[str, set]] = {}
+    every_model = set().union(*models_by_resource.values()) if models_by_resource else set()
+    for resource, names in meters_by_resource.items():
+        for name in names:
+            kind = derived_kind(name)
+            models = models_by_resource.get(resource, set())
+            model = None
+            if kind != MeterKind.provisioned:
+                model = derived_model(name, models) or derived_model(name, every_model)
+            entry = found.setdefault(name, {"kind": set(), "model": set()})
+            entry["kind"].add(kind.value if kind else unknown)
+            entry["model"].add(model or unknown)
+    mapping = {}
+    for name in sorted(found):
+        kinds, models = found[name]["kind"], found[name]["model"]
+        kind = kinds.pop() if len(kinds) == 1 else unknown
+        mapping[name] = {"kind": kind}
+        if kind != MeterKind.provisioned.value:
+            mapping[name]["model"] = models.pop() if len(models) == 1 else unknown
+    return mapping

@@ -29,6 +29,12 @@ MONTHLY_STATEMENT_SCHEMA = pa.schema(
         ("total_cost", MONEY),
         ("days_covered", pa.int32()),  # distinct days of the month present in the input
         ("days_in_month", pa.int32()),
+        # The cost basis (core/billing/cost_basis.py): total_cost is amortized (the Cost Management export's
+        # EffectiveCost on actual days), billed_cost invoiced, estimated_cost the pricing file's.
+        ("billed_cost", MONEY),
+        ("estimated_cost", MONEY),
+        ("actual_days", pa.int32()),  # days of the product's month whose cost is the export's
+        ("estimate_days", pa.int32()),  # days still priced from the pricing file
     ]
 )
 
@@ -43,13 +49,23 @@ def monthly_statement(daily_lines: pa.Table, month: date | str) -> pa.Table:
     lines = [row for row in daily_lines.to_pylist() if start <= row["usage_date"] < end]
     days_covered = len({row["usage_date"] for row in lines})
     totals: dict[tuple[str, str], dict] = {}
+    bases: dict[tuple[str, str], dict[str, set]] = {}
     for row in sorted(lines, key=lambda r: (r["product_id"], r["currency"])):
-        total = totals.setdefault((row["product_id"], row["currency"]), _empty_statement_row(start, row, days_covered))
+        key = (row["product_id"], row["currency"])
+        total = totals.setdefault(key, _empty_statement_row(start, row, days_covered))
         for column in ("calls", "prompt_tokens", "completion_tokens", "total_tokens", "paygo_cost", "total_cost"):
             total[column] += row[column]
         total["weighted_tokens"] += row["weighted_tokens"] or 0
         cost_column = "ptu_unused_cost" if row["cost_type"] == CostType.ptu_unused else "ptu_usage_cost"
         total[cost_column] += row["ptu_cost"]
+        # A chargeback published before the cost basis was kept is an estimate: billed = estimated = total.
+        total["billed_cost"] += row.get("billed_cost", row["total_cost"])
+        total["estimated_cost"] += row.get("estimated_cost", row["total_cost"])
+        bases.setdefault(key, {"actual": set(), "estimate": set()})[row.get("cost_basis") or "estimate"].add(
+            row["usage_date"]
+        )
+    for key, total in totals.items():
+        total["actual_days"], total["estimate_days"] = len(bases[key]["actual"]), len(bases[key]["estimate"])
     return pa.Table.from_pylist(list(totals.values()), schema=MONTHLY_STATEMENT_SCHEMA)
 
 
@@ -60,7 +76,10 @@ def _empty_statement_row(start: date, line: dict, days_covered: int) -> dict:
         "product_id": line["product_id"],
         "currency": line["currency"],
         **dict.fromkeys(("calls", "prompt_tokens", "completion_tokens", "total_tokens"), 0),
-        **dict.fromkeys(("weighted_tokens", "ptu_usage_cost", "ptu_unused_cost", "paygo_cost", "total_cost"), zero),
+        **dict.fromkeys(
+            ("weighted_tokens", "ptu_usage_cost", "ptu_unused_cost", "paygo_cost", "total_cost", "billed_cost"), zero
+        ),
+        "estimated_cost": zero,
         "days_covered": days_covered,
         "days_in_month": (next_month_start(start) - start).days,
     }

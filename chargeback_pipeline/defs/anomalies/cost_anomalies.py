@@ -102,7 +102,7 @@ def cost_anomalies_asset(calendar: Calendar) -> dg.AssetsDefinition:
     @dg.asset(
         partitions_def=calendar.daily,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        deps=["daily_chargeback"],
+        deps=["billed_chargeback"],  # it reads the chargeback billed_chargeback stages
         group_name="finops",
         freshness_policy=DAILY_MONEY_FRESHNESS,
         owners=OWNERS,

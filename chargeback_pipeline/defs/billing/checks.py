@@ -174,10 +174,12 @@ def totals_match(
 
 # The kinds of row a FOCUS export is checked by, each against its own reference, never summed together.
 PRODUCT_ROWS, ORIGIN_CHARGES, HUBS_COPY = "product_rows", "origin_charges", "hubs_copy"
+PRODUCT_EFFECTIVE = "product_effective_cost"  # EffectiveCost per product (product_rows: BilledCost)
 _KIND_REFERENCE = {
     PRODUCT_ROWS: "the day's chargeback, per product",
+    PRODUCT_EFFECTIVE: "the day's chargeback's amortized cost (total_cost), per product",
     ORIGIN_CHARGES: "each origin charge's cost (the split the chargeback persisted)",
-    HUBS_COPY: "the day's chargeback total",
+    HUBS_COPY: "the day's chargeback total (billed)",
 }
 
 

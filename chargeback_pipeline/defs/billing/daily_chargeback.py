@@ -25,10 +25,8 @@ from chargeback_pipeline.defs.metadata import (
     record_partition,
 )
 from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, days_in
-from chargeback_pipeline.defs.publishing.staging import staged_reports
 from chargeback_pipeline.defs.resources import ObjectStoreResource, PricingResource
 from chargeback_pipeline.storage import keys
-from chargeback_pipeline.storage.report_files import report_files
 
 DAILY_CHARGEBACK_KEY = dg.AssetKey("daily_chargeback")
 CLIPPED_COLUMNS = ("clipped_prompt_tokens", "clipped_completion_tokens")
@@ -56,11 +54,11 @@ def publish_chargebacks(
     reports: ObjectStoreResource,
     pricing: PricingResource,
 ):
-    """Price and stage every day of the run (published by `day_publication`, or not at all); each day's
-    materialization carries its own cost (at the currency's minor unit, with the currency), lines and
-    file, and the checks judge each day on its own lines. The lake keeps the lines as computed, which the
-    FOCUS export builds on; what counts as published is the report target's, per its manifest."""
-    store, target, prices = lake.lake(), staged_reports(context, reports.store()), pricing.pricing()
+    """Price every day of the run from the pricing file (the estimate); each day's materialization carries
+    its own cost (at the currency's minor unit, with the currency) and lines, and the checks judge each day
+    on its own lines. The lake keeps the lines as computed, which `billed_chargeback` publishes (as the
+    estimate, or with the Cost Management export's actual cost) and the FOCUS export builds on."""
+    store, prices = lake.lake(), pricing.pricing()
     minor_unit, currency = prices.currency_minor_unit, prices.currency
     published, judged, run_cost = [], [], Decimal(0)
     for day in days_in(context.partition_time_window):
@@ -70,9 +68,7 @@ def publish_chargebacks(
         store.write(keys.day_key(keys.DAILY_CHARGEBACK, day), lines)
         # The split the lines were summed from, for the FOCUS 1.3 export (never recomputed there).
         store.write(keys.day_key(keys.DAILY_CHARGEBACK, day, keys.ORIGIN_ALLOCATIONS_PART), origins)
-        for extension, data in report_files(lines, prices.currency_minor_unit).items():
-            target.write_bytes(keys.chargeback_key(day, extension), data)
-        url = target.url(keys.chargeback_key(day, "csv"))
+        url = reports.store().url(keys.chargeback_key(day, "csv"))
         published.append(url)
         clipped = _clipped_rows(unattributed)
         day_cost = sum(lines["total_cost"].to_pylist(), Decimal(0))
@@ -86,7 +82,7 @@ def publish_chargebacks(
                 "total_cost": money_value(day_cost, currency, minor_unit),
                 "currency": currency,
                 "cost_by_product": markdown_table(cost_by_product(lines), 20, currency, minor_unit),
-                "chargeback_csv": dg.MetadataValue.path(url),
+                "chargeback_csv": dg.MetadataValue.path(url),  # published by billed_chargeback
                 # More tokens logged than metered: not charged (a gap cannot be negative), reported here.
                 "logged_above_metrics_tokens": sum(row[c] for row in clipped for c in CLIPPED_COLUMNS),
                 "logged_above_metrics_hours": markdown_rows(clipped, limit=20) if clipped else None,
@@ -105,7 +101,7 @@ def publish_chargebacks(
             ),
             (partition, checks.no_negative_lines(DAILY_CHARGEBACK_KEY, lines)),
         ]
-    context.log.info(f"staged {len(published)} daily chargeback(s), last: {published[-1]}")
+    context.log.info(f"priced {len(published)} day(s); billed_chargeback publishes them, last: {published[-1]}")
     log_run_totals(
         context, "daily_chargeback", len(published), {"total cost": money_text(run_cost, currency, minor_unit)}
     )
@@ -125,10 +121,10 @@ def daily_chargeback_asset(calendar: Calendar) -> dg.AssetsDefinition:
         description=(
             "The day's cost per APIM product, subscription, model, deployment and backend: tokens, weighted "
             "tokens, PTU share, pay-as-you-go cost and total cost, priced with the pricing file "
-            "(CHARGEBACK_PRICING_FILE). Tokens the metrics count but APIM did not log are charged to "
-            "`unattributed`; unused PTU capacity follows the file's policy. Published as "
-            "`daily/usage_date=YYYY-MM-DD/chargeback.csv` and `.parquet`, published by `day_publication` "
-            "with the day's other outputs (not while the day's reconciliation is blocked)."
+            "(CHARGEBACK_PRICING_FILE): the estimate. Tokens the metrics count but APIM did not log are charged "
+            "to `unattributed`; unused PTU capacity follows the file's policy. Kept in the lake; "
+            "billed_chargeback publishes it as `daily/usage_date=YYYY-MM-DD/chargeback.csv` and `.parquet` "
+            "(with the Cost Management export's actual cost once it covers the day)."
         ),
         check_specs=[
             partition_checks.spec(

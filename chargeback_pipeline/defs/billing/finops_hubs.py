@@ -22,11 +22,14 @@ from chargeback_pipeline.storage.report_files import report_files
 
 def publish_day(hub: ObjectStore, day: date, focus_1_2: pa.Table, scope_path: str) -> tuple[bool, Decimal]:
     """Write (replace) the day's file in its month folder; return whether its bytes changed and its billed
-    cost, read back."""
+    cost, read back: of the rows that bill a product (a reallocation's reversal rows, which name none, sum
+    with its shares to zero)."""
     key = keys.finops_hubs_file_key(day, scope_path)
     changed = hub.write_bytes(key, report_files(focus_1_2)["parquet"])
     read_back = read_parquet_bytes(hub.read_bytes(key))
-    return changed, sum(read_back["BilledCost"].to_pylist(), Decimal(0))
+    products = read_back["x_ApiManagementProductId"].to_pylist()
+    billed = read_back["BilledCost"].to_pylist()
+    return changed, sum((cost for product, cost in zip(products, billed, strict=True) if product), Decimal(0))
 
 
 def signal_month(hub: ObjectStore, month: date, scope_path: str) -> str:

@@ -144,7 +144,7 @@ def monthly_statement_asset(calendar: Calendar) -> dg.AssetsDefinition:
     @dg.asset(
         partitions_def=calendar.monthly,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        deps=["daily_chargeback", "ptu_rightsizing"],  # ptu_rightsizing: the month's PTU capacity part
+        deps=["billed_chargeback", "ptu_rightsizing"],  # ptu_rightsizing: the month's PTU capacity part
         group_name="costs",
         freshness_policy=STATEMENT_FRESHNESS,
         owners=OWNERS,

@@ -1,11 +1,13 @@
-"""`billed_chargeback` (daily): the day's chargeback with its cost basis.
+"""`billed_chargeback` (daily): the day's published chargeback, `daily/usage_date=.../chargeback.{csv,parquet}`,
+with its cost basis.
 
-A day is first published as the pricing file's estimate (`cost_basis = estimate`); once the newest
-complete Cost Management export run of its month has rows for the day, it is republished with the
-export's charges allocated to the same lines (`cost_basis = actual`, `core.billing.actual_allocation`),
-with the estimate-vs-actual variance per product. An actual day is never replaced by an estimate: if the
-export later stops covering it (a run removed, the export switched off), the published actual stays and
-the run says so.
+`daily_chargeback` prices the day from the pricing file (the estimate, kept in the lake); this asset
+decides what is published. Until the newest complete Cost Management export run of its month has rows for
+the day, the estimate (`cost_basis = estimate`); then the export's charges allocated to the same lines
+(`cost_basis = actual`, `core.billing.actual_allocation`), with the estimate-vs-actual variance per
+product. An actual day is never replaced by an estimate: if the export later stops covering it (a run
+removed, the export switched off), the published actual stays and the run says so. Everything is staged,
+published by `day_publication` with the day's FOCUS export and hubs copy, which read this decision.
 """
 
 from datetime import date
@@ -18,38 +20,38 @@ from chargeback_pipeline.core.billing.actual_allocation import (
     check_export_matches_pricing,
     resources_by_id,
 )
-from chargeback_pipeline.core.billing.actual_focus import hub_rows
 from chargeback_pipeline.core.billing.cost_basis import (
-    BILLED_CHARGEBACK_SCHEMA,
     CostBasis,
     actual_lines,
     estimate_lines,
     variance_by_product,
 )
 from chargeback_pipeline.core.billing.pricing import Pricing
-from chargeback_pipeline.core.billing.schemas import DAILY_CHARGEBACK_SCHEMA
 from chargeback_pipeline.defs import partition_checks
-from chargeback_pipeline.defs.billing import finops_hubs
 from chargeback_pipeline.defs.billing.daily_chargeback import DAILY_CHARGEBACK_KEY
 from chargeback_pipeline.defs.cost_export import checks
 from chargeback_pipeline.defs.metadata import OWNERS, markdown_table, money_value, record_partition
 from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, days_in
-from chargeback_pipeline.defs.resources import FocusExportResource, ObjectStoreResource, PricingResource
+from chargeback_pipeline.defs.publishing.staging import staged_reports
+from chargeback_pipeline.defs.resources import ObjectStoreResource, PricingResource
 from chargeback_pipeline.sources.cost_export.source import MonthCharges
 from chargeback_pipeline.storage import keys
-from chargeback_pipeline.storage.lake import Lake
+from chargeback_pipeline.storage.object_store import ObjectStore
 from chargeback_pipeline.storage.parquet_bytes import read_parquet_bytes
+from chargeback_pipeline.storage.publication_manifest import day_manifest_key, read_manifest
 from chargeback_pipeline.storage.report_files import report_files
 
 BILLED_CHARGEBACK_KEY = dg.AssetKey("billed_chargeback")
 
 
-def _published_basis(lake: Lake, day: date) -> str | None:
-    key = keys.day_key(keys.BILLED_CHARGEBACK, day)
-    if not lake.store.exists(key):
+def published_basis(published: ObjectStore, day: date) -> str | None:
+    """The cost basis of the day's published chargeback, as its publication manifest records it (what was
+    published, whatever became of the file since; published before the basis was kept: estimate)."""
+    manifest = read_manifest(published, day_manifest_key(day))
+    if manifest is None or "chargeback" not in manifest.outputs:
         return None
-    bases = set(lake.read(key, BILLED_CHARGEBACK_SCHEMA)["cost_basis"].to_pylist())
-    return CostBasis.actual.value if CostBasis.actual.value in bases else CostBasis.estimate.value
+    basis = manifest.outputs["chargeback"].get("basis") or CostBasis.estimate.value
+    return CostBasis.actual.value if basis.startswith(CostBasis.actual.value) else CostBasis.estimate.value
 
 
 def export_months(pricing_resource: PricingResource, pricing: Pricing, months: set[date]) -> dict[date, MonthCharges]:
@@ -69,11 +71,10 @@ def publish_billed_chargebacks(
     lake: ObjectStoreResource,
     reports: ObjectStoreResource,
     pricing: PricingResource,
-    focus: FocusExportResource,
 ):
-    store, target, prices = lake.lake(), reports.store(), pricing.pricing()
-    hub = focus.hubs_store() if pricing.cost_export is not None and pricing.cost_export.is_configured() else None
-    hub_months = set()
+    store, prices = lake.lake(), pricing.pricing()
+    # Staged: published by `day_publication` with the day's other outputs, or not at all.
+    published, target = reports.store(), staged_reports(context, reports.store())
     minor_unit, currency = prices.currency_minor_unit, prices.currency
     days = days_in(context.partition_time_window)
     months = export_months(pricing, prices, {day.replace(day=1) for day in days})
@@ -83,68 +84,69 @@ def publish_billed_chargebacks(
     for day in days:
         partition = day_partition_key(day)
         if not store.store.exists(keys.day_key(keys.DAILY_CHARGEBACK, day)):
-            # Not published (its reconciliation blocks it): nothing to price, said, not skipped silently.
-            context.log.warning(f"{day}: no daily_chargeback in the lake, so no billed_chargeback")
+            # Not priced (no daily_chargeback in the lake): nothing to publish, said, not skipped silently.
+            context.log.warning(f"{day}: no daily_chargeback in the lake, so no chargeback to publish")
             record_partition(context, partition, {"no_daily_chargeback": True})
             judged += [(partition, r) for r in checks.not_actual(BILLED_CHARGEBACK_KEY, "no daily chargeback")]
             continue
-        estimate = store.read(keys.day_key(keys.DAILY_CHARGEBACK, day), DAILY_CHARGEBACK_SCHEMA)
+        estimate = store.read(keys.day_key(keys.DAILY_CHARGEBACK, day))
         month = months.get(day.replace(day=1))
         if month is None or day not in month.days():
-            if _published_basis(store, day) == CostBasis.actual:
+            if published_basis(published, day) == CostBasis.actual:
                 context.log.warning(f"{day}: kept the published actual day; no export run covers it now")
                 record_partition(context, partition, {"cost_basis": "actual", "kept_actual": True})
                 judged += [
                     (partition, r) for r in checks.not_actual(BILLED_CHARGEBACK_KEY, "kept the published actual")
                 ]
                 continue
-            billed = estimate_lines(estimate)
-            store.write(keys.day_key(keys.BILLED_CHARGEBACK, day), billed)
-            for extension, data in report_files(billed, minor_unit).items():
-                target.write_bytes(keys.billed_chargeback_key(day, extension), data)
-            record_partition(context, partition, {"cost_basis": "estimate", "dagster/row_count": billed.num_rows})
+            chargeback = estimate_lines(estimate)
+            store.write(keys.day_key(keys.BILLED_CHARGEBACK, day), chargeback)
+            for extension, data in report_files(chargeback, minor_unit).items():
+                target.write_bytes(keys.chargeback_key(day, extension), data)
+            record_partition(
+                context,
+                partition,
+                {
+                    "cost_basis": "estimate",
+                    "dagster/row_count": chargeback.num_rows,
+                    "chargeback_csv": dg.MetadataValue.path(published.url(keys.chargeback_key(day, "csv"))),
+                },
+            )
             judged += [(partition, r) for r in checks.not_actual(BILLED_CHARGEBACK_KEY, "estimate: no export run yet")]
             continue
         allocations = allocate_actual_day(month.rows, estimate, prices, day)
-        billed = actual_lines(estimate, allocations, day, currency)
-        variance = variance_by_product(billed)
-        store.write(keys.day_key(keys.BILLED_CHARGEBACK, day), billed)
+        chargeback = actual_lines(estimate, allocations, day, currency)
+        variance = variance_by_product(chargeback)
+        store.write(keys.day_key(keys.BILLED_CHARGEBACK, day), chargeback)
         store.write(keys.day_key(keys.BILLED_CHARGEBACK, day, keys.ACTUAL_ALLOCATIONS_PART), allocations)
         store.write(keys.day_key(keys.BILLED_CHARGEBACK, day, keys.COST_VARIANCE_PART), variance)
-        for extension, data in report_files(billed, minor_unit).items():
-            target.write_bytes(keys.billed_chargeback_key(day, extension), data)
+        for extension, data in report_files(chargeback, minor_unit).items():
+            target.write_bytes(keys.chargeback_key(day, extension), data)
         for extension, data in report_files(variance, minor_unit).items():
             target.write_bytes(keys.cost_variance_key(day, extension), data)
-        if hub is not None:  # the FinOps hubs copy: Microsoft's charges reallocated, never added to
-            key = keys.finops_hubs_actual_file_key(day, focus.hubs_scope_path)
-            if hub.write_bytes(key, report_files(hub_rows(allocations))["parquet"]):
-                hub_months.add(day.replace(day=1))
-        published = read_parquet_bytes(target.read_bytes(keys.billed_chargeback_key(day, "parquet")))
-        effective = sum(published["effective_cost"].to_pylist(), Decimal(0))
+        staged = read_parquet_bytes(target.read_bytes(keys.chargeback_key(day, "parquet")))
         record_partition(
             context,
             partition,
             {
                 "cost_basis": "actual",
-                "dagster/row_count": published.num_rows,
+                "dagster/row_count": staged.num_rows,
                 "export_run_id": month.run.run_id,
-                "effective_cost": money_value(effective, currency, minor_unit),
-                "billed_cost": money_value(sum(published["billed_cost"].to_pylist(), Decimal(0)), currency, minor_unit),
+                "effective_cost": money_value(sum(staged["total_cost"].to_pylist(), Decimal(0)), currency, minor_unit),
+                "billed_cost": money_value(sum(staged["billed_cost"].to_pylist(), Decimal(0)), currency, minor_unit),
                 "estimated_cost": money_value(
-                    sum(published["estimated_cost"].to_pylist(), Decimal(0)), currency, minor_unit
+                    sum(staged["estimated_cost"].to_pylist(), Decimal(0)), currency, minor_unit
                 ),
                 "currency": currency,
                 "variance_by_product": markdown_table(variance.drop_columns(["usage_date"]), limit=20),
-                "billed_chargeback_csv": dg.MetadataValue.path(target.url(keys.billed_chargeback_key(day, "csv"))),
+                "chargeback_csv": dg.MetadataValue.path(published.url(keys.chargeback_key(day, "csv"))),
             },
         )
         expected = checks.export_totals(month.rows, backends, day, minor_unit)
         judged += [
-            (partition, checks.actual_matches_export(BILLED_CHARGEBACK_KEY, expected, published)),
+            (partition, checks.actual_matches_export(BILLED_CHARGEBACK_KEY, expected, checks.published_totals(staged))),
             (partition, checks.estimate_variance_within_share(BILLED_CHARGEBACK_KEY, variance, warn_share)),
         ]
-    for month in sorted(hub_months):  # after the month's files: the hub ingests the folder on the manifest
-        context.log.info(f"FinOps hubs: {finops_hubs.signal_month(hub, month, focus.hubs_scope_path)} written")
     yield dg.MaterializeResult()
     yield from partition_checks.evaluations(context, judged)
 
@@ -158,10 +160,10 @@ def billed_chargeback_asset(calendar: Calendar) -> dg.AssetsDefinition:
         owners=OWNERS,
         kinds={"parquet", "csv"},
         description=(
-            "The day's chargeback with its cost basis: `estimate` (the pricing file's prices, a list price) "
-            "until a Cost Management FOCUS export covers the day, then `actual` (the export's EffectiveCost "
-            "and BilledCost allocated to the same lines). Published as "
-            "`daily/usage_date=YYYY-MM-DD/billed_chargeback.{csv,parquet}`, with `cost_variance` on actual days."
+            "The day's published chargeback, `daily/usage_date=YYYY-MM-DD/chargeback.{csv,parquet}`, with its cost "
+            "basis: `estimate` (daily_chargeback's pricing-file prices, a list price) until a Cost Management "
+            "FOCUS export covers the day, then `actual` (the export's EffectiveCost and BilledCost allocated to "
+            "the same lines), with `cost_variance` on actual days. Staged; published by `day_publication`."
         ),
         check_specs=[
             partition_checks.spec(
@@ -185,8 +187,7 @@ def billed_chargeback_asset(calendar: Calendar) -> dg.AssetsDefinition:
         lake: ObjectStoreResource,
         reports: ObjectStoreResource,
         pricing: PricingResource,
-        focus: FocusExportResource,
     ):
-        yield from publish_billed_chargebacks(context, lake, reports, pricing, focus)
+        yield from publish_billed_chargebacks(context, lake, reports, pricing)
 
     return billed_chargeback

@@ -18,27 +18,35 @@ ESTIMATE_VARIANCE = "estimate_variance_within_share"
 
 def export_totals(rows: pa.Table, backends: dict[str, str], day: date, minor_unit: int) -> dict[str, tuple]:
     """backend -> (EffectiveCost, BilledCost) of its resource's export rows of `day`, each summed then
-    rounded once (half to even) to the minor unit."""
-    sums: defaultdict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
-    for row in rows.select(["resource_id", "charge_period_start", "effective_cost", "billed_cost"]).to_pylist():
+    rounded once (half to even) to the minor unit; under None the commitments' unused rows (no backend's)."""
+    sums: defaultdict[str | None, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+    columns = ["resource_id", "charge_period_start", "effective_cost", "billed_cost", "commitment_discount_status"]
+    for row in rows.select(columns).to_pylist():
         backend = backends.get((row["resource_id"] or "").lower())
-        if backend is not None and row["charge_period_start"].date() == day:
+        unused = backend is None and (row["commitment_discount_status"] or "").lower() == "unused"
+        if (backend is not None or unused) and row["charge_period_start"].date() == day:
             sums[backend][0] += row["effective_cost"] or 0
             sums[backend][1] += row["billed_cost"] or 0
     unit = Decimal(1).scaleb(-minor_unit)
     return {b: tuple(v.quantize(unit, ROUND_HALF_EVEN) for v in values) for b, values in sums.items()}
 
 
-def published_totals(published: pa.Table) -> dict[str, tuple]:
+def published_totals(published: pa.Table, columns=("backend_id", "total_cost", "billed_cost")) -> dict[str, tuple]:
+    """backend -> (EffectiveCost, BilledCost) of a published table; `columns` names them (the chargeback's
+    by default: total_cost is its amortized cost)."""
     sums: defaultdict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
-    for row in published.select(["backend_id", "effective_cost", "billed_cost"]).to_pylist():
-        sums[row["backend_id"]][0] += row["effective_cost"]
-        sums[row["backend_id"]][1] += row["billed_cost"]
+    backend, effective, billed = columns
+    for row in published.select(list(columns)).to_pylist():
+        sums[row[backend]][0] += row[effective]
+        sums[row[backend]][1] += row[billed]
     return {backend: tuple(values) for backend, values in sums.items()}
 
 
-def actual_matches_export(asset: dg.AssetKey, expected: dict[str, tuple], published: pa.Table) -> dg.AssetCheckResult:
-    found = published_totals(published)
+def actual_matches_export(
+    asset: dg.AssetKey, expected: dict[str, tuple], found: dict[str, tuple], check_name: str = ACTUAL_MATCHES_EXPORT
+) -> dg.AssetCheckResult:
+    """Per backend, (EffectiveCost, BilledCost) published (`found`, from a file read back) against the
+    export's own rows (`expected`, export_totals)."""
     mismatches = [
         {
             "backend_id": backend,
@@ -47,15 +55,15 @@ def actual_matches_export(asset: dg.AssetKey, expected: dict[str, tuple], publis
             "export_billed": str(expected.get(backend, (0, 0))[1]),
             "published_billed": str(found.get(backend, (0, 0))[1]),
         }
-        for backend in sorted(set(expected) | set(found))
+        for backend in sorted(set(expected) | set(found), key=lambda b: b or "")
         if tuple(Decimal(v) for v in expected.get(backend, (0, 0))) != tuple(found.get(backend, (0, 0)))
     ]
     return dg.AssetCheckResult(
         asset_key=asset,
-        check_name=ACTUAL_MATCHES_EXPORT,
+        check_name=check_name,
         passed=not mismatches,
         metadata={"resources_compared": len(expected), "mismatches": mismatches},
-        description=None if not mismatches else "the published actual day differs from the export's own rows",
+        description=None if not mismatches else "the actual day differs from the export's own rows",
     )
 
 

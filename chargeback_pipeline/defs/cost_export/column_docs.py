@@ -1,9 +1,10 @@
-"""Column schema, descriptions and code references of `billed_chargeback` (merged into
-`defs/column_docs.py`, which shows them in the UI)."""
+"""Column schema, descriptions and code references of what the cost basis adds (merged into
+`defs/column_docs.py`, which shows them in the UI): `billed_chargeback` publishes the chargeback with its
+cost basis (the chargeback's columns and these), and the FOCUS export and the statement carry it too."""
 
-from chargeback_pipeline.core.billing.cost_basis import BILLED_CHARGEBACK_SCHEMA, BILLED_STATEMENT_SCHEMA
+from chargeback_pipeline.core.billing.cost_basis import CHARGEBACK_SCHEMA
 
-COST_EXPORT_COLUMNS = {"billed_chargeback": BILLED_CHARGEBACK_SCHEMA, "billed_statement": BILLED_STATEMENT_SCHEMA}
+COST_EXPORT_COLUMNS = {"billed_chargeback": CHARGEBACK_SCHEMA}
 COST_EXPORT_CODE = {
     "billed_chargeback": [
         "core/billing/actual_allocation.py",
@@ -12,38 +13,38 @@ COST_EXPORT_CODE = {
         "sources/cost_export/runs.py",
         "sources/cost_export/rows.py",
     ],
-    "billed_statement": ["core/billing/cost_basis.py"],
 }
-COST_EXPORT_DESCRIPTIONS = {
-    "billed_chargeback": {
-        "usage_date": "The UTC day.",
-        "product_id": "The APIM product (or `unattributed`, `platform-unallocated`, `logged-not-billable`).",
-        "subscription_id": "The APIM subscription; null on lines no subscription made.",
-        "model_name": "The model (from the LLM log; `unknown` on an export charge no line could take).",
-        "deployment_name": "The deployment (`unknown` on an export charge no line could take).",
-        "backend_id": "The APIM backend: the Azure OpenAI resource (pricing file `backends.<id>`).",
-        "cost_type": "ptu, ptu_unused or paygo, as in the chargeback.",
-        "cost_basis": "`estimate`: priced from the pricing file (a list price); `actual`: the cost export's charges.",
-        "calls": "Billable calls (the chargeback's).",
-        "prompt_tokens": "Prompt tokens (the chargeback's).",
-        "completion_tokens": "Completion tokens (the chargeback's).",
-        "estimated_cost": "The pricing file's cost of the line: the chargeback's total_cost.",
-        "effective_cost": "Actual: the export's EffectiveCost (amortized) allocated to the line; else the estimate.",
-        "billed_cost": "Actual: the export's BilledCost (invoiced) allocated to the line; else the estimate.",
-        "currency": "ISO 4217 currency (the pricing file's, which the export's BillingCurrency must equal).",
-        "export_run_id": "The Cost Management export run (runInfo.runId) an actual day comes from.",
-    },
-    "billed_statement": {
-        "month": "The calendar month, YYYY-MM (as its folder monthly/month=YYYY-MM).",
-        "product_id": "The APIM product, or a reserved line (unattributed, platform-unallocated, ...).",
-        "calls": "Billable calls of the month's days.",
-        "prompt_tokens": "Prompt tokens of the month's days.",
-        "completion_tokens": "Completion tokens of the month's days.",
-        "estimated_cost": "The pricing file's cost of the month's days (the chargeback's total_cost).",
-        "effective_cost": "Actual days: the export's EffectiveCost allocated; estimate days: the estimate.",
-        "billed_cost": "Actual days: the export's BilledCost allocated; estimate days: the estimate.",
-        "actual_days": "Days of the month whose cost is actual (a Cost Management export run covers them).",
-        "estimate_days": "Days of the month still priced from the pricing file.",
-        "currency": "ISO 4217 currency.",
-    },
+# Added to the chargeback's own column descriptions (`daily_chargeback`) for `billed_chargeback`.
+COST_BASIS_DESCRIPTIONS = {
+    "cost_basis": "`estimate`: priced from the pricing file (a list price); `actual`: the cost export's charges.",
+    "estimated_cost": "The pricing file's cost of the line (on an estimate day, total_cost).",
+    "billed_cost": "Actual: the export's BilledCost (invoiced) allocated to the line; else the estimate.",
+    "export_run_id": "The Cost Management export run (runInfo.runId) an actual day comes from.",
+}
+# What total_cost and its parts mean once a day can be actual.
+COST_BASIS_OVERRIDES = {
+    "ptu_cost": "PTU: estimate, the line's share of its deployment's hours at the pricing file's rate; actual, "
+    "its share of the export's provisioned (PTU-hour) charges, amortized (EffectiveCost).",
+    "paygo_cost": "Tokens: estimate, at the pricing file's prices; actual, the export's token charges (EffectiveCost).",
+    "total_cost": "ptu_cost + paygo_cost: what the line is charged back (amortized).",
+}
+FOCUS_ACTUAL_DESCRIPTIONS = {
+    "x_CostBasis": "estimate (the pricing file's prices) or actual (the Cost Management export's charges).",
+    "CommitmentDiscountCategory": "Actual: Usage on a PTU reservation's charges; null otherwise.",
+    "CommitmentDiscountId": "Actual: the export's reservation id on PTU-hour charges; null otherwise.",
+    "CommitmentDiscountQuantity": "Actual: the share of the reservation's PTU-hours (used or unused).",
+    "CommitmentDiscountStatus": "Actual: Used or Unused (the reservation's idle PTU-hours); null otherwise.",
+    "CommitmentDiscountType": "Actual: the export's commitment type (Reservation).",
+    "CommitmentDiscountUnit": "Actual: the unit of CommitmentDiscountQuantity (the export's PricingUnit).",
+    "SkuMeter": "Actual: the export's meter of the origin charge.",
+    "SkuPriceId": "Actual: the export's price id of the origin charge.",
+    "x_SkuMeterId": "Actual: the export's meter id of the origin charge.",
+    "x_ExportRunId": "Actual: the export run the origin charge was read from.",
+    "x_UnattributedReason": "Actual: why an export charge went whole to unattributed.",
+}
+STATEMENT_BASIS_DESCRIPTIONS = {
+    "billed_cost": "Invoiced cost of the month's days (the export's BilledCost on actual days, else the estimate).",
+    "estimated_cost": "The pricing file's cost of the month's days.",
+    "actual_days": "Days of the month whose cost is the Cost Management export's.",
+    "estimate_days": "Days of the month still priced from the pricing file.",
 }

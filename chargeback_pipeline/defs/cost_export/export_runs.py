@@ -1,12 +1,14 @@
 """`cost_export_runs`: notices a new complete Cost Management export run and re-rolls exactly the days it
-changed (and, through the monthly rollup sensor, their months: `billed_statement` reads those days).
+changed (and, through the monthly rollup sensor, their months: the statement reads those days).
 
 Each tick reads the newest complete run of the newest billing month any run covers and of the month
 before (Cost Management restates a month until it closes; older days are re-rolled by `chargeback
 backfill`), incomplete runs logged and ignored, and fingerprints each day's rows of the pricing file's
 resources: every column but the run's id and blob names, so a new run that restates nothing changes no
 fingerprint. The cursor keeps the fingerprints it last acted on; a day whose fingerprint is new or
-changed (first covered, or restated) gets one run of `billed_chargeback` for that day, in the daily job.
+changed (first covered, or restated) gets one run of the daily job for that day: `billed_chargeback`, the
+FOCUS export (and hubs copy), budget status and anomalies that state it, and `day_publication`, which
+publishes them together (the usage report, not re-run, stays as published).
 Days before the partitions start are left out.
 """
 
@@ -17,13 +19,24 @@ from datetime import date, timedelta
 
 import dagster as dg
 
+from chargeback_pipeline.defs.billing.focus_export import FOCUS_EXPORT_KEY
 from chargeback_pipeline.defs.cost_export.billed_chargeback import BILLED_CHARGEBACK_KEY, export_months
 from chargeback_pipeline.defs.jobs import AssetJob
 from chargeback_pipeline.defs.partitions import Calendar, day_partition_key
+from chargeback_pipeline.defs.publishing.day_publication import DAY_PUBLICATION_KEY
 from chargeback_pipeline.defs.resources import PricingResource
 from chargeback_pipeline.sources.cost_export.source import MonthCharges
 
 _NOT_CONTENT = {"export_run_id", "export_blob"}
+# What a day's new export rows change (its chargeback, FOCUS export and hubs copy, and the budget status
+# and anomalies read from that chargeback), and the step that publishes them.
+REPUBLISHED = [
+    BILLED_CHARGEBACK_KEY,
+    FOCUS_EXPORT_KEY,
+    dg.AssetKey("budget_status"),
+    dg.AssetKey("cost_anomalies"),
+    DAY_PUBLICATION_KEY,
+]
 
 
 def day_fingerprints(months: dict[date, MonthCharges]) -> dict[str, str]:
@@ -53,8 +66,8 @@ def cost_export_runs_sensor(
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
         description=(
-            "Re-rolls billed_chargeback for exactly the days a new complete Cost Management export run covers "
-            "for the first time or restates."
+            "Re-publishes the chargeback, FOCUS export and hubs copy of exactly the days a new complete Cost "
+            "Management export run covers for the first time or restates."
         ),
     )
     def cost_export_runs(context: dg.SensorEvaluationContext, pricing: PricingResource):
@@ -80,7 +93,7 @@ def cost_export_runs_sensor(
             dg.RunRequest(
                 run_key=f"cost-export:{day}:{fingerprint}",
                 partition_key=day,
-                asset_selection=[BILLED_CHARGEBACK_KEY],
+                asset_selection=REPUBLISHED,
                 tags={"chargeback/cost_export_day": fingerprint},
             )
             for day, fingerprint in changed.items()

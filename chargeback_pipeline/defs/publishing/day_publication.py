@@ -238,7 +238,7 @@ def day_publication_asset(calendar: Calendar) -> dg.AssetsDefinition:
     @dg.asset(
         partitions_def=calendar.daily,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        deps=["product_usage_report", "daily_chargeback", "focus_export", "cost_anomalies", "budget_status"],
+        deps=["product_usage_report", "billed_chargeback", "focus_export", "cost_anomalies", "budget_status"],
         group_name="reports",
         owners=OWNERS,
         kinds={"json"},

@@ -5,8 +5,9 @@ The statement is stated from published days only (their manifests), so it follow
 this step compares every staged monthly output with the month's manifest
 (`monthly/month=YYYY-MM/_publication.json`) and replaces all of them, manifest last, or none. A month
 whose output would lose a product, rows or total is held, unless a day of the month was published smaller
-by an override since the month was last published (the statement follows it, recorded), or the run has
-its own override (`publish_despite_shrink` with an `override_reason`).
+by an override since the month was last published (the statement follows it, recorded), a day's cost
+basis changed since (it turned actual, or a new export run restated it: recorded), or the run has its own
+override (`publish_despite_shrink` with an `override_reason`).
 """
 
 from datetime import date
@@ -32,6 +33,17 @@ from chargeback_pipeline.storage.publication_manifest import (
 from chargeback_pipeline.storage.publication_staging import PublicationWriteError, Replacement, commit
 
 RECORDS_OUTPUT = "records"
+
+
+def day_bases(target: ObjectStore, month: date) -> list[str]:
+    """`<day>=<cost basis>` of each published day's chargeback (README "Actual cost"): a day turning actual,
+    or restated by a new export run, changes its month's money on purpose."""
+    bases = []
+    for day in days_of_month(month):
+        manifest = read_manifest(target, day_manifest_key(day))
+        basis = manifest.outputs.get("chargeback", {}).get("basis") if manifest else None
+        bases += [f"{day}={basis}"] if basis else []
+    return bases
 
 
 def day_overrides(target: ObjectStore, month: date) -> list[str]:
@@ -73,7 +85,10 @@ def publish_months(context: dg.AssetExecutionContext, config: PublishConfig, rep
                 set(days_overridden)
                 - set(previous.outputs.get(RECORDS_OUTPUT, {}).get("day_overrides", []) if previous else [])
             )
-            if shrunk and not override and not new_day_overrides:
+            bases = day_bases(target, month)
+            previous_bases = previous.outputs.get(RECORDS_OUTPUT, {}).get("day_bases", []) if previous else []
+            rebased = sorted(set(bases) - set(previous_bases))
+            if shrunk and not override and not new_day_overrides and not rebased:
                 held.append(f"{month:%Y-%m}: would replace published outputs with smaller ones: {'; '.join(shrunk)}")
                 context.log.error(f"not publishing any output of {month:%Y-%m}: {held[-1]}")
                 continue
@@ -84,12 +99,18 @@ def publish_months(context: dg.AssetExecutionContext, config: PublishConfig, rep
                 name = output_name(key) if output_name(key) in RULES else "statement"
                 files.setdefault(name, {})[key] = digest(data)
             manifest = manifest_after(previous, f"{month:%Y-%m}", files, sizes)
-            manifest.outputs[RECORDS_OUTPUT] = {"day_overrides": sorted(set(days_overridden)), "files": {}}
+            manifest.outputs[RECORDS_OUTPUT] = {
+                "day_overrides": sorted(set(days_overridden)),
+                "day_bases": bases,
+                "files": {},
+            }
             if shrunk:
                 reason = (
                     config.override_reason
                     if override
                     else f"follows the day override(s) of run(s) {', '.join(new_day_overrides)}"
+                    if new_day_overrides
+                    else f"follows the cost basis of its days: {', '.join(rebased)}"
                 )
                 manifest.overrides.append({"run_id": context.run.run_id, "reason": reason, "shrunk": shrunk})
             replacement.add(target, month_manifest_key(month), manifest.to_bytes())

@@ -40,6 +40,8 @@ _COMMON = {
     "pricing_unit": "PricingUnit",
     "billed_cost": "BilledCost",
     "effective_cost": "EffectiveCost",
+    "list_cost": "ListCost",
+    "contracted_cost": "ContractedCost",
     "invoice_issuer_name": "InvoiceIssuerName",
 }
 _V1_0 = {**_COMMON, "invoice_id": "x_InvoiceId", "meter_name": "x_SkuMeterName"}
@@ -48,7 +50,14 @@ _V1_2_PREVIEW = {**_COMMON, "invoice_id": "InvoiceId", "meter_name": "SkuMeter"}
 EXPORT_COLUMNS: dict[str, dict[str, str]] = {"1.0": _V1_0, "1.0r2": _V1_0, "1.2-preview": _V1_2_PREVIEW}
 SUPPORTED_VERSIONS = tuple(EXPORT_COLUMNS)
 
-DECIMAL_COLUMNS = ("consumed_quantity", "pricing_quantity", "billed_cost", "effective_cost")
+DECIMAL_COLUMNS = (
+    "consumed_quantity",
+    "pricing_quantity",
+    "billed_cost",
+    "effective_cost",
+    "list_cost",
+    "contracted_cost",
+)
 TIMESTAMP_COLUMNS = ("billing_period_start", "charge_period_start", "charge_period_end")
 
 # One row per export row of a named resource, in our names, with where it came from.

@@ -28,6 +28,7 @@ from chargeback_pipeline.sources.cost_export.manifest import CostExportError, Ex
 from chargeback_pipeline.storage.object_store import ObjectStore
 from chargeback_pipeline.storage.parquet_bytes import read_parquet_bytes
 
+UNUSED_STATUS = "Unused"  # FOCUS CommitmentDiscountStatus of a commitment's idle part
 _DECIMAL_PLACES = Decimal(1).scaleb(-EXPORT_CHARGE_SCHEMA.field("billed_cost").type.scale)
 
 
@@ -36,15 +37,22 @@ class IncompleteRunError(CostExportError):
 
 
 def read_run(store: ObjectStore, run: ExportRun, resource_ids: set[str]) -> pa.Table:
-    """The run's rows whose ResourceId is one of `resource_ids` (compared case-insensitively), in
-    EXPORT_CHARGE_SCHEMA. IncompleteRunError when any listed blob is missing or not as listed."""
+    """The run's rows whose ResourceId is one of `resource_ids` (compared case-insensitively), and the
+    unused part of every commitment discount (a PTU reservation) those rows use: rows with
+    CommitmentDiscountStatus `Unused` of the same CommitmentDiscountId (they name the reservation as their
+    resource). In EXPORT_CHARGE_SCHEMA. IncompleteRunError when any listed blob is missing or not as listed."""
     wanted = pa.array(sorted(resource_id.lower() for resource_id in resource_ids), pa.string())
     names = EXPORT_COLUMNS[run.schema_version]
-    parts = []
+    parts, unused = [], []
     for blob in run.blobs:
         table = _read_blob(store, run, blob, list(names.values()))
-        selected = table.filter(pc.is_in(pc.utf8_lower(table[names["resource_id"]]), value_set=wanted))
-        parts += [_typed(row, names, run, blob) for row in selected.to_pylist()]
+        ours = pc.fill_null(pc.is_in(pc.utf8_lower(table[names["resource_id"]]), value_set=wanted), False)
+        status = pc.utf8_lower(pc.fill_null(table[names["commitment_discount_status"]], ""))
+        idle = pc.and_(pc.invert(ours), pc.equal(status, UNUSED_STATUS.lower()))
+        parts += [_typed(row, names, run, blob) for row in table.filter(ours).to_pylist()]
+        unused += [_typed(row, names, run, blob) for row in table.filter(idle).to_pylist()]
+    commitments = {row["commitment_discount_id"].lower() for row in parts if row["commitment_discount_id"]}
+    parts += [row for row in unused if (row["commitment_discount_id"] or "").lower() in commitments]
     return pa.Table.from_pylist(parts, schema=EXPORT_CHARGE_SCHEMA)
 
 

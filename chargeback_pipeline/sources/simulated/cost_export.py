@@ -80,8 +80,53 @@ def _meter_model(model: str) -> str:
     return model.replace("-", " ") if model.startswith("gpt") else model
 
 
-def _row(day: date, resource_id: str, meter: str, quantity, unit: str, effective: Decimal, billed: Decimal, **more):
+PROVISIONED_METER = "Global Provisioned Managed Unit"
+
+
+def token_meters(model: str) -> dict[str, str]:
+    """The simulated meters of a model's tokens, by what they bill (`input`, `cached_input`, `output`; an
+    embedding model has one meter, `input`): the names the export writes, known here by construction."""
+    name = _meter_model(model)
+    if model.startswith("text-embedding"):
+        return {"input": f"{name} Tokens"}
+    return {
+        "input": f"{name} Inpt glbl 1M Tokens",
+        "cached_input": f"{name} cchd Inpt glbl 1M Tokens",
+        "output": f"{name} Outp glbl 1M Tokens",
+    }
+
+
+def _row(
+    day: date,
+    resource_id: str,
+    meter: str,
+    quantity,
+    unit: str,
+    effective: Decimal,
+    billed: Decimal,
+    list_cost: Decimal | None = None,
+    **more,
+):
+    """One export row; `list_cost` the charge at list price (default: the effective cost). The FOCUS 1.2
+    columns every row carries are filled as Microsoft fills them, so the FinOps Foundation's validator can
+    check the simulated export (README "Actual cost")."""
     start = utc_day_start(day)
+    quantity = Decimal(quantity).quantize(Decimal("0.000001"))  # a decimal, as Microsoft writes quantities
+    month_end = (start.replace(day=1) + timedelta(days=32)).replace(day=1)
+    purchase = more.get("charge_category") == "Purchase"
+    extra = {
+        "ProviderName": "Microsoft",
+        "PublisherName": "Microsoft",
+        "ServiceName": "Azure OpenAI",
+        "ServiceCategory": "AI and Machine Learning",
+        "ServiceSubcategory": "Generative AI",
+        "BillingAccountName": "Contoso (simulated)",
+        "BillingPeriodEnd": month_end,
+        "ChargeFrequency": "Recurring" if purchase else "Usage-Based",
+        "ListCost": list_cost if list_cost is not None else max(effective, billed),
+        "ContractedCost": max(effective, billed),
+        "ResourceName": resource_id.rstrip("/").rsplit("/", 1)[-1],
+    }
     values = {
         "billing_account_id": BILLING_ACCOUNT,
         "billing_currency": "USD",
@@ -105,10 +150,10 @@ def _row(day: date, resource_id: str, meter: str, quantity, unit: str, effective
         "meter_name": meter,
         **more,
     }
-    return export_row(SCHEMA_VERSION, values, {"ProviderName": "Microsoft", "ServiceName": "Azure OpenAI"})
+    return export_row(SCHEMA_VERSION, values, extra)
 
 
-def _metered_tokens(source: SimulatedSource, day: date) -> dict[tuple[str, str], list[int]]:
+def metered_tokens(source: SimulatedSource, day: date) -> dict[tuple[str, str], list[int]]:
     """(resource id, deployment) -> [prompt, completion] tokens Azure Monitor counts on `day`."""
     start = utc_day_start(day)
     metrics = source.deployment_metrics(TimeWindow(start, start + timedelta(days=1))).rows.to_pylist()
@@ -124,7 +169,7 @@ def _metered_tokens(source: SimulatedSource, day: date) -> dict[tuple[str, str],
 def day_rows(source: SimulatedSource, terms: DayTerms, agreement: SimulatedAgreement, day: date, correction=1):
     """The export's rows of one day (`correction` scales the pay-as-you-go tokens: a restatement)."""
     rows = []
-    tokens = _metered_tokens(source, day)
+    tokens = metered_tokens(source, day)
     keep = 1 - agreement.paygo_discount
     for resource_id, deployments in sorted(terms.paygo.items()):
         by_model: defaultdict[str, list[int]] = defaultdict(lambda: [0, 0])
@@ -135,25 +180,25 @@ def day_rows(source: SimulatedSource, terms: DayTerms, agreement: SimulatedAgree
         for model, (prompt, completion) in sorted(by_model.items()):
             prices = terms.prices[model]
             cached = int(prompt * agreement.cached_prompt_share)
-            name = _meter_model(model)
+            meters = token_meters(model)
             if model.startswith("text-embedding"):
                 cost = Decimal(prompt) / 1000 * prices.input_per_1k * keep
-                rows.append(_row(day, resource_id, f"{name} Tokens", prompt, "Tokens", cost, cost))
+                rows.append(_row(day, resource_id, meters["input"], prompt, "Tokens", cost, cost, cost / keep))
                 continue
             for meter, quantity, price in (
-                (f"{name} Inpt glbl 1M Tokens", prompt - cached, prices.input_per_1k),
-                (f"{name} cchd Inpt glbl 1M Tokens", cached, prices.cached_input_per_1k),
-                (f"{name} Outp glbl 1M Tokens", completion, prices.output_per_1k),
+                (meters["input"], prompt - cached, prices.input_per_1k),
+                (meters["cached_input"], cached, prices.cached_input_per_1k),
+                (meters["output"], completion, prices.output_per_1k),
             ):
                 cost = Decimal(quantity) / 1000 * price * keep
-                rows.append(_row(day, resource_id, meter, quantity, "Tokens", cost, cost))
+                rows.append(_row(day, resource_id, meter, quantity, "Tokens", cost, cost, cost / keep))
     for resource_id, ptu_hours in sorted(terms.ptu_hours.items()):
         hourly = agreement.reservation_per_ptu_month / (calendar.monthrange(day.year, day.month)[1] * 24)
         rows.append(
             _row(
                 day,
                 resource_id,
-                "Global Provisioned Managed Unit",
+                PROVISIONED_METER,
                 ptu_hours,
                 "Hours",
                 hourly * ptu_hours,
@@ -170,7 +215,7 @@ def day_rows(source: SimulatedSource, terms: DayTerms, agreement: SimulatedAgree
                 _row(
                     day,
                     RESERVATION_ID,
-                    "Global Provisioned Managed Unit",
+                    PROVISIONED_METER,
                     unused_hours,
                     "Hours",
                     hourly * unused_hours,

@@ -110,6 +110,17 @@ class _Prices:
         return cost, (None if per_minute is None else Fraction(count * int(per_minute) * 60))
 
 
+@dataclass
+class DayUsage:
+    """Who used what on a day, by the simulator's own requests: each product's exact PTU cost per backend
+    (the pricing file's hours split by the README's rules), and its pay-as-you-go tokens per deployment."""
+
+    prices: "_Prices"
+    ptu: dict  # (product, backend_id) -> exact cost (currency units)
+    charged_on: dict  # product -> {(deployment code, hour or "day")}
+    paygo_tokens: dict  # (product, deployment code) -> [prompt, completion]
+
+
 def expected_product_costs(
     pricing_file: str | Path,
     day: date,
@@ -121,13 +132,36 @@ def expected_product_costs(
     minor_unit: int,
 ) -> dict[str, ProductCost]:
     """Per product (and `unattributed`, `platform-unallocated`): the day's exact cost in minor units."""
+    usage = day_usage(
+        pricing_file, day, requests_of, product_labels, subscription_product, profile, missing_gateway_hours_us
+    )
+    scale = 10**minor_unit
+    exact: defaultdict[str, Fraction] = defaultdict(Fraction)
+    for (product, _), cost in usage.ptu.items():
+        exact[product] += cost * scale
+    charged_on = usage.charged_on
+    for (product, code), (prompt, completion) in usage.paygo_tokens.items():
+        input_price, output_price = usage.prices.token_prices(DEPLOYMENT_LIST[code].model_name, day)
+        exact[product] += (prompt * input_price + completion * output_price) * scale
+    return {product: ProductCost(amount, len(charged_on[product]) + 1) for product, amount in exact.items()}
+
+
+def day_usage(
+    pricing_file: str | Path,
+    day: date,
+    requests_of,
+    product_labels: list[str],
+    subscription_product: np.ndarray,
+    profile,
+    missing_gateway_hours_us: set[int],
+) -> DayUsage:
+    """The day's usage by product (DayUsage), from the generated requests and the pricing file alone."""
     prices = _Prices(yaml.safe_load(Path(pricing_file).read_text(encoding="utf-8")) or {})
     unused = prices.document.get("unused_capacity") or {}
     policy = unused.get("policy", "proportional")
     fixed_shares = {product: _exact(share) for product, share in (unused.get("fixed_shares") or {}).items()}
     backends = prices.document.get("backends") or {}
-    scale = 10**minor_unit
-    exact: defaultdict[str, Fraction] = defaultdict(Fraction)
+    ptu: defaultdict[tuple[str, str], Fraction] = defaultdict(Fraction)
     charged_on: defaultdict[str, set] = defaultdict(set)
     day_start = datetime.combine(day, time(0), tzinfo=UTC)
     paygo_tokens: defaultdict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
@@ -178,19 +212,17 @@ def expected_product_costs(
                     raise ValueError(f"policy {policy} needs models.{settings['model']}.ptu_input_tokens_per_minute")
                 denominator = max(total, capacity)
             for product, w in weights.items():
-                exact[product] += cost * scale * w / denominator
+                ptu[(product, backend_id)] += cost * w / denominator
                 charged_on[product].add((code, offset))
-            rest = cost * scale - cost * scale * total / denominator if policy != "proportional" else 0
+            rest = cost - cost * total / denominator if policy != "proportional" else 0
             if rest:
                 shares = {PLATFORM_UNALLOCATED: Fraction(1)} if policy == "unallocated" else fixed_shares
                 for product, share in shares.items():
-                    exact[product] += rest * share
+                    ptu[(product, backend_id)] += rest * share
                     charged_on[product].add((code, offset))
-    for (product, code), (prompt, completion) in paygo_tokens.items():
-        input_price, output_price = prices.token_prices(DEPLOYMENT_LIST[code].model_name, day)
-        exact[product] += (prompt * input_price + completion * output_price) * scale
+    for product, code in paygo_tokens:
         charged_on[product].add((code, "day"))
-    return {product: ProductCost(amount, len(charged_on[product]) + 1) for product, amount in exact.items()}
+    return DayUsage(prices, dict(ptu), charged_on, dict(paygo_tokens))
 
 
 def compare_with_published(

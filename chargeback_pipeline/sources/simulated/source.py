@@ -36,7 +36,7 @@ from chargeback_pipeline.sources.simulated.hours import (
 )
 from chargeback_pipeline.sources.simulated.log_rows import GeneratedHour
 from chargeback_pipeline.sources.simulated.metrics import deployment_metrics_table
-from chargeback_pipeline.sources.simulated.money_oracle import ProductCost, expected_product_costs
+from chargeback_pipeline.sources.simulated.money_oracle import DayUsage, ProductCost, day_usage, expected_product_costs
 from chargeback_pipeline.sources.simulated.profile import DEFAULT_PROFILE, SimulationProfile
 from chargeback_pipeline.sources.simulated.traffic import generate_hour
 from chargeback_pipeline.sources.simulated.workloads import WORKLOAD_HOME_DEPLOYMENT
@@ -164,6 +164,19 @@ class SimulatedSource:
             self.profile,
             self._missing_gateway_hours_us,
             minor_unit,
+        )
+
+    def day_usage(self, day: date, pricing_file: str | Path) -> DayUsage:
+        """Who used what on the day, from the generated requests (`money_oracle.day_usage`): what the actual
+        money oracle shares the simulated export out by."""
+        return day_usage(
+            pricing_file,
+            day,
+            self._requests,
+            self._catalog.report_product_labels.to_pylist(),
+            self._catalog.subscription_product,
+            self.profile,
+            self._missing_gateway_hours_us,
         )
 
     def expected_saturated_hours(self, window: TimeWindow) -> list[datetime]:

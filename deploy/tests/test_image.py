@@ -5,8 +5,11 @@
   folder (.wheelhouse), as the build may have no package index;
 - a backfill inside the container, as its non-root user, publishing to Blob (Azurite): the reports are
   byte-identical to the checkout's own `chargeback backfill`;
-- the code server started by the image's own command, a webserver outside loading it over gRPC, and a
-  run launched through the webserver, executed by the code server in the container.
+- the code server started by the image's own command (with `--init`), a webserver outside loading it over
+  gRPC, and a run launched through the webserver, executed by the code server in the container, leaving
+  no zombie behind.
+
+Per-step times are printed (`-s`): the checkout's reference backfill runs while the image builds.
 """
 
 import json
@@ -56,7 +59,25 @@ def docker(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def image(docker) -> str:
+def reference(tmp_path_factory):
+    """The checkout's own `chargeback backfill` of the day, started before the image is built (it needs no
+    image): its folder, once done."""
+    folder = tmp_path_factory.mktemp("checkout")
+    process = subprocess.Popen(
+        [str(CHECKOUT_BIN / "chargeback"), "backfill", DAY],
+        cwd=folder, env=clean_environment(DAGSTER_HOME=folder / "dagster_home", **SMALL_DAY),
+        stdout=subprocess.DEVNULL, stderr=(folder / "backfill.log").open("w"),
+    )  # fmt: skip
+    try:
+        yield process, folder
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def image(docker, reference) -> str:
     base = _timed("base image", ["bash", str(REPO / "deploy" / "ci" / "base_image.sh"), *docker]).stdout.strip()
     # The locked wheels (hashes checked) and the build backend, for a build without a package index.
     pip = [sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(WHEELHOUSE)]
@@ -68,7 +89,7 @@ def image(docker) -> str:
         [
             *docker, "build", "--network", "host", "--quiet", "--file", str(REPO / "deploy" / "Dockerfile"),
             "--build-arg", f"BASE_IMAGE={base}", "--build-arg", "PIP_NO_INDEX=1",
-            "--build-arg", "PIP_FIND_LINKS=/src/.wheelhouse", "--tag", TAG, str(REPO),
+            "--build-arg", "PIP_FIND_LINKS=/src/dependencies", "--tag", TAG, str(REPO),
         ],
         timeout=1800,
     )  # fmt: skip
@@ -89,26 +110,24 @@ def _env_arguments(settings: dict[str, str]) -> list[str]:
 
 
 def test_a_backfill_in_the_container_runs_as_the_non_root_user_and_publishes_what_the_checkout_does(
-    docker, image, azurite_connection_string, tmp_path
+    docker, image, reference, azurite_connection_string
 ):
     settings = _settings(azurite_connection_string, "image-backfill")
-    run = [*docker, "run", "--rm", "--network", "host", *_env_arguments(settings), image]
+    run = [*docker, "run", "--rm", "--init", "--network", "host", *_env_arguments(settings), image]
     assert _timed("id in the container", [*run, "id", "-u"]).stdout.strip() == "10001"
     _timed("backfill in the container", [*run, "chargeback", "backfill", DAY], timeout=900)
 
-    checkout = subprocess.run(
-        [str(CHECKOUT_BIN / "chargeback"), "backfill", DAY],
-        cwd=tmp_path, env=clean_environment(DAGSTER_HOME=tmp_path / "dagster_home", **SMALL_DAY),
-        capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
-    assert checkout.returncode == 0, checkout.stdout + checkout.stderr
+    checkout, folder = reference
+    started = time.monotonic()
+    assert checkout.wait(timeout=900) == 0, (folder / "backfill.log").read_text()[-3000:]
+    print(f"the checkout's backfill, waited for: {time.monotonic() - started:.0f} s", file=sys.stderr)
     container = ContainerClient.from_connection_string(azurite_connection_string, "image-backfill")
     on_blob = {
         blob.name: container.download_blob(blob.name).readall()
         for blob in container.list_blobs()
         if not blob.name.startswith("lake/")
     }
-    in_folder = published_files(tmp_path / "data" / "reports")
+    in_folder = published_files(folder / "data" / "reports")
     assert in_folder, "the checkout's backfill published nothing"
     assert on_blob == in_folder
 
@@ -124,6 +143,20 @@ def _wait_for_port(port: int, process: subprocess.Popen | None, what: str, secon
                 raise AssertionError(f"{what} did not answer on port {port}") from None
             time.sleep(1)
 
+
+# The container's processes (from /proc: the image has no `ps`): PID 1's name and the zombies' names.
+PROCESSES = """
+import glob, json
+states = {}
+for stat in glob.glob("/proc/[0-9]*/stat"):
+    try:
+        text = open(stat).read()
+    except OSError:  # it ended meanwhile
+        continue
+    name, rest = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 1 :].split()
+    states[stat.split("/")[2]] = (name, rest[0])
+print(json.dumps({"1": states["1"][0], "zombies": [n for n, state in states.values() if state == "Z"]}))
+"""
 
 LAUNCH = """
 mutation($params: ExecutionParams!) {
@@ -166,7 +199,7 @@ def test_a_webserver_loads_the_image_code_server_and_a_run_launched_through_it_s
     name = f"chargeback-code-server-{grpc_port}"
     _timed(
         "code server start",
-        [*docker, "run", "--detach", "--name", name, "--network", "host", "--volume", f"{home}:{home}",
+        [*docker, "run", "--detach", "--init", "--name", name, "--network", "host", "--volume", f"{home}:{home}",
          *_env_arguments(settings), image],
     )  # fmt: skip
     webserver = None
@@ -203,6 +236,14 @@ def test_a_webserver_loads_the_image_code_server_and_a_run_launched_through_it_s
             status = graphql(url, STATUS, {"id": run_id})["runOrError"]["status"]
         print(f"run launched through the webserver: {time.monotonic() - started:.0f} s", file=sys.stderr)
         assert status == "SUCCESS", subprocess.run([*docker, "logs", name], capture_output=True, text=True).stderr
+        # The run's processes are gone, none left a zombie: PID 1 is Docker's init (`--init`), which reaps
+        # what the code server, which does not, leaves behind.
+        in_container = [*docker, "exec", name, "python3", "-c", PROCESSES]
+        deadline = time.monotonic() + 60
+        while (processes := json.loads(_timed("processes in the container", in_container).stdout))["zombies"]:
+            assert time.monotonic() < deadline, f"zombies in the code server's container: {processes}"
+            time.sleep(2)
+        assert processes["1"] == "docker-init", processes
     finally:
         if webserver:
             webserver.terminate()

@@ -274,8 +274,8 @@ def test_the_readme_walk_the_image_code_server_on_the_production_instance_runs_w
                 f"3 runs queued, dequeued and run in the container: {time.monotonic() - started:.0f} s", file=sys.stderr
             )
             assert sorted(statuses) == [HOUR, *BACKFILL]
-            # The runs' processes are gone, none left a zombie: PID 1 is Docker's init (`--init`), which
-            # reaps what the code server, which does not, leaves behind.
+            # PID 1 is Docker's init (`--init`: without it, PID 1 is the code server, which would never reap
+            # an orphan), and the runs' processes are gone, none left as a zombie.
             in_container = [*docker, "exec", name, "python3", "-c", PROCESSES]
             deadline = time.monotonic() + 60
             while (found := json.loads(_timed("processes in the container", in_container).stdout))["zombies"]:

@@ -185,10 +185,12 @@ class AlertWebhookResource(dg.ConfigurableResource):
 
     def post(self, body: dict, idempotency_key: str | None = None) -> None:
         """Post `body`, retried by urllib3's `Retry` (what `requests` retries with) up to `attempts` times in
-        all, backing off `backoff_seconds` x 2^n: a refused connection, 429 and 5xx are retried, since the
-        webhook surely did not take the alert; a read timeout is not (it may have, and a retry could post it
-        twice). Every request carries `Idempotency-Key: <idempotency_key>` (the alert's stable id), so a
-        receiver that keeps keys can drop a repeat. Raises WebhookError naming the cause only when the
+        all. urllib3 2's back-off: the first retry at once, retry n after `backoff_seconds` x 2^(n-1) (at
+        the defaults, 0 s then 2 s; chargeback_pipeline_tests/test_webhook_backoff.py measures it). A
+        refused connection, 429 and 5xx are retried, since the webhook surely did not take the alert; a read
+        timeout is not (it may have, and a retry could post it twice). Every request carries
+        `Idempotency-Key: <idempotency_key>` (the alert's stable id), so a receiver that keeps keys can drop
+        a repeat. Raises WebhookError naming the cause only when the
         webhook did not take the alert, WebhookMaybeTaken when the request was sent and no answer came."""
         import requests  # only the alert sensor posts
         from requests.adapters import HTTPAdapter

@@ -8,8 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 TAG=chargeback-base:bookworm-python3.11
-# The Debian mirror this machine's apt already uses (its sources), unless DEBIAN_MIRROR names one.
-MIRROR=${DEBIAN_MIRROR:-$(grep -rhoE '^(deb|URIs:)[[:space:]]+[^[:space:]]+' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null | awk '{print $2}' | grep -E '/debian/?$' | head -n 1)}
+# The Debian mirror this machine's apt already uses (its enabled sources, in either format, as apt reads
+# them), unless DEBIAN_MIRROR names one.
+MIRROR=${DEBIAN_MIRROR:-$(apt-get indextargets --format '$(REPO_URI)' 2>/dev/null | grep -m 1 -E '/debian/?$' || true)}
+MIRROR=${MIRROR:-http://deb.debian.org/debian}
 TARBALL=.tools/image-base/bookworm-python3.11.tar
 docker=("$@")
 if ! "${docker[@]}" image inspect "$TAG" >/dev/null 2>&1; then

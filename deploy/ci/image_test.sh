@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # `make image-test`: builds deploy/Dockerfile and runs it (deploy/tests/test_image.py). As root: it starts
-# its own Docker daemon. Installs what it needs from Debian when missing: docker.io (the daemon and client)
-# and debootstrap (the base image where python:3.11-slim cannot be pulled, deploy/ci/base_image.sh).
+# its own Docker daemon. Installs what it needs from Debian when missing: docker.io (the daemon and client),
+# debootstrap (the base image where python:3.11-slim cannot be pulled, deploy/ci/base_image.sh) and
+# postgresql (the production instance the image's code server runs on, as README "Deployment" walks it).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 missing=()
-for package in docker.io debootstrap; do
+for package in docker.io debootstrap postgresql; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -2,20 +2,28 @@
 run queue (QueuedRunCoordinator and its limits) and pools as written; only the run launcher is swapped
 for the local one (runs as processes, not Kubernetes pods) and the port set to the test server's.
 
-The daemon runs a two-day backfill of the hourly job, one run per hour, several at once within the limits,
-then the rollup sensors roll the days and the month up; what they publish is byte-identical to what
-`chargeback backfill` publishes for the same days.
+As production runs it: a code server (`dagster api grpc`, as the image's command) that the daemon and every
+`dagster` command load over gRPC from a workspace file. The daemon runs a two-day backfill of the hourly
+job, one run per hour, several at once within the limits; then the rollup sensors roll the days and the
+month up. What they publish is byte-identical to what `chargeback backfill` publishes for the same days.
+
+The rollup sensors tick every 5 minutes; a sensor ticks at once when started. So they are stopped before
+the daemon starts and each started when its inputs are in (the days after the hours, the month after the
+days), as an operator can, rather than waiting for their next tick. `chargeback backfill`, the reference,
+runs meanwhile in its own process and folders.
 """
 
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
 import pytest
 import yaml
 
+from chargeback_pipeline_tests.conftest import _free_port
 from deploy.tests.installed import CHECKOUT_BIN, REPO, clean_environment, published_files
 from deploy.tests.postgres_server import Postgres, postgres_server
 
@@ -27,7 +35,8 @@ SMALL_DAYS = {
     "CHARGEBACK_GATEWAY_COMPLETENESS_MIN_REQUESTS": "100",
     "CHARGEBACK_RECONCILIATION_MIN_TOKENS": str(10**9),
 }
-MODULE = ["-m", "chargeback_pipeline.definitions"]
+MODULE = "chargeback_pipeline.definitions"
+DEADLINE_SECONDS = 1800
 
 
 def production_instance_yaml(postgres: Postgres) -> dict:
@@ -47,81 +56,164 @@ def _overlap(intervals: list[tuple[float, float]]) -> int:
     return most
 
 
-def _runs(instance: dg.DagsterInstance, job: str) -> list:
-    return list(instance.get_run_records(dg.RunsFilter(job_name=job)))
+class Clock:
+    """Seconds since the test began, printed per step (CI's log shows where the time goes)."""
+
+    def __init__(self) -> None:
+        self.started = self.last = time.monotonic()
+
+    def step(self, what: str) -> None:
+        now = time.monotonic()
+        print(f"instance: {what}: {now - self.last:.0f} s (at {now - self.started:.0f} s)", file=sys.stderr)
+        self.last = now
+
+
+def _wait_for(instance: dg.DagsterInstance, watched: list[subprocess.Popen], done: Callable[[dict], bool]) -> dict:
+    """Polls the runs of the three jobs until `done(runs)`; fails at once on a failed run or a dead process."""
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while True:
+        for process in watched:
+            assert process.poll() is None, f"{process.args[:3]} exited with {process.returncode}"
+        runs = {
+            job: list(instance.get_run_records(dg.RunsFilter(job_name=job)))
+            for job in (HOURLY_JOB, DAILY_JOB, MONTHLY_JOB)
+        }
+        failed = [r.dagster_run.run_id for rs in runs.values() for r in rs if r.dagster_run.is_failure]
+        assert not failed, f"failed runs: {failed}"
+        if done(runs) and not any(not r.dagster_run.is_finished for rs in runs.values() for r in rs):
+            return runs
+        assert time.monotonic() < deadline, f"not done in {DEADLINE_SECONDS} s"
+        time.sleep(2)
+
+
+def _successes(runs: list) -> int:
+    return sum(r.dagster_run.is_success for r in runs)
+
+
+def _succeeded_partitions(runs: list) -> set[str]:
+    return {r.dagster_run.tags.get("dagster/partition") for r in runs if r.dagster_run.is_success}
 
 
 def test_the_daemon_on_postgres_backfills_two_days_as_hourly_runs_and_publishes_what_the_cli_does(
     tmp_path, monkeypatch
 ):
-    with postgres_server() as postgres:
-        home = tmp_path / "dagster_home"
-        home.mkdir()
-        (home / "dagster.yaml").write_text(yaml.safe_dump(production_instance_yaml(postgres)))
-        env = clean_environment(
-            DAGSTER_HOME=home,
-            DAGSTER_PG_HOST=postgres.host,
-            DAGSTER_PG_DB=postgres.db_name,
-            DAGSTER_PG_USERNAME=postgres.username,
-            DAGSTER_PG_PASSWORD=postgres.password,
-            CHARGEBACK_LAKE_DIR=tmp_path / "lake",
-            CHARGEBACK_OUTPUT_DIR=tmp_path / "reports",
-            **SMALL_DAYS,
-        )
-
-        for name in ("DAGSTER_PG_HOST", "DAGSTER_PG_DB", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD"):
-            monkeypatch.setenv(name, env[name])  # this process reads the runs from the instance too
-
-        def dagster(*args: str) -> None:
-            done = subprocess.run(
-                [str(CHECKOUT_BIN / "dagster"), *args],
-                cwd=tmp_path,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=600,
+    clock = Clock()
+    # The reference, in its own process, folders and SQLite instance, while the daemon works.
+    cli = tmp_path / "cli"
+    cli.mkdir()
+    reference = subprocess.Popen(
+        [str(CHECKOUT_BIN / "chargeback"), "backfill", FIRST_DAY, LAST_DAY],
+        cwd=cli, env=clean_environment(DAGSTER_HOME=cli / "dagster_home", **SMALL_DAYS),
+        stdout=subprocess.DEVNULL, stderr=(tmp_path / "cli.log").open("w"),
+    )  # fmt: skip
+    processes: list[subprocess.Popen] = []
+    try:
+        with postgres_server() as postgres:
+            clock.step("PostgreSQL started")
+            home = tmp_path / "dagster_home"
+            home.mkdir()
+            (home / "dagster.yaml").write_text(yaml.safe_dump(production_instance_yaml(postgres)))
+            env = clean_environment(
+                DAGSTER_HOME=home,
+                DAGSTER_PG_HOST=postgres.host,
+                DAGSTER_PG_DB=postgres.db_name,
+                DAGSTER_PG_USERNAME=postgres.username,
+                DAGSTER_PG_PASSWORD=postgres.password,
+                CHARGEBACK_LAKE_DIR=tmp_path / "lake",
+                CHARGEBACK_OUTPUT_DIR=tmp_path / "reports",
+                **SMALL_DAYS,
             )
-            assert done.returncode == 0, f"dagster {' '.join(args)}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+            for name in ("DAGSTER_PG_HOST", "DAGSTER_PG_DB", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD"):
+                monkeypatch.setenv(name, env[name])  # this process reads the runs from the instance too
 
-        # The hourly schedule would catch up on today's hours; this test is about a backfill of past days.
-        dagster("schedule", "stop", "hourly_attribution", *MODULE)
-        started = time.monotonic()
-        dagster(
-            "job", "backfill", "-j", HOURLY_JOB, *MODULE, "--noprompt",
-            "--from", f"{FIRST_DAY}-00:00", "--to", f"{LAST_DAY}-23:00",
-        )  # fmt: skip
-        daemon = subprocess.Popen(
-            [str(CHECKOUT_BIN / "dagster-daemon"), "run", *MODULE],
-            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=(tmp_path / "daemon.log").open("w"),
-        )  # fmt: skip
-        try:
-            with dg.DagsterInstance.from_config(str(home)) as instance:
-                deadline = time.monotonic() + 3600
-                while True:
-                    assert daemon.poll() is None, (tmp_path / "daemon.log").read_text()[-3000:]
-                    assert time.monotonic() < deadline, "the backfill and rollups did not finish in an hour"
-                    runs = {job: _runs(instance, job) for job in (HOURLY_JOB, DAILY_JOB, MONTHLY_JOB)}
-                    failed = [r.dagster_run.run_id for rs in runs.values() for r in rs if r.dagster_run.is_failure]
-                    assert not failed, f"failed runs: {failed}; see the runs in {home}"
-                    done = {job: sum(r.dagster_run.is_success for r in rs) for job, rs in runs.items()}
-                    in_flight = any(not r.dagster_run.is_finished for rs in runs.values() for r in rs)
-                    # The month is stated again after each day rolled up (the month in progress): done once a
-                    # monthly run started after the last daily run ended.
-                    last_day_end = max((r.end_time or 0 for r in runs[DAILY_JOB]), default=0)
-                    month_after = any(
-                        r.dagster_run.is_success and (r.start_time or 0) >= last_day_end for r in runs[MONTHLY_JOB]
-                    )
-                    if done[HOURLY_JOB] == 48 and done[DAILY_JOB] >= 2 and month_after and not in_flight:
-                        break
-                    time.sleep(5)
-                print(
-                    f"instance: 48 hourly runs and the rollups in {time.monotonic() - started:.0f} s", file=sys.stderr
+            def start(command: list[str], log: str) -> subprocess.Popen:
+                process = subprocess.Popen(
+                    command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=(tmp_path / log).open("w")
                 )
+                processes.append(process)
+                return process
+
+            grpc_port = _free_port()
+            code_server = start(
+                [str(CHECKOUT_BIN / "dagster"), "api", "grpc", "-m", MODULE, "-h", "127.0.0.1", "-p", str(grpc_port)],
+                "code_server.log",
+            )
+            workspace = tmp_path / "workspace.yaml"
+            workspace.write_text(
+                yaml.safe_dump({"load_from": [{"grpc_server": {"host": "127.0.0.1", "port": grpc_port}}]})
+            )
+            health = [str(CHECKOUT_BIN / "dagster"), "api", "grpc-health-check", "-p", str(grpc_port)]
+            deadline = time.monotonic() + 300
+            while subprocess.run(health, env=env, capture_output=True).returncode != 0:
+                assert code_server.poll() is None and time.monotonic() < deadline, (
+                    tmp_path / "code_server.log"
+                ).read_text()[-3000:]
+                time.sleep(1)
+            clock.step("code server up")
+
+            def dagster(*args: str) -> subprocess.Popen:
+                return subprocess.Popen(
+                    [str(CHECKOUT_BIN / "dagster"), *args, "-w", str(workspace)],
+                    cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                )  # fmt: skip
+
+            def finished(*commands: subprocess.Popen) -> None:
+                for command in commands:
+                    output, _ = command.communicate(timeout=600)
+                    assert command.returncode == 0, f"{' '.join(command.args[:4])}:\n{output[-3000:]}"
+
+            # The hourly schedule would catch up on today's hours; this test is about a backfill of past days.
+            finished(
+                dagster("schedule", "stop", "hourly_attribution"),
+                dagster("sensor", "stop", "daily_rollup"),
+                dagster("sensor", "stop", "monthly_rollup"),
+            )
+            clock.step("schedule and rollup sensors stopped")
+            daemon = start(
+                [str(CHECKOUT_BIN / "dagster-daemon"), "run", "-w", str(workspace)],
+                "daemon.log",
+            )
+            finished(
+                dagster(
+                    "job", "backfill", "-j", HOURLY_JOB, "--noprompt",
+                    "--from", f"{FIRST_DAY}-00:00", "--to", f"{LAST_DAY}-23:00",
+                )
+            )  # fmt: skip
+            clock.step("backfill of 48 hours submitted (the daemon already running them)")
+
+            with dg.DagsterInstance.from_config(str(home)) as instance:
+                runs = _wait_for(instance, [daemon, code_server], lambda runs: _successes(runs[HOURLY_JOB]) == 48)
+                clock.step("48 hourly runs succeeded")
                 hourly = runs[HOURLY_JOB]
-                daily_days = {r.dagster_run.tags.get("dagster/partition") for r in runs[DAILY_JOB]}
-        finally:
-            daemon.terminate()
-            daemon.wait(timeout=60)
+
+                finished(dagster("sensor", "start", "daily_rollup"))
+                runs = _wait_for(
+                    instance,
+                    [daemon, code_server],
+                    lambda runs: {FIRST_DAY, LAST_DAY} <= _succeeded_partitions(runs[DAILY_JOB]),
+                )
+                clock.step("daily_rollup sensor started, the days rolled up")
+                last_day_end = max(r.end_time for r in runs[DAILY_JOB])
+
+                finished(dagster("sensor", "start", "monthly_rollup"))
+                runs = _wait_for(
+                    instance,
+                    [daemon, code_server],
+                    lambda runs: any(
+                        r.dagster_run.is_success and r.start_time >= last_day_end for r in runs[MONTHLY_JOB]
+                    ),
+                )
+                clock.step("monthly_rollup sensor started, the month stated")
+                # Each day rolled up once, from its 24 hours, and the month once, after both days.
+                assert sorted(r.dagster_run.tags["dagster/partition"] for r in runs[DAILY_JOB]) == [FIRST_DAY, LAST_DAY]
+                assert [r.dagster_run.tags["dagster/partition"] for r in runs[MONTHLY_JOB]] == [FIRST_DAY[:8] + "01"]
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
     # One run per hour of the two days, each tagged as the backfill's; at most two at once (the queue's
     # `dagster/backfill` limit), and more than one: the queue ran them side by side.
@@ -131,16 +223,9 @@ def test_the_daemon_on_postgres_backfills_two_days_as_hourly_runs_and_publishes_
     assert all("dagster/backfill" in r.dagster_run.tags for r in hourly)
     at_once = _overlap([(r.start_time, r.end_time) for r in hourly])
     assert at_once == 2, f"{at_once} hourly runs at once"
-    assert {FIRST_DAY, LAST_DAY} <= daily_days
 
-    cli = tmp_path / "cli"
-    cli.mkdir()
-    backfill = subprocess.run(
-        [str(CHECKOUT_BIN / "chargeback"), "backfill", FIRST_DAY, LAST_DAY],
-        cwd=cli, env=clean_environment(DAGSTER_HOME=cli / "dagster_home", **SMALL_DAYS),
-        capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
-    assert backfill.returncode == 0, backfill.stdout + backfill.stderr
+    assert reference.wait(timeout=900) == 0, (tmp_path / "cli.log").read_text()[-3000:]
+    clock.step("chargeback backfill (the reference) done")
     by_cli = published_files(cli / "data" / "reports")
     assert by_cli
     assert published_files(Path(tmp_path / "reports")) == by_cli

@@ -15,10 +15,8 @@ role and its scope for 403, the workspace id for 404). POST is not retried by az
 every call marks it retryable: these queries only read. At most `max_concurrency` (<= 5, the service's
 per-user limit) queries are in flight per workspace in this process.
 
-Speed. The SDK's own response handling builds a Python object per cell and parses every datetime cell
-(about 20k rows/s measured on a 2-core machine). Instead the response is streamed (`stream=True`) to a
-`cls` hook that reads the JSON with DuckDB straight into typed Arrow columns (about 300k rows/s); the
-SDK is handed only the `error` object, so it still tells a complete answer from a partial one.
+Speed. The response is streamed to DuckDB, not parsed cell by cell by the SDK (about 25x faster; `arrow`
+says how, BENCHMARKS.md "Ingest" has the measurements).
 
 Endpoints. A loopback endpoint (a local stand-in) is used over http without any credential; any other
 endpoint must be https and always authenticates (DefaultAzureCredential unless one is given).

@@ -1,9 +1,10 @@
 """The streamed query response -> Arrow: typed columns read by DuckDB, plus the rows that fail typing.
 
 The SDK's own response handling builds a Python object per cell and parses every datetime cell (about
-20k rows/s measured on a 2-core machine). Instead the response is streamed (`stream=True`) to a `cls`
-hook that reads the JSON with DuckDB straight into typed Arrow columns (about 300k rows/s); the SDK is
-handed only the `error` object, so it still tells a complete answer from a partial one.
+19,000 rows/s on 2 cores, BENCHMARKS.md "Ingest"). Instead the response is streamed (`stream=True`) to a
+`cls` hook that reads the JSON with DuckDB straight into typed Arrow columns (the hour lands, Parquet
+written, at about 490,000 rows/s: BENCHMARKS.md "Latest run"); the SDK is handed only the `error` object,
+so it still tells a complete answer from a partial one.
 """
 
 import io

@@ -98,7 +98,7 @@ def test_a_smaller_rerun_fails_and_leaves_the_published_files_untouched(tmp_path
             ),
             *(
                 f"{month}/{name}.{ext}"
-                for name in ("statement", "ptu_rightsizing", "ptu_what_if")
+                for name in ("statement", "ptu_rightsizing", "ptu_what_if", "ptu_capacity")
                 for ext in ("csv", "parquet")
             ),
             f"{month}/statement.html",

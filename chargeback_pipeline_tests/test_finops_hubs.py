@@ -56,10 +56,11 @@ def published(tmp_path_factory, azurite_connection_string):
     container = ContainerClient.from_connection_string(azurite_connection_string, "ingestion")
     with dg.instance_for_test() as instance:
         [chunk] = backfill(DAYS[0], DAYS[-1], pipeline(resources), instance, days_per_run=2)
-        first = {b.name: b for b in container.list_blobs()}
+        # this test's scope only: other tests publish their own scopes into the shared Azurite's container
+        first = {b.name: b for b in container.list_blobs(name_starts_with=f"{FOLDER}/")}
         # Run again: the same bytes, so the hub is not asked to ingest again (the manifest stays as it was).
         backfill(DAYS[0], DAYS[-1], pipeline(resources), instance, days_per_run=2)
-        second = {b.name: b for b in container.list_blobs()}
+        second = {b.name: b for b in container.list_blobs(name_starts_with=f"{FOLDER}/")}
     return folder, chunk, container, first, second
 
 

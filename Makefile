@@ -28,7 +28,7 @@ demo ui: export CHARGEBACK_FINOPS_HUBS_DIR ?= $(CURDIR)/data/finops-hubs/ingesti
 # `msexports` container: the days it covers turn actual, the last two (its lag) stay estimates.
 demo ui: export CHARGEBACK_COST_EXPORT_DIR ?= $(CURDIR)/data/cost-export/msexports
 
-.PHONY: setup demo test lint ui bench clean lock lock-upgrade wheel wheel-test image-test instance-test
+.PHONY: setup demo test test-e2e lint ui bench clean lock lock-upgrade wheel wheel-test image-test instance-test
 
 # The locked environment (requirements-dev.lock: the package's dependencies with the test, bench and deploy
 # extras, every file's hash), then the package itself, editable, without resolving anything again.
@@ -65,7 +65,12 @@ demo: $(BIN)/chargeback $(DAGSTER_HOME)/dagster.yaml
 ## The whole test suite, with a real Azurite started by the tests.
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -n 2 --durations=10
+	$(BIN)/python -m pytest -n 2 --durations=10 -m "not slow"
+
+## The multi-day end-to-end files (chargeback_pipeline_tests/conftest.py END_TO_END_FILES), which CI runs
+## after `make test`.
+test-e2e: setup
+	$(BIN)/python -m pytest -n 2 --durations=10 -m slow
 
 lint: $(BIN)/chargeback
 	$(BIN)/ruff check .

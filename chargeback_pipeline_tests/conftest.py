@@ -121,3 +121,25 @@ def graphql(url: str, query: str, variables: dict | None = None) -> dict:
         body = json.load(response)
     assert "errors" not in body, body["errors"]
     return body["data"]
+
+
+# The multi-day end-to-end files: `make test` leaves them out (it must stay well under 15 minutes on 2
+# cores) and `make test-e2e` runs only them; CI (`.ci/run`) runs both, one after the other.
+END_TO_END_FILES = {
+    "test_finops_hubs.py",
+    "test_finops_pipeline.py",
+    "test_late_data.py",
+    "test_publication_decision.py",
+    "test_ranged_runs.py",
+    "test_schedules.py",
+    "test_secrets.py",
+    "test_simulated_week.py",
+    "test_statement_html.py",
+    "test_ui.py",
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.path.name in END_TO_END_FILES:
+            item.add_marker(pytest.mark.slow)

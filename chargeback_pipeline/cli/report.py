@@ -198,9 +198,7 @@ def aligned(columns: list[str], rows: list[dict], totals: list[dict]) -> str:
     """Text left, figures right, a rule under the header and above the totals."""
     header = [HEADERS[c] for c in columns]
     # Names as a terminal shows them safely: no control or override character, bounded (identifier_text).
-    body = [
-        [terminal_text(str(_cell(r, c, True))) if c in TEXT else str(_cell(r, c, True)) for c in columns] for r in rows
-    ]
+    body = [[_shown(r, c) for c in columns] for r in rows]
     foot = [[str(_cell(r, c, True)) for c in columns] for r in totals]
     widths = [max(len(line[i]) for line in [header, *body, *foot]) for i in range(len(columns))]
 

@@ -121,20 +121,9 @@ class DayUsage:
     paygo_tokens: dict  # (product, deployment code) -> [prompt, completion]
 
 
-def expected_product_costs(
-    pricing_file: str | Path,
-    day: date,
-    requests_of,
-    product_labels: list[str],
-    subscription_product: np.ndarray,
-    profile,
-    missing_gateway_hours_us: set[int],
-    minor_unit: int,
-) -> dict[str, ProductCost]:
-    """Per product (and `unattributed`, `platform-unallocated`): the day's exact cost in minor units."""
-    usage = day_usage(
-        pricing_file, day, requests_of, product_labels, subscription_product, profile, missing_gateway_hours_us
-    )
+def expected_product_costs(usage: DayUsage, day: date, minor_unit: int) -> dict[str, ProductCost]:
+    """Per product (and `unattributed`, `platform-unallocated`): the day's exact cost in minor units, from
+    its usage (`day_usage`)."""
     scale = 10**minor_unit
     exact: defaultdict[str, Fraction] = defaultdict(Fraction)
     for (product, _), cost in usage.ptu.items():

@@ -155,16 +155,7 @@ class SimulatedSource:
     def expected_product_costs(self, day: date, pricing_file: str | Path, minor_unit: int) -> dict[str, ProductCost]:
         """Per product (and `unattributed`, `platform-unallocated`): what the day must cost, from the generated
         requests and the pricing file alone (`money_oracle`), in exact minor units with a rounding tolerance."""
-        return expected_product_costs(
-            pricing_file,
-            day,
-            self._requests,
-            self._catalog.report_product_labels.to_pylist(),
-            self._catalog.subscription_product,
-            self.profile,
-            self._missing_gateway_hours_us,
-            minor_unit,
-        )
+        return expected_product_costs(self.day_usage(day, pricing_file), day, minor_unit)
 
     def day_usage(self, day: date, pricing_file: str | Path) -> DayUsage:
         """Who used what on the day, from the generated requests (`money_oracle.day_usage`): what the actual

@@ -12,6 +12,7 @@ Exit code 0 only when every mutant was caught as stated. The copies run with the
 """
 
 import argparse
+import csv
 import os
 import re
 import shutil
@@ -21,14 +22,22 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
+
+import yaml
 
 from mutants.catalogue import MUTANTS, Mutant
 
 ROOT = Path(__file__).resolve().parents[1]
-# A day of a 31-day month (the 720-hour bug shows), with spillover and idle hours at this rate.
+# A day of a 31-day month (the 720-hour bug shows).
 DAY = "2026-12-01"
 REQUESTS_PER_HOUR = 200
+# The example pricing file's PTU counts are sized for 2,000 requests an hour; at a tenth of that rate a
+# tenth of the capacity keeps the same shape: busy hours spill to the pay-as-you-go resource, so it serves
+# several deployments (the rounding and not-billable bugs only show there), and night hours sit idle. The
+# simulator and the pricing file are given the same counts.
+PTU_COUNTS = {"gpt-4.1": 4, "gpt-4o": 5}
 RUN_TIMEOUT_SECONDS = 900
 # The failed ERROR checks a backfill names: its last line, or (when a run failed) its summary paragraphs.
 FAILED_CHECKS = re.compile(r"^error: \d+ check\(s\) of severity ERROR failed: (.*)$", re.MULTILINE)
@@ -103,10 +112,29 @@ def environment(copy: Path, where: Path) -> dict[str, str]:
             "CHARGEBACK_PARTITIONS_START": DAY[:8] + "01",
             "CHARGEBACK_LAKE_DIR": str(where / "lake"),
             "CHARGEBACK_OUTPUT_DIR": str(where / "reports"),
-            "CHARGEBACK_PRICING_FILE": str(copy / "pricing.example.yaml"),
+            "CHARGEBACK_PRICING_FILE": str(scaled_pricing(copy, where)),
+            "CHARGEBACK_SIMULATED_PTU_COUNTS": ",".join(f"{name}={count}" for name, count in PTU_COUNTS.items()),
         }
     )
     return env
+
+
+def scaled_pricing(copy: Path, where: Path) -> Path:
+    """The copy's example pricing file with every PTU rate at `PTU_COUNTS`."""
+    document = yaml.safe_load((copy / "pricing.example.yaml").read_text(encoding="utf-8"))
+    scaled = 0
+    for backend in document["backends"].values():
+        if backend.get("kind") != "ptu":
+            continue
+        for name, deployment in backend["deployments"].items():
+            for rate in deployment["rates"]:
+                rate["ptu_count"] = PTU_COUNTS[name]
+                scaled += 1
+    if not scaled:
+        raise RuntimeError("the example pricing file names no PTU rate to scale: update PTU_COUNTS")
+    path = where / "pricing.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return path
 
 
 def run(command: list[str], copy: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -127,6 +155,18 @@ def backfill(copy: Path, where: Path) -> tuple[int, list[str], str]:
     failed = [name.strip() for name in listed.group(1).split(",")] if listed else []
     failed += [f"{asset}:{check}" for check, asset in ERROR_PARAGRAPH.findall(output)]
     return done.returncode, list(dict.fromkeys(failed)), output
+
+
+def paygo_deployments_charged(where: Path) -> set[str]:
+    """The deployments with a pay-as-you-go cost in the published chargeback: the planted rounding and
+    not-billable bugs need at least two on one resource, or they change nothing."""
+    published = where / "reports" / "daily" / f"usage_date={DAY}" / "chargeback.csv"
+    with published.open(encoding="utf-8", newline="") as handle:
+        return {
+            row["deployment_name"]
+            for row in csv.DictReader(handle)
+            if row["cost_type"] == "paygo" and Decimal(row["paygo_cost"]) > 0
+        }
 
 
 def named_test(copy: Path, where: Path, test: str) -> subprocess.CompletedProcess:
@@ -155,6 +195,11 @@ def _judge(mutant: Mutant | None, base: Path, scratch: Path) -> Outcome:
         code, failed, output = backfill(copy, where)
         ok = code == 0
         how = "backfill exit 0" if ok else f"backfill exit {code}: {failed or output[-2000:]}"
+        if ok:
+            spilled = paygo_deployments_charged(where)
+            if len(spilled) < 2:
+                ok = False
+                how += f"; the pay-as-you-go resource charged {sorted(spilled)} only: the day lost its spillover"
         for test in sorted({m.test for m in MUTANTS if m.test}):
             result = named_test(copy, where, test)
             if result.returncode != 0:

@@ -397,6 +397,12 @@ def test_a_ptu_reservation_is_a_commitment_with_its_unused_part_visible_under_ev
     ]
     ptu_lines = [r for r in chargeback.to_pylist() if r["backend_id"] == "aoai-ptu"]
     assert sum(r["total_cost"] for r in ptu_lines) == 120  # the used part, over the resource's lines
+    # Nothing estimates a reservation's unused part: shown beside the variance, never in it (no false alarm).
+    variance = {r["product_id"]: r for r in variance_by_product(chargeback).to_pylist()}
+    platform = variance["platform-unallocated"]
+    assert platform["unused_commitment_cost"] == Decimal("36.5")
+    assert platform["variance"] == platform["effective_cost"] - Decimal("36.5") - platform["estimated_cost"]
+    assert sum(r["unused_commitment_cost"] for r in variance.values()) == Decimal("36.5")
     if policy == "fixed":  # the used hours' idle capacity follows the policy, as the estimate did
         assert {r["product_id"] for r in ptu_lines if r["cost_type"] == "ptu_unused"} == {"A", "B"}
 

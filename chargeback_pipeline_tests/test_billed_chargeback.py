@@ -168,6 +168,11 @@ def test_days_are_estimates_until_an_export_run_covers_them_then_actual_to_the_c
     assert (idle["product_id"], idle["cost_type"], idle["total_cost"]) == (
         "platform-unallocated", "ptu_unused", export[None][0]
     )  # fmt: skip
+    # No estimate holds a reservation's unused part: the variance check names it apart, never as a variance.
+    variance = checks["estimate_variance_within_share"].metadata
+    assert variance["unused_commitment_cost_not_compared"].value == f"{export[None][0]:,.2f} USD"
+    over = variance["products_over"].value if "products_over" in variance else []  # an empty list is dropped
+    assert "platform-unallocated" not in {row["product_id"] for row in over}
 
     # The FOCUS export states the same actual charges: per resource to the cent, the export's invoice,
     # origin charges named by the export's identifiers, FOCUS 1.3 allocation columns.

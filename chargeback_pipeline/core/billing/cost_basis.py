@@ -17,7 +17,13 @@ from enum import StrEnum
 
 import pyarrow as pa
 
-from chargeback_pipeline.core.billing.schemas import DAILY_CHARGEBACK_SCHEMA, MONEY, QUANTITY, with_caller_column
+from chargeback_pipeline.core.billing.schemas import (
+    DAILY_CHARGEBACK_SCHEMA,
+    MONEY,
+    QUANTITY,
+    CostType,
+    with_caller_column,
+)
 from chargeback_pipeline.storage.schemas import CALLER_ID
 
 LINE_KEY = ("product_id", "subscription_id", "model_name", "deployment_name", "backend_id", "cost_type")
@@ -45,7 +51,10 @@ COST_VARIANCE_SCHEMA = pa.schema(
         ("estimated_cost", MONEY),
         ("effective_cost", MONEY),
         ("billed_cost", MONEY),
-        ("variance", MONEY),  # effective - estimated
+        # Reserved PTU-hours no deployment used (a reservation's unused part, on no backend): the pricing
+        # file prices deployments, not reservations, so no estimate could hold them; never a variance.
+        ("unused_commitment_cost", MONEY),
+        ("variance", MONEY),  # effective - unused commitment - estimated
         ("variance_share", QUANTITY),  # variance / estimated; null when nothing was estimated
         ("currency", pa.string()),
     ]
@@ -124,16 +133,19 @@ def actual_lines(lines: pa.Table, allocations: pa.Table, day: date, currency: st
 
 
 def variance_by_product(chargeback: pa.Table) -> pa.Table:
-    """Per product of an actual day: estimate, actual, their difference and its share of the estimate."""
-    totals: defaultdict[tuple, list[Decimal]] = defaultdict(lambda: [Decimal(0)] * 3)
+    """Per product of an actual day: estimate, actual, their difference and its share of the estimate. A
+    reservation's unused part is shown beside them, outside the difference: nothing estimates it."""
+    totals: defaultdict[tuple, list[Decimal]] = defaultdict(lambda: [Decimal(0)] * 4)
     for row in chargeback.to_pylist():
         sums = totals[(row["usage_date"], row["product_id"], row["currency"])]
         sums[0] += row["estimated_cost"]
         sums[1] += row["total_cost"]
         sums[2] += row["billed_cost"]
+        if is_unused_commitment(row):
+            sums[3] += row["total_cost"]
     rows = []
-    for (day, product, currency), (estimated, effective, billed_cost) in sorted(totals.items()):
-        variance = effective - estimated
+    for (day, product, currency), (estimated, effective, billed_cost, unused) in sorted(totals.items()):
+        variance = effective - unused - estimated
         rows.append(
             {
                 "usage_date": day,
@@ -141,12 +153,19 @@ def variance_by_product(chargeback: pa.Table) -> pa.Table:
                 "estimated_cost": estimated,
                 "effective_cost": effective,
                 "billed_cost": billed_cost,
+                "unused_commitment_cost": unused,
                 "variance": variance,
                 "variance_share": (variance / estimated).quantize(Decimal("0.000001")) if estimated else None,
                 "currency": currency,
             }
         )
     return pa.Table.from_pylist(rows, schema=COST_VARIANCE_SCHEMA)
+
+
+def is_unused_commitment(line: dict) -> bool:
+    """A chargeback line of a reservation's unused part: unused PTU cost on no backend (the estimate's
+    own unused capacity lines, under the `unallocated` or `fixed` policy, are on their PTU backend)."""
+    return line["cost_type"] == CostType.ptu_unused.value and line["backend_id"] is None
 
 
 def as_published(table: pa.Table) -> pa.Table:

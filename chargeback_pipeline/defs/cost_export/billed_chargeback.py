@@ -145,7 +145,12 @@ def publish_billed_chargebacks(
         expected = checks.export_totals(month.rows, backends, day, minor_unit)
         judged += [
             (partition, checks.actual_matches_export(BILLED_CHARGEBACK_KEY, expected, checks.published_totals(staged))),
-            (partition, checks.estimate_variance_within_share(BILLED_CHARGEBACK_KEY, variance, warn_share)),
+            (
+                partition,
+                checks.estimate_variance_within_share(
+                    BILLED_CHARGEBACK_KEY, variance, warn_share, currency, minor_unit
+                ),
+            ),
         ]
     yield dg.MaterializeResult()
     yield from partition_checks.evaluations(context, judged)

@@ -12,6 +12,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 import dagster as dg
 import pyarrow as pa
 
+from chargeback_pipeline.defs.metadata import money_text, money_value
+
 ACTUAL_MATCHES_EXPORT = "actual_matches_export"
 ESTIMATE_VARIANCE = "estimate_variance_within_share"
 
@@ -67,24 +69,33 @@ def actual_matches_export(
     )
 
 
-def estimate_variance_within_share(asset: dg.AssetKey, variance: pa.Table, warn_share: Decimal) -> dg.AssetCheckResult:
+def estimate_variance_within_share(
+    asset: dg.AssetKey, variance: pa.Table, warn_share: Decimal, currency: str, minor_unit: int
+) -> dg.AssetCheckResult:
     over = [
         {
             "product_id": row["product_id"],
-            "estimated_cost": str(row["estimated_cost"]),
-            "effective_cost": str(row["effective_cost"]),
+            "estimated_cost": money_text(row["estimated_cost"], currency, minor_unit),
+            "effective_cost": money_text(row["effective_cost"], currency, minor_unit),
             "variance_share": None if row["variance_share"] is None else str(row["variance_share"]),
         }
         for row in variance.to_pylist()
         if (row["variance_share"] is None and row["variance"] != 0)
         or (row["variance_share"] is not None and abs(row["variance_share"]) > warn_share)
     ]
+    unused = sum(variance["unused_commitment_cost"].to_pylist(), Decimal(0))
     return dg.AssetCheckResult(
         asset_key=asset,
         check_name=ESTIMATE_VARIANCE,
         passed=not over,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"warn_share": float(warn_share), "products_over": over, "products_compared": variance.num_rows},
+        metadata={
+            "warn_share": float(warn_share),
+            "products_over": over,
+            "products_compared": variance.num_rows,
+            # Billed, but outside every variance: the pricing file prices deployments, not reservations.
+            "unused_commitment_cost_not_compared": money_value(unused, currency, minor_unit),
+        },
         description=(
             None
             if not over

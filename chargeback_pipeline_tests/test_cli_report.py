@@ -65,7 +65,8 @@ def test_a_day_prints_an_aligned_table_with_a_totals_row(published):
     done = report(published, str(DAY))
 
     assert done.returncode == 0, done.stderr
-    title, header, rule, *body = done.stdout.rstrip("\n").splitlines()
+    table, heading, capacity = done.stdout.partition("\n\nPTU capacity, 24 hours measured (unused capacity is paid")
+    title, header, rule, *body = table.rstrip("\n").splitlines()
     assert (
         title == f"{DAY} chargeback per product, from {published / 'reports'}/daily/usage_date={DAY}/chargeback.parquet"
     )
@@ -79,6 +80,14 @@ def test_a_day_prints_an_aligned_table_with_a_totals_row(published):
     assert all(len(line.split()[-1].split(".")[1]) == 2 for line in [*rows, total])  # at the minor unit
     assert total.split()[:2] == ["TOTAL", "USD"]
     assert money(total.split()[-1]) == sum(printed.values()) == sum(expected.values()).quantize(CENT)
+    # then the day's PTU capacity, computed from the lake: the month holds this day only, so it is the
+    # month's published capacity file
+    ptu = pq.read_table(published / "reports" / keys.ptu_capacity_key(date(2026, 11, 1), "parquet")).to_pylist()
+    assert heading and ptu
+    for row in ptu:
+        line = next(line for line in capacity.splitlines() if f"{row['backend_id']}/{row['deployment_name']} " in line)
+        assert f"utilisation {row['utilization_percent']:.1f} %" in line
+        assert f"unused {row['unused_cost']:,.2f} {row['currency']}" in line
 
 
 def test_a_month_prints_its_published_statement(published):
@@ -86,7 +95,7 @@ def test_a_month_prints_its_published_statement(published):
 
     assert done.returncode == 0, done.stderr
     statement = pq.read_table(published / "reports/monthly/month=2026-11/statement.parquet").to_pylist()
-    table, heading, capacity = done.stdout.partition("\n\nPTU capacity (unused capacity is paid under every policy):")
+    table, heading, capacity = done.stdout.partition("\n\nPTU capacity, 24 hours measured (unused capacity is paid")
     lines = table.splitlines()
     assert lines[0].startswith("2026-11 monthly statement per product, from ")
     rows = {line.split()[0]: line.split() for line in lines[3:-2]}

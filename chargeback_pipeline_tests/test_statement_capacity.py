@@ -104,6 +104,7 @@ def report(folder: Path, *args: str) -> subprocess.CompletedProcess:
     env |= {
         "CHARGEBACK_OUTPUT_DIR": str(folder / "reports"),
         "CHARGEBACK_LAKE_DIR": str(folder / "lake"),
+        "CHARGEBACK_PRICING_FILE": str(folder / "pricing.yaml"),
         "DAGSTER_HOME": str(folder / "dagster_home"),
     }
     return subprocess.run(
@@ -111,13 +112,16 @@ def report(folder: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.parametrize("period", ["2026-11", str(DAY)])
 @pytest.mark.parametrize("policy", ["proportional", "unallocated"])
-def test_chargeback_report_shows_utilisation_and_unused_capacity_under_every_policy(published, policy):
+def test_chargeback_report_shows_utilisation_and_unused_capacity_under_every_policy(published, policy, period):
+    """The month from its published capacity file; the day computed by the CLI from the lake's hours. The
+    month holds this one day only, so both must state the published file's numbers."""
     folder = published[policy]
-    result = report(folder, "2026-11")
+    result = report(folder, period)
     assert result.returncode == 0, result.stderr
     capacity = pq.read_table(folder / MONTH_FOLDER / "ptu_capacity.parquet").to_pylist()
-    assert "PTU capacity (unused capacity is paid under every policy):" in result.stdout
+    assert "PTU capacity, 24 hours measured (unused capacity is paid under every policy):" in result.stdout
     for row in capacity:
         assert f"aoai-ptu-eastus/{row['deployment_name']}" in result.stdout
         assert f"utilisation {row['utilization_percent']:.1f} %" in result.stdout

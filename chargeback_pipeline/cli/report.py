@@ -265,7 +265,8 @@ def report_command(period: tuple[str, date], output: str, by: str) -> None:
         settings = current_settings()
     except SettingsError as error:
         raise click.ClickException(str(error)) from None
-    store = build_resources(settings)["reports"].process_config_and_initialize().store()
+    resources = build_resources(settings)
+    store = resources["reports"].process_config_and_initialize().store()
     kind, when = period
     label = f"{when:%Y-%m}" if kind == "month" else str(when)
     what, source, table = (published_caller_table if by == "caller" else published_table)(store, kind, when)
@@ -284,8 +285,11 @@ def report_command(period: tuple[str, date], output: str, by: str) -> None:
         per = "per product and caller" if by == "caller" else "per product"
         click.echo(f"{label} {title[what]} {per}, from {source}")
         click.echo(aligned(columns, rows, totals))
-        if kind == "month":
-            from chargeback_pipeline.cli.report_capacity import capacity_lines, capacity_rows
+        from chargeback_pipeline.cli.report_capacity import capacity_lines, capacity_rows, day_capacity_rows
 
-            for line in capacity_lines(capacity_rows(store, when)):
-                click.echo(line)
+        if kind == "month":
+            capacity = capacity_rows(store, when)
+        else:
+            capacity = day_capacity_rows(resources["lake"].process_config_and_initialize(), resources["pricing"], when)
+        for line in capacity_lines(capacity):
+            click.echo(line)

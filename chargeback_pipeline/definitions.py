@@ -104,6 +104,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             ptu_minimum=settings.ptu_minimum,
             ptu_increment=settings.ptu_increment,
             rightsizing_warn_saving=str(settings.rightsizing_warn_saving),
+            rightsizing_min_days_to_cut=settings.rightsizing_min_days_to_cut,
             cost_export=_cost_export(settings),
         ),
     }

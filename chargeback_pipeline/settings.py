@@ -124,6 +124,9 @@ class Settings(BaseSettings, QualityPolicy, FinOpsPolicy):
     # The rightsizing check warns when another count would save more than this over a month's measured hours
     # (pricing currency).
     rightsizing_warn_saving: Decimal = Field(default=Decimal("100"), ge=0, le=Decimal(10**12))
+    # A cut needs this many days measured in the month (a week: weekday peaks and quiet weekends both seen);
+    # on fewer the advice is "keep", naming the cut the hours so far would suggest. 0: any measured hour.
+    rightsizing_min_days_to_cut: int = Field(default=7, ge=0, le=31)
 
     # What DuckDB may hold in memory during an hourly run before it spills to a temporary folder (README
     # "Performance"): a size like 600MB or 2GiB.

@@ -108,12 +108,12 @@ backends:
 def test_a_720_hour_month_fails_the_audit_naming_the_deployment():
     """The planted bug of the issue: December 1 billed $866.67 per 100 PTU (a 720-hour month) instead of
     $838.71; the engine's own check cannot see it, the audit's arithmetic does. The example pricing file's
-    40 PTU at $260 a month: 40 x 260 / 30 = 346.67 billed, 40 x 260 / 31 = 335.48 expected."""
+    65 PTU at $260 a month: 65 x 260 / 30 = 563.33 billed, 65 x 260 / 31 = 545.16 expected."""
     example = PriceList.read(REPO / "pricing.example.yaml")
     day = date(2026, 12, 1)
     lines = [
-        {"backend_id": "aoai-ptu-eastus", "deployment_name": "gpt-4.1", "total_cost": Decimal("346.67")},
-        {"backend_id": "aoai-ptu-eastus", "deployment_name": "gpt-4o", "total_cost": Decimal("461.29")},
+        {"backend_id": "aoai-ptu-eastus", "deployment_name": "gpt-4.1", "total_cost": Decimal("563.33")},
+        {"backend_id": "aoai-ptu-eastus", "deployment_name": "gpt-4o", "total_cost": Decimal("503.23")},
     ]
 
     result = checks.ptu_cost_matches_rate(
@@ -121,7 +121,7 @@ def test_a_720_hour_month_fails_the_audit_naming_the_deployment():
     )
 
     assert not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
-    assert "aoai-ptu-eastus/gpt-4.1: lines 34667, expected 33548 minor units" in result.description
+    assert "aoai-ptu-eastus/gpt-4.1: lines 56333, expected 54516 minor units" in result.description
     assert "gpt-4o" not in result.description
     assert result.metadata["ptu_deployment_days_off"].value == 1
 

@@ -95,11 +95,11 @@ def settings_cases(tmp_path: Path) -> dict[str, tuple[dict, str]]:
             f"{pricing}=",
         ),
         "ptu_count 1e20": (
-            {pricing: edited(tmp_path, "pricing.example.yaml", "ptu_count: 40", b"ptu_count: 100000000000000000000")},
+            {pricing: edited(tmp_path, "pricing.example.yaml", "ptu_count: 65", b"ptu_count: 100000000000000000000")},
             "less than or equal to 100000",
         ),
         "pricing not UTF-8": (
-            {pricing: edited(tmp_path, "pricing.example.yaml", "ptu_count: 40", b"ptu_count: 40 # \xff\xfe")},
+            {pricing: edited(tmp_path, "pricing.example.yaml", "ptu_count: 65", b"ptu_count: 65 # \xff\xfe")},
             "is not UTF-8 text",
         ),
         "budget 1e26": (

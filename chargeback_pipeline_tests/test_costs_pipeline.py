@@ -123,7 +123,7 @@ def test_ptu_cost_per_deployment_is_the_pricing_files_cost_of_24_hours(backfille
                     r["ptu_cost"] for r in lines if (r["backend_id"], r["deployment_name"]) == (backend_id, name)
                 )
                 assert charged == ptu_cost_of_day(deployment, day), (day, name)
-                assert charged > 300  # 335.48 (gpt-4.1, 40 PTU) and 461.29 (gpt-4o, 55 PTU) a day in October
+                assert charged > 300  # 545.16 (gpt-4.1, 65 PTU) and 503.23 (gpt-4o, 60 PTU) a day in October
     assert {r["paygo_cost"] for r in lines if r["backend_id"] in ptu_backends} == {Decimal(0)}
 
 
@@ -280,7 +280,7 @@ def test_cli_backfill_prints_where_the_files_are(tmp_path, environment):
 
 def test_bad_pricing_file_fails_at_load_naming_the_variable_and_setting(tmp_path, environment):
     bad = tmp_path / "pricing.yaml"
-    bad.write_text((REPO / "pricing.example.yaml").read_text().replace("ptu_count: 40", "ptu_count: -1"))
+    bad.write_text((REPO / "pricing.example.yaml").read_text().replace("ptu_count: 65", "ptu_count: -1"))
     environment.setenv("CHARGEBACK_PRICING_FILE", str(bad))
 
     result = CliRunner().invoke(main, ["backfill", str(DAYS[0])])
@@ -316,10 +316,10 @@ def test_relative_pricing_file_is_read_from_the_current_directory(tmp_path, envi
 
 def test_costs_add_up_fails_naming_the_deployment_day_that_is_off():
     pricing = load_pricing(REPO / "pricing.example.yaml")
-    day = date(2026, 11, 19)  # a 30-day month: 40 x $260 / 720 x 24 = $346.67, 55 x $260 / 720 x 24 = $476.67
+    day = date(2026, 11, 19)  # a 30-day month: 65 x $260 / 720 x 24 = $563.33, 60 x $260 / 720 x 24 = $520.00
     lines = [
-        {"backend_id": "aoai-ptu-eastus", "deployment_name": "gpt-4.1", "total_cost": Decimal("346.67")},
-        {"backend_id": "aoai-ptu-eastus", "deployment_name": "gpt-4o", "total_cost": Decimal("476.66")},
+        {"backend_id": "aoai-ptu-eastus", "deployment_name": "gpt-4.1", "total_cost": Decimal("563.33")},
+        {"backend_id": "aoai-ptu-eastus", "deployment_name": "gpt-4o", "total_cost": Decimal("519.99")},
     ]
 
     comparison = cost_checks.ptu_cost_comparison(pricing, day, pa.Table.from_pylist(lines))

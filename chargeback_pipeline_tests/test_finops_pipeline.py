@@ -57,7 +57,9 @@ def resources(folder, surge_days: list[str]) -> dict:
     finops = FinOpsPolicyResource(budgets_file=str(folder / "budgets.yaml"), anomaly_min_history_days=3)
     # The budgets above are sized for 100 / 50 PTU (the example file's counts when they were written).
     prices = (REPO / "pricing.example.yaml").read_text(encoding="utf-8")
-    prices = prices.replace("ptu_count: 40", "ptu_count: 100").replace("ptu_count: 55", "ptu_count: 50")
+    for deployed, sized in (("ptu_count: 65", "ptu_count: 100"), ("ptu_count: 60", "ptu_count: 50")):
+        assert deployed in prices, deployed  # the example file changed: resize these budgets' counts
+        prices = prices.replace(deployed, sized)
     (folder / "pricing.yaml").write_text(prices, encoding="utf-8")
     pricing = PricingResource(path=str(folder / "pricing.yaml"))
     return local_resources(folder, source) | {"finops": finops, "pricing": pricing}

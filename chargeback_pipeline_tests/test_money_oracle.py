@@ -21,7 +21,7 @@ from chargeback_pipeline_tests.conftest import REPO, local_resources, pipeline
 
 RATE = 60
 # The simulated deployments' PTU counts, small for this volume so that the day's busy minutes spill to the
-# pay-as-you-go twins (the pricing file still bills the example's 40 and 55 PTU).
+# pay-as-you-go twins (the pricing file still bills the example's 65 and 60 PTU).
 PTU_COUNTS = (("gpt-4.1", 2), ("gpt-4o", 2))
 PROFILE = SimulationProfile(requests_per_hour=RATE, ptu_counts=PTU_COUNTS)
 EXAMPLE = yaml.safe_load((REPO / "pricing.example.yaml").read_text())
@@ -91,8 +91,8 @@ def test_each_products_cost_is_the_oracles_and_the_audit_passes(tmp_path, day, p
 
 def test_the_oracle_prices_a_reserved_hour_over_the_months_real_length(tmp_path):
     """December 1: the PTU part of the oracle sums to the month's reservation over
-    744 hours: $335.48 a day for the example's 40 PTU at $260 (not the $346.67 a 720-hour month would give),
-    and $461.29 for its 55 PTU."""
+    744 hours: $545.16 a day for the example's 65 PTU at $260 (not the $563.33 a 720-hour month would give),
+    and $503.23 for its 60 PTU."""
     path = pricing_file(tmp_path, "proportional")
     day = date(2026, 12, 1)
     oracle = SimulatedSource(PROFILE).expected_product_costs(day, path, 2)
@@ -100,8 +100,8 @@ def test_the_oracle_prices_a_reserved_hour_over_the_months_real_length(tmp_path)
     ptu_total = sum(cost.exact_minor_units for cost in oracle.values()) - sum(
         cost.exact_minor_units for cost in paygo.values()
     )
-    gpt_41 = Fraction(40 * 260 * 100 * 24, 744)  # minor units
-    gpt_4o = Fraction(55 * 260 * 100 * 24, 744)
+    gpt_41 = Fraction(65 * 260 * 100 * 24, 744)  # minor units
+    gpt_4o = Fraction(60 * 260 * 100 * 24, 744)
     assert ptu_total == gpt_41 + gpt_4o
 
 

@@ -170,7 +170,13 @@ def test_hours_are_measured_against_capacity_and_the_month_is_priced_exactly():
     assert busy["azure_utilization_percent"] == 100 and rows[0]["azure_utilization_percent"] is None
 
     summary, scenarios = month_rightsizing(
-        pa.concat_tables(hours), pricing, date(2026, 3, 1), increment=1, minimum=1, pricing_file="prices.yaml"
+        pa.concat_tables(hours),
+        pricing,
+        date(2026, 3, 1),
+        increment=1,
+        minimum=1,
+        pricing_file="prices.yaml",
+        min_hours_to_cut=3,
     )
     # PTU: 3 hours x 2.00 per PTU. The busy hour's demand (160,000 prompt, 20,000 completion) costs 0.48
     # pay-as-you-go; at N PTU the part above N x 60,000 of its 240,000 weighted tokens spills.
@@ -197,6 +203,25 @@ def test_hours_are_measured_against_capacity_and_the_month_is_priced_exactly():
     assert (row["saturated_hours"], row["spillover_requests"], row["throttled_requests"]) == (1, 5, 5)
     assert row["spillover_paygo_cost"] == Decimal("0.12")  # 40,000 x 0.002/1k + 5,000 x 0.008/1k
 
+    # The same 3 hours where a cut needs a day: "keep", the cut named but not advised, nothing to save.
+    (thin,) = month_rightsizing(
+        pa.concat_tables(hours),
+        pricing,
+        date(2026, 3, 1),
+        increment=1,
+        minimum=1,
+        pricing_file="prices.yaml",
+        min_hours_to_cut=24,
+    )[0].to_pylist()
+    assert (thin["action"], thin["best_ptu_count"], thin["saving"], thin["monthly_run_rate_saving"]) == (
+        "keep", 3, Decimal(0), Decimal(0)
+    )  # fmt: skip
+    assert thin["recommendation"].startswith(
+        "keep 3 PTU: saturated minutes 0 -> 0 (target <= 1% of minutes); too little evidence to cut: "
+        "3 of the 24 hours a cut needs (these hours alone would suggest 1 PTU, saturated minutes 0; "
+        "CHARGEBACK_RIGHTSIZING_MIN_DAYS_TO_CUT); measured 2026-03-02 10:00 to 2026-03-02 13:00 UTC, 3 hours"
+    )
+
 
 def with_deployment_settings(backend: str, **settings) -> dict:
     prices = copy.deepcopy(PRICES)
@@ -209,7 +234,7 @@ def test_a_deployments_own_ptu_steps_override_the_defaults():
     sizing = ptu_sizings(pricing, H0, "prices.yaml")
     busy = [traffic("ptu", 30, 0, 120_000, 15_000), traffic("paygo", 5, 0, 40_000, 5_000)]
     hourly = pa.concat_tables([hour_utilisation(H0, sizing, busy, {}), hour_utilisation(H0 + HOUR, sizing, [], {})])
-    summary, scenarios = month_rightsizing(hourly, pricing, date(2026, 3, 1), 1, 1, "prices.yaml")
+    summary, scenarios = month_rightsizing(hourly, pricing, date(2026, 3, 1), 1, 1, "prices.yaml", min_hours_to_cut=0)
     # 2, then steps of 2 up to one above the peak's 4 PTU; and the current 3
     assert [r["ptu_count"] for r in scenarios.to_pylist()] == [2, 3, 4, 6]
     assert summary["best_ptu_count"].to_pylist() == [2]
@@ -249,6 +274,11 @@ def test_a_model_without_a_capacity_figure_names_the_setting_and_the_file():
         ("CHARGEBACK_PTU_INCREMENT", "0", "CHARGEBACK_PTU_INCREMENT: Input should be greater than or equal to 1"),
         ("CHARGEBACK_PTU_MINIMUM", "fifteen", "CHARGEBACK_PTU_MINIMUM: Input should be a valid integer"),
         ("CHARGEBACK_RIGHTSIZING_WARN_SAVING", "-5", "CHARGEBACK_RIGHTSIZING_WARN_SAVING: Input should be greater"),
+        (
+            "CHARGEBACK_RIGHTSIZING_MIN_DAYS_TO_CUT",
+            "32",
+            "CHARGEBACK_RIGHTSIZING_MIN_DAYS_TO_CUT: Input should be less",
+        ),
     ],
 )
 def test_rightsizing_settings_are_validated_at_load_naming_the_variable(monkeypatch, variable, value, message):
@@ -262,8 +292,10 @@ def test_rightsizing_settings_reach_the_resource(monkeypatch):
     monkeypatch.setenv("CHARGEBACK_PTU_INCREMENT", "50")
     monkeypatch.setenv("CHARGEBACK_PTU_MINIMUM", "50")
     monkeypatch.setenv("CHARGEBACK_RIGHTSIZING_WARN_SAVING", "250.50")
+    monkeypatch.setenv("CHARGEBACK_RIGHTSIZING_MIN_DAYS_TO_CUT", "14")
     pricing = build_resources(load_settings())["pricing"]
     assert (pricing.ptu_increment, pricing.ptu_minimum, pricing.rightsizing_warn_saving) == (50, 50, "250.50")
+    assert pricing.rightsizing_min_days_to_cut == 14
 
 
 DAY = date(2026, 11, 18)
@@ -294,7 +326,10 @@ def run_day(tmp_path, instance, counts: dict[str, int], tokens_per_minute=None) 
     entries = [f"{name}={count}" for name, count in counts.items()]
     source = SimulatedSourceResource(simulated_requests_per_hour=REQUESTS_PER_HOUR, simulated_ptu_counts=entries)
     resources = local_resources(tmp_path, source)
-    resources["pricing"] = PricingResource(path=sized_pricing(tmp_path, counts, tokens_per_minute))
+    # one day measured: enough for a cut here (the default asks a week)
+    resources["pricing"] = PricingResource(
+        path=sized_pricing(tmp_path, counts, tokens_per_minute), rightsizing_min_days_to_cut=1
+    )
     backfill(DAY, DAY, pipeline(resources), instance)
     month = tmp_path / "reports" / f"monthly/month={DAY:%Y-%m}"
     rows = {r["deployment_name"]: r for r in pq.read_table(month / "ptu_rightsizing.parquet").to_pylist()}

@@ -1,5 +1,5 @@
 """Idle PTU capacity always visible, and a statement a finance reader gets: a simulated day at a quiet rate
-(the example pricing file's 40 / 55 PTU mostly idle) published under the default `proportional` policy
+(the example pricing file's 65 / 60 PTU mostly idle) published under the default `proportional` policy
 and under `unallocated`; the statement's PTU capacity part, its interim mark and data stamp, a product
 page's explanation, `chargeback report MONTH` run as a subprocess, and the overview printed to PDF by
 headless Chromium on one page."""
@@ -58,7 +58,7 @@ def test_unused_capacity_is_shown_under_every_policy_and_matches_the_allocations
     for policy, folder in published.items():
         html = (folder / MONTH_FOLDER / "statement.html").read_text(encoding="utf-8")
         capacity = pq.read_table(folder / MONTH_FOLDER / "ptu_capacity.parquet").to_pylist()
-        assert sorted((r["deployment_name"], r["ptu_count"]) for r in capacity) == [("gpt-4.1", 40), ("gpt-4o", 55)]
+        assert sorted((r["deployment_name"], r["ptu_count"]) for r in capacity) == [("gpt-4.1", 65), ("gpt-4o", 60)]
         idle = sum(r["unused_cost"] for r in capacity)
         ptu_cost = sum(r["ptu_cost"] for r in capacity)
         assert idle > ptu_cost / 2  # a quiet day: most PTU dollars bought idle capacity

@@ -37,7 +37,7 @@ REQUESTS_PER_HOUR = 200
 # tenth of the capacity keeps the same shape: busy hours spill to the pay-as-you-go resource, so it serves
 # several deployments (the rounding and not-billable bugs only show there), and night hours sit idle. The
 # simulator and the pricing file are given the same counts.
-PTU_COUNTS = {"gpt-4.1": 4, "gpt-4o": 5}
+PTU_COUNTS = {"gpt-4.1": 6, "gpt-4o": 6}
 RUN_TIMEOUT_SECONDS = 900
 # The failed ERROR checks a backfill names: its last line, or (when a run failed) its summary paragraphs.
 FAILED_CHECKS = re.compile(r"^error: \d+ check\(s\) of severity ERROR failed: (.*)$", re.MULTILINE)

@@ -89,11 +89,13 @@ class PricingResource(dg.ConfigurableResource):
     the usage report still run, the cost assets fail saying what to configure."""
 
     path: str = ""
-    # PTU rightsizing (CHARGEBACK_PTU_MINIMUM, _PTU_INCREMENT, _RIGHTSIZING_WARN_SAVING; validated in
-    # settings.py): the PTU counts worth pricing, and the monthly saving above which the check warns.
+    # PTU rightsizing (CHARGEBACK_PTU_MINIMUM, _PTU_INCREMENT, _RIGHTSIZING_WARN_SAVING,
+    # _RIGHTSIZING_MIN_DAYS_TO_CUT; validated in settings.py): the PTU counts worth pricing, the monthly
+    # saving above which the check warns, and the days a cut must have measured.
     ptu_minimum: int = 15
     ptu_increment: int = 5
     rightsizing_warn_saving: str = "100"
+    rightsizing_min_days_to_cut: int = 7
     # The Cost Management export that turns estimate days into actual ones (README "Actual cost: the Cost
     # Management export"); None: every day stays an estimate.
     cost_export: CostExportResource | None = None

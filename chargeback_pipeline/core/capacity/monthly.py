@@ -182,10 +182,18 @@ def _term(deployment, hour: datetime) -> str:
 
 
 def month_rightsizing(
-    hourly: pa.Table, pricing: Pricing, month: date, increment: int, minimum: int, pricing_file: str
+    hourly: pa.Table,
+    pricing: Pricing,
+    month: date,
+    increment: int,
+    minimum: int,
+    pricing_file: str,
+    *,
+    min_hours_to_cut: int,
 ) -> tuple[pa.Table, pa.Table]:
     """(summary, what-if) of every PTU deployment in the month's hourly utilisation rows. `increment` and
-    `minimum` are the PTU steps of deployments whose pricing entry sets none."""
+    `minimum` are the PTU steps of deployments whose pricing entry sets none. A cheaper count found on
+    fewer than `min_hours_to_cut` measured hours is named, not advised: the advice stays "keep"."""
     minor_unit, currency = pricing.currency_minor_unit, pricing.currency
     grouped: dict[tuple[str, str], list[dict]] = {}
     for row in sorted(hourly.to_pylist(), key=lambda r: (r["backend_id"], r["deployment_name"], r["usage_hour"])):
@@ -207,6 +215,9 @@ def month_rightsizing(
         window = _window(rows)
         current_cost = _money(result.current.total_cost, minor_unit)
         best = meeting_target(result.scenarios, current_count, 60 * len(rows))
+        premature_cut = None
+        if (best.ptu_count or 0) < current_count and len(rows) < min_hours_to_cut:
+            premature_cut, best = best, next(s for s in result.scenarios if s.ptu_count == current_count)
         best_cost = _money(best.total_cost, minor_unit)
         saving = current_cost - best_cost
         run_rate = _money((result.current.total_cost - best.total_cost) * HOURS_PER_MONTH / len(rows), minor_unit)
@@ -215,6 +226,14 @@ def month_rightsizing(
             action, recommendation = _recommendation(
                 current_count, best, result.current, run_rate, currency, window, term
             )
+            if premature_cut is not None:
+                recommendation = recommendation.replace(
+                    "; measured",
+                    f"; too little evidence to cut: {len(rows)} of the {min_hours_to_cut} hours a cut needs "
+                    f"(these hours alone would suggest {premature_cut.ptu_count} PTU, saturated minutes "
+                    f"{premature_cut.saturated_minutes}; CHARGEBACK_RIGHTSIZING_MIN_DAYS_TO_CUT); measured",
+                    1,
+                )
         else:
             action = CANNOT_CALIBRATE
             recommendation = (

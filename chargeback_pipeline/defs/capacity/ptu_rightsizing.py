@@ -72,7 +72,13 @@ def rightsize_months(
         measured = [h for h in _month_hours(month, now) if store.store.exists(keys.hour_key(keys.PTU_UTILIZATION, h))]
         hourly = store.read_many([keys.hour_key(keys.PTU_UTILIZATION, h) for h in measured], PTU_UTILIZATION_SCHEMA)
         summary, what_if = month_rightsizing(
-            hourly, prices, month, pricing.ptu_increment, pricing.ptu_minimum, pricing.path
+            hourly,
+            prices,
+            month,
+            pricing.ptu_increment,
+            pricing.ptu_minimum,
+            pricing.path,
+            min_hours_to_cut=24 * pricing.rightsizing_min_days_to_cut,
         )
         for extension, data in report_files(summary, minor_unit).items():
             target.write_bytes(keys.ptu_rightsizing_key(month, extension), data)

@@ -12,7 +12,7 @@ BYPASS_STREAM = 1
 CATALOG_STREAM = 2
 
 # PTU per PTU deployment: what pricing.example.yaml deploys (it must say the same, or its capacity is wrong).
-DEFAULT_PTU_COUNTS = (("gpt-4.1", 40), ("gpt-4o", 55))
+DEFAULT_PTU_COUNTS = (("gpt-4.1", 65), ("gpt-4o", 60))
 
 _DEFAULT_PRODUCT_IDS = (
     "customer-support-bot",

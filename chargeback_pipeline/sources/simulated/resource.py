@@ -24,7 +24,7 @@ class SimulatedSourceResource(LogSourceResource):
     simulated_surge_product: str = ""
     simulated_surge_factor: float = Field(default=1.0, ge=0, le=100)
     simulated_surge_days: list[str] = []
-    # The simulated PTU deployments' PTU counts, "name=count" each (e.g. gpt-4.1=40,gpt-4o=55): the load
+    # The simulated PTU deployments' PTU counts, "name=count" each (e.g. gpt-4.1=65,gpt-4o=60): the load
     # against them decides spill, 429s and utilisation. Unset: the example pricing file's counts.
     simulated_ptu_counts: list[str] = []
 
@@ -71,7 +71,7 @@ class SimulatedSourceResource(LogSourceResource):
 
 
 def _parse_ptu_counts(entries: list[str]) -> tuple[tuple[str, int], ...]:
-    """["gpt-4.1=40", ...] over the defaults: every PTU deployment keeps its default unless named."""
+    """["gpt-4.1=65", ...] over the defaults: every PTU deployment keeps its default unless named."""
     counts = dict(DEFAULT_PROFILE.ptu_counts)
     for entry in entries:
         name, _, count = entry.partition("=")

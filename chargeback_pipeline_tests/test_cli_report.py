@@ -191,11 +191,13 @@ def test_a_damaged_report_is_one_line_naming_the_file(published, tmp_path):
 # per segment, and the statement's PTU capacity columns. Re-pinned again: the cost basis (README "Actual
 # cost": chargeback cost_basis/estimated_cost/billed_cost/export_run_id, FOCUS x_CostBasis/x_ExportRunId and
 # the export's conditional columns, the statement's billed_cost/estimated_cost/actual_days/estimate_days).
+# And again: the example pricing file's PTU counts (65 / 60, sized so the demo's week says "keep"): the PTU
+# costs of the chargeback, FOCUS and statement changed; the usage report did not.
 PUBLISHED_BEFORE_CALLERS = {
-    f"daily/usage_date={DAY}/chargeback.csv": "f38858f3024b70f886f383f8547e906781c05fc7631719b567db878429e9c884",
-    f"daily/usage_date={DAY}/focus.csv": "86fde4c46cd459b993b329c83aa969d9560395d256097177cf967b910a5f8c63",
+    f"daily/usage_date={DAY}/chargeback.csv": "49f1c0173b945e055205875b68a99d76b58980d5c1b65aa6b428ab95ef0bd2ce",
+    f"daily/usage_date={DAY}/focus.csv": "d7bbe49ed16b291229818463728b9b3bc5aa00a7b028061b884a77b09263ca34",
     f"daily/usage_date={DAY}/product_usage.csv": "4b1f88a7616d6c9abeb0a67b12548448633e88fb9ea5084b8f3db19c680f189b",
-    f"monthly/month={DAY:%Y-%m}/statement.csv": "669a81db9fcc369736102c0b112badf5e3a4fc259b7b2406cebda3d202c6f93f",
+    f"monthly/month={DAY:%Y-%m}/statement.csv": "73bce635f3c6c323131d515376723fa98826a466c77557e923f45aabfdf2e2ab",
 }
 
 

@@ -42,6 +42,9 @@ PEAK_HOUR = DAY_START + 15 * HOUR  # diurnal peak: the most traffic of the day
 NIGHT_HOUR = DAY_START + 3 * HOUR  # the PTU has capacity to spare: little spills
 # A small volume on small PTU deployments: they still saturate in busy minutes, so some requests spill.
 SMALL = SimulationProfile(requests_per_hour=150, ptu_counts=(("gpt-4.1", 2), ("gpt-4o", 2)))
+# At the default rate, PTU counts below the example's (65 / 60): the afternoon peak saturates, spills and
+# gets 429s in many minutes, so those tests see them whatever minute the peak's bursts fall on.
+UNDERSIZED = SimulationProfile(ptu_counts=(("gpt-4.1", 40), ("gpt-4o", 40)))
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
@@ -372,7 +375,7 @@ PTU_WORKLOAD_SQL = "OperationId IN ('chat-completions', 'completions') AND IsReq
 def test_spill_429s_and_utilisation_come_from_one_minute_model_of_load_against_ptu_count():
     """The same minutes saturate the utilisation metric, spill, and carry the PTU's 429s; fewer PTU
     saturate more, and nights (load well under capacity) saturate less than the afternoon peak."""
-    source = SimulatedSource()
+    source = SimulatedSource(UNDERSIZED)
     peak_window, night_window = hours(PEAK_HOUR, 1), hours(NIGHT_HOUR, 1)
     gateway = source.gateway_logs(peak_window).rows
     metrics = source.deployment_metrics(peak_window).rows
@@ -514,7 +517,7 @@ def bypass_by_name(source: SimulatedSource, window: TimeWindow) -> dict[str, tup
 
 
 def test_metrics_are_logged_first_chunk_tokens_by_llm_hour_plus_bypass():
-    source = SimulatedSource()
+    source = SimulatedSource(UNDERSIZED)
     window = hours(DAY_START + 14 * HOUR, 3)
     metrics = source.deployment_metrics(window).rows
     ptu_deployments = sum(d.billing == "ptu" for d in SIMULATED_DEPLOYMENTS.values())

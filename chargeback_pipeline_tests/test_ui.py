@@ -400,3 +400,45 @@ def test_every_asset_lists_a_named_job_first_for_the_materialize_button(ui):
         first["daily_product_usage"] == "2_daily_rollup_job"
         and first["attributed_requests"] == "1_hourly_attribution_job"
     )
+
+
+LAUNCHED_RUNS = """
+query ($partition: String!) {
+  runsOrError(filter: {tags: [{key: "dagster/partition", value: $partition}]}) {
+    ... on Runs { results { runId jobName status tags { key value } } }
+  }
+}
+"""
+
+
+def test_materialize_on_an_assets_page_launches_its_named_job(page, ui):
+    """A data engineer's way: the asset's page for one partition, Materialize, the launch dialog (which reads
+    the page's `partition`), "Launch 1 run". The run is the named job, not `__ASSET_JOB`, and carries the
+    partition. Last in the file: it adds a run to the instance the other tests read."""
+    url, _ = ui
+    day = "2026-01-06"  # never materialized by the fixture: the launch is this test's alone
+    page.open(f"/assets/daily_product_usage?view=partitions&partition={day}", "Materialize", day)
+    dialog = "//*[@data-testid='choose-partitions-dialog']"
+    launch = "//button[@data-testid='launch-button']"
+    # The button does nothing while the page still loads the asset's partitions: click until the dialog shows.
+    for _ in range(10):
+        page.click("//button[.//span[normalize-space()='Materialize']]")
+        with contextlib.suppress(Exception):
+            WebDriverWait(page.driver, 3, poll_frequency=0.2).until(
+                lambda driver: any(e.is_displayed() for e in driver.find_elements(By.XPATH, dialog))
+            )
+            break
+    else:
+        pytest.fail("Materialize never opened the launch dialog")
+    WebDriverWait(page.driver, WAIT_SECONDS, poll_frequency=0.2).until(
+        lambda _: "Launch runs to materialize daily_product_usage" in page.text() and "Launch 1 run" in page.text()
+    )
+    page.click(launch)
+
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not (runs := graphql(url, LAUNCHED_RUNS, {"partition": day})["runsOrError"]["results"]):
+        assert time.monotonic() < deadline, "no run of the partition was launched"
+        time.sleep(0.5)
+    assert [run["jobName"] for run in runs] == ["2_daily_rollup_job"]
+    tags = {tag["key"]: tag["value"] for tag in runs[0]["tags"]}
+    assert tags["dagster/partition"] == day

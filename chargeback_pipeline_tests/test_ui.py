@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from selenium import webdriver  # noqa: E402 (only once the browser is known to 
 from selenium.common.exceptions import (  # noqa: E402
     ElementClickInterceptedException,
     StaleElementReferenceException,
+    TimeoutException,
 )
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -390,8 +392,8 @@ ASSET_JOBS = """
 
 def test_every_asset_lists_a_named_job_first_for_the_materialize_button(ui):
     """The asset page's Materialize button launches the first of an asset's jobs in the order Dagster lists
-    them (dagster-webserver 1.13): a named job, for every asset. (Clicking through the launch dialog in the
-    browser was flaky here: the button opens nothing while it still loads the partitions.)"""
+    them (dagster-webserver 1.13): a named job, for every asset (clicked through in the browser for one
+    asset by `test_materialize_on_an_assets_page_launches_its_named_job`)."""
     url, _ = ui
     nodes = [n for n in graphql(url, ASSET_JOBS)["assetNodes"] if n["isMaterializable"]]
     assert nodes and all(n["jobNames"][0] in JOBS for n in nodes), [(n["assetKey"], n["jobNames"]) for n in nodes]
@@ -412,28 +414,26 @@ query ($partition: String!) {
 
 
 def test_materialize_on_an_assets_page_launches_its_named_job(page, ui):
-    """A data engineer's way: the asset's page for one partition, Materialize, the launch dialog (which reads
-    the page's `partition`), "Launch 1 run". The run is the named job, not `__ASSET_JOB`, and carries the
-    partition. Last in the file: it adds a run to the instance the other tests read."""
+    """A data engineer's way: the asset's page, Materialize…, the launch dialog with its default selection
+    (the latest partition, yesterday: never materialized by the fixture), "Launch 1 run". The run is the
+    named job, not `__ASSET_JOB`, and carries the partition. Last in the file: it adds a run to the
+    instance the other tests read."""
     url, _ = ui
-    day = "2026-01-06"  # never materialized by the fixture: the launch is this test's alone
+    day = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()  # the latest daily partition
+    title = "Launch runs to materialize daily_product_usage"
     page.open(f"/assets/daily_product_usage?view=partitions&partition={day}", "Materialize", day)
-    dialog = "//*[@data-testid='choose-partitions-dialog']"
-    launch = "//button[@data-testid='launch-button']"
-    # The button does nothing while the page still loads the asset's partitions: click until the dialog shows.
+    # The button opens nothing while the page still loads the asset's partitions: click until the dialog shows.
     for _ in range(10):
-        page.click("//button[.//span[normalize-space()='Materialize']]")
-        with contextlib.suppress(Exception):
-            WebDriverWait(page.driver, 3, poll_frequency=0.2).until(
-                lambda driver: any(e.is_displayed() for e in driver.find_elements(By.XPATH, dialog))
-            )
+        page.click("//button[starts-with(normalize-space(), 'Materialize')]")  # "Materialize…": a dialog follows
+        with contextlib.suppress(TimeoutException):
+            WebDriverWait(page.driver, 3, poll_frequency=0.2).until(lambda _: title in page.text())
             break
     else:
-        pytest.fail("Materialize never opened the launch dialog")
+        pytest.fail("Materialize… never opened the launch dialog")
     WebDriverWait(page.driver, WAIT_SECONDS, poll_frequency=0.2).until(
-        lambda _: "Launch runs to materialize daily_product_usage" in page.text() and "Launch 1 run" in page.text()
+        lambda _: "1 partition" in page.text() and "Launch 1 run" in page.text()
     )
-    page.click(launch)
+    page.click("//button[normalize-space()='Launch 1 run']")
 
     deadline = time.monotonic() + WAIT_SECONDS
     while not (runs := graphql(url, LAUNCHED_RUNS, {"partition": day})["runsOrError"]["results"]):

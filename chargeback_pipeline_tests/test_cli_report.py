@@ -65,7 +65,7 @@ def test_a_day_prints_an_aligned_table_with_a_totals_row(published):
     done = report(published, str(DAY))
 
     assert done.returncode == 0, done.stderr
-    table, heading, capacity = done.stdout.partition("\n\nPTU capacity, 24 hours measured (unused capacity is paid")
+    table, heading, capacity = done.stdout.partition("\n\nPTU capacity, 24 hours measured, at the pricing file's")
     title, header, rule, *body = table.rstrip("\n").splitlines()
     assert (
         title == f"{DAY} chargeback per product, from {published / 'reports'}/daily/usage_date={DAY}/chargeback.parquet"
@@ -95,7 +95,7 @@ def test_a_month_prints_its_published_statement(published):
 
     assert done.returncode == 0, done.stderr
     statement = pq.read_table(published / "reports/monthly/month=2026-11/statement.parquet").to_pylist()
-    table, heading, capacity = done.stdout.partition("\n\nPTU capacity, 24 hours measured (unused capacity is paid")
+    table, heading, capacity = done.stdout.partition("\n\nPTU capacity, 24 hours measured, at the pricing file's")
     lines = table.splitlines()
     assert lines[0].startswith("2026-11 monthly statement per product, from ")
     rows = {line.split()[0]: line.split() for line in lines[3:-2]}

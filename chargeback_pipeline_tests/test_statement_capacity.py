@@ -121,7 +121,10 @@ def test_chargeback_report_shows_utilisation_and_unused_capacity_under_every_pol
     result = report(folder, period)
     assert result.returncode == 0, result.stderr
     capacity = pq.read_table(folder / MONTH_FOLDER / "ptu_capacity.parquet").to_pylist()
-    assert "PTU capacity, 24 hours measured (unused capacity is paid under every policy):" in result.stdout
+    assert (
+        "PTU capacity, 24 hours measured, at the pricing file's PTU rates (an estimate, not Azure's bill; "
+        "unused capacity is paid under every policy):"
+    ) in result.stdout
     for row in capacity:
         assert f"aoai-ptu-eastus/{row['deployment_name']}" in result.stdout
         assert f"utilisation {row['utilization_percent']:.1f} %" in result.stdout

@@ -58,7 +58,11 @@ def capacity_lines(rows: list[dict]) -> list[str]:
     ]
     widths = [max(len(line[i]) for line in cells) for i in range(len(cells[0]))]
     hours = max(r["hours"] for r in rows)
-    lines = ["", f"PTU capacity, {hours} hours measured (unused capacity is paid under every policy):"]
+    lines = [
+        "",
+        f"PTU capacity, {hours} hours measured, at the pricing file's PTU rates (an estimate, not Azure's bill; "
+        "unused capacity is paid under every policy):",
+    ]
     lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in cells]
     for currency in sorted({r["currency"] for r in rows}):
         own = [r for r in rows if r["currency"] == currency]

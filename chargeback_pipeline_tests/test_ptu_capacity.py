@@ -169,15 +169,18 @@ def test_hours_are_measured_against_capacity_and_the_month_is_priced_exactly():
     assert (busy["spillover_weighted_tokens"], busy["demand_weighted_tokens"]) == (60_000, 240_000)
     assert busy["azure_utilization_percent"] == 100 and rows[0]["azure_utilization_percent"] is None
 
-    summary, scenarios = month_rightsizing(
-        pa.concat_tables(hours),
-        pricing,
-        date(2026, 3, 1),
-        increment=1,
-        minimum=1,
-        pricing_file="prices.yaml",
-        min_hours_to_cut=3,
-    )
+    def advise(min_hours_to_cut: int):
+        return month_rightsizing(
+            pa.concat_tables(hours),
+            pricing,
+            date(2026, 3, 1),
+            increment=1,
+            minimum=1,
+            pricing_file="prices.yaml",
+            min_hours_to_cut=min_hours_to_cut,
+        )
+
+    summary, scenarios = advise(min_hours_to_cut=3)
     # PTU: 3 hours x 2.00 per PTU. The busy hour's demand (160,000 prompt, 20,000 completion) costs 0.48
     # pay-as-you-go; at N PTU the part above N x 60,000 of its 240,000 weighted tokens spills.
     # 3 PTU (current): 18 + 0.48 x 60/240 = 18.12; 1 PTU: 6 + 0.48 x 180/240 = 6.36 (the quiet hour fits).
@@ -204,15 +207,7 @@ def test_hours_are_measured_against_capacity_and_the_month_is_priced_exactly():
     assert row["spillover_paygo_cost"] == Decimal("0.12")  # 40,000 x 0.002/1k + 5,000 x 0.008/1k
 
     # The same 3 hours where a cut needs a day: "keep", the cut named but not advised, nothing to save.
-    (thin,) = month_rightsizing(
-        pa.concat_tables(hours),
-        pricing,
-        date(2026, 3, 1),
-        increment=1,
-        minimum=1,
-        pricing_file="prices.yaml",
-        min_hours_to_cut=24,
-    )[0].to_pylist()
+    (thin,) = advise(min_hours_to_cut=24)[0].to_pylist()
     assert (thin["action"], thin["best_ptu_count"], thin["saving"], thin["monthly_run_rate_saving"]) == (
         "keep", 3, Decimal(0), Decimal(0)
     )  # fmt: skip

@@ -158,13 +158,20 @@ def _calibration_text(calibration: Calibration) -> str:
 
 
 def _recommendation(
-    current: int, best: WhatIf, current_what_if: WhatIf, run_rate: Decimal, currency: str, window: str, term: str
+    current: int,
+    best: WhatIf,
+    current_what_if: WhatIf,
+    run_rate: Decimal,
+    currency: str,
+    window: str,
+    term: str,
+    held_back: str = "",
 ) -> tuple[str, str]:
-    """(action, sentence)."""
+    """(action, sentence); `held_back` says why a cut was not advised (part of a "keep")."""
     minutes = f"saturated minutes {current_what_if.saturated_minutes} -> {best.saturated_minutes}"
     target = f"target <= {float(SATURATED_MINUTES_TARGET):.0%} of minutes"
     if best.ptu_count == current:
-        return "keep", f"keep {current} PTU: {minutes} ({target}); {window}"
+        return "keep", f"keep {current} PTU: {minutes} ({target}); {held_back}{window}"
     action = "cut" if (best.ptu_count or 0) < current else "add"
     money_words = f"saves {run_rate:,.2f}" if run_rate >= 0 else f"costs {-run_rate:,.2f} more"
     return action, (
@@ -223,17 +230,16 @@ def month_rightsizing(
         run_rate = _money((result.current.total_cost - best.total_cost) * HOURS_PER_MONTH / len(rows), minor_unit)
         if calibration.calibrated:
             term = _term(deployment, rows[-1]["usage_hour"])
-            action, recommendation = _recommendation(
-                current_count, best, result.current, run_rate, currency, window, term
+            held_back = (
+                ""
+                if premature_cut is None
+                else f"too little evidence to cut: {len(rows)} of the {min_hours_to_cut} hours a cut needs (these "
+                f"hours alone would suggest {premature_cut.ptu_count} PTU, saturated minutes "
+                f"{premature_cut.saturated_minutes}; CHARGEBACK_RIGHTSIZING_MIN_DAYS_TO_CUT); "
             )
-            if premature_cut is not None:
-                recommendation = recommendation.replace(
-                    "; measured",
-                    f"; too little evidence to cut: {len(rows)} of the {min_hours_to_cut} hours a cut needs "
-                    f"(these hours alone would suggest {premature_cut.ptu_count} PTU, saturated minutes "
-                    f"{premature_cut.saturated_minutes}; CHARGEBACK_RIGHTSIZING_MIN_DAYS_TO_CUT); measured",
-                    1,
-                )
+            action, recommendation = _recommendation(
+                current_count, best, result.current, run_rate, currency, window, term, held_back
+            )
         else:
             action = CANNOT_CALIBRATE
             recommendation = (

@@ -90,6 +90,17 @@ def test_a_day_prints_an_aligned_table_with_a_totals_row(published):
         assert f"unused {row['unused_cost']:,.2f} {row['currency']}" in line
 
 
+def test_a_day_whose_lake_is_elsewhere_says_its_capacity_is_not_measured(published, tmp_path):
+    moved = tmp_path / "copy"
+    shutil.copytree(published / "reports", moved / "reports")  # the reports without the lake beside them
+
+    done = report(moved, str(DAY))
+
+    assert done.returncode == 0, done.stderr
+    assert f"PTU capacity: no measured hour of {DAY} in the lake at {moved / 'lake'}" in done.stdout
+    assert "unused PTU capacity:" not in done.stdout
+
+
 def test_a_month_prints_its_published_statement(published):
     done = report(published, "2026-11")
 

@@ -289,7 +289,15 @@ def report_command(period: tuple[str, date], output: str, by: str) -> None:
 
         if kind == "month":
             capacity = capacity_rows(store, when)
+        elif what == "usage":  # a day published without pricing: no PTU cost to show
+            capacity = []
         else:
             capacity = day_capacity_rows(resources["lake"].process_config_and_initialize(), resources["pricing"], when)
+            if not capacity and resources["pricing"].path:  # priced, yet no hour measured: say so, not nothing
+                lake = f"Blob prefix {settings.blob_lake_prefix!r}" if settings.lake_on_blob else settings.lake_dir
+                click.echo(
+                    f"\nPTU capacity: no measured hour of {when} in the lake at {lake} "
+                    "(CHARGEBACK_LAKE_DIR; the day's `ptu_utilization` hours)"
+                )
         for line in capacity_lines(capacity):
             click.echo(line)

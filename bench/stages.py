@@ -178,6 +178,10 @@ def stage(name: str, config: dict) -> dict:
         return transform_dagster(config, day)
     if name == "e2e_dagster":
         return e2e_dagster(config, day)
+    if name == "published_chain":
+        from bench.chain import published_chain
+
+        return published_chain(config, day)
     raise ValueError(f"unknown stage {name!r}")
 
 

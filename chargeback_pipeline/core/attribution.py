@@ -39,7 +39,7 @@ DAILY_CALLER_USAGE_MODEL = "marts/fct_daily_caller_usage"  # instead, for days a
 # together up to this many (`hour_sets`), so a small tenant's day is a few statements while a large
 # tenant's busy hour (about 1.6M raw rows at 10M requests a day) stays alone, and its working set within
 # the database's memory limit (sql.DEFAULT_MEMORY_LIMIT: measured in BENCHMARKS.md).
-RAW_ROWS_PER_SET = 1_000_000
+RAW_ROWS_PER_SET = 500_000
 
 
 def hour_sets(lake: Lake, hours: list[datetime], raw_rows_per_set: int = RAW_ROWS_PER_SET) -> list[list[datetime]]:
@@ -157,76 +157,102 @@ def attribute_hour(
     return done
 
 
+@dataclass
+class _SetResults:
+    """What the models measured over a set of hours' attributed requests, each hour apart."""
+
+    measures: dict
+    raw_rows: dict
+    logged_tokens: pa.Table
+    quarantined: pa.Table
+    gaps: dict
+
+
+def _measure_set(con, hours: list[datetime], params: dict) -> _SetResults:
+    """The hours' counts, logged tokens, quarantine and completeness, over the staged raw rows and the
+    relation `attributed_requests` (with `sql.PARTITION_HOUR`): one statement each for the whole set."""
+    measures = _by_hour(sql.select_model(con, HOUR_MEASURES_MODEL), hours)
+    raw_rows = _by_hour(sql.select_model(con, ROW_COUNTS_MODEL, params), hours)
+    params = {
+        **params,
+        "has_requests_on_several_deployments": any(r["requests_on_several_deployments"] for r in raw_rows.values()),
+        # Raw rows the attribution did not use failed the checks: only then are the raw rows searched for
+        # them (hours all clean are not checked twice).
+        "gateway_has_untrusted_rows": any(
+            raw_rows[h]["gateway_rows"] != measures[h]["requests"] + measures[h]["duplicates"] for h in hours
+        ),
+        "llm_has_untrusted_rows": any(r["llm_rows"] != r["trusted_llm_rows"] for r in raw_rows.values()),
+    }
+    return _SetResults(
+        measures=measures,
+        raw_rows=raw_rows,
+        logged_tokens=sql.select_model(con, LOGGED_TOKENS_MODEL, params),
+        quarantined=sql.select_model(con, QUARANTINE_MODEL, params),
+        gaps=_by_hour(sql.select_model(con, COMPLETENESS_MODEL, params), hours),
+    )
+
+
 def attribute_hours(
     store: Lake, hours: list[datetime], known_deployments: list[str], margin: timedelta, database=None
 ) -> list[AttributedHour]:
-    """Attribute several hours in one set of statements (a ranged run's): every model computes each hour
-    apart (`sql.PARTITION_HOUR`), the requests of all of them are built once, and each hour's objects are
-    written from that one result, byte for byte what attributing the hour alone writes.
-    The hours must all be landed with callers or all without (`hour_sets` groups them so)."""
+    """Attribute several consecutive hours in one set of statements (a ranged run's): every model computes
+    each hour apart (`sql.PARTITION_HOUR`), and each hour's objects are written from the set's one result,
+    byte for byte what attributing the hour alone writes. The hours must all be landed with callers or all
+    without (`hour_sets` groups them so)."""
     con = sql.connect(database)
     try:
         with_callers = stage_hours(con, store, hours, known_deployments)
         params = {"known_deployments": list(known_deployments), "core_margin": margin}
-        # The requests of every hour, once, in memory (spilled above the database's limit); each hour's file
-        # is then written from them by DuckDB, never passing through Python, and the hours' measures, logged
-        # tokens and row counts read them instead of the written files.
-        sql.build_models(con, [ATTRIBUTED_MODEL], {}, params)
-        con.execute(
-            f"CREATE OR REPLACE TEMP VIEW attributed_requests AS SELECT * FROM {sql.model_name(ATTRIBUTED_MODEL)}"
-        )
-        measures = _by_hour(sql.select_model(con, HOUR_MEASURES_MODEL), hours)
-        raw_rows = _by_hour(sql.select_model(con, ROW_COUNTS_MODEL, params), hours)
-        params["has_requests_on_several_deployments"] = any(
-            r["requests_on_several_deployments"] for r in raw_rows.values()
-        )
-        logged_tokens = sql.select_model(con, LOGGED_TOKENS_MODEL, params)
-        # Raw rows the attribution did not use failed the checks: only then are the raw rows searched
-        # for them (hours all clean are not checked twice).
-        params["gateway_has_untrusted_rows"] = any(
-            raw_rows[h]["gateway_rows"] != measures[h]["requests"] + measures[h]["duplicates"] for h in hours
-        )
-        params["llm_has_untrusted_rows"] = any(r["llm_rows"] != r["trusted_llm_rows"] for r in raw_rows.values())
-        quarantined = sql.select_model(con, QUARANTINE_MODEL, params)
-        gaps = _by_hour(sql.select_model(con, COMPLETENESS_MODEL, params), hours)
-        done = []
-        for hour in hours:
+        exclude = (sql.PARTITION_HOUR, *excluded_columns(with_callers))
+        written: dict[datetime, tuple[str, pa.Schema]] = {}
+        if len(hours) == 1:
+            # One hour: DuckDB writes its requests straight to the hour's file (in parallel, never held in
+            # Python nor kept in the database), and the counts read that file back.
+            (hour,) = hours
             with store.writing(keys.hour_key(keys.ATTRIBUTED, hour)) as attributed:
-                sql.copy_query(
-                    con,
-                    f"SELECT * FROM {sql.model_name(ATTRIBUTED_MODEL)} WHERE {sql.PARTITION_HOUR} = $hour",
-                    {"hour": hour},
-                    attributed.path,
-                    exclude=(sql.PARTITION_HOUR, *excluded_columns(with_callers)),
-                )
+                sql.copy_model(con, ATTRIBUTED_MODEL, params, attributed.path, exclude=exclude)
+                file = sql.ParquetFiles((str(attributed.path),))
+                sql.register(con, "attributed_requests", sql.by_partition_hour({hour: file}))
+                results = _measure_set(con, hours, params)
                 schema = attributed.schema()
-            hour_quarantined = _slice(quarantined, hour)
-            done.append(
-                AttributedHour(
-                    hour=hour,
-                    attributed_digest=attributed.digest,
-                    logged_tokens_digest=store.write(
-                        keys.hour_key(keys.LOGGED_TOKENS, hour), _slice(logged_tokens, hour)
-                    ),
-                    quarantined_digest=store.write(keys.hour_key(keys.QUARANTINE, hour), hour_quarantined),
-                    measures=measures[hour],
-                    quarantined_rows=hour_quarantined.num_rows,
-                    reasons=Counter(
-                        f"{t}: {r}"
-                        for t, r in zip(
-                            hour_quarantined["source_table"].to_pylist(),
-                            hour_quarantined["reason"].to_pylist(),
-                            strict=True,
-                        )
-                    ),
-                    gaps=gaps[hour],
-                    schema=schema,
-                    quarantine_schema=hour_quarantined.schema,
-                )
-            )
-        con.execute(f"DROP TABLE {sql.model_name(ATTRIBUTED_MODEL)}")
+            written[hour] = (attributed.digest, schema)
+        else:
+            # Several: the requests of every hour built once (spilled above the database's memory limit);
+            # the counts read them, and each hour's file is written from them by DuckDB.
+            table = sql.model_name(ATTRIBUTED_MODEL)
+            sql.build_models(con, [ATTRIBUTED_MODEL], {}, params)
+            con.execute(f"CREATE OR REPLACE TEMP VIEW attributed_requests AS SELECT * FROM {table}")
+            results = _measure_set(con, hours, params)
+            for hour in hours:
+                with store.writing(keys.hour_key(keys.ATTRIBUTED, hour)) as attributed:
+                    one_hour = f"SELECT * FROM {table} WHERE {sql.PARTITION_HOUR} = $hour"
+                    sql.copy_query(con, one_hour, {"hour": hour}, attributed.path, exclude=exclude)
+                    schema = attributed.schema()
+                written[hour] = (attributed.digest, schema)
+            con.execute(f"DROP TABLE {table}")
     finally:
         con.close()
+    done = []
+    for hour in hours:
+        quarantined = _slice(results.quarantined, hour)
+        reasons = zip(quarantined["source_table"].to_pylist(), quarantined["reason"].to_pylist(), strict=True)
+        digest, schema = written[hour]
+        done.append(
+            AttributedHour(
+                hour=hour,
+                attributed_digest=digest,
+                logged_tokens_digest=store.write(
+                    keys.hour_key(keys.LOGGED_TOKENS, hour), _slice(results.logged_tokens, hour)
+                ),
+                quarantined_digest=store.write(keys.hour_key(keys.QUARANTINE, hour), quarantined),
+                measures=results.measures[hour],
+                quarantined_rows=quarantined.num_rows,
+                reasons=Counter(f"{table}: {reason}" for table, reason in reasons),
+                gaps=results.gaps[hour],
+                schema=schema,
+                quarantine_schema=quarantined.schema,
+            )
+        )
     return done
 
 

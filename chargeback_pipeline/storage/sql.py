@@ -77,17 +77,14 @@ class ParquetFiles:
             return (
                 f"(SELECT *, {', '.join(extra)} FROM read_parquet([{files}]))" if extra else f"read_parquet([{files}])"
             )
-        # One scan of all the files (in parallel, file by file), each row tagged with its file's hour by a
-        # join on DuckDB's `filename` column against the few (file, hour) pairs.
-        pairs = ", ".join(
-            f"({_quoted(path)}, TIMESTAMPTZ {_quoted(hour.astimezone(UTC).isoformat())})"
-            for path, hour in zip(self.paths, self.partition_hours, strict=True)
-        )
-        return (
-            f"(SELECT * EXCLUDE (filename), {', '.join([*extra, PARTITION_HOUR])} "
-            f"FROM read_parquet([{files}], filename = true) "
-            f"JOIN (VALUES {pairs}) AS partition_files(filename, {PARTITION_HOUR}) USING (filename))"
-        )
+        # Each file's rows with its hour as a constant: the optimizer folds a model's window filter on the
+        # hour into a filter on the file's own scan (row groups outside it are skipped), and DuckDB reads
+        # the files of the union side by side.
+        scans = []
+        for path, hour in zip(self.paths, self.partition_hours, strict=True):
+            tagged = [*extra, f"TIMESTAMPTZ {_quoted(hour.astimezone(UTC).isoformat())} AS {PARTITION_HOUR}"]
+            scans.append(f"SELECT *, {', '.join(tagged)} FROM read_parquet({_quoted(path)})")
+        return "(" + " UNION ALL ".join(scans) + ")"
 
 
 Relation = pa.Table | ParquetFiles

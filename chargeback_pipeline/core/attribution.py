@@ -40,11 +40,16 @@ DAILY_CALLER_USAGE_MODEL = "marts/fct_daily_caller_usage"  # instead, for days a
 # tenant's busy hour (about 1.6M raw rows at 10M requests a day) stays alone, and its working set within
 # the database's memory limit (sql.DEFAULT_MEMORY_LIMIT: measured in BENCHMARKS.md).
 RAW_ROWS_PER_SET = 500_000
+# And at most this many hours: each hour is a scan of its own in every statement of the set (4 objects an
+# hour), whose buffers add up; 72 tiny hours at once exhausted the 600MB limit. On the 1M-request day,
+# sets of 4-6 hours took the least CPU (BENCHMARKS.md).
+HOURS_PER_SET = 6
 
 
 def hour_sets(lake: Lake, hours: list[datetime], raw_rows_per_set: int = RAW_ROWS_PER_SET) -> list[list[datetime]]:
     """`hours` cut into runs of consecutive hours attributed together (`attribute_hours`): each up to
-    `raw_rows_per_set` raw rows (an hour above it alone), all landed with callers or all without. Hours
+    HOURS_PER_SET hours and `raw_rows_per_set` raw rows (an hour above it alone), all landed with callers or
+    all without. Hours
     whose size the lake cannot tell without reading them (objects in Blob Storage) go one by one."""
     sets: list[list[datetime]] = []
     rows_in_set, callers_of_set = 0, None
@@ -57,7 +62,8 @@ def hour_sets(lake: Lake, hours: list[datetime], raw_rows_per_set: int = RAW_ROW
             continue
         rows = pq.read_metadata(gateway).num_rows + pq.read_metadata(llm).num_rows
         callers = CALLER_COLUMN in pq.read_schema(gateway).names
-        if sets and rows_in_set + rows <= raw_rows_per_set and callers == callers_of_set:
+        joins = sets and len(sets[-1]) < HOURS_PER_SET and rows_in_set + rows <= raw_rows_per_set
+        if joins and callers == callers_of_set:
             sets[-1].append(hour)
             rows_in_set += rows
         else:

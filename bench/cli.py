@@ -91,13 +91,22 @@ def main(argv: list[str] | None = None) -> None:
         "server; needs the PostgreSQL server binaries on PATH and dagster-postgres)",
     )
 
-    growth = commands.add_parser("growth", help="the transform at several daily volumes, with a PNG plot")
+    growth = commands.add_parser(
+        "growth",
+        help="the transform, the whole published chain and the floor at several daily volumes (pandas at 10M), "
+        "with issue 27's targets table and a PNG plot",
+    )
     growth.add_argument(
         "--volumes", default="1000000,3000000,10000000,30000000", help="requests a day, comma-separated"
     )
     growth.add_argument("--repeats", type=_repeats, default=1)
     growth.add_argument("--day", default=DEFAULT_DAY)
     growth.add_argument("--plot", type=Path, default=Path(__file__).resolve().parent / "growth.png")
+    growth.add_argument(
+        "--pandas-at",
+        default="10000000",
+        help="volumes at which pandas runs too, comma-separated ('' for none; it holds the whole day in memory)",
+    )
 
     child = commands.add_parser("child", help=argparse.SUPPRESS)
     child.add_argument("piece")
@@ -143,7 +152,8 @@ def main(argv: list[str] | None = None) -> None:
         volumes = [int(v) for v in args.volumes.split(",") if v.strip()]
         if not volumes or min(volumes) < 24:
             parser.error("--volumes needs at least one volume of 24 requests a day or more")
-        summary = run_growth(RESULTS / "growth", date.fromisoformat(args.day), volumes, args.repeats)
+        pandas_at = tuple(int(v) for v in args.pandas_at.split(",") if v.strip())
+        summary = run_growth(RESULTS / "growth", date.fromisoformat(args.day), volumes, args.repeats, pandas_at)
         plot_growth(summary, args.plot)
         print_growth(summary)
         print(f"plot: {args.plot}")

@@ -14,21 +14,18 @@ from bench.machine import describe
 STAGES = ["land", "attribute", "reconcile_hourly", "rollup", "reconcile_daily", "report"]
 TRANSFORM_STAGES = STAGES[1:]
 FLOORS = ["duckdb_single", "duckdb_hourly", "scan_only", "pandas"]
-DERIVED = [
-    "attributed_requests",
-    "quarantined_records",
-    "daily_product_usage",
-    "deployment_reconciliation",
-    "daily_reconciliation",
-]
 
 
 def clean_derived(workdir: Path) -> None:
-    """Remove everything downstream of the raw landing, so every repeat writes new objects (an
-    unchanged object is skipped by the lake, which would flatter the second repeat)."""
-    for dataset in DERIVED:
-        shutil.rmtree(workdir / "lake" / dataset, ignore_errors=True)
+    """Remove everything downstream of the raw landing (every lake dataset but raw/, the published reports
+    and the FinOps hubs copy), so every repeat writes new objects (an unchanged object is skipped by the
+    lake, which would flatter the second repeat)."""
+    lake = workdir / "lake"
+    for dataset in lake.iterdir() if lake.is_dir() else ():
+        if dataset.name != "raw":
+            shutil.rmtree(dataset, ignore_errors=True)
     shutil.rmtree(workdir / "reports", ignore_errors=True)
+    shutil.rmtree(workdir / "hubs", ignore_errors=True)
 
 
 def landed_rows(workdir: Path, day: str) -> dict:
@@ -87,6 +84,9 @@ def run_day(
         clean_derived(workdir)
         shutil.rmtree(workdir / "dagster_home", ignore_errors=True)
         measure("transform_dagster")
+        clean_derived(workdir)
+        shutil.rmtree(workdir / "dagster_home", ignore_errors=True)
+        measure("published_chain")
         for floor in floors:
             measure(floor)
     if e2e:

@@ -14,13 +14,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from chargeback_pipeline.core import attribution as usage
-from chargeback_pipeline.core.periods import HOUR
 from chargeback_pipeline.storage import sql
 from chargeback_pipeline.storage.lake import Lake
 from chargeback_pipeline.storage.object_store import LocalObjectStore
 
 RAW = ("raw/gateway_logs", "raw/llm_logs", "raw/deployment_metrics")
 MARGIN = timedelta(minutes=10)
+WRITTEN_WITHOUT = (sql.PARTITION_HOUR, "caller_id")  # as the hour's object is written (landed without callers)
 
 
 def copy_raw_hour(lake: Path, hour: str, into: Path) -> Lake:
@@ -41,11 +41,16 @@ def profile_steps(store: Lake, hour: datetime, out: Path, database) -> dict:
     steps: dict = {}
     con = sql.connect(database)
     try:
-        params = usage.hour_params(hour, [], core_start=hour + MARGIN, core_end=hour + HOUR - MARGIN)
+        params = usage.hour_params(hour, [], core_margin=MARGIN)
         timed(steps, "int_llm_requests", lambda: usage.stage_hour(con, store, hour, []))
-        timed(steps, "attributed write", lambda: sql.copy_model(con, "marts/fct_attributed_requests", params, out))
-        written = sql.ParquetFiles((str(out),))
-        timed(steps, "measures", lambda: usage.hour_measures(con, written))
+        timed(
+            steps,
+            "attributed write",
+            lambda: sql.copy_model(con, usage.ATTRIBUTED_MODEL, params, out, exclude=WRITTEN_WITHOUT),
+        )
+        # The hour's written requests, with their hour, as attribute_hours reads them back.
+        sql.register(con, "attributed_requests", sql.by_partition_hour({hour: sql.ParquetFiles((str(out),))}))
+        timed(steps, "measures", lambda: sql.select_model(con, usage.HOUR_MEASURES_MODEL))
         timed(steps, "completeness", lambda: sql.select_model(con, "marts/fct_gateway_completeness", params))
         params.update(has_requests_on_several_deployments=False)
         params.update(gateway_has_untrusted_rows=False, llm_has_untrusted_rows=False)
@@ -105,7 +110,9 @@ def main() -> None:
                 if run == "stage":
                     usage.stage_hour(con, store, hour, [])
                 else:
-                    sql.copy_model(con, "marts/fct_attributed_requests", params, scratch / "attributed.parquet")
+                    sql.copy_model(
+                        con, usage.ATTRIBUTED_MODEL, params, scratch / "attributed.parquet", exclude=WRITTEN_WITHOUT
+                    )
                 con.execute("PRAGMA disable_profiling")
                 print(f"\n{name}: DuckDB operators by time (s, summed over threads)")
                 for seconds, operator, rows in operators(scratch / f"{name}.json", top=8):

@@ -178,6 +178,10 @@ def stage(name: str, config: dict) -> dict:
         return transform_dagster(config, day)
     if name == "e2e_dagster":
         return e2e_dagster(config, day)
+    if name == "published_chain":
+        from bench.chain import published_chain
+
+        return published_chain(config, day)
     raise ValueError(f"unknown stage {name!r}")
 
 
@@ -185,6 +189,12 @@ def stage(name: str, config: dict) -> dict:
 
 
 def instance_for(config: dict) -> dg.DagsterInstance:
+    # What `chargeback backfill` sets for its runs (one planned event per asset and run, events stored in
+    # batches where the storage can): this child process runs them the same way.
+    from chargeback_pipeline.cli.backfill import BACKFILL_DAGSTER_ENV
+
+    for name, value in BACKFILL_DAGSTER_ENV.items():
+        os.environ.setdefault(name, value)
     home = paths(config)["dagster_home"]
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")

@@ -87,7 +87,8 @@ def reasons_of(model: str, relation: str, rows: list[dict], schema: pa.Schema) -
     """The staging model's quarantine reason per CorrelationId."""
     con = sql.connect()
     try:
-        sql.build_models(con, [], {relation: pa.Table.from_pylist(rows, schema)})
+        # Tagged with its hour (sql.PARTITION_HOUR), as the attribution reads raw rows.
+        sql.build_models(con, [], {relation: sql.by_partition_hour({HOUR: pa.Table.from_pylist(rows, schema)})})
         params = {"window_start": HOUR, "window_end": HOUR + timedelta(hours=1), "known_deployments": []}
         table = sql.select_model(con, model, params)
     finally:

@@ -53,6 +53,8 @@ GATEWAY_TABLE, LLM_TABLE = "ApiManagementGatewayLogs", "ApiManagementGatewayLlmL
 # The models as the pipeline names them (the hour's staging chain: the ephemeral models are not built, only
 # inlined).
 RECONCILIATION_MODEL = HOURLY_MODEL
+# The raw logs read with their hour (sql.PARTITION_HOUR), as the attribution reads them.
+RAW_LOGS = ("raw_gateway_logs", "raw_llm_logs", "raw_gateway_rejected", "raw_llm_rejected")
 PARTITIONS = ("hour", "day")
 
 
@@ -307,22 +309,29 @@ def run_hour(hour: datetime, workdir: Path) -> tuple[dict[str, pa.Table], Path]:
             "window_start": hour,
             "window_end": hour + HOUR,
             "known_deployments": KNOWN_DEPLOYMENTS,
-            "core_start": hour + MARGIN,
-            "core_end": hour + HOUR - MARGIN,
+            "core_margin": MARGIN,
         }
-        sql.build_models(con, STAGING_MODELS, raw_relations(hour), params)
+        # The raw logs tagged with their hour, as the attribution reads them (core.attribution.stage_hours).
+        relations = {
+            name: sql.by_partition_hour({hour: relation}) if name in RAW_LOGS else relation
+            for name, relation in raw_relations(hour).items()
+        }
+        sql.build_models(con, STAGING_MODELS, relations, params)
         ((several,),) = con.execute("select count(*) from int_llm_requests where names_several_deployments").fetchall()
         params["has_requests_on_several_deployments"] = several > 0
         attributed = workdir / f"attributed_requests_{hour:%Y%m%d%H}.parquet"
-        sql.copy_model(con, ATTRIBUTED_MODEL, params, attributed)
-        # The hour's lake relations under their lake names (and `attributed`, as the hour's measures read it).
-        for name in ("attributed_requests", "attributed"):
-            sql.register(con, name, sql.ParquetFiles((str(attributed),)))
-        ((trusted_gateway_rows,),) = con.execute("select coalesce(sum(gateway_records), 0) from attributed").fetchall()
-        raw_rows = sql.select_model(con, ROW_COUNTS_MODEL, params).to_pylist()[0]
+        sql.copy_model(con, ATTRIBUTED_MODEL, params, attributed, exclude=(sql.PARTITION_HOUR,))
+        # The hour's written requests under their lake name, with the hour as the attribution's own models
+        # read them (its measures, logged tokens...), which the other hourly models do not read.
+        sql.register(con, "attributed_requests", sql.by_partition_hour({hour: sql.ParquetFiles((str(attributed),))}))
+        ((trusted_gateway_rows,),) = con.execute(
+            "select coalesce(sum(gateway_records), 0) from attributed_requests"
+        ).fetchall()
+        (raw_rows,) = sql.select_model(con, ROW_COUNTS_MODEL, params).drop_columns([sql.PARTITION_HOUR]).to_pylist()
         params["gateway_has_untrusted_rows"] = raw_rows["gateway_rows"] != trusted_gateway_rows
         params["llm_has_untrusted_rows"] = raw_rows["llm_rows"] != raw_rows["trusted_llm_rows"]
-        sql.register(con, "hourly_logged_tokens", sql.select_model(con, LOGGED_TOKENS_MODEL, params))
+        logged_tokens = sql.select_model(con, LOGGED_TOKENS_MODEL, params).drop_columns([sql.PARTITION_HOUR])
+        sql.register(con, "hourly_logged_tokens", logged_tokens)
         # No pricing file: backends are the resources' account names (core.topology).
         for name, relation in NO_TOPOLOGY.relations().items():
             sql.register(con, name, relation)

@@ -34,7 +34,7 @@ MUTANTS = (
         "sql_drops_gateway_dedupe",
         "every trusted gateway row is kept, copies included",
         "dbt_like_sql/staging/stg_apim__gateway_requests.sql",
-        "from trusted anti join copied using (CorrelationId)",
+        "from trusted anti join copied using (partition_hour, CorrelationId)",
         "from trusted",
         # The copies double the logged tokens too (their backends are joined to the LLM requests), so the
         # reconciliation with Azure Monitor blocks the day before the chargeback is built.
@@ -56,8 +56,9 @@ MUTANTS = (
         "sql_shifts_the_hour_boundary",
         "an hour's gateway rows are taken 5 minutes early (the previous hour's last minutes, from the margin)",
         "dbt_like_sql/staging/stg_apim__gateway_checked.sql",
-        "where TimeGenerated >= $window_start and TimeGenerated < $window_end",
-        "where TimeGenerated >= $window_start - interval 5 minute and TimeGenerated < $window_end - interval 5 minute",
+        "where TimeGenerated >= partition_hour and TimeGenerated < partition_hour + interval 1 hour",
+        "where TimeGenerated >= partition_hour - interval 5 minute"
+        " and TimeGenerated < partition_hour + interval 55 minute",
         caught_by=("chargeback_audit:billed_within_successful_logged_tokens",),
     ),
     # --- money ----------------------------------------------------------------------------------------------

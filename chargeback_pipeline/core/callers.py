@@ -8,6 +8,8 @@ for days attributed with callers, else the models they always ran: without keys,
 and every report are exactly what they were before the feature.
 """
 
+from dataclasses import replace
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -39,7 +41,7 @@ def with_column(relation: sql.Relation, column: str) -> tuple[sql.Relation, bool
             f"{len(lacking)} of {len(relation.paths)} partitions lack {column} (e.g. {lacking[0]}): caller keys were "
             "changed inside the period; re-run its hours from the raw logs (`chargeback backfill`) with one setting"
         )
-    return sql.ParquetFiles(relation.paths, null_columns=(*relation.null_columns, column)), False
+    return replace(relation, null_columns=(*relation.null_columns, column)), False
 
 
 def with_caller_column(relation: sql.Relation) -> tuple[sql.Relation, bool]:

@@ -96,6 +96,12 @@ class Lake:
             self.store.write_bytes(key, data)
             pending.digest = hashlib.sha256(data).hexdigest()
 
+    def local_path(self, key: str) -> Path | None:
+        """The object's file when the lake is a local folder and the object exists, else None."""
+        if isinstance(self.store, LocalObjectStore) and self.store.exists(key):
+            return Path(self.store.url(key))
+        return None
+
     def read(self, key: str, schema: pa.Schema | None = None) -> pa.Table:
         if not self.store.exists(key):
             raise MissingPartitionError(

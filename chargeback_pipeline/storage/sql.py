@@ -51,6 +51,15 @@ def memory_limit_checked(value: str) -> str:
     return value
 
 
+# The hourly partition a row was read for, on relations that hold several hours' objects at once (a ranged
+# run's): the hourly models group, join and filter by it, so many hours are computed in one statement.
+PARTITION_HOUR = "partition_hour"
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 @dataclass(frozen=True)
 class ParquetFiles:
     """Local Parquet files read as one relation (all of one schema)."""
@@ -58,16 +67,43 @@ class ParquetFiles:
     paths: tuple[str, ...]
     # Text columns the files lack, read as null (e.g. CallerId of hours landed without caller keys).
     null_columns: tuple[str, ...] = ()
+    # The hour each file is the partition of (PARTITION_HOUR), when given: one per path.
+    partition_hours: tuple[datetime, ...] = ()
 
     def sql(self) -> str:
-        files = ", ".join("'" + path.replace("'", "''") + "'" for path in self.paths)
-        if self.null_columns:
-            nulls = ", ".join(f'NULL::VARCHAR AS "{name}"' for name in self.null_columns)
-            return f"(SELECT *, {nulls} FROM read_parquet([{files}]))"
-        return f"read_parquet([{files}])"
+        files = ", ".join(_quoted(path) for path in self.paths)
+        extra = [f'NULL::VARCHAR AS "{name}"' for name in self.null_columns]
+        if not self.partition_hours:
+            return (
+                f"(SELECT *, {', '.join(extra)} FROM read_parquet([{files}]))" if extra else f"read_parquet([{files}])"
+            )
+        # Each file's rows with its hour as a constant: the optimizer folds a model's window filter on the
+        # hour into a filter on the file's own scan (row groups outside it are skipped), and DuckDB reads
+        # the files of the union side by side.
+        scans = []
+        for path, hour in zip(self.paths, self.partition_hours, strict=True):
+            tagged = [*extra, f"TIMESTAMPTZ {_quoted(hour.astimezone(UTC).isoformat())} AS {PARTITION_HOUR}"]
+            scans.append(f"SELECT *, {', '.join(tagged)} FROM read_parquet({_quoted(path)})")
+        return "(" + " UNION ALL ".join(scans) + ")"
 
 
 Relation = pa.Table | ParquetFiles
+
+
+def by_partition_hour(relations: dict[datetime, Relation]) -> Relation:
+    """One relation of several hours' relations (one per hour, all of one schema), each row with its hour
+    (PARTITION_HOUR). Local files stay files DuckDB reads itself; Arrow tables are tagged and concatenated."""
+    if relations and all(isinstance(r, ParquetFiles) and len(r.paths) == 1 for r in relations.values()):
+        (null_columns,) = {r.null_columns for r in relations.values()}
+        return ParquetFiles(
+            tuple(r.paths[0] for r in relations.values()), null_columns, partition_hours=tuple(relations)
+        )
+    if not all(isinstance(r, pa.Table) for r in relations.values()):
+        raise ValueError("hours read together are all one local file each, or all Arrow tables")
+    return pa.concat_tables(
+        table.append_column(PARTITION_HOUR, pa.array([hour] * table.num_rows, pa.timestamp("us", tz="UTC")))
+        for hour, table in relations.items()
+    )
 
 
 @cache
@@ -214,7 +250,13 @@ def copy_model(
     """Write the rows of one model to a local Parquet file with DuckDB's own writer: in parallel, and
     without the rows ever passing through Python (a large tenant's hour is hundreds of MB as Arrow).
     `exclude`: columns of the model left out of the file."""
-    sql = compiled_sql(model)
+    copy_query(con, compiled_sql(model), params, path, exclude)
+
+
+def copy_query(
+    con: duckdb.DuckDBPyConnection, sql: str, params: dict | None, path: Path | str, exclude: tuple[str, ...] = ()
+) -> None:
+    """`copy_model` for a query: e.g. one partition's rows of a table built for many."""
     target = str(path).replace("'", "''")
     # DuckDB's writer marks a column REQUIRED when its statistics say it holds no null, so a partition's
     # schema would depend on its rows. A CASE the optimizer cannot fold (random() is volatile, and always

@@ -1,4 +1,4 @@
--- One row per LLM request (CorrelationId). Token counts are taken from SequenceNumber 0 only: later
+-- One row per LLM request (CorrelationId) of each partition's hour (`partition_hour`). Token counts are taken from SequenceNumber 0 only: later
 -- chunks of a long message should carry zeros, and any that do not are counted, never added.
 -- The hour's logged tokens for the reconciliation (int_hour_logged_tokens) come from here too, so
 -- the LLM log is de-duplicated once per hour. A table, built once per hour: several models read it.
@@ -9,6 +9,7 @@ with records as (
 )
 
 select
+    partition_hour,
     correlation_id,
     case when sequence_number = 0 then llm_time end as llm_time,
     model_name,
@@ -24,15 +25,15 @@ select
     sequence_number = 0 as has_token_record,
     copies::hugeint as llm_rows,
     case
-        when sequence_number = 0 and llm_time >= $window_start and llm_time < $window_end then 1 else 0
+        when sequence_number = 0 and llm_time >= partition_hour and llm_time < partition_hour + interval 1 hour then 1 else 0
     end::bigint as window_token_records,
     case
-        when sequence_number = 0 and llm_time >= $window_start and llm_time < $window_end
+        when sequence_number = 0 and llm_time >= partition_hour and llm_time < partition_hour + interval 1 hour
             then coalesce(prompt_tokens, 0)
         else 0
     end::bigint as window_prompt_tokens,
     case
-        when sequence_number = 0 and llm_time >= $window_start and llm_time < $window_end
+        when sequence_number = 0 and llm_time >= partition_hour and llm_time < partition_hour + interval 1 hour
             then coalesce(completion_tokens, 0)
         else 0
     end::bigint as window_completion_tokens,
@@ -43,6 +44,7 @@ where single_row_request
 union all
 
 select
+    partition_hour,
     correlation_id,
     min(llm_time) filter (where sequence_number = 0) as llm_time,
     coalesce(min(model_name) filter (where sequence_number = 0), min(model_name)) as model_name,
@@ -61,13 +63,13 @@ select
     sum(copies) as llm_rows,
     -- Logged inside the hour by the record's own time (the file spans a margin around the hour): what
     -- the deployment's metrics for this hour also counted.
-    count(*) filter (where sequence_number = 0 and llm_time >= $window_start and llm_time < $window_end)
+    count(*) filter (where sequence_number = 0 and llm_time >= partition_hour and llm_time < partition_hour + interval 1 hour)
         as window_token_records,
     coalesce(sum(prompt_tokens) filter (
-        where sequence_number = 0 and llm_time >= $window_start and llm_time < $window_end
+        where sequence_number = 0 and llm_time >= partition_hour and llm_time < partition_hour + interval 1 hour
     ), 0)::bigint as window_prompt_tokens,
     coalesce(sum(completion_tokens) filter (
-        where sequence_number = 0 and llm_time >= $window_start and llm_time < $window_end
+        where sequence_number = 0 and llm_time >= partition_hour and llm_time < partition_hour + interval 1 hour
     ), 0)::bigint as window_completion_tokens,
     -- APIM sends a request to one deployment; a request whose token records name two is reconciled
     -- record by record instead (int_hour_logged_tokens).
@@ -75,4 +77,4 @@ select
         <> max(deployment_name) filter (where sequence_number = 0) as names_several_deployments
 from records
 where not single_row_request
-group by correlation_id
+group by partition_hour, correlation_id

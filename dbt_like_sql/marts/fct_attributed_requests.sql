@@ -1,9 +1,11 @@
 -- One row per gateway request of the hour, attributed to its APIM product and subscription and joined
 -- to its LLM request. The request belongs to the hour (and day) of its gateway TimeGenerated; its LLM
 -- record may be logged a little before or after that hour, which is why raw_llm_logs spans a margin.
--- Billable = a successful request that has an LLM record. caller_id: who called, where a configured
+-- `partition_hour`: the hourly partition (a ranged run attributes many at once); each hour's file holds
+-- its own rows without it (core/attribution.py). Billable = a successful request that has an LLM record. caller_id: who called, where a configured
 -- trace-record key or header named it (written only when caller keys are configured: core/callers.py).
 select
+    g.partition_hour,
     g.request_time,
     cast(g.request_time as date) as usage_date,
     g.correlation_id,
@@ -28,5 +30,5 @@ select
     coalesce(l.has_token_record, false) as has_token_record,
     g.gateway_records::integer as gateway_records
 from stg_apim__gateway_requests as g
-left join int_llm_requests as l on g.correlation_id = l.correlation_id
-order by g.request_time, g.correlation_id
+left join int_llm_requests as l on g.partition_hour = l.partition_hour and g.correlation_id = l.correlation_id
+order by g.partition_hour, g.request_time, g.correlation_id

@@ -1,7 +1,9 @@
--- An hour's counts for the attribution's metadata and checks, in one pass over its attributed requests
--- (the file the attribution just wrote). A null CorrelationId, were there one, counts as one more
--- distinct id, so the uniqueness check sees it.
+-- Each hour's counts for the attribution's metadata and checks, in one pass over its attributed requests
+-- (the relation the hours' files are written from), one row per partition_hour that has requests (an
+-- hour without any counts zero everywhere: core/attribution.py). A null CorrelationId, were there one,
+-- counts as one more distinct id, so the uniqueness check sees it.
 select
+    partition_hour,
     count(*) as requests,
     count(distinct correlation_id) + (count(*) > count(correlation_id))::int as distinct_ids,
     count(*) filter (where is_billable) as billable,
@@ -12,3 +14,4 @@ select
     coalesce(sum(nonzero_later_chunks), 0)::bigint as chunk_tokens,
     count(*) filter (where llm_records > 1) as chunked
 from attributed_requests
+group by partition_hour

@@ -1,6 +1,7 @@
 -- materialized: ephemeral
--- Every raw gateway row of the window [$window_start, $window_end), with the reason it cannot be
--- trusted (null when it can). Untrusted rows are quarantined, never attributed and never dropped.
+-- Every raw gateway row of its partition's hour [partition_hour, partition_hour + 1 hour), with the reason
+-- it cannot be trusted (null when it can). `partition_hour`: the hourly partition whose raw file the row
+-- was read from (a ranged run reads many hours' files at once; core/attribution.py adds the column). Untrusted rows are quarantined, never attributed and never dropped.
 -- Ephemeral: inlined into the models that read it, so DuckDB reads only the columns they use.
 --
 -- The identifiers that reach the published reports (ProductId, ApimSubscriptionId, BackendId) must not
@@ -27,4 +28,4 @@ select
         when regexp_matches(CallerId, '[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]') then 'control character in CallerId'
     end as quarantine_reason
 from raw_gateway_logs
-where TimeGenerated >= $window_start and TimeGenerated < $window_end
+where TimeGenerated >= partition_hour and TimeGenerated < partition_hour + interval 1 hour

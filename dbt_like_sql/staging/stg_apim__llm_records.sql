@@ -8,21 +8,22 @@
 -- or retried). Only those requests' rows are grouped by record here, one grouping of the hour by id.
 with trusted as (
     select
-        TimeGenerated, CorrelationId, coalesce(RequestId, '') as request_id, SequenceNumber, DeploymentName,
+        partition_hour, TimeGenerated, CorrelationId, coalesce(RequestId, '') as request_id, SequenceNumber, DeploymentName,
         ModelName, PromptTokens, CompletionTokens, TotalTokens
     from stg_apim__llm_checked
     where quarantine_reason is null
 ),
 
 several_rows as (
-    select CorrelationId
+    select partition_hour, CorrelationId
     from trusted
-    group by CorrelationId
+    group by partition_hour, CorrelationId
     having count(*) > 1
 ),
 
 records_of_several_rows as (
     select
+        partition_hour,
         CorrelationId,
         request_id,
         SequenceNumber,
@@ -31,22 +32,23 @@ records_of_several_rows as (
             TimeGenerated, most_prompt := -PromptTokens, most_completion := -CompletionTokens, DeploymentName,
             ModelName, TotalTokens
         )) as kept
-    from trusted semi join several_rows using (CorrelationId)
-    group by CorrelationId, request_id, SequenceNumber
+    from trusted semi join several_rows using (partition_hour, CorrelationId)
+    group by partition_hour, CorrelationId, request_id, SequenceNumber
 ),
 
 kept as (
     select *, 1 as copies, true as single_row_request
-    from trusted anti join several_rows using (CorrelationId)
+    from trusted anti join several_rows using (partition_hour, CorrelationId)
     union all by name
     select
-        kept.TimeGenerated, CorrelationId, request_id, SequenceNumber, kept.DeploymentName, kept.ModelName,
+        partition_hour, kept.TimeGenerated, CorrelationId, request_id, SequenceNumber, kept.DeploymentName, kept.ModelName,
         -kept.most_prompt as PromptTokens, -kept.most_completion as CompletionTokens, kept.TotalTokens, copies,
         false as single_row_request
     from records_of_several_rows
 )
 
 select
+    partition_hour,
     TimeGenerated as llm_time,
     CorrelationId as correlation_id,
     request_id,

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import dagster as dg
 
-from chargeback_pipeline.core.attribution import AttributedHour, attribute_hour
+from chargeback_pipeline.core.attribution import AttributedHour, attribute_hours, hour_sets
 from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.attribution import checks
 from chargeback_pipeline.defs.automation.fingerprints import record_hour_content
@@ -76,14 +76,16 @@ def attribute_run(
     policy: DataQualityPolicy,
     sql_engine: SqlEngineResource,
 ):
-    """Attribute every hour of the run's window; record each hour's content and numbers on its own event,
-    and judge the checks hour by hour."""
+    """Attribute every hour of the run's window (consecutive hours together, in sets); record each hour's
+    content and numbers on its own event, and judge the checks hour by hour."""
     store = lake.lake()
     margin = timedelta(minutes=source.llm_join_overlap_minutes)
     with sql_engine.database() as database:
+        # Consecutive hours in sets, each set in one pass (core.attribution.attribute_hours).
         attributed_hours = [
-            attribute_hour(store, hour, policy.known_deployments, margin, database)
-            for hour in hours_in(context.partition_time_window)
+            done
+            for hours in hour_sets(store, hours_in(context.partition_time_window))
+            for done in attribute_hours(store, hours, policy.known_deployments, margin, database)
         ]
     totals = Counter()
     for done in attributed_hours:

@@ -56,9 +56,12 @@ class WhatIf:
 def hour_overflow(hour: DemandHour, count: int, tokens_per_ptu_hour: int) -> tuple[Fraction, list[int]]:
     """(weighted tokens that would not fit at `count` PTU, the minutes (0-59) that overflow)."""
     if any(hour.minute_demand):
-        per_minute = Fraction(count * tokens_per_ptu_hour, 60)
-        over = [max(demand - per_minute, Fraction(0)) for demand in hour.minute_demand]
-        return sum(over, Fraction(0)), [minute for minute, extra in enumerate(over) if extra > 0]
+        # In sixtieths of a token, so the 60 minutes x every candidate count of a month stay integer
+        # arithmetic (exact, as Fractions would be, at a fraction of their cost).
+        capacity = count * tokens_per_ptu_hour
+        over = {minute: 60 * demand - capacity for minute, demand in enumerate(hour.minute_demand)}
+        minutes = [minute for minute, extra in over.items() if extra > 0]
+        return Fraction(sum(over[minute] for minute in minutes), 60), minutes
     return max(hour.weighted_tokens - count * tokens_per_ptu_hour, Fraction(0)), []
 
 

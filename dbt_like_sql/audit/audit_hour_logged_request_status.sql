@@ -28,7 +28,8 @@ first_gateway_rows as (
             struct_pack(at := TimeGenerated, failed := not IsRequestSuccess)
         ) as first_row
     from raw_gateway_logs
-    where CorrelationId is not null and IsRequestSuccess is not null
+    semi join token_records on CorrelationId = token_records.correlation_id
+    where IsRequestSuccess is not null
     group by CorrelationId
 )
 

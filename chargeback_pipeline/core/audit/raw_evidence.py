@@ -59,38 +59,14 @@ def _landed(lake: Lake, dataset: str, hours: list[datetime]) -> list[str]:
 def day_evidence(lake: Lake, day: date) -> DayEvidence:
     """The day's evidence, hour by hour; an hour whose raw rows were not landed is skipped (and counted)."""
     evidence = DayEvidence(day)
-    for hour in day_hours(day):
-        llm = _landed(lake, keys.RAW_LLM, [hour])
-        gateway = _landed(lake, keys.RAW_GATEWAY, [hour - HOUR, hour, hour + HOUR])
-        attributed = _landed(lake, keys.ATTRIBUTED, [hour])
-        if not llm or keys.hour_key(keys.RAW_GATEWAY, hour) not in gateway:
-            continue
-        evidence.hours_landed += 1
-        con = sql.connect()
-        try:
-            relations = {"raw_gateway_logs": lake.relation(gateway), "raw_llm_logs": lake.relation(llm)}
-            if attributed:
-                relations["attributed_requests"] = lake.relation(attributed)
-            sql.build_models(con, [], relations)
-            params = {"window_start": hour, "window_end": hour + HOUR}
-            for row in sql.select_model(con, SUCCESSFUL_MODEL, params).to_pylist():
-                key = (row["backend_id"], row["deployment_name"])
-                _add(evidence.successful_by_hour, (hour, *key), row)
-                if row["llm_date"] != day:
-                    _add(evidence.logged_another_day, key, row)
-            for row in sql.select_model(con, STATUS_MODEL, params).to_pylist():
-                key = (row["backend_id"], row["deployment_name"])
-                if row["request_status"] == "failed":
-                    _add(evidence.failed, key, row)
-                elif row["request_status"] == "no_gateway_row":
-                    _add(evidence.no_gateway_row, key, row)
-                elif row["gateway_date"] != day:
-                    _add(evidence.billed_another_day, key, row)
-            if attributed:
-                for row in sql.select_model(con, BILLED_MODEL).to_pylist():
-                    _add(evidence.billed_by_hour, (hour, row["backend_id"], row["deployment_name"]), row)
-        finally:
-            con.close()
+    # One database for the day's hours (each hour a connection of its own to it): its threads and memory
+    # are set up once, not 24 times.
+    database = sql.connect()
+    try:
+        for hour in day_hours(day):
+            _add_hour(evidence, lake, hour, database)
+    finally:
+        database.close()
     for key in _landed(lake, keys.RAW_METRICS, day_hours(day)):
         for row in lake.read(key).to_pylist():
             in_day = row["TimeStamp"] is not None and row["TimeStamp"].date() == day
@@ -98,6 +74,42 @@ def day_evidence(lake: Lake, day: date) -> DayEvidence:
                 part = "prompt" if row["MetricName"] == "ProcessedPromptTokens" else "completion"
                 evidence.metered[((row["ResourceId"], row["ModelDeploymentName"]), part)] += row["Total"]
     return evidence
+
+
+def _add_hour(evidence: DayEvidence, lake: Lake, hour: datetime, database) -> None:
+    """One hour's evidence added to the day's; nothing when its own raw rows were not landed."""
+    llm = _landed(lake, keys.RAW_LLM, [hour])
+    gateway = _landed(lake, keys.RAW_GATEWAY, [hour - HOUR, hour, hour + HOUR])
+    attributed = _landed(lake, keys.ATTRIBUTED, [hour])
+    if not llm or keys.hour_key(keys.RAW_GATEWAY, hour) not in gateway:
+        return
+    evidence.hours_landed += 1
+    day = evidence.day
+    con = sql.connect(database)
+    try:
+        relations = {"raw_gateway_logs": lake.relation(gateway), "raw_llm_logs": lake.relation(llm)}
+        if attributed:
+            relations["attributed_requests"] = lake.relation(attributed)
+        sql.build_models(con, [], relations)
+        params = {"window_start": hour, "window_end": hour + HOUR}
+        for row in sql.select_model(con, SUCCESSFUL_MODEL, params).to_pylist():
+            key = (row["backend_id"], row["deployment_name"])
+            _add(evidence.successful_by_hour, (hour, *key), row)
+            if row["llm_date"] != day:
+                _add(evidence.logged_another_day, key, row)
+        for row in sql.select_model(con, STATUS_MODEL, params).to_pylist():
+            key = (row["backend_id"], row["deployment_name"])
+            if row["request_status"] == "failed":
+                _add(evidence.failed, key, row)
+            elif row["request_status"] == "no_gateway_row":
+                _add(evidence.no_gateway_row, key, row)
+            elif row["gateway_date"] != day:
+                _add(evidence.billed_another_day, key, row)
+        if attributed:
+            for row in sql.select_model(con, BILLED_MODEL).to_pylist():
+                _add(evidence.billed_by_hour, (hour, row["backend_id"], row["deployment_name"]), row)
+    finally:
+        con.close()
 
 
 def by_backend(counter: Counter, backend_of) -> defaultdict:

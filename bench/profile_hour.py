@@ -51,9 +51,9 @@ def profile_steps(store: Lake, hour: datetime, out: Path, database) -> dict:
         # The hour's written requests, with their hour, as attribute_hours reads them back.
         sql.register(con, "attributed_requests", sql.by_partition_hour({hour: sql.ParquetFiles((str(out),))}))
         timed(steps, "measures", lambda: sql.select_model(con, usage.HOUR_MEASURES_MODEL))
-        timed(steps, "completeness", lambda: sql.select_model(con, "marts/fct_gateway_completeness", params))
         params.update(has_requests_on_several_deployments=False)
         params.update(gateway_has_untrusted_rows=False, llm_has_untrusted_rows=False)
+        timed(steps, "completeness", lambda: sql.select_model(con, "marts/fct_gateway_completeness", params))
 
         def small():
             sql.select_model(con, usage.LOGGED_TOKENS_MODEL, params)

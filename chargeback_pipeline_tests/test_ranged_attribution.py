@@ -93,6 +93,7 @@ def traffic() -> tuple[list[dict], list[dict], list[dict]]:
             llm(f"{p}-5", at(40), 600, 60, deployment="gpt-paygo", request="r-5b"),
             llm(f"{p}-6", at(-0.5), 700, 70),
             llm(f"{p}-7", at(45), 800, 80, deployment="gpt-paygo"),  # no gateway row
+            llm(f"{p}-8", at(14), 80, 8),  # its only gateway row is untrusted
             llm(f"{p}-9", at(16), -5, 1),  # untrusted: negative tokens
             llm(f"{p}-9", at(16.1), 90, 9, request="r-9"),
         ]
@@ -178,3 +179,13 @@ def test_hour_sets_keep_hours_landed_with_and_without_callers_apart(tmp_path):
     assert hour_sets(lake, HOURS) == [HOURS[:2], HOURS[2:]]
     assert hour_sets(lake, HOURS, raw_rows_per_set=1) == [[hour] for hour in HOURS]
     assert [d.hour for hours in hour_sets(lake, HOURS) for d in attribute_hours(lake, hours, [], MARGIN)] == HOURS
+
+
+def test_completeness_counts_a_request_whose_gateway_row_is_untrusted_as_delivered(tmp_path):
+    # The core of each busy hour (10-50 minutes in) logs six requests: -2, -3, -5, -7, -8 and -9. Only -7 has
+    # no gateway row at all; -8's row was delivered but quarantined, which is not a gap in the gateway log.
+    lake = landed_lake(tmp_path / "lake")
+    busy = [hour for hour in HOURS if hour != QUIET]
+    expected = {"core_llm_requests": 6, "core_llm_requests_without_gateway_row": 1}
+    assert [attribute_hour(lake, hour, [], MARGIN).gaps for hour in busy] == [expected] * len(busy)
+    assert [d.gaps for d in attribute_hours(lake, HOURS, [], MARGIN) if d.hour != QUIET] == [expected] * len(busy)

@@ -10,7 +10,24 @@ DEFAULT_DAY = "2026-03-02"
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+# pandas is the peer's (the bench extra), not the pipeline's: the production image (deploy/Dockerfile,
+# requirements.lock) does not have it. With it installed, pyarrow imports it on its first `pa.array` of a
+# list (about 48 MiB of every process's memory), so every piece but the peer runs without it, as in the image.
+PANDAS_PIECES = ("pandas",)
+
+
+class _WithoutPandas:
+    """A meta path finder for which pandas is not installed (`import pandas` raises ModuleNotFoundError)."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "pandas":
+            raise ModuleNotFoundError(f"No module named {name!r} (the pipeline's pieces run without pandas)", name=name)
+        return None
+
+
 def _child(piece: str, config: dict) -> None:
+    if piece not in PANDAS_PIECES:
+        sys.meta_path.insert(0, _WithoutPandas())
     from bench.harness import emit
 
     if piece in ("duckdb_single", "duckdb_hourly", "scan_only", "pandas"):

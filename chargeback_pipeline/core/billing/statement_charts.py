@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 
-import matplotlib
-from matplotlib.figure import Figure
+# matplotlib (about 30 MiB) is imported by the functions that draw, not with the module: the hourly and
+# daily runs, which import every asset's module, never draw.
 
 # Colours of the cost types (colour-blind-safe Okabe-Ito), in stacking order.
 COST_TYPE_COLOURS = {"PTU usage": "#0072B2", "Unused PTU capacity": "#E69F00", "Pay-as-you-go": "#009E73"}
@@ -38,11 +38,15 @@ LABEL_TEXT = {code: " " for code in (*range(32), 127)} | {ord("$"): r"\$"}
 def daily_cost_chart(days: Sequence[date], series: Mapping[str, Sequence[Decimal | None]], currency: str) -> str:
     """Stacked bars of each day's cost by cost type (`series`: a cost type's amount per day, None for a
     day without a chargeback, drawn as no bar); an SVG data URI."""
+    import matplotlib
+
     with matplotlib.rc_context(SVG_SETTINGS):
         return _daily_cost_chart(days, series, currency)
 
 
 def _daily_cost_chart(days, series, currency) -> str:
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(7.5, 2.6))
     axes = figure.add_subplot()
     positions = list(range(len(days)))
@@ -64,6 +68,8 @@ def _daily_cost_chart(days, series, currency) -> str:
 
 def cost_by_product_chart(costs: Mapping[str, Decimal], currency: str) -> str:
     """Horizontal bars of each product's cost, largest first (beyond MAX_BARS the rest are one bar)."""
+    import matplotlib
+
     with matplotlib.rc_context(SVG_SETTINGS):
         return _cost_by_product_chart(costs, currency)
 
@@ -73,6 +79,8 @@ def _cost_by_product_chart(costs, currency) -> str:
     if len(ranked) > MAX_BARS:
         rest = ranked[MAX_BARS - 1 :]
         ranked = [*ranked[: MAX_BARS - 1], (f"{len(rest)} other products", sum((c for _, c in rest), Decimal(0)))]
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(7.5, 0.35 * len(ranked) + 0.8))
     axes = figure.add_subplot()
     # Positions, not categories: two ids that print alike stay two bars.
@@ -91,7 +99,7 @@ def _tidy(axes) -> None:
     axes.set_axisbelow(True)
 
 
-def _svg(figure: Figure, tight: bool = True) -> str:
+def _svg(figure, tight: bool = True) -> str:
     buffer = io.BytesIO()
     if tight:
         figure.tight_layout()

@@ -7,11 +7,12 @@ import io
 from itertools import pairwise
 
 import pyarrow as pa
-from matplotlib.figure import Figure
 
 
 def what_if_png(what_if: pa.Table, month_label: str, currency: str) -> bytes:
     """PNG bytes of the what-if table (`monthly.WHAT_IF_SCHEMA`): one panel per deployment."""
+    from matplotlib.figure import Figure  # about 30 MiB: imported by the monthly run that draws, not at import
+
     deployments: dict[str, list[dict]] = {}
     for row in what_if.to_pylist():
         deployments.setdefault(f"{row['backend_id']}/{row['deployment_name']}", []).append(row)

@@ -56,17 +56,19 @@ def _landed(lake: Lake, dataset: str, hours: list[datetime]) -> list[str]:
     return [keys.hour_key(dataset, hour) for hour in hours if lake.store.exists(keys.hour_key(dataset, hour))]
 
 
-def day_evidence(lake: Lake, day: date) -> DayEvidence:
-    """The day's evidence, hour by hour; an hour whose raw rows were not landed is skipped (and counted)."""
+def day_evidence(lake: Lake, day: date, database=None) -> DayEvidence:
+    """The day's evidence, hour by hour; an hour whose raw rows were not landed is skipped (and counted).
+    `database`: a `sql.shared_database()` to work in (default: one of its own); one database for the day's
+    hours (each hour a connection of its own to it), so its threads and memory are set up once, not 24 times."""
     evidence = DayEvidence(day)
-    # One database for the day's hours (each hour a connection of its own to it): its threads and memory
-    # are set up once, not 24 times.
-    database = sql.connect()
+    own = database is None
+    database = sql.connect() if own else database
     try:
         for hour in day_hours(day):
             _add_hour(evidence, lake, hour, database)
     finally:
-        database.close()
+        if own:
+            database.close()
     for key in _landed(lake, keys.RAW_METRICS, day_hours(day)):
         for row in lake.read(key).to_pylist():
             in_day = row["TimeStamp"] is not None and row["TimeStamp"].date() == day

@@ -18,7 +18,12 @@ from chargeback_pipeline.defs.audit import checks
 from chargeback_pipeline.defs.audit.findings import findings
 from chargeback_pipeline.defs.metadata import OWNERS, record_partition
 from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, days_in
-from chargeback_pipeline.defs.resources import DataQualityPolicy, ObjectStoreResource, PricingResource
+from chargeback_pipeline.defs.resources import (
+    DataQualityPolicy,
+    ObjectStoreResource,
+    PricingResource,
+    SqlEngineResource,
+)
 from chargeback_pipeline.storage import keys
 
 CHARGEBACK_AUDIT_KEY = dg.AssetKey("chargeback_audit")
@@ -46,7 +51,11 @@ def largest_unattributed_hours(lake, day) -> list[dict]:
 
 
 def audit_days(
-    context: dg.AssetExecutionContext, lake: ObjectStoreResource, policy: DataQualityPolicy, pricing: PricingResource
+    context: dg.AssetExecutionContext,
+    lake: ObjectStoreResource,
+    policy: DataQualityPolicy,
+    pricing: PricingResource,
+    sql_engine: SqlEngineResource,
 ):
     store = lake.lake()
     prices = PriceList.read(pricing.path)
@@ -59,7 +68,9 @@ def audit_days(
             context.log.info(f"{day}: no chargeback published, nothing to audit")
             continue
         lines = store.read(lines_key).to_pylist()
-        evidence = day_evidence(store, day)
+        # The raw evidence is read under the run's DuckDB memory limit, as the hourly assets read it.
+        with sql_engine.database() as database:
+            evidence = day_evidence(store, day, database)
         partition = day_partition_key(day)
         billed = comparisons.billed_against_successful(evidence, lines)
         not_billable, unplaced = comparisons.logged_not_billable(evidence, lines, prices)
@@ -123,7 +134,8 @@ def chargeback_audit_asset(calendar: Calendar) -> dg.AssetsDefinition:
         lake: ObjectStoreResource,
         policy: DataQualityPolicy,
         pricing: PricingResource,
+        sql_engine: SqlEngineResource,
     ):
-        yield from audit_days(context, lake, policy, pricing)
+        yield from audit_days(context, lake, policy, pricing, sql_engine)
 
     return chargeback_audit

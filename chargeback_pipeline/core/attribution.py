@@ -49,8 +49,8 @@ HOURS_PER_SET = 6
 def hour_sets(lake: Lake, hours: list[datetime], raw_rows_per_set: int = RAW_ROWS_PER_SET) -> list[list[datetime]]:
     """`hours` cut into runs of consecutive hours attributed together (`attribute_hours`): each up to
     HOURS_PER_SET hours and `raw_rows_per_set` raw rows (an hour above it alone), all landed with callers or
-    all without. Hours
-    whose size the lake cannot tell without reading them (objects in Blob Storage) go one by one."""
+    all without. Hours whose size the lake cannot tell without reading them (objects in Blob Storage) go one
+    by one."""
     sets: list[list[datetime]] = []
     rows_in_set, callers_of_set = 0, None
     for hour in hours:
@@ -127,7 +127,7 @@ def _by_hour(table: pa.Table, hours: list[datetime]) -> dict[datetime, dict[str,
     is zero, as the model gives over empty input."""
     zero = {name: 0 for name in table.column_names if name != sql.PARTITION_HOUR}
     found = {row.pop(sql.PARTITION_HOUR): {k: int(v) for k, v in row.items()} for row in table.to_pylist()}
-    return {hour: found.get(hour, zero) for hour in hours}
+    return {hour: found.get(hour, dict(zero)) for hour in hours}
 
 
 def _slice(table: pa.Table, hour: datetime) -> pa.Table:

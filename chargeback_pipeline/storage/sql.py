@@ -100,8 +100,10 @@ def by_partition_hour(relations: dict[datetime, Relation]) -> Relation:
         )
     if not all(isinstance(r, pa.Table) for r in relations.values()):
         raise ValueError("hours read together are all one local file each, or all Arrow tables")
+    # The hour repeated by Arrow itself: a Python list of it cost about a second per busy hour of a 10M tenant.
+    hour_type = pa.timestamp("us", tz="UTC")
     return pa.concat_tables(
-        table.append_column(PARTITION_HOUR, pa.array([hour] * table.num_rows, pa.timestamp("us", tz="UTC")))
+        table.append_column(PARTITION_HOUR, pa.repeat(pa.scalar(hour, hour_type), table.num_rows))
         for hour, table in relations.items()
     )
 

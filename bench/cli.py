@@ -68,6 +68,14 @@ def _repeats(text: str) -> int:
     return value
 
 
+def _volumes(text: str) -> list[int]:
+    # Comma-separated requests a day (--volumes, --pandas-at): refused with one line, not a traceback.
+    try:
+        return [int(value) for value in text.split(",") if value.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"comma-separated whole numbers, got {text!r}") from None
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -114,13 +122,14 @@ def main(argv: list[str] | None = None) -> None:
         "with issue 27's targets table and a PNG plot",
     )
     growth.add_argument(
-        "--volumes", default="1000000,3000000,10000000,30000000", help="requests a day, comma-separated"
+        "--volumes", type=_volumes, default="1000000,3000000,10000000,30000000", help="requests a day, comma-separated"
     )
     growth.add_argument("--repeats", type=_repeats, default=1)
     growth.add_argument("--day", default=DEFAULT_DAY)
     growth.add_argument("--plot", type=Path, default=Path(__file__).resolve().parent / "growth.png")
     growth.add_argument(
         "--pandas-at",
+        type=_volumes,
         default="10000000",
         help="volumes at which pandas runs too, comma-separated ('' for none; it holds the whole day in memory)",
     )
@@ -166,10 +175,10 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "growth":
         from bench.growth import plot_growth, print_growth, run_growth
 
-        volumes = [int(v) for v in args.volumes.split(",") if v.strip()]
+        volumes = args.volumes
         if not volumes or min(volumes) < 24:
             parser.error("--volumes needs at least one volume of 24 requests a day or more")
-        pandas_at = tuple(int(v) for v in args.pandas_at.split(",") if v.strip())
+        pandas_at = tuple(args.pandas_at)
         summary = run_growth(RESULTS / "growth", date.fromisoformat(args.day), volumes, args.repeats, pandas_at)
         plot_growth(summary, args.plot)
         print_growth(summary)

@@ -178,17 +178,18 @@ class Page:
         """Click the first visible element at `xpath`, once it shows and nothing covers it (a dialog's
         backdrop still fading in takes the click)."""
         self.dismiss_welcome()
+        WebDriverWait(self.driver, WAIT_SECONDS, poll_frequency=0.2).until(lambda _: self.try_click(xpath))
 
-        def clicked(driver) -> bool:
-            try:  # the page may re-render between finding the element and clicking it: then look again
-                shown = [e for e in driver.find_elements(By.XPATH, xpath) if e.is_displayed()]
-                if shown:
-                    shown[0].click()
-                return bool(shown)
-            except (ElementClickInterceptedException, StaleElementReferenceException):
-                return False
-
-        WebDriverWait(self.driver, WAIT_SECONDS, poll_frequency=0.2).until(clicked)
+    def try_click(self, xpath: str) -> bool:
+        """One attempt: click the first visible element at `xpath`; False when none shows or something
+        covers it. The page may re-render between finding the element and clicking it: then also False."""
+        try:
+            shown = [e for e in self.driver.find_elements(By.XPATH, xpath) if e.is_displayed()]
+            if shown:
+                shown[0].click()
+            return bool(shown)
+        except (ElementClickInterceptedException, StaleElementReferenceException):
+            return False
 
     def dismiss_welcome(self) -> None:
         """Dagster's "Join the Dagster community" dialog of a first visit, if it shows."""
@@ -422,13 +423,21 @@ def test_materialize_on_an_assets_page_launches_its_named_job(page, ui):
     day = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()  # the latest daily partition
     title = "Launch runs to materialize daily_product_usage"
     page.open(f"/assets/daily_product_usage?view=partitions&partition={day}", "Materialize", day)
-    # The button opens nothing while the page still loads the asset's partitions: click until the dialog shows.
-    for _ in range(10):
-        page.click("//button[starts-with(normalize-space(), 'Materialize')]")  # "Materialize…": a dialog follows
-        with contextlib.suppress(TimeoutException):
-            WebDriverWait(page.driver, 3, poll_frequency=0.2).until(lambda _: title in page.text())
-            break
-    else:
+    # The button opens nothing while the page still loads the asset's partitions: click until the dialog
+    # shows. A dialog that is slow to draw its title (a loaded CI machine) covers the button, so a click
+    # then lands on its backdrop and is refused: the loop never clicks through an open dialog.
+    materialize = "//button[starts-with(normalize-space(), 'Materialize')]"  # "Materialize…": a dialog follows
+    page.dismiss_welcome()
+
+    def dialog_shown(_) -> bool:
+        if title in page.text():
+            return True
+        page.try_click(materialize)  # refused while a dialog, drawn or still drawing, covers the button
+        return False
+
+    try:
+        WebDriverWait(page.driver, 2 * WAIT_SECONDS, poll_frequency=1).until(dialog_shown)
+    except TimeoutException:
         pytest.fail("Materialize… never opened the launch dialog")
     WebDriverWait(page.driver, WAIT_SECONDS, poll_frequency=0.2).until(
         lambda _: "1 partition" in page.text() and "Launch 1 run" in page.text()

@@ -78,22 +78,36 @@ def day_evidence(lake: Lake, day: date, database=None) -> DayEvidence:
     return evidence
 
 
-def _add_hour(evidence: DayEvidence, lake: Lake, hour: datetime, database) -> None:
-    """One hour's evidence added to the day's; nothing when its own raw rows were not landed."""
+def hour_relations(lake: Lake, hour: datetime) -> dict | None:
+    """What the audit's models read for `hour`: the landed raw LLM rows of the hour, the gateway rows of the
+    hour and of the hours beside it, and (when written) the hour's attributed requests; None when the
+    hour's own raw rows were not landed."""
     llm = _landed(lake, keys.RAW_LLM, [hour])
     gateway = _landed(lake, keys.RAW_GATEWAY, [hour - HOUR, hour, hour + HOUR])
     attributed = _landed(lake, keys.ATTRIBUTED, [hour])
     if not llm or keys.hour_key(keys.RAW_GATEWAY, hour) not in gateway:
+        return None
+    relations = {"raw_gateway_logs": lake.relation(gateway), "raw_llm_logs": lake.relation(llm)}
+    if attributed:
+        relations["attributed_requests"] = lake.relation(attributed)
+    return relations
+
+
+def hour_params(hour: datetime) -> dict:
+    return {"window_start": hour, "window_end": hour + HOUR}
+
+
+def _add_hour(evidence: DayEvidence, lake: Lake, hour: datetime, database) -> None:
+    """One hour's evidence added to the day's; nothing when its own raw rows were not landed."""
+    relations = hour_relations(lake, hour)
+    if relations is None:
         return
     evidence.hours_landed += 1
     day = evidence.day
     con = sql.connect(database)
     try:
-        relations = {"raw_gateway_logs": lake.relation(gateway), "raw_llm_logs": lake.relation(llm)}
-        if attributed:
-            relations["attributed_requests"] = lake.relation(attributed)
         sql.build_models(con, [], relations)
-        params = {"window_start": hour, "window_end": hour + HOUR}
+        params = hour_params(hour)
         for row in sql.select_model(con, SUCCESSFUL_MODEL, params).to_pylist():
             key = (row["backend_id"], row["deployment_name"])
             _add(evidence.successful_by_hour, (hour, *key), row)
@@ -107,7 +121,7 @@ def _add_hour(evidence: DayEvidence, lake: Lake, hour: datetime, database) -> No
                 _add(evidence.no_gateway_row, key, row)
             elif row["gateway_date"] != day:
                 _add(evidence.billed_another_day, key, row)
-        if attributed:
+        if "attributed_requests" in relations:
             for row in sql.select_model(con, BILLED_MODEL).to_pylist():
                 _add(evidence.billed_by_hour, (hour, row["backend_id"], row["deployment_name"]), row)
     finally:

@@ -177,12 +177,14 @@ class Page:
     def click(self, xpath: str) -> None:
         """Click the first visible element at `xpath`, once it shows and nothing covers it (a dialog's
         backdrop still fading in takes the click)."""
-        self.dismiss_welcome()
         WebDriverWait(self.driver, WAIT_SECONDS, poll_frequency=0.2).until(lambda _: self.try_click(xpath))
 
     def try_click(self, xpath: str) -> bool:
         """One attempt: click the first visible element at `xpath`; False when none shows or something
-        covers it. The page may re-render between finding the element and clicking it: then also False."""
+        covers it. The page may re-render between finding the element and clicking it: then also False.
+        Dagster's welcome dialog may open seconds after the page (CI: it covered the button for a whole
+        minute): every attempt dismisses it first."""
+        self.dismiss_welcome()
         try:
             shown = [e for e in self.driver.find_elements(By.XPATH, xpath) if e.is_displayed()]
             if shown:
@@ -427,7 +429,6 @@ def test_materialize_on_an_assets_page_launches_its_named_job(page, ui):
     # shows. A dialog that is slow to draw its title (a loaded CI machine) covers the button, so a click
     # then lands on its backdrop and is refused: the loop never clicks through an open dialog.
     materialize = "//button[starts-with(normalize-space(), 'Materialize')]"  # "Materialize…": a dialog follows
-    page.dismiss_welcome()
 
     def dialog_shown(_) -> bool:
         if title in page.text():

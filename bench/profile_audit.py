@@ -85,8 +85,12 @@ def main() -> None:
     if not args.lake.is_dir():
         raise SystemExit(f"{args.lake}: no such lake")
     lake = Lake(LocalObjectStore(args.lake))
+    landed = sum(raw_evidence.hour_relations(lake, hour) is not None for hour in day_hours(args.day))
+    if not landed:
+        raise SystemExit(f"{args.day}: no hour of the day has its raw rows landed in {args.lake}")
     seconds = day_seconds(lake, args.day, args.memory_limit, args.repeats)
-    print(f"{args.day}: day_evidence under {args.memory_limit}: median {statistics.median(seconds):.2f} s")
+    median = statistics.median(seconds)
+    print(f"{args.day} ({landed} hours landed): day_evidence under {args.memory_limit}: median {median:.2f} s")
     print(f"  runs: {', '.join(f'{s:.2f}' for s in seconds)}")
     for model, spent in model_seconds(lake, args.day, args.memory_limit).items():
         print(f"  {model}: {spent:.2f} s over the day's hours")

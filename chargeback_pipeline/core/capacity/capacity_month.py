@@ -21,14 +21,19 @@ from chargeback_pipeline.core.billing.pricing import Pricing
 from chargeback_pipeline.core.periods import month_text
 from chargeback_pipeline.storage.schemas import MONEY, MONTH
 
+# The columns every month-per-deployment capacity table starts with (this one and ptu_rightsizing's).
+MONTH_DEPLOYMENT_FIELDS = [
+    ("month", MONTH),
+    ("backend_id", pa.string()),
+    ("deployment_name", pa.string()),
+    ("model_name", pa.string()),
+    ("currency", pa.string()),
+    ("hours", pa.int64()),
+]
+
 PTU_CAPACITY_SCHEMA = pa.schema(
     [
-        ("month", MONTH),
-        ("backend_id", pa.string()),
-        ("deployment_name", pa.string()),
-        ("model_name", pa.string()),
-        ("currency", pa.string()),
-        ("hours", pa.int64()),
+        *MONTH_DEPLOYMENT_FIELDS,
         ("ptu_count", pa.int64()),
         ("rate", pa.string()),
         ("ptu_cost", MONEY),

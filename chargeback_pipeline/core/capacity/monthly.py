@@ -19,6 +19,7 @@ import pyarrow as pa
 from chargeback_pipeline.core.billing.money import to_money
 from chargeback_pipeline.core.billing.pricing import Pricing, PricingError
 from chargeback_pipeline.core.capacity.calibration import Calibration, ObservedHour, calibrate
+from chargeback_pipeline.core.capacity.capacity_month import MONTH_DEPLOYMENT_FIELDS
 from chargeback_pipeline.core.capacity.rightsizing import (
     SATURATED_MINUTES_TARGET,
     DemandHour,
@@ -37,12 +38,7 @@ PERCENTILES = (50, 95, 99)
 
 RIGHTSIZING_SCHEMA = pa.schema(
     [
-        ("month", MONTH),
-        ("backend_id", pa.string()),
-        ("deployment_name", pa.string()),
-        ("model_name", pa.string()),
-        ("currency", pa.string()),
-        ("hours", pa.int64()),
+        *MONTH_DEPLOYMENT_FIELDS,
         ("current_ptu_count", pa.int64()),
         ("p50_utilization_percent", pa.float64()),
         ("p95_utilization_percent", pa.float64()),

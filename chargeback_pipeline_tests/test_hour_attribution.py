@@ -24,6 +24,7 @@ from chargeback_pipeline.storage.schemas import (
     LLM_LOG_SCHEMA,
     SOURCE_REJECT_SCHEMA,
 )
+from chargeback_pipeline_tests import landed_rows
 
 HOUR = datetime(2026, 3, 10, 9, tzinfo=UTC)
 MARGIN = timedelta(minutes=10)
@@ -34,31 +35,11 @@ def at(minutes: float) -> datetime:
 
 
 def gateway_row(correlation_id: str, minutes: float, product: str = "alpha", success: bool = True) -> dict:
-    return {
-        "TimeGenerated": at(minutes),
-        "CorrelationId": correlation_id,
-        "IsRequestSuccess": success,
-        "ProductId": product,
-        "ApimSubscriptionId": "sub-1",
-        "ApiId": "azure-openai",
-        "OperationId": "chat",
-        "BackendId": "ptu",
-        "ResponseCode": 200 if success else 500,
-    }
+    return landed_rows.gateway(correlation_id, at(minutes), product=product, success=success)
 
 
 def llm_row(correlation_id, minutes, prompt, completion, deployment="gpt-ptu", sequence=0, request=None) -> dict:
-    return {
-        "TimeGenerated": at(minutes),
-        "CorrelationId": correlation_id,
-        "RequestId": request or f"req-{correlation_id}",
-        "DeploymentName": deployment,
-        "ModelName": "gpt-4.1",
-        "PromptTokens": prompt,
-        "CompletionTokens": completion,
-        "TotalTokens": prompt + completion,
-        "SequenceNumber": sequence,
-    }
+    return landed_rows.llm(correlation_id, at(minutes), prompt, completion, deployment, sequence, request)
 
 
 GATEWAY = [

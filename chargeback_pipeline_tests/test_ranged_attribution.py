@@ -23,40 +23,13 @@ from chargeback_pipeline.storage.schemas import (
     LLM_LOG_SCHEMA,
     SOURCE_REJECT_SCHEMA,
 )
+from chargeback_pipeline_tests.landed_rows import gateway, llm
 
 FIRST = datetime(2026, 3, 10, 6, tzinfo=UTC)
 HOURS = [FIRST + timedelta(hours=n) for n in range(5)]
 QUIET = HOURS[3]  # no request logged in it (its objects still hold the neighbours' margin rows)
 MARGIN = timedelta(minutes=10)
 WRITTEN = (keys.ATTRIBUTED, keys.QUARANTINE, keys.LOGGED_TOKENS)
-
-
-def gateway(cid: str, at: datetime, product="alpha", success=True, backend="ptu") -> dict:
-    return {
-        "TimeGenerated": at,
-        "CorrelationId": cid,
-        "IsRequestSuccess": success,
-        "ProductId": product,
-        "ApimSubscriptionId": "sub-1",
-        "ApiId": "azure-openai",
-        "OperationId": "chat",
-        "BackendId": backend,
-        "ResponseCode": 200 if success else 500,
-    }
-
-
-def llm(cid: str, at: datetime, prompt: int, completion: int, deployment="gpt-ptu", sequence=0, request=None) -> dict:
-    return {
-        "TimeGenerated": at,
-        "CorrelationId": cid,
-        "RequestId": request or f"req-{cid}",
-        "DeploymentName": deployment,
-        "ModelName": "gpt-4.1",
-        "PromptTokens": prompt,
-        "CompletionTokens": completion,
-        "TotalTokens": prompt + completion,
-        "SequenceNumber": sequence,
-    }
 
 
 def traffic() -> tuple[list[dict], list[dict], list[dict]]:

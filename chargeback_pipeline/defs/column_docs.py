@@ -131,7 +131,8 @@ DESCRIPTIONS = {
     "product_usage_report": {
         "product_id": (
             "APIM product; also the reconciliation lines `unattributed` (metric minus logged tokens) and "
-            "`logged-not-billable` (logged tokens no product is billed for)."
+            "`logged-not-billable` (logged tokens no product is billed for); a line can be negative, e.g. "
+            "products billed tokens logged across midnight (README: the usage report)."
         ),
     },
     "daily_chargeback": {

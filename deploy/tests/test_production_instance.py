@@ -156,9 +156,9 @@ def test_the_daemon_on_postgres_backfills_a_day_as_hourly_runs_and_publishes_wha
 
             def dagster(*args: str) -> subprocess.Popen:
                 return subprocess.Popen(
-                        [str(CHECKOUT_BIN / "dagster"), *args, "-w", str(workspace)],
-                        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                    )  # fmt: skip
+                    [str(CHECKOUT_BIN / "dagster"), *args, "-w", str(workspace)],
+                    cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                )  # fmt: skip
 
             def finished(*commands: subprocess.Popen) -> None:
                 for command in commands:
@@ -177,11 +177,11 @@ def test_the_daemon_on_postgres_backfills_a_day_as_hourly_runs_and_publishes_wha
                 "daemon.log",
             )
             finished(
-                    dagster(
-                        "job", "backfill", "-j", HOURLY_JOB, "--noprompt",
-                        "--from", f"{DAY}-00:00", "--to", f"{DAY}-23:00",
-                    )
-                )  # fmt: skip
+                dagster(
+                    "job", "backfill", "-j", HOURLY_JOB, "--noprompt",
+                    "--from", f"{DAY}-00:00", "--to", f"{DAY}-23:00",
+                )
+            )  # fmt: skip
             clock.step(f"backfill of {HOURS} hours submitted (the daemon already running them)")
 
             with dg.DagsterInstance.from_config(str(home)) as instance:

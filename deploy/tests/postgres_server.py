@@ -87,9 +87,11 @@ def postgres_server() -> Iterator[Postgres]:
     finally:
         # pg_ctl's fast shutdown, as the server's owner: SIGTERM (smart) would wait for every client still
         # connected, and runuser passes on SIGTERM but not SIGINT.
-        subprocess.run(
+        stopped = subprocess.run(
             [*as_owner, _bin("pg_ctl"), "stop", "-D", str(data), "-m", "fast", "-t", "30"], capture_output=True
         )
+        if stopped.returncode != 0:
+            process.terminate()  # e.g. the server never wrote its pid file
         try:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:

@@ -1,6 +1,6 @@
 """The code location loads cleanly and explains itself in the UI: no warnings from our code, every asset
-described, owned, kinded and grouped, every partitioned asset run by the schedule or the sensor, and
-Dagster's own validator passes."""
+described, owned, kinded and grouped, declared with what all assets share, every partitioned asset run by
+the schedule or the sensor, and Dagster's own validator passes."""
 
 import json
 import os
@@ -8,10 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 import chargeback_pipeline
 from chargeback_pipeline.definitions import build_definitions
+from chargeback_pipeline.defs.partitioned_asset import OWNERS
 from chargeback_pipeline.defs.partitions import Calendar
 from chargeback_pipeline.settings import load_settings
 from chargeback_pipeline_tests.conftest import REPO
@@ -55,6 +57,23 @@ def test_every_asset_explains_itself_in_the_ui(spec):
     assert spec.owners
     assert spec.kinds
     assert spec.group_name and spec.group_name != "default"
+
+
+def test_every_asset_is_declared_with_what_all_share():
+    """`defs/partitioned_asset.py` says it once: partitioned, one ranged run per backfill, owned by the
+    FinOps data team, its checks partitioned like it. An asset declared with bare `dg.asset` fails here."""
+    assets_defs = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
+
+    assert sorted(key.to_user_string() for a in assets_defs for key in a.keys) == [
+        spec.key.to_user_string() for spec in SPECS
+    ]
+    for assets_def in assets_defs:
+        name = assets_def.node_def.name
+        assert assets_def.partitions_def is not None, name
+        assert assets_def.backfill_policy == dg.BackfillPolicy.single_run(), name
+        assert all(spec.owners == OWNERS for spec in assets_def.specs), name
+        for check in assets_def.check_specs:
+            assert check.partitions_def == assets_def.partitions_def, check.key.to_user_string()
 
 
 def test_every_partitioned_asset_is_run_by_the_schedule_or_a_sensor():

@@ -15,9 +15,6 @@ import pyarrow as pa
 from chargeback_pipeline.core.identifier_text import markdown_text
 from chargeback_pipeline.defs.dagster_internals import one_event_per_millisecond
 
-# Every asset is owned by the FinOps data team (shown in the UI, and who alerts go to).
-OWNERS = ["team:finops-data"]
-
 
 def markdown_table(
     table: pa.Table, limit: int = 10, currency: str | None = None, minor_unit: int = 2, money_columns=()

@@ -13,7 +13,8 @@ from chargeback_pipeline.core.finops.inputs import PublishedDays
 from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.anomalies import checks
 from chargeback_pipeline.defs.freshness import DAILY_MONEY_FRESHNESS
-from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals, markdown_rows, money, record_partition
+from chargeback_pipeline.defs.metadata import log_run_totals, markdown_rows, money, record_partition
+from chargeback_pipeline.defs.partitioned_asset import partitioned_asset
 from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, days_in
 from chargeback_pipeline.defs.publishing.staging import staged_reports
 from chargeback_pipeline.defs.resources import FinOpsPolicyResource, ObjectStoreResource, PricingResource
@@ -99,13 +100,12 @@ def build_cost_anomalies(
 
 
 def cost_anomalies_asset(calendar: Calendar) -> dg.AssetsDefinition:
-    @dg.asset(
-        partitions_def=calendar.daily,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+    @partitioned_asset(
+        COST_ANOMALIES_KEY,
+        calendar.daily,
         deps=["billed_chargeback"],  # it reads the chargeback billed_chargeback stages
         group_name="finops",
         freshness_policy=DAILY_MONEY_FRESHNESS,
-        owners=OWNERS,
         kinds={"parquet", "csv"},
         description=(
             "Per product and model: the day's cost and tokens against the median and MAD of the published days "
@@ -113,15 +113,12 @@ def cost_anomalies_asset(calendar: Calendar) -> dg.AssetsDefinition:
             "scoring CHARGEBACK_ANOMALY_THRESHOLD (3.5) or more and worth CHARGEBACK_ANOMALY_MIN_COST_CHANGE or "
             "more is an anomaly: `daily/usage_date=YYYY-MM-DD/cost_anomalies.csv` and `.parquet`."
         ),
-        check_specs=[
-            partition_checks.spec(
-                checks.NO_COST_ANOMALY,
-                COST_ANOMALIES_KEY,
-                calendar.daily,
+        checks={
+            checks.NO_COST_ANOMALY: (
                 "No product and model's cost rose anomalously against its trailing baseline (WARN, with the "
-                "numbers that explain it). A business alert: it does not fail `chargeback backfill`.",
-            )
-        ],
+                "numbers that explain it). A business alert: it does not fail `chargeback backfill`."
+            ),
+        },
     )
     def cost_anomalies(
         context: dg.AssetExecutionContext,

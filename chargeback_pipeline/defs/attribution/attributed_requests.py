@@ -11,14 +11,16 @@ from chargeback_pipeline.core.attribution import AttributedHour, attribute_hours
 from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.attribution import checks
 from chargeback_pipeline.defs.automation.fingerprints import record_hour_content
-from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals, markdown_rows
+from chargeback_pipeline.defs.ingest.raw_logs import RAW_GATEWAY_KEY, RAW_LLM_KEY
+from chargeback_pipeline.defs.metadata import log_run_totals, markdown_rows
+from chargeback_pipeline.defs.partitioned_asset import partitioned_multi_asset
 from chargeback_pipeline.defs.partitions import Calendar, hour_partition_key, hours_in
 from chargeback_pipeline.defs.resources import DataQualityPolicy, ObjectStoreResource, SqlEngineResource
 from chargeback_pipeline.sources.resource import LogSourceResource
 
 ATTRIBUTED_KEY = dg.AssetKey("attributed_requests")
 QUARANTINE_KEY = dg.AssetKey("quarantined_records")
-RAW_LOGS = [dg.AssetKey("raw_gateway_logs"), dg.AssetKey("raw_llm_logs")]
+RAW_LOGS = [RAW_GATEWAY_KEY, RAW_LLM_KEY]
 
 
 def completeness_row(done: AttributedHour) -> dict:
@@ -134,14 +136,14 @@ def attribute_run(
 
 
 def attributed_requests_asset(calendar: Calendar) -> dg.AssetsDefinition:
-    @dg.multi_asset(
-        name="attributed_requests",
-        specs=[
+    @partitioned_multi_asset(
+        "attributed_requests",
+        calendar.hourly,
+        [
             dg.AssetSpec(
                 ATTRIBUTED_KEY,
                 deps=RAW_LOGS,
                 group_name="usage",
-                owners=OWNERS,
                 kinds={"duckdb", "parquet"},
                 description=(
                     "One row per APIM request of the hour: the deduplicated gateway row joined on CorrelationId "
@@ -153,7 +155,6 @@ def attributed_requests_asset(calendar: Calendar) -> dg.AssetsDefinition:
                 QUARANTINE_KEY,
                 deps=RAW_LOGS,
                 group_name="usage",
-                owners=OWNERS,
                 kinds={"duckdb", "parquet"},
                 description=(
                     "Raw rows of the hour that could not be trusted (missing or malformed CorrelationId, "
@@ -162,31 +163,15 @@ def attributed_requests_asset(calendar: Calendar) -> dg.AssetsDefinition:
                 ),
             ),
         ],
-        check_specs=[
-            partition_checks.spec(
-                checks.UNIQUE_CORRELATION, ATTRIBUTED_KEY, calendar.hourly, "One row per CorrelationId in the hour."
+        checked=ATTRIBUTED_KEY,
+        checks={
+            checks.UNIQUE_CORRELATION: "One row per CorrelationId in the hour.",
+            checks.SEQUENCE_ZERO_TOKENS: "Later chunks of the hour's LLM records carry no tokens.",
+            checks.GATEWAY_COMPLETE: (
+                "LLM requests in the core of the hour have their gateway row (no missing gateway data)."
             ),
-            partition_checks.spec(
-                checks.SEQUENCE_ZERO_TOKENS,
-                ATTRIBUTED_KEY,
-                calendar.hourly,
-                "Later chunks of the hour's LLM records carry no tokens.",
-            ),
-            partition_checks.spec(
-                checks.GATEWAY_COMPLETE,
-                ATTRIBUTED_KEY,
-                calendar.hourly,
-                "LLM requests in the core of the hour have their gateway row (no missing gateway data).",
-            ),
-            partition_checks.spec(
-                checks.QUARANTINE_RATE,
-                ATTRIBUTED_KEY,
-                calendar.hourly,
-                "The hour's quarantined rows stay under the configured rate.",
-            ),
-        ],
-        partitions_def=calendar.hourly,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+            checks.QUARANTINE_RATE: "The hour's quarantined rows stay under the configured rate.",
+        },
     )
     def attributed_requests(
         context: dg.AssetExecutionContext,

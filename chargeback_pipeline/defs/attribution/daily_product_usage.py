@@ -11,7 +11,8 @@ from chargeback_pipeline.core.attribution import rollup_day
 from chargeback_pipeline.core.reports import top_products
 from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.attribution import checks
-from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals, markdown_table, record_partition
+from chargeback_pipeline.defs.metadata import log_run_totals, markdown_table, record_partition
+from chargeback_pipeline.defs.partitioned_asset import partitioned_asset
 from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, days_in
 from chargeback_pipeline.defs.resources import ObjectStoreResource
 from chargeback_pipeline.storage import keys
@@ -50,25 +51,21 @@ def roll_up_days(context: dg.AssetExecutionContext, lake: ObjectStoreResource):
 
 
 def daily_product_usage_asset(calendar: Calendar) -> dg.AssetsDefinition:
-    @dg.asset(
-        partitions_def=calendar.daily,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+    @partitioned_asset(
+        DAILY_USAGE_KEY,
+        calendar.daily,
         deps=["attributed_requests"],
         group_name="usage",
-        owners=OWNERS,
         kinds={"duckdb", "parquet"},
         description=(
             "Per-product usage of the day (UTC) by subscription, model, deployment and backend: prompt, "
             "completion and total tokens and calls of billable requests, failed calls, first and last seen."
         ),
-        check_specs=[
-            partition_checks.spec(
-                checks.DAILY_EQUALS_HOURLY,
-                DAILY_USAGE_KEY,
-                calendar.daily,
-                "Token, call and failed-call totals equal the sum of the day's 24 attributed hours.",
-            )
-        ],
+        checks={
+            checks.DAILY_EQUALS_HOURLY: (
+                "Token, call and failed-call totals equal the sum of the day's 24 attributed hours."
+            ),
+        },
     )
     def daily_product_usage(context: dg.AssetExecutionContext, lake: ObjectStoreResource):
         yield from roll_up_days(context, lake)

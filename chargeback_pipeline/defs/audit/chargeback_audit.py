@@ -16,7 +16,8 @@ from chargeback_pipeline.core.periods import day_hours
 from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.audit import checks
 from chargeback_pipeline.defs.audit.findings import findings
-from chargeback_pipeline.defs.metadata import OWNERS, record_partition
+from chargeback_pipeline.defs.metadata import record_partition
+from chargeback_pipeline.defs.partitioned_asset import partitioned_asset
 from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, days_in
 from chargeback_pipeline.defs.resources import (
     DataQualityPolicy,
@@ -111,12 +112,11 @@ def audit_days(
 
 
 def chargeback_audit_asset(calendar: Calendar) -> dg.AssetsDefinition:
-    @dg.asset(
-        partitions_def=calendar.daily,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+    @partitioned_asset(
+        CHARGEBACK_AUDIT_KEY,
+        calendar.daily,
         deps=["daily_chargeback"],
         group_name="audit",
-        owners=OWNERS,
         kinds={"duckdb", "parquet"},
         description=(
             "Audits each day's published chargeback with independent evidence: the landed raw gateway, LLM and "
@@ -124,10 +124,7 @@ def chargeback_audit_asset(calendar: Calendar) -> dg.AssetsDefinition:
             "comparison (published value, expectation) to the lake; its checks say whether the bill is right, not "
             "only whether it balances."
         ),
-        check_specs=[
-            partition_checks.spec(name, CHARGEBACK_AUDIT_KEY, calendar.daily, description)
-            for name, description in checks.DESCRIPTIONS.items()
-        ],
+        checks=checks.DESCRIPTIONS,
     )
     def chargeback_audit(
         context: dg.AssetExecutionContext,

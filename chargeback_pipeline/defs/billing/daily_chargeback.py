@@ -16,7 +16,6 @@ from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.billing import checks
 from chargeback_pipeline.defs.freshness import DAILY_MONEY_FRESHNESS
 from chargeback_pipeline.defs.metadata import (
-    OWNERS,
     log_run_totals,
     markdown_rows,
     markdown_table,
@@ -24,6 +23,7 @@ from chargeback_pipeline.defs.metadata import (
     money_value,
     record_partition,
 )
+from chargeback_pipeline.defs.partitioned_asset import partitioned_asset
 from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, days_in
 from chargeback_pipeline.defs.resources import ObjectStoreResource, PricingResource
 from chargeback_pipeline.storage import keys
@@ -110,13 +110,12 @@ def publish_chargebacks(
 
 
 def daily_chargeback_asset(calendar: Calendar) -> dg.AssetsDefinition:
-    @dg.asset(
-        partitions_def=calendar.daily,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+    @partitioned_asset(
+        DAILY_CHARGEBACK_KEY,
+        calendar.daily,
         deps=["attributed_requests", "deployment_reconciliation", "daily_reconciliation"],
         group_name="costs",
         freshness_policy=DAILY_MONEY_FRESHNESS,
-        owners=OWNERS,
         kinds={"duckdb", "parquet", "csv"},
         description=(
             "The day's cost per APIM product, subscription, model, deployment and backend: tokens, weighted "
@@ -126,24 +125,16 @@ def daily_chargeback_asset(calendar: Calendar) -> dg.AssetsDefinition:
             "billed_chargeback publishes it as `daily/usage_date=YYYY-MM-DD/chargeback.csv` and `.parquet` "
             "(with the Cost Management export's actual cost once it covers the day)."
         ),
-        check_specs=[
-            partition_checks.spec(
-                checks.COSTS_ADD_UP,
-                DAILY_CHARGEBACK_KEY,
-                calendar.daily,
-                "Per PTU deployment, the day's lines sum exactly to its 24 hour costs in the pricing file.",
+        checks={
+            checks.COSTS_ADD_UP: (
+                "Per PTU deployment, the day's lines sum exactly to its 24 hour costs in the pricing file."
             ),
-            partition_checks.spec(
-                checks.PAYGO_MATCHES_METERED,
-                DAILY_CHARGEBACK_KEY,
-                calendar.daily,
+            checks.PAYGO_MATCHES_METERED: (
                 "Per pay-as-you-go resource and deployment, the day's lines sum exactly to the metered tokens at "
-                "the model's prices, rounded once: what Azure invoices.",
+                "the model's prices, rounded once: what Azure invoices."
             ),
-            partition_checks.spec(
-                checks.NO_NEGATIVE_LINES, DAILY_CHARGEBACK_KEY, calendar.daily, "No line has a negative count or cost."
-            ),
-        ],
+            checks.NO_NEGATIVE_LINES: "No line has a negative count or cost.",
+        },
     )
     def daily_chargeback(
         context: dg.AssetExecutionContext,

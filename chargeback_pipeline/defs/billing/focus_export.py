@@ -25,7 +25,8 @@ from chargeback_pipeline.core.billing.pricing import Pricing
 from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.billing import checks, finops_hubs
 from chargeback_pipeline.defs.freshness import DAILY_MONEY_FRESHNESS
-from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals, money_text, money_value, record_partition
+from chargeback_pipeline.defs.metadata import log_run_totals, money_text, money_value, record_partition
+from chargeback_pipeline.defs.partitioned_asset import partitioned_asset
 from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, days_in
 from chargeback_pipeline.defs.publishing.staging import staged_hub, staged_reports
 from chargeback_pipeline.defs.resources import FocusExportResource, ObjectStoreResource, PricingResource
@@ -195,13 +196,12 @@ def export_focus(
 
 
 def focus_export_asset(calendar: Calendar) -> dg.AssetsDefinition:
-    @dg.asset(
-        partitions_def=calendar.daily,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+    @partitioned_asset(
+        FOCUS_EXPORT_KEY,
+        calendar.daily,
         deps=["daily_chargeback", "billed_chargeback"],
         group_name="costs",
         freshness_policy=DAILY_MONEY_FRESHNESS,
-        owners=OWNERS,
         kinds={"parquet", "csv"},
         description=(
             "The day's chargeback as a FOCUS cost and usage dataset, `daily/usage_date=YYYY-MM-DD/focus.csv` and "
@@ -212,15 +212,12 @@ def focus_export_asset(calendar: Calendar) -> dg.AssetsDefinition:
             "a FinOps hubs copy. Built from the published chargeback only, so a day held back by reconciliation "
             "gets no new export either."
         ),
-        check_specs=[
-            partition_checks.spec(
-                checks.FOCUS_MATCHES_CHARGEBACK,
-                FOCUS_EXPORT_KEY,
-                calendar.daily,
+        checks={
+            checks.FOCUS_MATCHES_CHARGEBACK: (
                 "The day's published export, read back, bills exactly the chargeback's cost per product (1.3: "
-                "and each origin charge's rows sum to its cost; with FinOps hubs: the hubs copy bills the day).",
-            )
-        ],
+                "and each origin charge's rows sum to its cost; with FinOps hubs: the hubs copy bills the day)."
+            ),
+        },
     )
     def focus_export(
         context: dg.AssetExecutionContext,

@@ -16,7 +16,8 @@ from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.billing import checks
 from chargeback_pipeline.defs.billing.caller_statement import publish_caller_statement
 from chargeback_pipeline.defs.freshness import STATEMENT_FRESHNESS
-from chargeback_pipeline.defs.metadata import OWNERS, markdown_table, money_value, record_partition
+from chargeback_pipeline.defs.metadata import markdown_table, money_value, record_partition
+from chargeback_pipeline.defs.partitioned_asset import partitioned_asset
 from chargeback_pipeline.defs.partitions import Calendar, month_partition_key, months_in
 from chargeback_pipeline.defs.publishing.staging import staged_reports
 from chargeback_pipeline.defs.resources import ObjectStoreResource
@@ -141,13 +142,12 @@ def publish_statements(context: dg.AssetExecutionContext, lake: ObjectStoreResou
 
 
 def monthly_statement_asset(calendar: Calendar) -> dg.AssetsDefinition:
-    @dg.asset(
-        partitions_def=calendar.monthly,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+    @partitioned_asset(
+        MONTHLY_STATEMENT_KEY,
+        calendar.monthly,
         deps=["billed_chargeback", "ptu_rightsizing"],  # ptu_rightsizing: the month's PTU capacity part
         group_name="costs",
         freshness_policy=STATEMENT_FRESHNESS,
-        owners=OWNERS,
         kinds={"parquet", "csv", "html"},
         description=(
             "Per product and currency: the month's tokens, PTU usage cost, unused PTU cost, pay-as-you-go cost "
@@ -158,14 +158,11 @@ def monthly_statement_asset(calendar: Calendar) -> dg.AssetsDefinition:
             "days without a chargeback are listed in the metadata (`days_missing`), never counted as zero. "
             "The month in progress is a partition too: its statement covers the days so far."
         ),
-        check_specs=[
-            partition_checks.spec(
-                checks.STATEMENT_MATCHES_DAYS,
-                MONTHLY_STATEMENT_KEY,
-                calendar.monthly,
-                "The month's published statement, read back, holds exactly its daily chargebacks' cost by product.",
-            )
-        ],
+        checks={
+            checks.STATEMENT_MATCHES_DAYS: (
+                "The month's published statement, read back, holds exactly its daily chargebacks' cost by product."
+            ),
+        },
     )
     def monthly_statement(context: dg.AssetExecutionContext, lake: ObjectStoreResource, reports: ObjectStoreResource):
         yield from publish_statements(context, lake, reports)

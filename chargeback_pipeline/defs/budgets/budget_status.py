@@ -14,7 +14,8 @@ from chargeback_pipeline.core.finops.inputs import PublishedDays
 from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.budgets import checks
 from chargeback_pipeline.defs.freshness import DAILY_MONEY_FRESHNESS
-from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals, markdown_rows, money_value, record_partition
+from chargeback_pipeline.defs.metadata import log_run_totals, markdown_rows, money_value, record_partition
+from chargeback_pipeline.defs.partitioned_asset import partitioned_asset
 from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, days_in
 from chargeback_pipeline.defs.publishing.staging import staged_reports
 from chargeback_pipeline.defs.resources import FinOpsPolicyResource, ObjectStoreResource, PricingResource
@@ -120,13 +121,12 @@ def build_budget_status(
 
 
 def budget_status_asset(calendar: Calendar) -> dg.AssetsDefinition:
-    @dg.asset(
-        partitions_def=calendar.daily,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+    @partitioned_asset(
+        BUDGET_STATUS_KEY,
+        calendar.daily,
         deps=["billed_chargeback"],  # it reads the chargeback billed_chargeback stages
         group_name="finops",
         freshness_policy=DAILY_MONEY_FRESHNESS,
-        owners=OWNERS,
         kinds={"parquet", "csv"},
         description=(
             "Per budgeted product (and subscription, CHARGEBACK_BUDGETS_FILE): the month's spend to date, the "
@@ -137,21 +137,15 @@ def budget_status_asset(calendar: Calendar) -> dg.AssetsDefinition:
             "`daily/usage_date=YYYY-MM-DD/budget_status.csv` and `.parquet`. Crossings are alerts (the "
             "`budget_and_anomaly_alerts` sensor posts each once to CHARGEBACK_ALERT_WEBHOOK_URL)."
         ),
-        check_specs=[
-            partition_checks.spec(
-                checks.WITHIN_BUDGET,
-                BUDGET_STATUS_KEY,
-                calendar.daily,
+        checks={
+            checks.WITHIN_BUDGET: (
                 "Each budget's forecast and spend to date stay below their warning thresholds (WARN), and its "
-                "spend to date within the budget (ERROR). A business alert: it does not fail `chargeback backfill`.",
+                "spend to date within the budget (ERROR). A business alert: it does not fail `chargeback backfill`."
             ),
-            partition_checks.spec(
-                checks.BUDGETS_NAME_KNOWN_PRODUCTS,
-                BUDGET_STATUS_KEY,
-                calendar.daily,
-                "Every budget names a product (and subscription) the month's published chargebacks name.",
+            checks.BUDGETS_NAME_KNOWN_PRODUCTS: (
+                "Every budget names a product (and subscription) the month's published chargebacks name."
             ),
-        ],
+        },
     )
     def budget_status(
         context: dg.AssetExecutionContext,

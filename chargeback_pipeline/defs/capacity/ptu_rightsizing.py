@@ -14,13 +14,13 @@ from chargeback_pipeline.core.periods import day_hours
 from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.capacity import checks
 from chargeback_pipeline.defs.metadata import (
-    OWNERS,
     log_run_totals,
     markdown_table,
     money_text,
     money_value,
     record_partition,
 )
+from chargeback_pipeline.defs.partitioned_asset import partitioned_asset
 from chargeback_pipeline.defs.partitions import Calendar, month_partition_key, months_in
 from chargeback_pipeline.defs.publishing.staging import staged_reports
 from chargeback_pipeline.defs.resources import ObjectStoreResource, PricingResource
@@ -141,12 +141,11 @@ def rightsize_months(
 
 
 def ptu_rightsizing_asset(calendar: Calendar) -> dg.AssetsDefinition:
-    @dg.asset(
-        partitions_def=calendar.monthly,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+    @partitioned_asset(
+        PTU_RIGHTSIZING_KEY,
+        calendar.monthly,
         deps=["ptu_utilization"],
         group_name="capacity",
-        owners=OWNERS,
         kinds={"parquet", "csv", "matplotlib"},
         description=(
             "Per PTU deployment and month: p50/p95/p99 hourly utilisation, saturated hours and minutes, spillover "
@@ -159,15 +158,12 @@ def ptu_rightsizing_asset(calendar: Calendar) -> dg.AssetsDefinition:
             "`ptu_what_if.{csv,parquet}` and the plot `ptu_rightsizing.png`. The month in progress covers its "
             "hours so far."
         ),
-        check_specs=[
-            partition_checks.spec(
-                checks.PTU_COUNT_IS_CHEAPEST,
-                PTU_RIGHTSIZING_KEY,
-                calendar.monthly,
+        checks={
+            checks.PTU_COUNT_IS_CHEAPEST: (
                 "Warns when a PTU deployment's cheapest count differs from its current one by a monthly saving "
-                "above CHARGEBACK_RIGHTSIZING_WARN_SAVING.",
-            )
-        ],
+                "above CHARGEBACK_RIGHTSIZING_WARN_SAVING."
+            ),
+        },
     )
     def ptu_rightsizing(
         context: dg.AssetExecutionContext,

@@ -6,7 +6,8 @@ import pyarrow.compute as pc
 
 from chargeback_pipeline.core.capacity.utilisation import azure_utilization, hour_utilisation, ptu_sizings
 from chargeback_pipeline.defs.automation.fingerprints import record_hour_content
-from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals, markdown_table, record_partition
+from chargeback_pipeline.defs.metadata import log_run_totals, markdown_table, record_partition
+from chargeback_pipeline.defs.partitioned_asset import partitioned_asset
 from chargeback_pipeline.defs.partitions import Calendar, hour_partition_key, hours_in
 from chargeback_pipeline.defs.resources import ObjectStoreResource, PricingResource, SqlEngineResource
 from chargeback_pipeline.storage import keys, sql
@@ -116,12 +117,11 @@ def _without_pricing(context: dg.AssetExecutionContext):
 
 
 def ptu_utilization_asset(calendar: Calendar) -> dg.AssetsDefinition:
-    @dg.asset(
-        partitions_def=calendar.hourly,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+    @partitioned_asset(
+        PTU_UTILIZATION_KEY,
+        calendar.hourly,
         deps=["attributed_requests", "raw_deployment_metrics"],
         group_name="capacity",
-        owners=OWNERS,
         kinds={"duckdb", "parquet"},
         description=(
             "Per PTU deployment (pricing file) and hour: weighted tokens served (prompt + output_token_weight x "

@@ -30,7 +30,8 @@ from chargeback_pipeline.core.billing.pricing import Pricing
 from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.billing.daily_chargeback import DAILY_CHARGEBACK_KEY
 from chargeback_pipeline.defs.cost_export import checks
-from chargeback_pipeline.defs.metadata import OWNERS, markdown_table, money_value, record_partition
+from chargeback_pipeline.defs.metadata import markdown_table, money_value, record_partition
+from chargeback_pipeline.defs.partitioned_asset import partitioned_asset
 from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, days_in
 from chargeback_pipeline.defs.publishing.staging import staged_reports
 from chargeback_pipeline.defs.resources import ObjectStoreResource, PricingResource
@@ -157,12 +158,11 @@ def publish_billed_chargebacks(
 
 
 def billed_chargeback_asset(calendar: Calendar) -> dg.AssetsDefinition:
-    @dg.asset(
-        partitions_def=calendar.daily,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+    @partitioned_asset(
+        BILLED_CHARGEBACK_KEY,
+        calendar.daily,
         deps=[DAILY_CHARGEBACK_KEY],
         group_name="costs",
-        owners=OWNERS,
         kinds={"parquet", "csv"},
         description=(
             "The day's published chargeback, `daily/usage_date=YYYY-MM-DD/chargeback.{csv,parquet}`, with its cost "
@@ -170,22 +170,16 @@ def billed_chargeback_asset(calendar: Calendar) -> dg.AssetsDefinition:
             "FOCUS export covers the day, then `actual` (the export's EffectiveCost and BilledCost allocated to "
             "the same lines), with `cost_variance` on actual days. Staged; published by `day_publication`."
         ),
-        check_specs=[
-            partition_checks.spec(
-                checks.ACTUAL_MATCHES_EXPORT,
-                BILLED_CHARGEBACK_KEY,
-                calendar.daily,
+        checks={
+            checks.ACTUAL_MATCHES_EXPORT: (
                 "On an actual day, per resource, the published EffectiveCost and BilledCost equal the export's "
-                "rows of that resource and day, summed and rounded once to the minor unit.",
+                "rows of that resource and day, summed and rounded once to the minor unit."
             ),
-            partition_checks.spec(
-                checks.ESTIMATE_VARIANCE,
-                BILLED_CHARGEBACK_KEY,
-                calendar.daily,
+            checks.ESTIMATE_VARIANCE: (
                 "Warns when a product's actual day differs from its estimate by more than the configured share "
-                "(CHARGEBACK_COST_VARIANCE_WARN_SHARE).",
+                "(CHARGEBACK_COST_VARIANCE_WARN_SHARE)."
             ),
-        ],
+        },
     )
     def billed_chargeback(
         context: dg.AssetExecutionContext,

@@ -21,7 +21,8 @@ import pyarrow as pa
 
 from chargeback_pipeline.core.periods import HOUR
 from chargeback_pipeline.defs.automation.fingerprints import record_hour_content
-from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals
+from chargeback_pipeline.defs.metadata import log_run_totals
+from chargeback_pipeline.defs.partitioned_asset import partitioned_asset
 from chargeback_pipeline.defs.partitions import Calendar, hours_in
 from chargeback_pipeline.defs.resources import ObjectStoreResource
 from chargeback_pipeline.defs.source_limits import SOURCE_POOL
@@ -31,6 +32,10 @@ from chargeback_pipeline.sources.resource import LogSourceResource
 from chargeback_pipeline.storage import keys
 from chargeback_pipeline.storage.lake import Lake
 from chargeback_pipeline.storage.schemas import DEPLOYMENT_METRICS_SCHEMA, LLM_LOG_SCHEMA
+
+RAW_GATEWAY_KEY = dg.AssetKey("raw_gateway_logs")
+RAW_LLM_KEY = dg.AssetKey("raw_llm_logs")
+RAW_METRICS_KEY = dg.AssetKey("raw_deployment_metrics")
 
 # The hourly schedule lands hour H at H+1:20; an hour not landed two hours after it ends is late,
 # three hours after it is failing (the UI's freshness status flags both).
@@ -129,18 +134,12 @@ def _margin_window(source: LogSourceResource) -> Callable[[datetime], TimeWindow
 
 
 def raw_log_assets(calendar: Calendar) -> list[dg.AssetsDefinition]:
-    common = dict(
-        partitions_def=calendar.hourly,
-        freshness_policy=HOURLY_FRESHNESS,
-        pool=SOURCE_POOL,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        group_name="raw",
-        owners=OWNERS,
-        kinds={"azure", "parquet"},
-    )
+    landed = dict(freshness_policy=HOURLY_FRESHNESS, pool=SOURCE_POOL, group_name="raw", kinds={"azure", "parquet"})
 
-    @dg.asset(
-        **common,
+    @partitioned_asset(
+        RAW_GATEWAY_KEY,
+        calendar.hourly,
+        **landed,
         description=(
             "APIM gateway log rows (ApiManagementGatewayLogs) of the hour plus a margin on both sides: which "
             "product and subscription called, success, backend. The hour's own rows are its requests; the "
@@ -156,8 +155,10 @@ def raw_log_assets(calendar: Calendar) -> list[dg.AssetsDefinition]:
         schema = source.caller_identity().gateway_schema()  # GATEWAY_LOG_SCHEMA, plus CallerId when configured
         return land_hours(context, source, lake.lake(), keys.RAW_GATEWAY, schema, fetch, _margin_window(source))
 
-    @dg.asset(
-        **common,
+    @partitioned_asset(
+        RAW_LLM_KEY,
+        calendar.hourly,
+        **landed,
         description=(
             "APIM LLM log rows (ApiManagementGatewayLlmLog) of the hour plus a margin on both sides, so a "
             "request's LLM record logged just across the hour boundary is still joined. Token counts, model, "
@@ -170,8 +171,10 @@ def raw_log_assets(calendar: Calendar) -> list[dg.AssetsDefinition]:
         fetch = source.source().llm_logs
         return land_hours(context, source, lake.lake(), keys.RAW_LLM, LLM_LOG_SCHEMA, fetch, _margin_window(source))
 
-    @dg.asset(
-        **common,
+    @partitioned_asset(
+        RAW_METRICS_KEY,
+        calendar.hourly,
+        **landed,
         description=(
             "Azure Monitor token metrics of the Azure OpenAI deployments for the hour (ProcessedPromptTokens, "
             "GeneratedTokens; Total by ModelDeploymentName): what the deployments themselves counted. PTU "

@@ -23,7 +23,8 @@ from datetime import date
 import dagster as dg
 
 from chargeback_pipeline.core.publication_decision import RULES, OutputSize, measure, shrink
-from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals, record_partition
+from chargeback_pipeline.defs.metadata import log_run_totals, record_partition
+from chargeback_pipeline.defs.partitioned_asset import partitioned_asset
 from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, days_in
 from chargeback_pipeline.defs.publishing.gate import PublishConfig, blocked_reasons
 from chargeback_pipeline.defs.publishing.staging import staged_hub, staged_reports, sweep_finished_runs
@@ -235,12 +236,11 @@ def _warn_damaged(context: dg.AssetExecutionContext, target, previous: Manifest 
 
 
 def day_publication_asset(calendar: Calendar) -> dg.AssetsDefinition:
-    @dg.asset(
-        partitions_def=calendar.daily,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+    @partitioned_asset(
+        DAY_PUBLICATION_KEY,
+        calendar.daily,
         deps=["product_usage_report", "billed_chargeback", "focus_export", "cost_anomalies", "budget_status"],
         group_name="reports",
-        owners=OWNERS,
         kinds={"json"},
         description=(
             "The day's one publication decision: every daily output staged by this run (usage report, chargeback, "

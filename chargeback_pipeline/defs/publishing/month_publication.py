@@ -16,7 +16,8 @@ import dagster as dg
 
 from chargeback_pipeline.core.periods import days_of_month
 from chargeback_pipeline.core.publication_decision import RULES, OutputSize, measure, shrink
-from chargeback_pipeline.defs.metadata import OWNERS, record_partition
+from chargeback_pipeline.defs.metadata import record_partition
+from chargeback_pipeline.defs.partitioned_asset import partitioned_asset
 from chargeback_pipeline.defs.partitions import Calendar, month_partition_key, months_in
 from chargeback_pipeline.defs.publishing.day_publication import manifest_after, output_name
 from chargeback_pipeline.defs.publishing.gate import PublishConfig
@@ -32,6 +33,7 @@ from chargeback_pipeline.storage.publication_manifest import (
 )
 from chargeback_pipeline.storage.publication_staging import PublicationWriteError, Replacement, commit
 
+MONTH_PUBLICATION_KEY = dg.AssetKey("month_publication")
 RECORDS_OUTPUT = "records"
 
 
@@ -139,12 +141,11 @@ def publish_months(context: dg.AssetExecutionContext, config: PublishConfig, rep
 
 
 def month_publication_asset(calendar: Calendar) -> dg.AssetsDefinition:
-    @dg.asset(
-        partitions_def=calendar.monthly,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+    @partitioned_asset(
+        MONTH_PUBLICATION_KEY,
+        calendar.monthly,
         deps=["monthly_statement", "ptu_rightsizing"],
         group_name="costs",
-        owners=OWNERS,
         kinds={"json"},
         description=(
             "The month's one publication decision: the statement and the PTU rightsizing staged by this run are "

@@ -12,7 +12,8 @@ import dagster as dg
 
 from chargeback_pipeline.core.reports import build_report, top_products
 from chargeback_pipeline.defs import partition_checks
-from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals, markdown_table, record_partition
+from chargeback_pipeline.defs.metadata import log_run_totals, markdown_table, record_partition
+from chargeback_pipeline.defs.partitioned_asset import partitioned_asset
 from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, days_in
 from chargeback_pipeline.defs.publishing import checks
 from chargeback_pipeline.defs.publishing.day_publication import decide_and_publish
@@ -102,12 +103,11 @@ def publish_reports(
 
 
 def product_usage_report_asset(calendar: Calendar) -> dg.AssetsDefinition:
-    @dg.asset(
-        partitions_def=calendar.daily,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+    @partitioned_asset(
+        PRODUCT_USAGE_REPORT_KEY,
+        calendar.daily,
         deps=["daily_product_usage", "daily_reconciliation"],
         group_name="reports",
-        owners=OWNERS,
         freshness_policy=DAILY_REPORT_FRESHNESS,
         kinds={"azure", "csv", "parquet"},
         description=(
@@ -116,14 +116,11 @@ def product_usage_report_asset(calendar: Calendar) -> dg.AssetsDefinition:
             "and `logged-not-billable` lines per deployment so totals add up to the deployments' metrics. "
             "Published by `day_publication` with the day's other outputs, or not at all."
         ),
-        check_specs=[
-            partition_checks.spec(
-                checks.REPORT_MATCHES_ROLLUP,
-                PRODUCT_USAGE_REPORT_KEY,
-                calendar.daily,
-                "The day's published files, read back, hold the rollup's rows and token totals.",
-            )
-        ],
+        checks={
+            checks.REPORT_MATCHES_ROLLUP: (
+                "The day's published files, read back, hold the rollup's rows and token totals."
+            ),
+        },
     )
     def product_usage_report(
         context: dg.AssetExecutionContext,

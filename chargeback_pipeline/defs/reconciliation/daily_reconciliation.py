@@ -7,7 +7,8 @@ import dagster as dg
 
 from chargeback_pipeline.core.reconciliation import reconcile_day
 from chargeback_pipeline.defs import partition_checks
-from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals, markdown_rows, record_partition
+from chargeback_pipeline.defs.metadata import log_run_totals, markdown_rows, record_partition
+from chargeback_pipeline.defs.partitioned_asset import partitioned_asset
 from chargeback_pipeline.defs.partitions import Calendar, day_partition_key, days_in
 from chargeback_pipeline.defs.publishing.gate import blocked_reasons
 from chargeback_pipeline.defs.reconciliation import checks
@@ -73,12 +74,11 @@ def reconcile_days(
 
 
 def daily_reconciliation_asset(calendar: Calendar) -> dg.AssetsDefinition:
-    @dg.asset(
-        partitions_def=calendar.daily,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+    @partitioned_asset(
+        DAILY_RECONCILIATION_KEY,
+        calendar.daily,
         deps=["deployment_reconciliation", "daily_product_usage"],
         group_name="reconciliation",
-        owners=OWNERS,
         kinds={"duckdb", "parquet"},
         description=(
             "Per backend (Azure OpenAI resource), deployment and day: metric, logged and billable tokens; "
@@ -87,18 +87,15 @@ def daily_reconciliation_asset(calendar: Calendar) -> dg.AssetsDefinition:
             "unexplained_percent = (unattributed - unplaced) / metric, which the verdicts judge; the day's "
             "verdict and its worst hour's. A blocking verdict stops the day's report from being published."
         ),
-        check_specs=[
-            partition_checks.spec(
-                checks.RECONCILES,
-                DAILY_RECONCILIATION_KEY,
-                calendar.daily,
+        checks={
+            checks.RECONCILES: (
                 checks.PUBLICATION_GATE
                 + (
                     "Per deployment-hour and -day, unexplained unattributed tokens stay under the blocking level "
                     "(warning level: WARN)."
-                ),
-            )
-        ],
+                )
+            ),
+        },
     )
     def daily_reconciliation(
         context: dg.AssetExecutionContext,

@@ -6,7 +6,8 @@ import dagster as dg
 from chargeback_pipeline.core.reconciliation import hour_period, judge, reconcile_hour, with_period
 from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.automation.fingerprints import record_hour_content
-from chargeback_pipeline.defs.metadata import OWNERS, log_run_totals
+from chargeback_pipeline.defs.metadata import log_run_totals
+from chargeback_pipeline.defs.partitioned_asset import partitioned_asset
 from chargeback_pipeline.defs.partitions import Calendar, hour_partition_key, hours_in
 from chargeback_pipeline.defs.reconciliation import checks
 from chargeback_pipeline.defs.resources import (
@@ -59,12 +60,11 @@ def reconcile_hours(
 
 
 def deployment_reconciliation_asset(calendar: Calendar) -> dg.AssetsDefinition:
-    @dg.asset(
-        partitions_def=calendar.hourly,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+    @partitioned_asset(
+        HOURLY_RECONCILIATION_KEY,
+        calendar.hourly,
         deps=["attributed_requests", "raw_deployment_metrics"],
         group_name="reconciliation",
-        owners=OWNERS,
         kinds={"duckdb", "parquet"},
         description=(
             "Per backend (Azure OpenAI resource), deployment and hour: metric tokens (Azure Monitor "
@@ -72,16 +72,13 @@ def deployment_reconciliation_asset(calendar: Calendar) -> dg.AssetsDefinition:
             "own time (the attribution's de-duplicated LLM records, every logged request counted). The gap is "
             "traffic that bypassed APIM or was not logged."
         ),
-        check_specs=[
-            partition_checks.spec(
-                checks.RECONCILES,
-                HOURLY_RECONCILIATION_KEY,
-                calendar.hourly,
+        checks={
+            checks.RECONCILES: (
                 checks.NOT_A_GATE
                 + "Per deployment in the hour, unexplained unattributed tokens stay under the warning and blocking "
-                "levels.",
-            )
-        ],
+                "levels."
+            ),
+        },
     )
     def deployment_reconciliation(
         context: dg.AssetExecutionContext,

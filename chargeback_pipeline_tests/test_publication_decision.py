@@ -120,3 +120,48 @@ def test_a_day_is_replaced_whole_or_not_at_all_judged_by_its_manifest(tmp_path):
     statement = pq.read_table(reports / f"monthly/month={DAY[:7]}/statement.parquet")
     assert max(statement["days_covered"].to_pylist()) == 2, empty_lake.stdout + empty_lake.stderr
     assert statement.equals(statement_before)
+
+
+def with_callers(rows: list[dict]) -> list[dict]:
+    """The gateway rows as a workspace with caller keys holds them: an application id in TraceRecords."""
+    return [
+        {**row, "TraceRecords": [{"metadata": [{"name": "appid", "value": f"app-{row['CorrelationId'][-1]}"}]}]}
+        for row in rows
+    ]
+
+
+def per_product(table) -> dict[str, object]:
+    totals: dict[str, object] = {}
+    for row in table.to_pylist():
+        totals[row["product_id"]] = totals.get(row["product_id"], 0) + row["total_cost"]
+    return totals
+
+
+def test_the_statement_by_caller_is_summed_from_the_published_days_not_a_held_one(tmp_path):
+    reports = tmp_path / "reports"
+    month = reports / f"monthly/month={DAY[:7]}"
+    callers = {"CHARGEBACK_CALLER_TRACE_KEYS": "appid"}
+    full = export(tmp_path, "full", with_callers(GATEWAY_ROWS), LLM_ROWS)
+    half = export(
+        tmp_path,
+        "half",
+        [r for r in with_callers(GATEWAY_ROWS) if r["CorrelationId"] in KEPT],
+        [r for r in LLM_ROWS if r["CorrelationId"] in KEPT],
+    )
+    first = run(tmp_path, full, DAY, **callers)
+    assert first.returncode == 0, first.stderr
+    assert per_product(pq.read_table(month / "statement_by_caller.parquet")) == per_product(
+        pq.read_table(month / "statement.parquet")
+    )
+
+    # DAY computed again from half the export: held (it would lose a product). The lake now holds those
+    # lines; the reports still hold what was published.
+    held = run(tmp_path, half, DAY, **callers)
+    assert held.returncode == 1 and "none of their outputs replaced" in held.stderr, held.stdout + held.stderr
+
+    # The month stated again (the day before published): from the published days only, callers included.
+    restated = run(tmp_path, half, PREVIOUS_DAY, **callers)
+    assert restated.returncode == 0, restated.stdout + restated.stderr
+    statement = pq.read_table(month / "statement.parquet")
+    assert max(statement["days_covered"].to_pylist()) == 2
+    assert per_product(pq.read_table(month / "statement_by_caller.parquet")) == per_product(statement)

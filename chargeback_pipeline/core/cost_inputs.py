@@ -1,20 +1,19 @@
-"""The money engine's inputs, read from the lake: a day's billable usage and unattributed tokens
-(SQL models over the attributed hours), and a month's published daily chargebacks."""
+"""The money engine's inputs: a day's billable usage and unattributed tokens, read from the lake (SQL
+models over the attributed hours), and a month's published daily chargebacks, read from the reports."""
 
 from datetime import date
 
 import pyarrow as pa
 
 from chargeback_pipeline.core.attribution import attributed_day_with_callers
-from chargeback_pipeline.core.billing.cost_basis import CHARGEBACK_SCHEMA, as_published
-from chargeback_pipeline.core.billing.schemas import DAILY_CHARGEBACK_CALLER_SCHEMA
-from chargeback_pipeline.core.callers import with_caller_id
+from chargeback_pipeline.core.billing.cost_basis import CHARGEBACK_CALLER_SCHEMA, CHARGEBACK_SCHEMA, as_published
 from chargeback_pipeline.core.periods import day_hours, days_of_month
 from chargeback_pipeline.storage import keys, sql
 from chargeback_pipeline.storage.lake import Lake
 from chargeback_pipeline.storage.object_store import ObjectStore
 from chargeback_pipeline.storage.parquet_bytes import read_parquet_bytes
 from chargeback_pipeline.storage.publication_manifest import day_manifest_key, digest, read_manifest
+from chargeback_pipeline.storage.schemas import CALLER_ID
 
 HOURLY_USAGE_MODEL = "marts/fct_hourly_billable_usage"
 HOURLY_CALLER_USAGE_MODEL = "marts/fct_hourly_billable_caller_usage"  # instead, for days attributed with callers
@@ -47,15 +46,14 @@ def allocation_inputs(lake: Lake, day: date) -> tuple[pa.Table, pa.Table, pa.Tab
         con.close()
 
 
-def published_days(reports: ObjectStore, month: date) -> tuple[pa.Table, list[date]]:
-    """The chargeback lines of the month's published days (CHARGEBACK_SCHEMA: with their cost basis), and
-    the days that have none.
+def _published_chargebacks(reports: ObjectStore, month: date) -> tuple[list[pa.Table], list[date]]:
+    """The chargeback of each of the month's published days as read back, and the days that have none.
 
     Published means listed in the day's publication manifest, read from the report target, never from the
     lake (which may be empty, or hold a day that was computed but held back). A published chargeback whose
     bytes no longer match its manifest (deleted, cut short, edited) is an error naming it: a month is never
     stated from files the manifest does not vouch for."""
-    present, missing, tables = [], [], []
+    missing, tables = [], []
     for day in days_of_month(month):
         manifest = read_manifest(reports, day_manifest_key(day))
         key = keys.chargeback_key(day, "parquet")
@@ -70,24 +68,29 @@ def published_days(reports: ObjectStore, month: date) -> tuple[pa.Table, list[da
                 f"{reports.url(day_manifest_key(day))} records another): re-publish {day} "
                 f"(`chargeback backfill {day}`) before stating {month:%Y-%m}"
             )
-        present.append(day)
-        tables.append(as_published(read_parquet_bytes(data)))
-    return (pa.concat_tables(tables) if tables else CHARGEBACK_SCHEMA.empty_table()), missing
+        tables.append(read_parquet_bytes(data))
+    return tables, missing
 
 
-def published_caller_days(lake: Lake, month: date) -> pa.Table | None:
-    """The month's published daily chargeback lines with their callers (DAILY_CHARGEBACK_CALLER_SCHEMA),
-    or None when no day of it was charged back with callers (a day without them: caller_id null)."""
-    tables = []
-    for day in days_of_month(month):
-        # The chargeback as billed_chargeback stated it (actual once the export covers the day), else the estimate.
-        key = keys.day_key(keys.BILLED_CHARGEBACK, day)
-        key = key if lake.store.exists(key) else keys.day_key(keys.DAILY_CHARGEBACK, day)
-        if lake.store.exists(key):
-            lines, with_callers = with_caller_id(lake.read(key))
-            tables.append(
-                (lines.select(DAILY_CHARGEBACK_CALLER_SCHEMA.names).cast(DAILY_CHARGEBACK_CALLER_SCHEMA), with_callers)
-            )
-    if not any(with_callers for _, with_callers in tables):
+def published_days(reports: ObjectStore, month: date) -> tuple[pa.Table, list[date]]:
+    """The chargeback lines of the month's published days (CHARGEBACK_SCHEMA: with their cost basis), and
+    the days that have none (`_published_chargebacks` says what published means)."""
+    tables, missing = _published_chargebacks(reports, month)
+    return (pa.concat_tables([as_published(t) for t in tables]) if tables else CHARGEBACK_SCHEMA.empty_table()), missing
+
+
+def published_caller_days(reports: ObjectStore, month: date) -> pa.Table | None:
+    """The same published lines with their callers (CHARGEBACK_CALLER_SCHEMA; a day published without them:
+    caller_id null), or None when no published day of the month has callers. Read from the published files,
+    as `published_days` is, so each product's callers add up to its statement row: never from the lake,
+    whose lines of a day computed again and held back are not what was published."""
+    tables, _ = _published_chargebacks(reports, month)
+    if not any(CALLER_ID in table.column_names for table in tables):
         return None
-    return pa.concat_tables([lines for lines, _ in tables])
+    with_callers = []
+    for table in tables:
+        callers = table[CALLER_ID] if CALLER_ID in table.column_names else pa.nulls(table.num_rows, pa.string())
+        lines = as_published(table)
+        at = CHARGEBACK_CALLER_SCHEMA.get_field_index(CALLER_ID)
+        with_callers.append(lines.add_column(at, CHARGEBACK_CALLER_SCHEMA.field(CALLER_ID), callers))
+    return pa.concat_tables(with_callers).cast(CHARGEBACK_CALLER_SCHEMA)

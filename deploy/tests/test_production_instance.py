@@ -99,7 +99,15 @@ def _succeeded_partitions(runs: list) -> set[str]:
     return {r.dagster_run.tags.get("dagster/partition") for r in runs if r.dagster_run.is_success}
 
 
-def test_the_daemon_on_postgres_backfills_a_day_as_hourly_runs_and_publishes_what_the_cli_does(tmp_path, monkeypatch):
+def _killed_if_running(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.wait(timeout=30)
+
+
+def test_the_daemon_on_postgres_backfills_a_day_as_hourly_runs_and_publishes_what_the_cli_does(
+    tmp_path, monkeypatch, request
+):
     clock = Clock()
     # The reference, in its own process, folders and SQLite instance, while the daemon works.
     cli = tmp_path / "cli"
@@ -109,6 +117,7 @@ def test_the_daemon_on_postgres_backfills_a_day_as_hourly_runs_and_publishes_wha
         cwd=cli, env=clean_environment(DAGSTER_HOME=cli / "dagster_home", **SMALL_DAYS),
         stdout=subprocess.DEVNULL, stderr=(tmp_path / "cli.log").open("w"),
     )  # fmt: skip
+    request.addfinalizer(lambda: _killed_if_running(reference))  # a failure before its wait leaves none behind
     processes: list[subprocess.Popen] = []
     with postgres_server() as postgres:
         try:

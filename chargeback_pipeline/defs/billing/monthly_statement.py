@@ -96,7 +96,9 @@ def publish_statements(context: dg.AssetExecutionContext, lake: ObjectStoreResou
         for extension, data in report_files(statement, statement_minor_unit(statement)).items():
             target.write_bytes(keys.statement_key(month, extension), data)
         read_back = read_parquet_bytes(target.read_bytes(keys.statement_key(month, "parquet")))
-        by_caller, caller_statement = publish_caller_statement(store, target, month, statement_minor_unit(statement))
+        by_caller, caller_statement = publish_caller_statement(
+            published, target, month, statement_minor_unit(statement)
+        )
         view = publish_html(store, target, month, read_back, lines, days_missing, caller_statement)
         stated = checks.cost_per_product(read_back, month, "product_id", "total_cost")
         expected = checks.cost_per_product(lines, month, "product_id", "total_cost")

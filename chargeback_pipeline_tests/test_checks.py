@@ -3,6 +3,7 @@
 import json
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 import dagster as dg
 import pyarrow as pa
@@ -13,6 +14,7 @@ from chargeback_pipeline.core.quality import QualityPolicy
 from chargeback_pipeline.core.reconciliation import BLOCK, OK, TOO_SMALL, WARN, judge
 from chargeback_pipeline.defs.attribution import checks
 from chargeback_pipeline.defs.attribution.attributed_requests import ATTRIBUTED_KEY
+from chargeback_pipeline.defs.billing import checks as billing_checks
 from chargeback_pipeline.defs.resources import DataQualityPolicy
 from chargeback_pipeline.sources.base import TimeWindow
 from chargeback_pipeline.sources.folder.resource import FolderSourceResource
@@ -177,6 +179,24 @@ def _hours(day: date):
 def test_uniqueness_check_fails_on_duplicate_rows():
     result = checks.uniqueness(dg.AssetKey("attributed_requests"), rows=10, distinct_ids=8)
     assert not result.passed and result.metadata["extra_rows"].value == 2
+
+
+def test_the_statement_check_fails_when_a_products_callers_do_not_add_up_to_it():
+    key, name = dg.AssetKey("monthly_statement"), billing_checks.STATEMENT_MATCHES_DAYS
+    lines = {("2026-11-01", "alpha"): Decimal("224.00"), ("2026-11-01", "beta"): Decimal("3.16")}
+    held_day_counted = {**lines, ("2026-11-01", "alpha"): Decimal("155.85")}
+
+    without_callers = billing_checks.totals_match(key, name, dict(lines), lines, "USD")
+    callers_add_up = billing_checks.totals_match(key, name, dict(lines), lines, "USD", by_caller=dict(lines))
+    callers_differ = billing_checks.totals_match(key, name, dict(lines), lines, "USD", by_caller=held_day_counted)
+
+    assert without_callers.passed and "by_caller_total_cost" not in without_callers.metadata
+    assert callers_add_up.passed and callers_add_up.metadata["by_caller_mismatches"].value == []
+    assert not callers_differ.passed
+    assert callers_differ.metadata["mismatches"].value == []  # the statement itself is right
+    assert callers_differ.metadata["by_caller_mismatches"].value == [
+        "('2026-11-01', 'alpha'): by caller 155.85, daily lines 224.00"
+    ]
 
 
 def test_tokens_on_later_chunks_are_flagged_not_counted(tmp_path, instance):

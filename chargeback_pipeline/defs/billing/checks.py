@@ -153,22 +153,37 @@ def cost_per_product(table: pa.Table, period: date, product_column: str, cost_co
     return totals
 
 
+def _mismatched(published: dict, expected: dict) -> list:
+    return sorted(key for key in expected.keys() | published.keys() if published.get(key) != expected.get(key))
+
+
 def totals_match(
-    asset: dg.AssetKey, check_name: str, published: dict, expected: dict, currency: str | None = None
+    asset: dg.AssetKey,
+    check_name: str,
+    published: dict,
+    expected: dict,
+    currency: str | None = None,
+    by_caller: dict | None = None,
 ) -> dg.AssetCheckResult:
-    """Published totals (read back from the file) against totals recomputed from the daily lines."""
-    wrong = sorted(key for key in expected.keys() | published.keys() if published.get(key) != expected.get(key))
+    """Published totals (read back from the file) against totals recomputed from the daily lines; and, for
+    a month charged back with callers, the statement by caller (read back) against the same totals: each
+    product's callers add up to it."""
+    wrong = _mismatched(published, expected)
+    metadata = {
+        "published_total_cost": money_value(sum(published.values(), Decimal(0)), currency),
+        "daily_lines_total_cost": money_value(sum(expected.values(), Decimal(0)), currency),
+        **_currency(currency),
+        "keys_checked": len(expected),
+        "mismatches": [f"{key}: published {published.get(key)}, daily lines {expected.get(key)}" for key in wrong],
+    }
+    wrong_by_caller = [] if by_caller is None else _mismatched(by_caller, expected)
+    if by_caller is not None:
+        metadata["by_caller_total_cost"] = money_value(sum(by_caller.values(), Decimal(0)), currency)
+        metadata["by_caller_mismatches"] = [
+            f"{key}: by caller {by_caller.get(key)}, daily lines {expected.get(key)}" for key in wrong_by_caller
+        ]
     return dg.AssetCheckResult(
-        asset_key=asset,
-        check_name=check_name,
-        passed=not wrong,
-        metadata={
-            "published_total_cost": money_value(sum(published.values(), Decimal(0)), currency),
-            "daily_lines_total_cost": money_value(sum(expected.values(), Decimal(0)), currency),
-            **_currency(currency),
-            "keys_checked": len(expected),
-            "mismatches": [f"{key}: published {published.get(key)}, daily lines {expected.get(key)}" for key in wrong],
-        },
+        asset_key=asset, check_name=check_name, passed=not wrong and not wrong_by_caller, metadata=metadata
     )
 
 

@@ -3,6 +3,7 @@ from its published daily chargebacks, as CSV and Parquet, and as an HTML stateme
 overview and a page a product) rendered from the Parquet as published."""
 
 import json
+from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
@@ -79,6 +80,12 @@ def publish_html(lake: Lake, target: ObjectStore, month: date, published, lines,
     return view
 
 
+def stated_by_caller(target: ObjectStore, month: date) -> Counter:
+    """{(month, product): cost} of the month's statement by caller, read back as staged."""
+    by_caller = read_parquet_bytes(target.read_bytes(keys.statement_by_caller_key(month, "parquet")))
+    return checks.cost_per_product(by_caller, month, "product_id", "total_cost")
+
+
 def publish_statements(context: dg.AssetExecutionContext, lake: ObjectStoreResource, reports: ObjectStoreResource):
     """State every month of the run; each month's materialization carries its own cost, products, missing
     days and file, and the check compares each month's statement, read back, with its days."""
@@ -136,6 +143,7 @@ def publish_statements(context: dg.AssetExecutionContext, lake: ObjectStoreResou
                     stated,
                     expected,
                     currency=", ".join(currencies) or None,
+                    by_caller=None if by_caller is None else stated_by_caller(target, month),
                 ),
             )
         )
@@ -162,7 +170,8 @@ def monthly_statement_asset(calendar: Calendar) -> dg.AssetsDefinition:
         ),
         checks={
             checks.STATEMENT_MATCHES_DAYS: (
-                "The month's published statement, read back, holds exactly its daily chargebacks' cost by product."
+                "The month's published statement, read back, holds exactly its daily chargebacks' cost by product; "
+                "with callers, the statement by caller, read back, adds up to the same cost per product."
             ),
         },
     )

@@ -103,7 +103,7 @@ def publish_statements(context: dg.AssetExecutionContext, lake: ObjectStoreResou
         for extension, data in report_files(statement, statement_minor_unit(statement)).items():
             target.write_bytes(keys.statement_key(month, extension), data)
         read_back = read_parquet_bytes(target.read_bytes(keys.statement_key(month, "parquet")))
-        by_caller, caller_statement = publish_caller_statement(
+        caller_csv, caller_statement = publish_caller_statement(
             published, target, month, statement_minor_unit(statement)
         )
         view = publish_html(store, target, month, read_back, lines, days_missing, caller_statement)
@@ -128,7 +128,7 @@ def publish_statements(context: dg.AssetExecutionContext, lake: ObjectStoreResou
                 "cost_by_product": markdown_table(preview, limit=20),
                 "statement_csv": dg.MetadataValue.path(target.url(keys.statement_key(month, "csv"))),
                 "statement_html": dg.MetadataValue.path(target.url(keys.statement_key(month, "html"))),
-                "statement_by_caller_csv": dg.MetadataValue.path(by_caller) if by_caller else None,  # with callers
+                "statement_by_caller_csv": dg.MetadataValue.path(caller_csv) if caller_csv else None,  # with callers
                 "days_needing_attention": view["issues"],
                 # The HTML's overview (totals, products, each day's reconciliation), figure for figure.
                 "statement_preview": dg.MetadataValue.md(statement_html.render_markdown(view)),
@@ -143,7 +143,7 @@ def publish_statements(context: dg.AssetExecutionContext, lake: ObjectStoreResou
                     stated,
                     expected,
                     currency=", ".join(currencies) or None,
-                    by_caller=None if by_caller is None else stated_by_caller(target, month),
+                    by_caller=None if caller_csv is None else stated_by_caller(target, month),
                 ),
             )
         )

@@ -94,6 +94,15 @@ MUTANTS = (
         "        floors[i] += 0\n",
         caught_by=("daily_chargeback:costs_add_up", "chargeback_audit:ptu_cost_is_deployed_hours_at_rate"),
     ),
+    Mutant(
+        "money_caller_statement_skips_a_day",
+        "the statement by caller sums the month's first published day only, not every day the statement does",
+        "chargeback_pipeline/core/cost_inputs.py",
+        "    tables, _ = _published_chargebacks(reports, month)\n",
+        "    tables = _published_chargebacks(reports, month)[0][:1]\n",
+        # The simulated backfill publishes one day: the test publishes two (with callers) and states the month.
+        test="chargeback_pipeline_tests/test_publication_decision.py::test_the_statement_by_caller_is_summed_from_the_published_days_not_a_held_one",
+    ),
     # --- sources --------------------------------------------------------------------------------------------
     Mutant(
         "source_drops_the_last_piece",

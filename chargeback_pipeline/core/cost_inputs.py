@@ -6,7 +6,7 @@ from datetime import date
 import pyarrow as pa
 
 from chargeback_pipeline.core.attribution import attributed_day_with_callers
-from chargeback_pipeline.core.billing.cost_basis import CHARGEBACK_CALLER_SCHEMA, CHARGEBACK_SCHEMA, as_published
+from chargeback_pipeline.core.billing.cost_basis import CHARGEBACK_SCHEMA, as_published
 from chargeback_pipeline.core.periods import day_hours, days_of_month
 from chargeback_pipeline.storage import keys, sql
 from chargeback_pipeline.storage.lake import Lake
@@ -87,10 +87,4 @@ def published_caller_days(reports: ObjectStore, month: date) -> pa.Table | None:
     tables, _ = _published_chargebacks(reports, month)
     if not any(CALLER_ID in table.column_names for table in tables):
         return None
-    with_callers = []
-    for table in tables:
-        callers = table[CALLER_ID] if CALLER_ID in table.column_names else pa.nulls(table.num_rows, pa.string())
-        lines = as_published(table)
-        at = CHARGEBACK_CALLER_SCHEMA.get_field_index(CALLER_ID)
-        with_callers.append(lines.add_column(at, CHARGEBACK_CALLER_SCHEMA.field(CALLER_ID), callers))
-    return pa.concat_tables(with_callers).cast(CHARGEBACK_CALLER_SCHEMA)
+    return pa.concat_tables([as_published(table, with_callers=True) for table in tables])

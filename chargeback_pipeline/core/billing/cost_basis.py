@@ -168,10 +168,14 @@ def is_unused_commitment(line: dict) -> bool:
     return line["cost_type"] == CostType.ptu_unused.value and line["backend_id"] is None
 
 
-def as_published(table: pa.Table) -> pa.Table:
-    """A published chargeback read back, in CHARGEBACK_SCHEMA: a day published before the cost basis was
-    kept is an estimate (billed = estimated = total)."""
+def as_published(table: pa.Table, with_callers: bool = False) -> pa.Table:
+    """A published chargeback read back, in CHARGEBACK_SCHEMA, or `with_callers` in CHARGEBACK_CALLER_SCHEMA
+    (caller_id null on a day published without callers): a day published before the cost basis was kept is
+    an estimate (billed = estimated = total)."""
+    if with_callers and CALLER_ID not in table.column_names:
+        table = table.append_column(pa.field(CALLER_ID, pa.string()), pa.nulls(table.num_rows, pa.string()))
+    schema = CHARGEBACK_CALLER_SCHEMA if with_callers else CHARGEBACK_SCHEMA
     if "cost_basis" in table.column_names:
-        return table.select(CHARGEBACK_SCHEMA.names).cast(CHARGEBACK_SCHEMA)
-    lines = table.select(DAILY_CHARGEBACK_SCHEMA.names).cast(DAILY_CHARGEBACK_SCHEMA)
-    return estimate_lines(lines).select(CHARGEBACK_SCHEMA.names)
+        return table.select(schema.names).cast(schema)
+    daily = with_caller_column(DAILY_CHARGEBACK_SCHEMA) if with_callers else DAILY_CHARGEBACK_SCHEMA
+    return estimate_lines(table.select(daily.names).cast(daily)).select(schema.names)

@@ -18,6 +18,7 @@ from enum import StrEnum
 import pyarrow as pa
 
 from chargeback_pipeline.core.billing.schemas import (
+    DAILY_CHARGEBACK_CALLER_SCHEMA,
     DAILY_CHARGEBACK_SCHEMA,
     MONEY,
     QUANTITY,
@@ -177,5 +178,5 @@ def as_published(table: pa.Table, with_callers: bool = False) -> pa.Table:
     schema = CHARGEBACK_CALLER_SCHEMA if with_callers else CHARGEBACK_SCHEMA
     if "cost_basis" in table.column_names:
         return table.select(schema.names).cast(schema)
-    daily = with_caller_column(DAILY_CHARGEBACK_SCHEMA) if with_callers else DAILY_CHARGEBACK_SCHEMA
+    daily = DAILY_CHARGEBACK_CALLER_SCHEMA if with_callers else DAILY_CHARGEBACK_SCHEMA
     return estimate_lines(table.select(daily.names).cast(daily)).select(schema.names)

@@ -98,8 +98,8 @@ MUTANTS = (
         "money_caller_statement_skips_a_day",
         "the statement by caller sums the month's first published day only, not every day the statement does",
         "chargeback_pipeline/core/cost_inputs.py",
-        "    tables, _ = _published_chargebacks(reports, month)\n",
-        "    tables = _published_chargebacks(reports, month)[0][:1]\n",
+        "pa.concat_tables([as_published(table, with_callers=True) for table in tables])",
+        "pa.concat_tables([as_published(table, with_callers=True) for table in tables[:1]])",
         # The simulated backfill publishes one day: the test publishes two (with callers) and states the month.
         test="chargeback_pipeline_tests/test_publication_decision.py::test_the_statement_by_caller_is_summed_from_the_published_days_not_a_held_one",
     ),

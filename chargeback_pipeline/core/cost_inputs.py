@@ -1,6 +1,7 @@
 """The money engine's inputs: a day's billable usage and unattributed tokens, read from the lake (SQL
 models over the attributed hours), and a month's published daily chargebacks, read from the reports."""
 
+from dataclasses import dataclass
 from datetime import date
 
 import pyarrow as pa
@@ -72,19 +73,25 @@ def _published_chargebacks(reports: ObjectStore, month: date) -> tuple[list[pa.T
     return tables, missing
 
 
-def published_days(reports: ObjectStore, month: date) -> tuple[pa.Table, list[date]]:
-    """The chargeback lines of the month's published days (CHARGEBACK_SCHEMA: with their cost basis), and
-    the days that have none (`_published_chargebacks` says what published means)."""
+@dataclass(frozen=True)
+class PublishedMonth:
+    """The month's published daily chargebacks, read once (`_published_chargebacks` says what published
+    means), so the statement and the statement by caller are summed from the same bytes: a day re-published
+    between two reads cannot make them disagree."""
+
+    lines: pa.Table  # CHARGEBACK_SCHEMA: with their cost basis
+    caller_lines: pa.Table | None  # CHARGEBACK_CALLER_SCHEMA (caller_id null on a day published without
+    # callers), or None when no published day of the month has callers
+    days_missing: list[date]  # the month's days with no published chargeback
+
+
+def published_month(reports: ObjectStore, month: date) -> PublishedMonth:
+    """The month's published days, from the report target, never from the lake (whose lines of a day
+    computed again and held back are not what was published)."""
     tables, missing = _published_chargebacks(reports, month)
-    return (pa.concat_tables([as_published(t) for t in tables]) if tables else CHARGEBACK_SCHEMA.empty_table()), missing
-
-
-def published_caller_days(reports: ObjectStore, month: date) -> pa.Table | None:
-    """The same published lines with their callers (CHARGEBACK_CALLER_SCHEMA; a day published without them:
-    caller_id null), or None when no published day of the month has callers. Read from the published files,
-    as `published_days` is, so each product's callers add up to its statement row: never from the lake,
-    whose lines of a day computed again and held back are not what was published."""
-    tables, _ = _published_chargebacks(reports, month)
-    if not any(CALLER_ID in table.column_names for table in tables):
-        return None
-    return pa.concat_tables([as_published(table, with_callers=True) for table in tables])
+    lines = pa.concat_tables([as_published(t) for t in tables]) if tables else CHARGEBACK_SCHEMA.empty_table()
+    with_callers = any(CALLER_ID in table.column_names for table in tables)
+    caller_lines = (
+        pa.concat_tables([as_published(table, with_callers=True) for table in tables]) if with_callers else None
+    )
+    return PublishedMonth(lines, caller_lines, missing)

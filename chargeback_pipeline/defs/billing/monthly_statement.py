@@ -11,7 +11,7 @@ import dagster as dg
 
 from chargeback_pipeline.core.billing import statement_html, statements
 from chargeback_pipeline.core.billing.pricing import ISO_4217_MINOR_UNITS
-from chargeback_pipeline.core.cost_inputs import published_days
+from chargeback_pipeline.core.cost_inputs import published_month
 from chargeback_pipeline.core.periods import days_of_month
 from chargeback_pipeline.defs import partition_checks
 from chargeback_pipeline.defs.billing import checks
@@ -95,16 +95,17 @@ def publish_statements(context: dg.AssetExecutionContext, lake: ObjectStoreResou
     today = datetime.now(UTC).date()  # days from today on have not ended: not missing, still to come
     for month in months_in(context.partition_time_window):
         try:
-            lines, days_missing = published_days(published, month)
+            days = published_month(published, month)
         except ValueError as error:
             raise dg.Failure(f"the statement of {month:%Y-%m} is not rebuilt: {error}") from None
+        lines, days_missing = days.lines, days.days_missing
         past_missing = [day for day in days_missing if day < today]
         statement = statements.monthly_statement(lines, month)
         for extension, data in report_files(statement, statement_minor_unit(statement)).items():
             target.write_bytes(keys.statement_key(month, extension), data)
         read_back = read_parquet_bytes(target.read_bytes(keys.statement_key(month, "parquet")))
         caller_csv, caller_statement = publish_caller_statement(
-            published, target, month, statement_minor_unit(statement)
+            days.caller_lines, target, month, statement_minor_unit(statement)
         )
         view = publish_html(store, target, month, read_back, lines, days_missing, caller_statement)
         stated = checks.cost_per_product(read_back, month, "product_id", "total_cost")

@@ -320,28 +320,34 @@ def test_a_hub_union_of_microsofts_rows_and_ours_counts_azure_openai_once():
     """What a FinOps hub does with two datasets in `Costs`: keeps every row of both (ours named by
     x_SourceName, Microsoft's coalesced to 'Cost Management') and sums them."""
     prices = pricing()
+    listed = {"list_cost": Decimal("9.5"), "contracted_cost": Decimal("8.25")}  # a negotiated discount
     microsoft = charges(
-        charge(PAYGO_ID, "gpt 4.1 Inpt glbl 1M Tokens", "7.0000001", "8.3333333"),
-        charge(PAYGO_ID, "gpt 4.1 Outp glbl 1M Tokens", "1.004", "1.21"),
+        charge(PAYGO_ID, "gpt 4.1 Inpt glbl 1M Tokens", "7.0000001", "8.3333333", **listed),
+        charge(PAYGO_ID, "gpt 4.1 Outp glbl 1M Tokens", "1.004", "1.21", list_cost=Decimal("1.3"),
+               contracted_cost=Decimal("1.21")),
         charge(PTU_ID, "Global Provisioned Managed Unit", "100.004", "0", commitment_discount_id="r-1",
-               commitment_discount_status="Used", commitment_discount_type="Reservation", pricing_category="Committed"),
-        charge(f"{SUB}/accounts/unrelated", "gpt 4.1 Inpt glbl 1M Tokens", "55"),
+               commitment_discount_status="Used", commitment_discount_type="Reservation", pricing_category="Committed",
+               list_cost=Decimal("140"), contracted_cost=Decimal("100.004")),
+        charge(f"{SUB}/accounts/unrelated", "gpt 4.1 Inpt glbl 1M Tokens", "55", **listed),
     )  # fmt: skip
     ours = hub_rows(allocate_actual_day(microsoft, _estimate(prices), prices, DAY)).to_pylist()
+    costs = {"EffectiveCost": "effective_cost", "BilledCost": "billed_cost", "ListCost": "list_cost",
+             "ContractedCost": "contracted_cost"}  # fmt: skip
     union = [
-        {"EffectiveCost": r["effective_cost"], "BilledCost": r["billed_cost"], "x_SourceName": "Cost Management",
-         "Tags": "{}"}
+        {**{column: r[theirs] for column, theirs in costs.items()}, "x_SourceName": "Cost Management", "Tags": "{}"}
         for r in microsoft.to_pylist()
-    ] + ours  # fmt: skip
+    ] + ours
 
-    for column, theirs in (("EffectiveCost", "effective_cost"), ("BilledCost", "billed_cost")):
-        assert sum(r[column] for r in union) == sum(microsoft[theirs].to_pylist())  # exactly once, to the digit
+    # Every cost column exactly once, to the digit: a hub's savings (ListCost - EffectiveCost) stay Microsoft's.
+    for column, theirs in costs.items():
+        assert sum(r[column] for r in union) == sum(microsoft[theirs].to_pylist()), column
     assert {r["x_SourceName"] for r in ours} == {"Azure OpenAI chargeback"}
     assert {r["x_SourceProvider"] for r in ours} == {"Azure OpenAI chargeback"}
     # Each origin's reallocation nets to zero; the products' tagged shares are the allocation.
     by_origin = defaultdict(Decimal)
     for row in ours:
-        by_origin[row["x_OriginChargeId"]] += row["EffectiveCost"]
+        for column in costs:
+            by_origin[(row["x_OriginChargeId"], column)] += row[column]
     assert set(by_origin.values()) == {Decimal(0)}
     tagged = defaultdict(Decimal)
     for row in union:
@@ -349,6 +355,11 @@ def test_a_hub_union_of_microsofts_rows_and_ours_counts_azure_openai_once():
     assert tagged["A"] > 0 and tagged["B"] > 0
     # Per resource-day the export rounded once: paygo 7.0000001 + 1.004 -> 8.00, PTU 100.004 -> 100.00.
     assert sum(v for k, v in tagged.items() if k) == Decimal("108.00")
+    # The products' shares of the other costs, rounded the same way: list 9.5 + 1.3 and 140; contracted
+    # 8.25 + 1.21 -> 9.46 and 100.004 -> 100.00.
+    shares = [r for r in ours if r["x_ApiManagementProductId"]]
+    assert sum(r["ListCost"] for r in shares) == Decimal("150.80")
+    assert sum(r["ContractedCost"] for r in shares) == Decimal("109.46")
     # The PTU share is a commitment's used part, and carries the export's invoice.
     ptu = [r for r in ours if r["SkuMeter"] == "Global Provisioned Managed Unit" and r["ChargeCategory"] == "Usage"]
     assert {(r["CommitmentDiscountId"], r["CommitmentDiscountStatus"]) for r in ptu} == {("r-1", "Used")}

@@ -85,9 +85,9 @@ def _by_resource(rows, backend="backend_id", effective="total_cost", billed="bil
     return {name: tuple(values) for name, values in totals.items()}
 
 
-def _export_by_resource(day: date, restated: float = 1) -> dict:
-    """The simulator's export rows of the day per backend, summed and rounded once: the bill. Under None the
-    PTU reservation's unused part (its own rows, no backend's)."""
+def _export_by_resource(day: date, restated: float = 1, columns=("EffectiveCost", "BilledCost")) -> dict:
+    """The simulator's export rows of the day per backend, summed and rounded once: the bill (`columns`, by
+    default effective and billed). Under None the PTU reservation's unused part (its own rows, no backend's)."""
     pricing = load_pricing(PRICING)
     backends = {b.resource_id.lower(): name for name, b in pricing.backends.items()}
     totals = defaultdict(lambda: [Decimal(0), Decimal(0)])
@@ -95,8 +95,8 @@ def _export_by_resource(day: date, restated: float = 1) -> dict:
     for row in day_rows(source, simulated_terms(pricing, day), SimulatedAgreement(), day, restated):
         backend = backends.get(row["ResourceId"].lower())
         if backend or row.get("CommitmentDiscountStatus") == "Unused":
-            totals[backend][0] += Decimal(row["EffectiveCost"])
-            totals[backend][1] += Decimal(row["BilledCost"])
+            for i, column in enumerate(columns):
+                totals[backend][i] += Decimal(row[column])
     cent = Decimal("0.01")
     return {b: tuple(v.quantize(cent, ROUND_HALF_EVEN) for v in values) for b, values in totals.items()}
 
@@ -213,9 +213,15 @@ def test_days_are_estimates_until_an_export_run_covers_them_then_actual_to_the_c
     assert sum(r["EffectiveCost"] for r in product_rows) == sum(v[0] for v in export.values())
     assert sum(r["BilledCost"] for r in product_rows) == sum(v[1] for v in export.values())
     microsoft = day_rows(source, terms(day), SimulatedAgreement(), day)
-    for column in ("EffectiveCost", "BilledCost"):
+    for column in ("EffectiveCost", "BilledCost", "ListCost", "ContractedCost"):
         theirs = sum(Decimal(row[column]) for row in microsoft)
-        assert theirs + sum(row[column] for row in shares) == theirs
+        assert theirs + sum(row[column] for row in shares) == theirs, column
+    # A hub's savings (ListCost - EffectiveCost) are the export's: the products' shares of its ListCost and
+    # ContractedCost, per resource to the cent; its negotiated pay-as-you-go discount shows.
+    listed = _export_by_resource(day, columns=("ListCost", "ContractedCost"))
+    assert sum(r["ListCost"] for r in product_rows) == sum(v[0] for v in listed.values())
+    assert sum(r["ContractedCost"] for r in product_rows) == sum(v[1] for v in listed.values())
+    assert sum(r["ListCost"] for r in product_rows) > sum(r["EffectiveCost"] for r in product_rows)
     products = {json.loads(row["Tags"]).get("chargeback/apim-product") for row in ours} - {None}
     assert products >= {"unattributed"} and len(products) > 3
 

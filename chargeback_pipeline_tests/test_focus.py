@@ -3,6 +3,7 @@
 import io
 import json
 import re
+from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -12,9 +13,15 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
+from chargeback_pipeline.core.billing.actual_allocation import allocate_actual_day
 from chargeback_pipeline.core.billing.allocation import allocate_day
+from chargeback_pipeline.core.billing.cost_basis import actual_lines
 from chargeback_pipeline.core.billing.focus import FOCUS_SCHEMA, FOCUS_VERSION, to_focus
 from chargeback_pipeline.core.billing.pricing import ISO_4217_MINOR_UNITS, load_pricing
+from chargeback_pipeline_tests.test_actual_allocation import DAY as ACTUAL_DAY
+from chargeback_pipeline_tests.test_actual_allocation import PAYGO_ID, PTU_ID, charge, charges
+from chargeback_pipeline_tests.test_actual_allocation import _estimate as actual_estimate
+from chargeback_pipeline_tests.test_actual_allocation import pricing as actual_pricing
 from chargeback_pipeline_tests.test_allocation import (
     PAYGO,
     PAYGO_DEPLOYMENT,
@@ -247,3 +254,48 @@ def test_invoice_id_is_the_products_monthly_statement(focus, pricing):
     for row in focus.to_pylist():
         account = pricing.focus.billing_account_id
         assert row["InvoiceId"] == f"{account}/2026-01/{row['SubAccountId']}"
+
+
+def test_an_actual_day_states_the_exports_list_and_contracted_costs_split_over_its_lines():
+    """FOCUS 1.2 ListCost and ContractedCost (FOCUS_Spec 1.2, columns/listcost.md, contractedcost.md: the
+    cost at list and at negotiated prices): on an actual day the export's own, split over the chargeback lines
+    as EffectiveCost is, so a negotiated discount shows (ListCost above EffectiveCost) instead of ListCost
+    copying EffectiveCost. Expected totals summed here from the export's charges, rounded once per
+    resource-day as the export's cents are."""
+    prices = actual_pricing()
+    estimate = actual_estimate(prices)
+    export = charges(
+        charge(PAYGO_ID, "gpt 4.1 Inpt glbl 1M Tokens", "7.123457", list_cost=Decimal("9.99"),
+               contracted_cost=Decimal("8.5")),
+        charge(PAYGO_ID, "gpt 4.1 Outp glbl 1M Tokens", "1.5", list_cost=Decimal("2.004"),
+               contracted_cost=Decimal("1.75")),
+        charge(PTU_ID, "Global Provisioned Managed Unit", "60", list_cost=Decimal("80"), contracted_cost=Decimal("60")),
+    )  # fmt: skip
+    shares = allocate_actual_day(export, estimate, prices, ACTUAL_DAY)
+    lines = actual_lines(estimate, shares, ACTUAL_DAY, "USD")
+    focus = to_focus(lines, prices, ("G0001", "Microsoft"), shares)
+
+    assert focus.num_rows == lines.num_rows and set(values(focus, "x_CostBasis")) == {"actual"}
+    by_backend = defaultdict(lambda: [Decimal(0)] * 4)
+    for row in focus.to_pylist():
+        for i, column in enumerate(("ListCost", "ContractedCost", "EffectiveCost", "BilledCost")):
+            by_backend[row["x_BackendId"]][i] += row[column]
+    assert by_backend == {
+        "aoai-paygo": [Decimal("11.99"), Decimal("10.25"), Decimal("8.62"), Decimal("8.62")],
+        "aoai-ptu": [Decimal("80"), Decimal("60"), Decimal("60"), Decimal("60")],
+    }
+    # Line by line the pay-as-you-go lines carry their share of the discount; each column sums per line to
+    # the line's allocations.
+    paygo = [row for row in focus.to_pylist() if row["x_CostType"] == "paygo" and row["EffectiveCost"]]
+    assert paygo and all(row["ListCost"] > row["ContractedCost"] > row["EffectiveCost"] for row in paygo)
+    allocated = defaultdict(Decimal)
+    for share in shares.to_pylist():
+        allocated[(share["product_id"], share["deployment_name"], share["cost_type"])] += share["list_cost"]
+    stated = defaultdict(Decimal)
+    for row in focus.to_pylist():
+        stated[(row["x_ApiManagementProductId"], row["x_DeploymentName"], row["x_CostType"])] += row["ListCost"]
+    assert set(allocated) <= set(stated)
+    assert all(stated[key] == allocated.get(key, Decimal(0)) for key in stated)
+    # An estimate day's lines are unchanged: every cost is the line's.
+    estimated = to_focus(estimate, prices)
+    assert all(r["ListCost"] == r["ContractedCost"] == r["EffectiveCost"] for r in estimated.to_pylist())

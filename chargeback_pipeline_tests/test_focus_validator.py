@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -118,14 +119,16 @@ def test_an_actual_day_in_focus_1_2_passes_the_focus_validator(tmp_path):
 
     prices = allocation_pricing()
     lines = _estimate(prices)
+    listed = {"list_cost": Decimal("9.5"), "contracted_cost": Decimal("8")}  # the export's own, split per line
     export = charges(
-        charge(PAYGO_ID, "gpt 4.1 Inpt glbl 1M Tokens", "7.123"),
-        charge(PAYGO_ID, "gpt 4.1 Outp glbl 1M Tokens", "1.5"),
+        charge(PAYGO_ID, "gpt 4.1 Inpt glbl 1M Tokens", "7.123", **listed),
+        charge(PAYGO_ID, "gpt 4.1 Outp glbl 1M Tokens", "1.5", **listed),
         charge(PTU_ID, "Global Provisioned Managed Unit", "60", "0", commitment_discount_id="r",
-               commitment_discount_status="Used"),
+               commitment_discount_status="Used", list_cost=Decimal("80"), contracted_cost=Decimal("60")),
     )  # fmt: skip
-    chargeback = actual_lines(lines, allocate_actual_day(export, lines, prices, DAY), DAY, "USD")
-    focus = to_focus(chargeback, prices, ("G0001", "Microsoft"))
+    allocations = allocate_actual_day(export, lines, prices, DAY)
+    chargeback = actual_lines(lines, allocations, DAY, "USD")
+    focus = to_focus(chargeback, prices, ("G0001", "Microsoft"), allocations)
     csv = tmp_path / "focus.csv"
     csv.write_bytes(report_files(focus, prices.currency_minor_unit)["csv"])
     results, output = validate(csv)

@@ -159,7 +159,8 @@ DESCRIPTIONS = {
         "rate_effective_from": "The day the PTU rate or token prices the day was priced with took effect.",
     },
     "focus_export": {
-        "BilledCost": "The line's cost (an internal charge: EffectiveCost, ContractedCost and ListCost equal it).",
+        "BilledCost": "What is charged: on an estimate day the pricing file's cost (an internal charge); on an "
+        "actual day the Cost Management export's BilledCost, allocated.",
         "BillingAccountId": "Billing account (pricing file: focus.billing_account_id).",
         "BillingAccountName": "Billing account name (pricing file: focus.billing_account_name).",
         "BillingCurrency": "ISO 4217 currency of the costs.",
@@ -173,10 +174,13 @@ DESCRIPTIONS = {
         "ChargePeriodStart": "Start of the origin charge's period: 1.3 the PTU hour or the UTC day; 1.2 the day.",
         "ConsumedQuantity": "Tokens of the line.",
         "ConsumedUnit": "Tokens, the unit of ConsumedQuantity.",
-        "ContractedCost": "Equal to BilledCost.",
-        "EffectiveCost": "Equal to BilledCost.",
+        "ContractedCost": "Estimate day: equal to BilledCost. Actual day: the export's ContractedCost, allocated as "
+        "EffectiveCost is.",
+        "EffectiveCost": "Estimate day: equal to BilledCost. Actual day: the export's EffectiveCost (amortized), "
+        "allocated.",
         "InvoiceIssuerName": "Microsoft.",
-        "ListCost": "Equal to BilledCost.",
+        "ListCost": "Estimate day: equal to BilledCost (the pricing file holds the prices paid). Actual day: the "
+        "export's ListCost, allocated as EffectiveCost is.",
         "PricingQuantity": "What the cost was computed from: weighted tokens (PTU) or tokens / 1000 (pay-as-you-go).",
         "PricingUnit": "Tokens (PTU) or 1000 Tokens (pay-as-you-go).",
         "ProviderName": "Microsoft.",

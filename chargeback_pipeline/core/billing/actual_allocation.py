@@ -112,7 +112,7 @@ _BASIS = {
     MeterKind.provisioned: "estimated_ptu_cost",
 }
 _LINE_KEY = ("product_id", "subscription_id", "model_name", "deployment_name", "backend_id", "cost_type")
-_OTHER_VIEWS = ("list_cost", "contracted_cost")  # FOCUS's other costs, split like EffectiveCost
+OTHER_COSTS = ("list_cost", "contracted_cost")  # FOCUS's other costs, split like EffectiveCost
 
 
 class ActualCostError(ValueError):
@@ -184,7 +184,7 @@ def allocate_actual_day(charges: pa.Table, estimate_lines: pa.Table, pricing: Pr
         billed = _cumulative_minor([o.total("billed_cost") for o in ordered], pricing.currency_minor_unit)
         others = {
             view: _cumulative_minor([o.total(view) for o in ordered], pricing.currency_minor_unit)
-            for view in _OTHER_VIEWS
+            for view in OTHER_COSTS
         }
         for index, origin in enumerate(ordered):
             extra = {view: minors[index] for view, minors in others.items()}

@@ -23,6 +23,7 @@ from decimal import Decimal
 
 import pyarrow as pa
 
+from chargeback_pipeline.core.billing.actual_allocation import OTHER_COSTS
 from chargeback_pipeline.core.billing.focus import FOCUS_PROVIDER, FOCUS_SERVICE_NAME, TAG_PREFIX
 from chargeback_pipeline.core.billing.schemas import MONEY, QUANTITY
 from chargeback_pipeline.storage.schemas import UTC_TIMESTAMP
@@ -37,6 +38,8 @@ ACTUAL_HUB_SCHEMA = pa.schema(
     [
         ("BilledCost", MONEY),
         ("EffectiveCost", MONEY),
+        ("ListCost", MONEY),  # the export's, split as EffectiveCost is (a hub's savings: ListCost - EffectiveCost)
+        ("ContractedCost", MONEY),
         ("BillingAccountId", pa.string()),
         ("BillingCurrency", pa.string()),
         ("BillingPeriodStart", UTC_TIMESTAMP),
@@ -125,12 +128,16 @@ def hub_rows(allocations: pa.Table) -> pa.Table:
         group = by_origin[origin_id]
         first = group[0]
         basis = sum((s["allocation_quantity"] for s in group), Decimal(0))
+        # The shares' other costs, negated: the origin's rows sum to zero in every cost column.
+        others = {view: -sum((s[view] or Decimal(0) for s in group), Decimal(0)) for view in OTHER_COSTS}
         origin_quantity = first["consumed_quantity"] or Decimal(0)
         rows.append(
             {
                 **_origin_columns(first),
                 "BilledCost": -first["origin_billed_cost"],
                 "EffectiveCost": -first["origin_effective_cost"],
+                "ListCost": others["list_cost"],
+                "ContractedCost": others["contracted_cost"],
                 "ChargeCategory": "Adjustment",
                 "ChargeDescription": "Reallocated to APIM products by the Azure OpenAI chargeback (x_OriginChargeId)",
                 "ConsumedQuantity": -origin_quantity,
@@ -149,6 +156,8 @@ def hub_rows(allocations: pa.Table) -> pa.Table:
                     **_origin_columns(share),
                     "BilledCost": share["billed_cost"],
                     "EffectiveCost": share["effective_cost"],
+                    "ListCost": share["list_cost"] or Decimal(0),
+                    "ContractedCost": share["contracted_cost"] or Decimal(0),
                     "ChargeCategory": share["charge_category"],
                     "ChargeDescription": f"{share['meter_name']}: share of {share['product_id']}",
                     # The origin's quantity in the share's proportion (informational: not rounded to sum).

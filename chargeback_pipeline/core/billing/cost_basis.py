@@ -66,7 +66,8 @@ def _schema(lines: pa.Table) -> pa.Schema:
     return CHARGEBACK_CALLER_SCHEMA if CALLER_ID in lines.column_names else CHARGEBACK_SCHEMA
 
 
-def _key(row: dict) -> tuple:
+def line_key(row: dict) -> tuple:
+    """A chargeback line's identity: LINE_KEY and its caller (None without callers)."""
     return (*(row[column] for column in LINE_KEY), row.get(CALLER_ID))
 
 
@@ -87,7 +88,7 @@ def estimate_lines(lines: pa.Table) -> pa.Table:
         }
         for line in lines.to_pylist()
     ]
-    return pa.Table.from_pylist(sorted(rows, key=lambda r: _order(_key(r))), schema=_schema(lines))
+    return pa.Table.from_pylist(sorted(rows, key=lambda r: _order(line_key(r))), schema=_schema(lines))
 
 
 def actual_lines(lines: pa.Table, allocations: pa.Table, day: date, currency: str) -> pa.Table:
@@ -99,7 +100,7 @@ def actual_lines(lines: pa.Table, allocations: pa.Table, day: date, currency: st
     merged: dict[tuple, dict] = {}
     zero = Decimal(0)
     for line in lines.to_pylist():
-        merged[_key(line)] = {
+        merged[line_key(line)] = {
             **line,
             "ptu_cost": zero,
             "paygo_cost": zero,
@@ -110,7 +111,7 @@ def actual_lines(lines: pa.Table, allocations: pa.Table, day: date, currency: st
     runs = sorted({run for run in allocations["export_run_id"].to_pylist() if run})
     for share in allocations.to_pylist():
         line = merged.setdefault(
-            _key(share),
+            line_key(share),
             {
                 **{column: share.get(column) for column in LINE_KEY},
                 CALLER_ID: share.get(CALLER_ID),

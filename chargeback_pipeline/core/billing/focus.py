@@ -7,12 +7,15 @@ for readers that need 1.2 (CHARGEBACK_FOCUS_VERSION=1.2) and is what FinOps hubs
 """
 
 import json
+from collections import Counter
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
 import pyarrow as pa
 
+from chargeback_pipeline.core.billing.actual_allocation import OTHER_COSTS
 from chargeback_pipeline.core.billing.caller_rules import cost_centre
+from chargeback_pipeline.core.billing.cost_basis import line_key
 from chargeback_pipeline.core.billing.pricing import Pricing
 from chargeback_pipeline.core.billing.schemas import CALLER_ID, MONEY, PLATFORM_UNALLOCATED_PRODUCT, QUANTITY, CostType
 from chargeback_pipeline.core.periods import month_start, next_month_start, utc_day_start
@@ -85,26 +88,41 @@ FOCUS_SCHEMA = pa.schema(
 )
 
 
-def to_focus(daily_lines: pa.Table, pricing: Pricing, invoice: tuple[str, str] | None = None) -> pa.Table:
+def to_focus(
+    daily_lines: pa.Table, pricing: Pricing, invoice: tuple[str, str] | None = None, allocations: pa.Table | None = None
+) -> pa.Table:
     """The daily lines as a FOCUS 1.2 cost and usage dataset (FOCUS_SCHEMA), one row per line.
 
-    These are allocated (internal) charges: BilledCost = EffectiveCost = ContractedCost = ListCost =
-    the line's total cost (the pricing file holds the prices actually paid). ChargeCategory is Usage,
-    ChargeClass null, ChargeFrequency Recurring for PTU lines (the hours cost whether used or not) and
-    Usage-Based for pay-as-you-go, charge period the UTC day, billing period the calendar month,
-    SubAccountId the APIM product. Quantities: ConsumedQuantity is the line's tokens (ConsumedUnit "Tokens");
-    PricingQuantity is what the cost was computed from: weighted tokens for PTU lines ("Tokens", 0 for
-    unused capacity), tokens / 1000 for pay-as-you-go ("1000 Tokens").
+    On an estimate day these are allocated (internal) charges at the pricing file's prices (the prices
+    actually paid): BilledCost = EffectiveCost = ContractedCost = ListCost = the line's total cost.
+    ChargeCategory is Usage, ChargeClass null, ChargeFrequency Recurring for PTU lines (the hours cost whether
+    used or not) and Usage-Based for pay-as-you-go, charge period the UTC day, billing period the calendar
+    month, SubAccountId the APIM product. Quantities: ConsumedQuantity is the line's tokens (ConsumedUnit
+    "Tokens"); PricingQuantity is what the cost was computed from: weighted tokens for PTU lines ("Tokens", 0
+    for unused capacity), tokens / 1000 for pay-as-you-go ("1000 Tokens").
 
     An actual day's published chargeback (`cost_basis` actual) gives EffectiveCost = its total_cost (the
     export's, amortized) and BilledCost = its billed_cost, with `invoice` (the export's InvoiceId and
-    InvoiceIssuerName) in place of the provisional statement id.
+    InvoiceIssuerName) in place of the provisional statement id, and `allocations` (ACTUAL_ALLOCATION_SCHEMA:
+    the export's charges split over the lines) its ListCost and ContractedCost: the export's own, split as
+    EffectiveCost is and summed per line (FOCUS 1.2: ListCost at list prices, ContractedCost at the
+    negotiated ones; a PTU reservation's ListCost is what the hours would cost at pay-as-you-go rates).
     """
-    rows = [_focus_row(line, pricing, invoice) for line in daily_lines.to_pylist()]
+    other_costs = _other_costs(allocations) if allocations is not None else None
+    rows = [_focus_row(line, pricing, invoice, other_costs) for line in daily_lines.to_pylist()]
     return pa.Table.from_pylist(rows, schema=FOCUS_SCHEMA)
 
 
-def _focus_row(line: dict, pricing: Pricing, invoice: tuple[str, str] | None) -> dict:
+def _other_costs(allocations: pa.Table) -> Counter:
+    """{(line key, "list_cost" | "contracted_cost"): cost} of an actual day's allocations."""
+    totals: Counter = Counter()
+    for share in allocations.to_pylist():
+        for view in OTHER_COSTS:
+            totals[(line_key(share), view)] += share[view] or Decimal(0)
+    return totals
+
+
+def _focus_row(line: dict, pricing: Pricing, invoice: tuple[str, str] | None, other_costs: Counter | None) -> dict:
     charge_start = utc_day_start(line["usage_date"])
     billing_month = month_start(line["usage_date"])
     cost = line["total_cost"]
@@ -126,10 +144,11 @@ def _focus_row(line: dict, pricing: Pricing, invoice: tuple[str, str] | None) ->
         "ChargePeriodStart": charge_start,
         "ConsumedQuantity": Decimal(line["total_tokens"]),
         "ConsumedUnit": "Tokens",
-        "ContractedCost": cost,
+        # An actual day's line the export charged nothing has none of its costs (its Counter's 0).
+        "ContractedCost": cost if other_costs is None else other_costs[(line_key(line), "contracted_cost")],
         "EffectiveCost": cost,
         "InvoiceId": invoice_id(pricing, billing_month, line["product_id"]),
-        "ListCost": cost,
+        "ListCost": cost if other_costs is None else other_costs[(line_key(line), "list_cost")],
         **_focus_pricing_quantity(line),
         **service_columns(resource_id, line["deployment_name"]),
         **invoiced,

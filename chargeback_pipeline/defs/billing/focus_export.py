@@ -65,7 +65,7 @@ class FocusDay:
 
 def _focus_table(version: str, store: Lake, day: date, focus_day: FocusDay, prices: Pricing) -> pa.Table:
     if version == "1.2":
-        return to_focus(focus_day.lines, prices, focus_day.invoice())
+        return to_focus(focus_day.lines, prices, focus_day.invoice(), focus_day.allocations)
     if focus_day.allocations is not None:
         return actual_to_focus_1_3(focus_day.allocations, prices)
     key = keys.day_key(keys.DAILY_CHARGEBACK, day, keys.ORIGIN_ALLOCATIONS_PART)

@@ -126,6 +126,7 @@ def graphql(url: str, query: str, variables: dict | None = None) -> dict:
 # The multi-day end-to-end files: `make test` leaves them out (it must stay well under 15 minutes on 2
 # cores) and `make test-e2e` runs only them; CI (`.ci/run`) runs both, one after the other.
 END_TO_END_FILES = {
+    "test_benchmark.py",
     "test_finops_hubs.py",
     "test_finops_pipeline.py",
     "test_late_data.py",

@@ -106,7 +106,7 @@ def to_focus(
     InvoiceIssuerName) in place of the provisional statement id, and `allocations` (ACTUAL_ALLOCATION_SCHEMA:
     the export's charges split over the lines) its ListCost and ContractedCost: the export's own, split as
     EffectiveCost is and summed per line (FOCUS 1.2: ListCost at list prices, ContractedCost at the
-    negotiated ones; a PTU reservation's ListCost is what the hours would cost at pay-as-you-go rates).
+    negotiated ones, before commitment discounts).
     """
     other_costs = _other_costs(allocations) if allocations is not None else None
     rows = [_focus_row(line, pricing, invoice, other_costs) for line in daily_lines.to_pylist()]

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
 
+import dagster as dg
 import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,6 +21,7 @@ from chargeback_pipeline.core.billing.actual_allocation import (
     ActualCostError,
     allocate_actual_day,
     check_export_matches_pricing,
+    resources_by_id,
 )
 from chargeback_pipeline.core.billing.actual_focus import hub_rows
 from chargeback_pipeline.core.billing.allocation import allocate_day
@@ -27,6 +29,8 @@ from chargeback_pipeline.core.billing.cost_basis import actual_lines, variance_b
 from chargeback_pipeline.core.billing.meters import MeterKind, UnmappedMeterError, derived_kind, derived_model
 from chargeback_pipeline.core.billing.pricing import parse_pricing
 from chargeback_pipeline.core.billing.schemas import HOURLY_USAGE_SCHEMA, UNATTRIBUTED_SCHEMA
+from chargeback_pipeline.defs.cost_export.billed_chargeback import backends_in_use
+from chargeback_pipeline.defs.cost_export.checks import actual_matches_export, export_totals, published_totals
 from chargeback_pipeline.sources.cost_export.columns import EXPORT_CHARGE_SCHEMA
 
 DAY = date(2026, 3, 4)
@@ -239,9 +243,29 @@ def test_a_currency_other_than_the_pricing_files_fails():
         )
 
 
-def test_a_resource_the_export_never_mentions_fails():
+def test_a_resource_the_export_never_mentions_fails_when_the_day_uses_it():
+    paygo_only = charges(charge(PAYGO_ID, "gpt 4.1 Inpt glbl 1M Tokens", "1"))
     with pytest.raises(ActualCostError, match=re.escape(f"run r has no row for aoai-ptu ({PTU_ID.upper()})")):
-        check_export_matches_pricing(charges(charge(PAYGO_ID, "gpt 4.1 Inpt glbl 1M Tokens", "1")), pricing(), "run r")
+        check_export_matches_pricing(paygo_only, pricing(), "run r")
+    # The day's estimate uses both backends: the PTU resource's missing rows are a scope (or resource_id) error.
+    with pytest.raises(ActualCostError, match="has no row for aoai-ptu"):
+        check_export_matches_pricing(paygo_only, pricing(), "run r", in_use=backends_in_use(_estimate()))
+    # A backend nothing used (a spillover deployment that never spilled) has no row to find: no error.
+    ptu_only = charges(charge(PTU_ID, "Global Provisioned Managed Unit", "60"))
+    paygo_idle = _estimate(traffic=usage(("A", "aoai-ptu", "gpt-4.1", "gpt-4.1", 600_000, 100_000)))
+    assert backends_in_use(paygo_idle) == {"aoai-ptu"}
+    check_export_matches_pricing(ptu_only, pricing(), "run r", in_use=backends_in_use(paygo_idle))
+
+
+def test_two_backends_naming_one_resource_are_refused_not_charged_for_each_other():
+    # The export bills per resource: with both backends on it, one backend's products would be charged the
+    # other's tokens (the first backend took the resource's every charge, and the check agreed).
+    prices = pricing()
+    shared = prices.model_copy(
+        update={"backends": {**prices.backends, "aoai-spill": prices.backends["aoai-paygo"].model_copy()}}
+    )
+    with pytest.raises(ActualCostError, match=r"backends aoai-paygo, aoai-spill name the same resource"):
+        allocate_actual_day(charges(charge(PAYGO_ID, "gpt 4.1 Inpt glbl 1M Tokens", "1")), _estimate(), shared, DAY)
 
 
 def test_actual_lines_and_variance_add_up_to_the_export():
@@ -434,3 +458,31 @@ def test_a_ptu_reservation_is_a_commitment_with_its_unused_part_visible_under_ev
     # ListCost and ContractedCost are the export's, split like the effective cost.
     assert sum(r["ListCost"] for r in used) == 240 and sum(r["ContractedCost"] for r in used) == 120
     assert idle[0]["ListCost"] == 73 and idle[0]["ContractedCost"] == Decimal("36.5")
+
+
+def test_unused_parts_of_two_reservations_are_rounded_per_reservation_by_the_allocation_and_its_check():
+    """Each reservation is a resource of its own, rounded once per day (as every resource-day is): 0.006 and
+    0.006 unused are 0.01 + 0.01, not 0.012 rounded once. The check (`actual_matches_export`, from the export's
+    rows) rounds the same way, so a correct day passes and the cent is neither lost nor invented."""
+    prices = pricing()
+    meter = "Global Provisioned Managed Unit"
+
+    def reserved(status: str, resource: str, amount: str, reservation: str) -> dict:
+        return charge(resource, meter, amount, "0", commitment_discount_status=status, pricing_category="Committed",
+                      commitment_discount_id=reservation, commitment_discount_type="Reservation")  # fmt: skip
+
+    first, second = f"{RESERVATION}-1", f"{RESERVATION}-2"
+    export = charges(
+        reserved("Used", PTU_ID, "120", first),
+        reserved("Used", PTU_ID, "80", second),
+        reserved("Unused", first, "0.006", first),
+        reserved("Unused", second, "0.006", second),
+    )
+    lines = _estimate(prices)
+    billed = actual_lines(lines, allocate_actual_day(export, lines, prices, DAY), DAY, "USD")
+    unused = [row for row in billed.to_pylist() if row["backend_id"] is None]
+    assert sum(row["total_cost"] for row in unused) == Decimal("0.02")
+    expected = export_totals(export, resources_by_id(prices), DAY, prices.currency_minor_unit)
+    assert expected[None] == (Decimal("0.02"), Decimal("0"))
+    result = actual_matches_export(dg.AssetKey("billed_chargeback"), expected, published_totals(billed))
+    assert result.passed, result.metadata["mismatches"]

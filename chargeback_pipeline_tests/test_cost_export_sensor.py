@@ -40,22 +40,26 @@ def export(azurite_connection_string):
     return store, PricingResource(path=str(PRICING), cost_export=resource)
 
 
-def _tick(pricing: PricingResource, cursor: str | None):
+def _evaluate(pricing: PricingResource, cursor: str | None) -> tuple[list[dg.RunRequest], str | None]:
     sensor = cost_export_runs_sensor(CALENDAR, job=PipelineJobs.of(ASSETS).daily)
     with (
         dg.instance_for_test() as instance,
         dg.build_sensor_context(instance=instance, cursor=cursor, resources={"pricing": pricing}) as context,
     ):
         result = sensor(context)
-        requests = [] if isinstance(result, dg.SkipReason) else [r.partition_key for r in result]
-        for request in [] if isinstance(result, dg.SkipReason) else result:
-            # The day's chargeback, what states it (FOCUS export and hubs copy, budgets, anomalies), and their
-            # publication.
-            assert request.asset_selection == [
-                dg.AssetKey(name)
-                for name in ("billed_chargeback", "focus_export", "budget_status", "cost_anomalies", "day_publication")
-            ]
-        return requests, context.cursor
+        return ([] if isinstance(result, dg.SkipReason) else list(result)), context.cursor
+
+
+def _tick(pricing: PricingResource, cursor: str | None):
+    result, cursor = _evaluate(pricing, cursor)
+    for request in result:
+        # The day's chargeback, what states it (FOCUS export and hubs copy, budgets, anomalies), and their
+        # publication.
+        assert request.asset_selection == [
+            dg.AssetKey(name)
+            for name in ("billed_chargeback", "focus_export", "budget_status", "cost_anomalies", "day_publication")
+        ]
+    return [r.partition_key for r in result], cursor
 
 
 def test_a_new_run_re_rolls_exactly_the_days_it_changed(export):
@@ -80,6 +84,21 @@ def test_a_new_run_re_rolls_exactly_the_days_it_changed(export):
     broken = write_simulated_run(store, ROOT, source, terms, date(2026, 11, 5), "run-4")
     store.delete(f"{broken.folder}/part_0_0001.csv.gz")
     assert _tick(pricing, cursor)[0] == []  # incomplete: ignored, run-3 still counts
+
+
+def test_a_restatement_back_to_earlier_numbers_is_a_run_of_its_own(export):
+    # Dagster launches a run key once per sensor: a key of the day's content alone would skip the third run
+    # below (the same content as the first), leaving the day published at the second run's numbers.
+    store, pricing = export
+    source = SimulatedSource(SimulationProfile(requests_per_hour=20))
+    keys, cursor = [], None
+    for run, restated in (("run-1", {}), ("run-2", {date(2026, 11, 1): 1.2}), ("run-3", {})):
+        write_simulated_run(store, ROOT, source, terms, date(2026, 11, 3), run, restated=restated)
+        requests, cursor = _evaluate(pricing, cursor)
+        assert [r.partition_key for r in requests] == ["2026-11-01"], run
+        keys += [r.run_key for r in requests]
+    assert len(set(keys)) == 3
+    assert keys[0].rsplit(":", 1)[0] == keys[2].rsplit(":", 1)[0]  # the same content, another run
 
 
 def test_a_republished_day_re_rolls_its_month_through_the_monthly_rollup():

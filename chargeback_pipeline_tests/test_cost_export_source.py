@@ -25,7 +25,9 @@ PTU = f"{SUBSCRIPTION}/resourceGroups/rg-ai/providers/Microsoft.CognitiveService
 OTHER = f"{SUBSCRIPTION}/resourceGroups/rg-web/providers/Microsoft.Web/sites/shop"
 
 
-def _row(version: str, resource_id: str, day: int, cost: str, meter: str = "gpt 4.1 Inpt glbl 1M Tokens") -> dict:
+def _row(
+    version: str, resource_id: str, day: int, cost: str, meter: str = "gpt 4.1 Inpt glbl 1M Tokens", **values: str
+) -> dict:
     start = datetime(2026, 3, day, tzinfo=UTC)
     return export_row(
         version,
@@ -48,9 +50,12 @@ def _row(version: str, resource_id: str, day: int, cost: str, meter: str = "gpt 
             "pricing_unit": "1M Tokens",
             "billed_cost": cost,
             "effective_cost": cost,
+            "list_cost": cost,
+            "contracted_cost": cost,
             "invoice_id": "G123456789",
             "invoice_issuer_name": "Microsoft",
             "meter_name": meter,
+            **values,
         },
     )
 
@@ -145,3 +150,54 @@ def test_a_part_lacking_a_column_of_its_declared_version_is_refused(tmp_path):
     write_export_run(store, _spec("run-x", 1), [_row("1.0", PTU, 3, "1")], export_columns("1.0"))
     with pytest.raises(CostExportError, match=re.escape("lacks FocusCost 1.2-preview column")):
         CostExportSource(store).month_charges({PTU})
+
+
+@pytest.mark.parametrize("cell", ["", "N/A", "NaN", "NULL", "#N/A", "Infinity"])
+def test_a_cost_cell_that_is_empty_or_not_a_number_is_refused_never_read_as_zero(tmp_path, cell):
+    # Arrow's CSV reader would read NaN, N/A, NULL or #N/A as null, and a null cost would be summed as 0 by
+    # the allocation and by the check alike: the charge lost, the check still passing.
+    store = LocalObjectStore(tmp_path)
+    rows = [_row("1.0r2", PTU, 3, "10.00"), _row("1.0r2", PTU, 4, "1", effective_cost=cell)]
+    write_export_run(store, _spec("run-1", 1, schema_version="1.0r2", file_format="csv"), rows, export_columns("1.0r2"))
+    expected = "EffectiveCost is empty on a row of" if cell == "" else f"EffectiveCost '{cell}' is not a number"
+    with pytest.raises(CostExportError, match=re.escape(expected)) as refused:
+        CostExportSource(store).month_charges({PTU})
+    assert "part_0_0001.csv" in str(refused.value)
+    # Another resource's row may be anything: it is never read.
+    other = [_row("1.0r2", PTU, 3, "10.00"), _row("1.0r2", OTHER, 4, "1", effective_cost=cell)]
+    write_export_run(
+        store, _spec("run-2", 2, schema_version="1.0r2", file_format="csv"), other, export_columns("1.0r2")
+    )
+    assert CostExportSource(store).month_charges({PTU})[date(2026, 3, 1)].run.run_id == "run-2"
+
+
+def test_a_quantity_beyond_the_default_decimal_context_reads_exactly(tmp_path):
+    # 12,000,000,000 tokens at the column's 18 places is 29 digits: more than Python's default 28.
+    store = LocalObjectStore(tmp_path)
+    rows = [_row("1.2-preview", PTU, 3, "10.00", consumed_quantity="12000000000.5")]
+    write_export_run(store, _spec("run-1", 1), rows, export_columns("1.2-preview"))
+    month = CostExportSource(store).month_charges({PTU})[date(2026, 3, 1)]
+    assert month.rows["consumed_quantity"].to_pylist() == [Decimal("12000000000.5")]
+
+
+def test_an_old_run_of_an_unsupported_version_stops_only_its_own_month(tmp_path):
+    store = LocalObjectStore(tmp_path)
+    old = _spec(
+        "run-old", 1, schema_version="1.0-preview(v1)", period_start=date(2024, 1, 1), period_end=date(2024, 1, 31)
+    )
+    write_export_run(store, old, [], export_columns("1.2-preview"))
+    write_export_run(store, _spec("run-1", 1), [_row("1.2-preview", PTU, 3, "10.00")], export_columns("1.2-preview"))
+    source = CostExportSource(store)
+    assert source.month_charges({PTU}, {date(2026, 3, 1)})[date(2026, 3, 1)].run.run_id == "run-1"
+    with pytest.raises(UnknownSchemaVersionError, match=re.escape("'1.0-preview(v1)' is not supported")):
+        source.month_charges({PTU}, {date(2024, 1, 1)})
+
+
+def test_a_sibling_folder_of_the_root_is_not_read(blob_store):
+    # On Blob a listing is by name prefix: the root `billingAccounts/1234` must not read `billingAccounts/12345`.
+    columns = export_columns("1.2-preview")
+    write_export_run(blob_store, _spec("run-ours", 1), [_row("1.2-preview", PTU, 3, "10.00")], columns)
+    sibling = _spec("run-sibling", 2, root="billingAccounts/12345")
+    write_export_run(blob_store, sibling, [_row("1.2-preview", PTU, 3, "99.00")], columns)
+    month = CostExportSource(blob_store, "billingAccounts/1234").month_charges({PTU})[date(2026, 3, 1)]
+    assert month.run.run_id == "run-ours" and month.rows["billed_cost"].to_pylist() == [Decimal("10")]

@@ -36,6 +36,17 @@ def test_write_read_list_delete(store):
     assert not store.exists("daily/usage_date=2026-03-11/product_usage.csv")
 
 
+def test_a_listing_is_of_a_folder_not_of_a_string_prefix(store):
+    # A cost export rooted at `exports/aoai` must not read the runs of `exports/aoai-sandbox` (on Blob, a
+    # listing is by name prefix: the store makes it a folder's, as the local folder lists).
+    for key in ("exports/aoai/run-1/manifest.json", "exports/aoai-sandbox/run-9/manifest.json", "exports/aoai.txt"):
+        store.write_bytes(key, b"x")
+    expected = ["exports/aoai/run-1/manifest.json"]
+    assert store.list_keys("exports/aoai") == store.list_keys("exports/aoai/") == expected
+    assert store.list_keys("exports/aoai.txt") == ["exports/aoai.txt"]  # a key lists itself
+    assert store.list_keys("exports/aoa") == [] and len(store.list_keys("")) == 3
+
+
 def test_same_bytes_are_not_rewritten_and_new_bytes_replace_whole(store):
     assert store.write_bytes("k.parquet", b"v1" * 1000) is True
     assert store.write_bytes("k.parquet", b"v1" * 1000) is False

@@ -203,9 +203,16 @@ class BlobObjectStore:
             return self.container.get_blob_client(self._name(key)).exists()
 
     def list_keys(self, prefix: str) -> list[str]:
+        """The keys in the folder `prefix` (or `prefix` itself, a key), as LocalObjectStore lists them: a
+        folder, not a string prefix, so `exports/aoai` never lists `exports/aoai-sandbox/...`."""
         strip = len(self.prefix) + 1 if self.prefix else 0
+        folder = prefix.strip("/")
         with self._failing_as("list", prefix):
-            return sorted(b.name[strip:] for b in self.container.list_blobs(name_starts_with=self._name(prefix)))
+            names = [b.name for b in self.container.list_blobs(name_starts_with=self._name(folder))]
+        if folder:
+            key = self._name(folder)
+            names = [name for name in names if name == key or name.startswith(f"{key}/")]
+        return sorted(name[strip:] for name in names)
 
     def delete(self, key: str) -> None:
         with self._failing_as("delete", key), contextlib.suppress(ResourceNotFoundError):

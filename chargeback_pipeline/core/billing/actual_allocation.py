@@ -25,6 +25,7 @@ by largest remainder (`money.split_by_largest_remainder`): every origin's shares
 """
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -136,15 +137,31 @@ def resources_by_id(pricing: Pricing) -> dict[str, str]:
             "the cost export is matched to backends by their Azure OpenAI resource: set "
             + ", ".join(f"pricing.backends.{backend_id}.resource_id" for backend_id in sorted(missing))
         )
-    by_id: dict[str, str] = {}
+    named: defaultdict[str, list[str]] = defaultdict(list)
     for backend_id, backend in sorted(pricing.backends.items()):
         assert backend.resource_id is not None
-        by_id.setdefault(backend.resource_id.lower(), backend_id)
-    return by_id
+        named[backend.resource_id.lower()].append(backend_id)
+    shared = {resource: backends for resource, backends in named.items() if len(backends) > 1}
+    if shared:
+        # The export bills per resource: one resource's charges cannot be told apart by backend, and giving
+        # them all to one backend would charge its products for the others' tokens.
+        raise ActualCostError(
+            "the cost export bills per Azure OpenAI resource, and "
+            + "; ".join(f"backends {', '.join(backends)} name the same resource {resource}" for resource, backends in
+                        sorted(shared.items()))
+            + ": allocating one resource's charges over several backends is not supported; give each backend its "
+            "own resource, or leave the cost export off (estimates from the pricing file)"
+        )  # fmt: skip
+    return {resource: backends[0] for resource, backends in named.items()}
 
 
-def check_export_matches_pricing(charges: pa.Table, pricing: Pricing, what: str) -> None:
-    """Fail on a currency other than the pricing file's, or a named resource the export never mentions."""
+def check_export_matches_pricing(
+    charges: pa.Table, pricing: Pricing, what: str, in_use: Iterable[str] | None = None
+) -> None:
+    """Fail on a currency other than the pricing file's, or a backend in use (`in_use`: backend ids; None:
+    every backend of the pricing file) whose resource the export never mentions: its scope is too narrow or
+    the resource_id is wrong. A backend nothing used (a spillover deployment that never spilled) has no row
+    to find: it is no error."""
     currencies = sorted({c for c in charges["billing_currency"].to_pylist() if c} - {pricing.currency})
     if currencies:
         raise ActualCostError(
@@ -152,7 +169,9 @@ def check_export_matches_pricing(charges: pa.Table, pricing: Pricing, what: str)
             "allocates the export's own amounts, so set pricing.currency to the billing currency"
         )
     mentioned = {resource_id.lower() for resource_id in charges["resource_id"].to_pylist() if resource_id}
-    silent = sorted(backend for resource, backend in resources_by_id(pricing).items() if resource not in mentioned)
+    checked = set(pricing.backends) if in_use is None else set(in_use)
+    by_id = resources_by_id(pricing)
+    silent = sorted(backend for resource, backend in by_id.items() if resource not in mentioned and backend in checked)
     if silent:
         raise ActualCostError(
             f"{what} has no row for "

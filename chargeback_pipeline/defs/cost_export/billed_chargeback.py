@@ -14,6 +14,7 @@ from datetime import date
 from decimal import Decimal
 
 import dagster as dg
+import pyarrow as pa
 
 from chargeback_pipeline.core.billing.actual_allocation import (
     allocate_actual_day,
@@ -57,14 +58,24 @@ def published_basis(published: ObjectStore, day: date) -> str | None:
 
 def export_months(pricing_resource: PricingResource, pricing: Pricing, months: set[date]) -> dict[date, MonthCharges]:
     """Per billing month of `months`, the newest complete export run's rows of the pricing file's resources
-    (none when no export is configured), each checked against the pricing file (currency, every resource)."""
+    (none when no export is configured), each checked against the pricing file's currency (the resources a
+    day uses are checked with that day: `backends_in_use`)."""
     export = pricing_resource.cost_export
     if export is None or not export.is_configured():
         return {}
     months = export.source().month_charges(set(resources_by_id(pricing)), months)
     for month in months.values():
-        check_export_matches_pricing(month.rows, pricing, f"cost export {month.run.describe()}")
+        check_export_matches_pricing(month.rows, pricing, f"cost export {month.run.describe()}", in_use=())
     return months
+
+
+def backends_in_use(estimate: pa.Table) -> set[str]:
+    """The backends a day's estimate lines charge or count tokens on: each must have rows in the export."""
+    return {
+        line["backend_id"]
+        for line in estimate.select(["backend_id", "total_cost", "total_tokens"]).to_pylist()
+        if line["backend_id"] is not None and (line["total_cost"] or line["total_tokens"])
+    }
 
 
 def publish_billed_chargebacks(
@@ -115,6 +126,8 @@ def publish_billed_chargebacks(
             )
             judged += [(partition, r) for r in checks.not_actual(BILLED_CHARGEBACK_KEY, "estimate: no export run yet")]
             continue
+        what = f"cost export {month.run.describe()}"
+        check_export_matches_pricing(month.rows, prices, what, in_use=backends_in_use(estimate))
         allocations = allocate_actual_day(month.rows, estimate, prices, day)
         chargeback = actual_lines(estimate, allocations, day, currency)
         variance = variance_by_product(chargeback)

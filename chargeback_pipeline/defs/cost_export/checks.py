@@ -20,17 +20,23 @@ ESTIMATE_VARIANCE = "estimate_variance_within_share"
 
 def export_totals(rows: pa.Table, backends: dict[str, str], day: date, minor_unit: int) -> dict[str, tuple]:
     """backend -> (EffectiveCost, BilledCost) of its resource's export rows of `day`, each summed then
-    rounded once (half to even) to the minor unit; under None the commitments' unused rows (no backend's)."""
-    sums: defaultdict[str | None, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+    rounded once (half to even) to the minor unit per resource-day, as an invoice rounds a resource's day;
+    under None the commitments' unused rows (no backend's), each reservation a resource of its own."""
+    sums: defaultdict[tuple, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
     columns = ["resource_id", "charge_period_start", "effective_cost", "billed_cost", "commitment_discount_status"]
     for row in rows.select(columns).to_pylist():
-        backend = backends.get((row["resource_id"] or "").lower())
+        resource = (row["resource_id"] or "").lower()
+        backend = backends.get(resource)
         unused = backend is None and (row["commitment_discount_status"] or "").lower() == "unused"
         if (backend is not None or unused) and row["charge_period_start"].date() == day:
-            sums[backend][0] += row["effective_cost"] or 0
-            sums[backend][1] += row["billed_cost"] or 0
+            sums[(backend, resource)][0] += row["effective_cost"]
+            sums[(backend, resource)][1] += row["billed_cost"]
     unit = Decimal(1).scaleb(-minor_unit)
-    return {b: tuple(v.quantize(unit, ROUND_HALF_EVEN) for v in values) for b, values in sums.items()}
+    totals: defaultdict[str | None, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+    for (backend, _), values in sums.items():
+        for i, value in enumerate(values):
+            totals[backend][i] += value.quantize(unit, ROUND_HALF_EVEN)
+    return {backend: tuple(values) for backend, values in totals.items()}
 
 
 def published_totals(published: pa.Table, columns=("backend_id", "total_cost", "billed_cost")) -> dict[str, tuple]:

@@ -80,18 +80,17 @@ def cost_export_runs_sensor(
             return dg.SkipReason("the cost export has no run with a manifest yet")
         newest = max(run.billing_month for run in runs)
         months = {newest, (newest - timedelta(days=1)).replace(day=1)}
-        current = {
-            day: fingerprint
-            for day, fingerprint in day_fingerprints(export_months(pricing, pricing.pricing(), months)).items()
-            if day >= first
-        }
+        charges = export_months(pricing, pricing.pricing(), months)
+        current = {day: fingerprint for day, fingerprint in day_fingerprints(charges).items() if day >= first}
         changed = {day: fingerprint for day, fingerprint in current.items() if seen.get(day) != fingerprint}
         context.update_cursor(json.dumps({**seen, **current}, sort_keys=True))
         if not changed:
             return dg.SkipReason("no export run covers a new day or restates one")
         return [
             dg.RunRequest(
-                run_key=f"cost-export:{day}:{fingerprint}",
+                # Dagster launches a run key once per sensor: the run id makes a restatement back to earlier
+                # numbers (a correction reverted, in a newer run) a run of its own, not a skipped duplicate.
+                run_key=f"cost-export:{day}:{fingerprint}:{charges[date.fromisoformat(day).replace(day=1)].run.run_id}",
                 partition_key=day,
                 asset_selection=REPUBLISHED,
                 tags={"chargeback/cost_export_day": fingerprint},

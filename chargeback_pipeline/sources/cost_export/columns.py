@@ -50,14 +50,8 @@ _V1_2_PREVIEW = {**_COMMON, "invoice_id": "InvoiceId", "meter_name": "SkuMeter"}
 EXPORT_COLUMNS: dict[str, dict[str, str]] = {"1.0": _V1_0, "1.0r2": _V1_0, "1.2-preview": _V1_2_PREVIEW}
 SUPPORTED_VERSIONS = tuple(EXPORT_COLUMNS)
 
-DECIMAL_COLUMNS = (
-    "consumed_quantity",
-    "pricing_quantity",
-    "billed_cost",
-    "effective_cost",
-    "list_cost",
-    "contracted_cost",
-)
+COST_COLUMNS = ("billed_cost", "effective_cost", "list_cost", "contracted_cost")  # FOCUS: never null
+DECIMAL_COLUMNS = ("consumed_quantity", "pricing_quantity", *COST_COLUMNS)
 TIMESTAMP_COLUMNS = ("billing_period_start", "charge_period_start", "charge_period_end")
 
 # One row per export row of a named resource, in our names, with where it came from.

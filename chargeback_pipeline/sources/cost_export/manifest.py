@@ -23,7 +23,7 @@ Cost Management writes the manifest after the data, so a run folder without one 
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
 from chargeback_pipeline.sources.cost_export.columns import FOCUS_COST_DATASET, SUPPORTED_VERSIONS
@@ -60,6 +60,9 @@ class ExportRun:
     period_end: date  # the last day it covers: runInfo.endDate
     file_format: str
     blobs: tuple[ExportBlob, ...]
+    # Why the run cannot be read (another dataset, an unsupported version, no blob), raised when its month is
+    # read: an old run of another month, superseded or never asked for, stops nothing.
+    refusal: CostExportError | None = None
 
     @property
     def billing_month(self) -> date:
@@ -75,7 +78,8 @@ def _timestamp(text: str) -> datetime:
 
 
 def parse_manifest(key: str, data: bytes) -> ExportRun:
-    """The run a manifest describes; CostExportError naming the manifest for anything unusable."""
+    """The run a manifest describes; CostExportError naming the manifest when it is not one. A run that is
+    one but cannot be read carries why (`refusal`)."""
     try:
         document = json.loads(data)
         config, run_info = document["exportConfig"], document["runInfo"]
@@ -101,16 +105,20 @@ def parse_manifest(key: str, data: bytes) -> ExportRun:
         )
     except (ValueError, KeyError, TypeError) as error:
         raise CostExportError(f"cost export manifest {key} is not a Cost Management manifest: {error!r}") from None
+    return replace(run, refusal=_refusal(key, dataset, version, blobs))
+
+
+def _refusal(key: str, dataset: str, version: str, blobs: tuple) -> CostExportError | None:
     if dataset.lower() != FOCUS_COST_DATASET.lower():
-        raise CostExportError(
+        return CostExportError(
             f"cost export manifest {key}: dataset {dataset!r} is not the FOCUS cost and usage dataset "
             f"({FOCUS_COST_DATASET}); point the cost export setting at a FocusCost export"
         )
     if version not in SUPPORTED_VERSIONS:
-        raise UnknownSchemaVersionError(
+        return UnknownSchemaVersionError(
             f"cost export manifest {key}: FocusCost schema version {version!r} is not supported "
             f"(supported: {', '.join(SUPPORTED_VERSIONS)}); set the export's dataset version to one of them"
         )
     if not blobs:
-        raise CostExportError(f"cost export manifest {key} lists no blob")
-    return run
+        return CostExportError(f"cost export manifest {key} lists no blob")
+    return None

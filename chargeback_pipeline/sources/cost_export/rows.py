@@ -11,7 +11,7 @@ import csv
 import gzip
 import io
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -19,9 +19,11 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from chargeback_pipeline.sources.cost_export.columns import (
+    COST_COLUMNS,
     DECIMAL_COLUMNS,
     EXPORT_CHARGE_SCHEMA,
     EXPORT_COLUMNS,
+    EXPORT_DECIMAL,
     TIMESTAMP_COLUMNS,
 )
 from chargeback_pipeline.sources.cost_export.manifest import CostExportError, ExportBlob, ExportRun
@@ -29,7 +31,7 @@ from chargeback_pipeline.storage.object_store import ObjectStore
 from chargeback_pipeline.storage.parquet_bytes import read_parquet_bytes
 
 UNUSED_STATUS = "Unused"  # FOCUS CommitmentDiscountStatus of a commitment's idle part
-_DECIMAL_PLACES = Decimal(1).scaleb(-EXPORT_CHARGE_SCHEMA.field("billed_cost").type.scale)
+_DECIMAL_PLACES = Decimal(1).scaleb(-EXPORT_DECIMAL.scale)
 
 
 class IncompleteRunError(CostExportError):
@@ -85,6 +87,9 @@ def _decode(name: str, data: bytes, columns: list[str], run: ExportRun) -> pa.Ta
             convert_options=pa_csv.ConvertOptions(
                 include_columns=columns,
                 column_types=dict.fromkeys(columns, pa.string()),
+                # Only an empty cell is null: Arrow's default null spellings (NaN, N/A, NULL, #N/A...) in a
+                # cost column are bad input to refuse (`_decimal`), never a charge read as nothing.
+                null_values=[""],
                 strings_can_be_null=True,
             ),
         )
@@ -105,6 +110,14 @@ def _typed(row: dict, names: dict[str, str], run: ExportRun, blob: ExportBlob) -
     typed = {}
     for ours, theirs in names.items():
         value = row[theirs]
+        if (value is None or value == "") and ours in COST_COLUMNS:
+            # FOCUS: every cost column MUST NOT be null (columns/billedcost.md, effectivecost.md, listcost.md,
+            # contractedcost.md). Summed as 0 it would lose the charge and still balance the checks.
+            raise CostExportError(
+                f"cost export blob {blob.name} of {run.describe()}: {theirs} is empty on a row of "
+                f"{row[names['resource_id']]} ({row[names['meter_name']]}, {row[names['charge_period_start']]}); "
+                "FOCUS requires it, and a charge is never read as zero"
+            )
         if value is None or value == "":
             typed[ours] = None
         elif ours in DECIMAL_COLUMNS:
@@ -119,9 +132,20 @@ def _typed(row: dict, names: dict[str, str], run: ExportRun, blob: ExportBlob) -
 def _decimal(value, column: str, blob: ExportBlob) -> Decimal:
     try:
         number = value if isinstance(value, Decimal) else Decimal(str(value))  # "1.2E-05" as well
-        return number.quantize(_DECIMAL_PLACES)
     except InvalidOperation:
         raise CostExportError(f"cost export blob {blob.name}: {column} {value!r} is not a number") from None
+    if not number.is_finite():  # NaN, Infinity: text or a Parquet float
+        raise CostExportError(f"cost export blob {blob.name}: {column} {value!r} is not a number")
+    # The column's precision (decimal128(38, 18)), not the default context's 28 digits: 12,000,000,000
+    # tokens at 18 places is 29 digits and a valid quantity.
+    with localcontext(prec=EXPORT_DECIMAL.precision):
+        try:
+            return number.quantize(_DECIMAL_PLACES)
+        except InvalidOperation:
+            raise CostExportError(
+                f"cost export blob {blob.name}: {column} {value!r} does not fit decimal({EXPORT_DECIMAL.precision}, "
+                f"{EXPORT_DECIMAL.scale})"
+            ) from None
 
 
 def _timestamp(value) -> datetime:

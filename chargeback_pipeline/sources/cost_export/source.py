@@ -42,6 +42,8 @@ class CostExportSource:
         read: dict[str, pa.Table] = {}
 
         def problem(run: ExportRun) -> str | None:
+            if run.refusal is not None:  # the newest run of a month read: it must be usable
+                raise run.refusal
             try:
                 read[run.manifest_key] = read_run(self.store, run, resource_ids)
             except IncompleteRunError as error:

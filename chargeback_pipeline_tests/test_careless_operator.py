@@ -70,6 +70,42 @@ def test_backfill_today_is_refused_before_anything_runs(tmp_path):
         assert not (tmp_path / "dagster_home").exists()  # refused before anything ran
 
 
+@pytest.mark.parametrize("flag", ["--publish-despite-blocked-reconciliation", "--publish-despite-shrink"])
+@pytest.mark.parametrize("reason", ["", "   "])
+def test_an_override_without_a_reason_is_refused_before_anything_runs(tmp_path, flag, reason):
+    # The reason is recorded beside what the override publishes: an empty one was taken as no override (the
+    # day held, then the flag just given suggested), a blank one recorded as the reason.
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    done = chargeback(tmp_path, "backfill", str(yesterday), flag, reason, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "the reason is recorded with what it publishes: give one (not blank)" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "dagster_home").exists()
+
+
+def test_what_report_suggests_running_is_a_command_the_cli_accepts(tmp_path):
+    today = datetime.now(UTC).date()
+    for period in ("today", f"{today:%Y-%m}"):
+        missing = chargeback(tmp_path, "report", period, timeout=60)
+        assert missing.returncode == 2, missing.stderr
+        suggested = missing.stderr.split("`")[1] if "`" in missing.stderr else None
+        if suggested is None:  # today, or a month whose first day has not ended
+            assert "not over" in missing.stderr or "no day of it has ended yet" in missing.stderr, missing.stderr
+            continue
+        command, *args = suggested.split()
+        assert command == "chargeback" and args[0] == "backfill" and str(today) not in args, suggested
+        assert args[-1] == str(today - timedelta(days=1)), suggested
+
+
+def test_a_simulated_export_is_never_written_for_days_to_come(tmp_path):
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+    export = {"CHARGEBACK_COST_EXPORT_DIR": str(tmp_path / "msexports")}
+    done = chargeback(tmp_path, "simulate-cost-export", "--as-of", str(tomorrow), timeout=60, **export)
+    assert done.returncode == 2 and f"{tomorrow} is after today" in done.stderr, done.stderr
+    before = chargeback(tmp_path, "simulate-cost-export", "--as-of", "2020-01-01", timeout=60, **export)
+    assert before.returncode == 2 and "is before the partitions' first day" in before.stderr, before.stderr
+    assert not (tmp_path / "msexports").exists()
+
+
 def edited(tmp_path: Path, example: str, old: str, new: bytes) -> str:
     """A copy of the repository's example file with one value replaced."""
     text = (REPO / example).read_bytes()

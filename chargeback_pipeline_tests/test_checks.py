@@ -20,6 +20,7 @@ from chargeback_pipeline.sources.base import TimeWindow
 from chargeback_pipeline.sources.folder.resource import FolderSourceResource
 from chargeback_pipeline.sources.simulated import SimulatedSource, SimulationProfile
 from chargeback_pipeline.sources.simulated.resource import SimulatedSourceResource
+from chargeback_pipeline.storage.publication_manifest import MANIFEST_NAME, Manifest
 from chargeback_pipeline_tests.conftest import ASSETS, local_resources, pipeline
 from chargeback_pipeline_tests.folder_data import DAY, gateway, llm, write_export
 
@@ -135,6 +136,19 @@ def test_override_publishes_a_blocked_day_and_records_it(tmp_path, instance):
     record = json.loads((folder / "reconciliation_override.json").read_text())
     assert record["reason"] == "INC-42" and record["blocked"]
     assert "unattributed" in (folder / "product_usage.csv").read_text()
+    assert _vouched(folder) >= {f"daily/usage_date={SIM_DAY}/reconciliation_override.json"}
+
+    # The traffic is found again (no bypass): the day reconciles, the override record is withdrawn, and the
+    # day's manifest no longer vouches for it (it did, and every later run warned of a "damaged" file).
+    backfill(SIM_DAY, SIM_DAY, pipeline(simulated(tmp_path)), instance)
+    assert not (folder / "reconciliation_override.json").exists()
+    assert f"daily/usage_date={SIM_DAY}/reconciliation_override.json" not in _vouched(folder)
+    assert all((tmp_path / "reports" / key).exists() for key in _vouched(folder))
+
+
+def _vouched(folder) -> set[str]:
+    """Every file a day's publication manifest vouches for."""
+    return set(Manifest.from_bytes((folder / MANIFEST_NAME).read_bytes(), str(folder)).files())
 
 
 def test_warning_level_warns_without_blocking(tmp_path, instance):

@@ -54,30 +54,40 @@ def published(tmp_path_factory, azurite_connection_string):
         hubs_blob_connection_string=azurite_connection_string, hubs_scope_path=SCOPE
     )
     container = ContainerClient.from_connection_string(azurite_connection_string, "ingestion")
+    markers = []  # the month's manifest after each run: one run a day, as the daily schedule publishes
+
+    def after_run(_chunk) -> None:
+        markers.append(container.get_blob_client(f"{FOLDER}/manifest.json").get_blob_properties())
+
     with dg.instance_for_test() as instance:
-        [chunk] = backfill(DAYS[0], DAYS[-1], pipeline(resources), instance, days_per_run=2)
+        chunks = backfill(DAYS[0], DAYS[-1], pipeline(resources), instance, on_chunk=after_run)
         # this test's scope only: other tests publish their own scopes into the shared Azurite's container
         first = {b.name: b for b in container.list_blobs(name_starts_with=f"{FOLDER}/")}
         # Run again: the same bytes, so the hub is not asked to ingest again (the manifest stays as it was).
         backfill(DAYS[0], DAYS[-1], pipeline(resources), instance, days_per_run=2)
         second = {b.name: b for b in container.list_blobs(name_starts_with=f"{FOLDER}/")}
-    return folder, chunk, container, first, second
+    return folder, chunks, container, first, second, markers
 
 
 def test_the_month_folder_holds_one_file_per_day_and_an_empty_manifest(published):
-    _, chunk, _, first, second = published
+    _, chunks, _, first, second, markers = published
     files = {f"{FOLDER}/2026-11__focus_{day}.parquet" for day in DAYS}
     assert set(first) == files | {f"{FOLDER}/manifest.json"}
     assert first[f"{FOLDER}/manifest.json"].size == 0
     # The manifest comes after the data: the hub starts ingesting the folder when it appears.
     assert all(first[f"{FOLDER}/manifest.json"].last_modified >= first[name].last_modified for name in files)
+    # Each run that adds a day creates the manifest anew (the hub reacts to a created blob; an empty file
+    # rewritten with the same bytes would not be written at all, and the hub would never ingest day two).
+    assert len(markers) == 2 and markers[1].etag != markers[0].etag
+    assert markers[1].creation_time > markers[0].creation_time
+    # Run again: the same bytes, so nothing is rewritten and the hub is not asked to ingest again.
     assert set(second) == set(first)
     assert {n: b.etag for n, b in second.items()} == {n: b.etag for n, b in first.items()}
-    assert chunk.check_evaluations()["focus_export:focus_matches_chargeback"].passed
+    assert all(chunk.check_evaluations()["focus_export:focus_matches_chargeback"].passed for chunk in chunks)
 
 
 def test_the_hub_files_are_focus_parquet_the_hub_maps_and_bill_the_chargeback(published):
-    folder, _, container, _, _ = published
+    folder, _, container, _, _, _ = published
     for day in DAYS:
         data = container.download_blob(f"{FOLDER}/2026-11__focus_{day}.parquet").readall()
         table = pq.read_table(io.BytesIO(data))
@@ -96,7 +106,7 @@ def test_the_hub_files_are_focus_parquet_the_hub_maps_and_bill_the_chargeback(pu
 
 
 def test_the_export_itself_is_focus_1_3_summing_to_each_origin_charge(published):
-    folder, _, _, _, _ = published
+    folder, _, _, _, _, _ = published
     for day in DAYS:
         focus = pq.read_table(folder / "reports" / f"daily/usage_date={day}/focus.parquet")
         split = pq.read_table(folder / "lake" / f"daily_chargeback/usage_date={day}/origin_allocations.parquet")
@@ -118,7 +128,7 @@ def test_the_export_itself_is_focus_1_3_summing_to_each_origin_charge(published)
 def test_focus_1_2_stays_available_by_the_setting(published, tmp_path):
     # The same published days, exported again as FOCUS 1.2 into another report folder (the lake copied, so
     # the module's files stay as they were): one row per chargeback line, the product as the sub account.
-    folder, _, _, _, _ = published
+    folder, _, _, _, _, _ = published
     shutil.copytree(folder / "lake", tmp_path / "lake")
     resources = local_resources(tmp_path, SimulatedSourceResource(simulated_requests_per_hour=100))
     resources["focus"] = FocusExportResource(version="1.2")
@@ -166,9 +176,12 @@ def test_the_check_compares_each_kind_of_row_with_its_own_reference_from_the_fil
     # Each number the check shows, recomputed from the published files: the export's rows (each is one
     # product's share of one origin charge) sum to the chargeback, the origins' costs from the persisted split,
     # the hubs copy from the hub's file. None of them is the sum of the three kinds (the day counted 3 times).
-    folder, chunk, container, _, _ = published
+    folder, chunks, container, _, _, _ = published
     evaluations = {
-        e.partition: e for e in chunk.daily.get_asset_check_evaluations() if e.check_name == "focus_matches_chargeback"
+        e.partition: e
+        for chunk in chunks
+        for e in chunk.daily.get_asset_check_evaluations()
+        if e.check_name == "focus_matches_chargeback"
     }
     for day in DAYS:
         metadata = {name: entry.value for name, entry in evaluations[str(day)].metadata.items()}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from chargeback_pipeline.storage.publication_manifest import MANIFEST_NAME, Manifest
 from chargeback_pipeline_tests.folder_data import DAY, GATEWAY_ROWS, HOSTILE_PRODUCT, LLM_ROWS, write_export
 from chargeback_pipeline_tests.test_cli import chargeback
 
@@ -165,3 +166,13 @@ def test_the_statement_by_caller_is_summed_from_the_published_days_not_a_held_on
     statement = pq.read_table(month / "statement.parquet")
     assert max(statement["days_covered"].to_pylist()) == 2
     assert per_product(pq.read_table(month / "statement_by_caller.parquet")) == per_product(statement)
+
+    # Callers switched off, both days published again without them (fewer lines: a shrink, accepted): the
+    # month has no statement by caller any more, neither published nor vouched for by its manifest (it was
+    # left published beside the new statement, and `chargeback report --by caller` still read it).
+    off = run(tmp_path, full, PREVIOUS_DAY, DAY, "--publish-despite-shrink", "callers off")
+    assert off.returncode == 0, off.stdout + off.stderr
+    assert not list(month.glob("statement_by_caller.*"))
+    vouched = Manifest.from_bytes((month / MANIFEST_NAME).read_bytes(), str(month)).files()
+    assert vouched and not [key for key in vouched if "statement_by_caller" in key]
+    assert per_product(pq.read_table(month / "statement.parquet")) == per_product(statement)

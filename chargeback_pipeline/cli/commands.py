@@ -18,10 +18,10 @@ from pathlib import Path
 import click
 
 from chargeback_pipeline.cli.cost_export import simulate_cost_export_command
+from chargeback_pipeline.cli.days import Day, utc_today
 from chargeback_pipeline.cli.discover import check_pricing_command, discover_command
 from chargeback_pipeline.cli.report import read_published, report_command
 
-DAY_WORDS = {"today": 0, "yesterday": -1}
 DEFAULT_DAGSTER_HOME = ".dagster_home"
 # Written to $DAGSTER_HOME/dagster.yaml when there is none; the same settings as the repository's
 # dagster.yaml (`make` copies that one), which test_cli.py holds them to.
@@ -46,31 +46,18 @@ ABANDONED_RUNS_LIMIT = 500
 DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
-class Day(click.ParamType):
-    """A UTC day: YYYY-MM-DD, `today` or `yesterday`; never after today (there is nothing to bill yet)."""
-
-    name = "YYYY-MM-DD"
-
-    def convert(self, value, param, ctx) -> date:
-        today = datetime.now(UTC).date()
-        if isinstance(value, date):
-            day = value
-        elif value in DAY_WORDS:
-            day = today + timedelta(days=DAY_WORDS[value])
-        else:
-            try:
-                day = date.fromisoformat(value)
-            except ValueError:
-                self.fail(f"{value!r} is not a day (YYYY-MM-DD, 'today' or 'yesterday')", param, ctx)
-        if day > today:
-            self.fail(f"{day} is after today ({today}, UTC): there is no usage to bill yet", param, ctx)
-        return day
-
-
 def _not_before_first_day(ctx: click.Context, param: click.Parameter, value: date | None) -> date | None:
     first = ctx.params.get("first_day")
     if value is not None and first is not None and value < first:
         raise click.BadParameter(f"{value} is before FIRST_DAY {first}", ctx=ctx, param_hint="'LAST_DAY'")
+    return value
+
+
+def _a_reason(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    # An override is recorded beside what it publishes: a blank reason records nothing, so it is refused
+    # (not taken as no override, which held the day and then suggested the very flag given).
+    if value is not None and not value.strip():
+        raise click.BadParameter("the reason is recorded with what it publishes: give one (not blank)", ctx, param)
     return value
 
 
@@ -263,12 +250,14 @@ def main() -> None:
     "--publish-despite-blocked-reconciliation",
     "override_reason",
     metavar="REASON",
+    callback=_a_reason,
     help="Publish reports and chargebacks even where reconciliation blocks them; REASON is recorded beside them.",
 )
 @click.option(
     "--publish-despite-shrink",
     "shrink_reason",
     metavar="REASON",
+    callback=_a_reason,
     help="Publish a day even where it would replace a published one with fewer rows or a smaller total; "
     "REASON is recorded beside the files.",
 )
@@ -286,7 +275,7 @@ def backfill_command(
     (after the whole range ran), a WARN one is only printed, and so is a blocked reconciliation published
     with --publish-despite-blocked-reconciliation."""
     last_day = last_day or first_day
-    today = datetime.now(UTC).date()
+    today = utc_today()
     if last_day >= today:  # only complete hours are billed: today's are still happening (README "Failure modes")
         raise click.BadParameter(
             f"{last_day} is today (UTC) and not over: only complete days are backfilled, or hours that have not "

@@ -1,9 +1,11 @@
 """`chargeback simulate-cost-export`: the simulated tenant's Cost Management export, written where the
 pipeline reads the export (README "Actual cost"), so the demo shows estimate days turning actual."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import date, timedelta
 
 import click
+
+from chargeback_pipeline.cli.days import Day, utc_today
 
 
 def cost_export_location(settings):
@@ -25,11 +27,12 @@ def cost_export_location(settings):
 @click.option(
     "--as-of",
     "as_of",
-    type=click.DateTime(formats=["%Y-%m-%d"]),
+    type=Day(),
     default=None,
-    help="The day the export runs (default: today, UTC); it covers each month up to two days before.",
+    help="The day the export runs (default: today, UTC; never later: no bill exists yet); it covers each month "
+    "up to two days before.",
 )
-def simulate_cost_export_command(as_of: datetime | None) -> None:
+def simulate_cost_export_command(as_of: date | None) -> None:
     """Write the simulator's FocusCost export (one month-to-date run per month from CHARGEBACK_PARTITIONS_START
     to the run's day, Microsoft's layout and manifest) into the configured cost export location
     (CHARGEBACK_COST_EXPORT_DIR, _BLOB_ACCOUNT_URL or _CONNECTION_STRING). Simulated source only."""
@@ -50,7 +53,12 @@ def simulate_cost_export_command(as_of: datetime | None) -> None:
         raise click.ClickException("the simulated bill is priced from the pricing file: set CHARGEBACK_PRICING_FILE")
     prices = load_pricing(settings.pricing_file)
     export = location.source()
-    run_day = as_of.date() if as_of else datetime.now(UTC).date()
+    run_day = as_of or utc_today()
+    if run_day < settings.partitions_start:
+        raise click.BadParameter(
+            f"{run_day} is before the partitions' first day {settings.partitions_start}: no month to write",
+            param_hint="'--as-of'",
+        )
     source = settings.source_resource.source()
     agreement = SimulatedAgreement()
     month = settings.partitions_start.replace(day=1)

@@ -9,15 +9,15 @@ A day priced with no pricing file has no chargeback: its usage report (tokens, n
 import io
 import json
 from calendar import monthrange
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 import click
 import pyarrow as pa
 
+from chargeback_pipeline.cli.days import DAY_WORDS, utc_today
 from chargeback_pipeline.core.identifier_text import terminal_text
 
-DAY_WORDS = {"today": 0, "yesterday": -1}
 FORMATS = ("table", "csv", "json")
 TEXT = ("product_id", "caller_id", "currency")
 BY = ("product", "caller")  # --by caller: a row per product and caller (core/callers.py)
@@ -54,7 +54,7 @@ class Period(click.ParamType):
     def convert(self, value, param, ctx) -> tuple[str, date]:
         if isinstance(value, tuple):
             return value
-        today = _today()
+        today = utc_today()
         if value in DAY_WORDS:
             return "day", today + timedelta(days=DAY_WORDS[value])
         try:
@@ -79,10 +79,14 @@ def published_table(store, kind: str, period: date) -> tuple[str, str, pa.Table]
     if kind == "month":
         key = keys.statement_key(period, "parquet")
         if not store.exists(key):
-            last = min(date(period.year, period.month, monthrange(period.year, period.month)[1]), _today())
-            raise ReportMissing(
-                f"no statement of {period:%Y-%m} at {store.url(key)}: run `chargeback backfill {period} {last}`"
+            # Only complete days are backfilled: the suggestion ends yesterday at the latest.
+            last = min(date(period.year, period.month, monthrange(period.year, period.month)[1]), _yesterday())
+            what = (
+                f"run `chargeback backfill {period} {last}`"
+                if last >= period
+                else "no day of it has ended yet (the daily job states it once its first day is over)"
             )
+            raise ReportMissing(f"no statement of {period:%Y-%m} at {store.url(key)}: {what}")
         return "statement", store.url(key), read(key)
     key, usage_key = keys.chargeback_key(period, "parquet"), keys.product_usage_report_key(period, "parquet")
     if store.exists(key):
@@ -92,7 +96,12 @@ def published_table(store, kind: str, period: date) -> tuple[str, str, pa.Table]
         usage = read(usage_key)
         per_product = usage.group_by("product_id").aggregate([(c, "sum") for c in COUNTS])
         return "usage", store.url(usage_key), per_product.rename_columns(["product_id", *COUNTS])
-    raise ReportMissing(f"no chargeback of {period} at {store.url(key)}: run `chargeback backfill {period}`")
+    what = (
+        f"run `chargeback backfill {period}`"
+        if period <= _yesterday()
+        else "it is today (UTC) and not over: its day is published once it ends"
+    )
+    raise ReportMissing(f"no chargeback of {period} at {store.url(key)}: {what}")
 
 
 def published_caller_table(store, kind: str, period: date) -> tuple[str, str, pa.Table]:
@@ -140,8 +149,8 @@ def read_published(store, key: str, period: str) -> pa.Table:
         ) from None
 
 
-def _today() -> date:
-    return datetime.now(UTC).date()
+def _yesterday() -> date:
+    return utc_today() - timedelta(days=1)
 
 
 def product_rows(kind: str, table: pa.Table) -> tuple[list[str], list[dict], list[dict]]:

@@ -18,7 +18,9 @@ and names the path.
 """
 
 import json
+from collections.abc import Iterable
 from datetime import date
+from pathlib import PurePosixPath
 
 import dagster as dg
 
@@ -77,8 +79,11 @@ class StagedDay:
         return sizes
 
 
-def manifest_after(previous: Manifest | None, period: str, files_by_output: dict, sizes: dict) -> Manifest:
-    """The manifest once this publication is in: the outputs it publishes replaced, the others kept."""
+def manifest_after(
+    previous: Manifest | None, period: str, files_by_output: dict, sizes: dict, deleted: Iterable[str] = ()
+) -> Manifest:
+    """The manifest once this publication is in: the outputs it publishes replaced, the others kept, and
+    no file it deletes vouched for any more (an output left without files is no longer listed)."""
     manifest = Manifest(
         period, dict(previous.outputs) if previous else {}, list(previous.overrides) if previous else []
     )
@@ -87,6 +92,15 @@ def manifest_after(previous: Manifest | None, period: str, files_by_output: dict
         record.update(sizes[name].record() if name in sizes else {})
         record["files"] = dict(sorted(files.items()))
         manifest.outputs[name] = record
+    gone = set(deleted)
+    for name, record in list(manifest.outputs.items()):
+        files = record.get("files", {})
+        if gone & set(files):
+            kept = {key: value for key, value in files.items() if key not in gone}
+            if kept:
+                manifest.outputs[name] = {**record, "files": kept}
+            else:
+                del manifest.outputs[name]
     return manifest
 
 
@@ -114,7 +128,7 @@ def decide_and_publish(context: dg.AssetExecutionContext, config: PublishConfig,
         "hubs": hub.staged_changes() if hub is not None else ([], []),
     }
     override_shrink = config.publish_despite_shrink and bool(config.override_reason.strip())
-    held, published, committed_months = [], [], set()
+    held, published, changed_hub_folders = [], [], set()
     try:
         for day in days_in(context.partition_time_window):
             staged_day = StagedDay(day, staged_target, hub, staged)
@@ -153,12 +167,16 @@ def decide_and_publish(context: dg.AssetExecutionContext, config: PublishConfig,
                 replacement.add(target, key, data)
                 name = output_name(key) if output_name(key) in RULES else RECORDS_OUTPUT
                 files_by_output.setdefault(name, {})[key] = digest(data)
-            for key in staged_day.deleted:
+            deleted = list(staged_day.deleted)
+            for key in deleted:
                 replacement.add(target, key, None)
+            hub_changed = set()
             for key in staged_day.hub_written:
                 data = hub.staged_bytes(key)
                 replacement.add(hub.published, key, data)
                 files_by_output.setdefault(HUBS_OUTPUT, {})[hub.published.url(key)] = digest(data)
+                if not hub.published.exists(key) or hub.published.read_bytes(key) != data:
+                    hub_changed.add(str(PurePosixPath(key).parent))
             if blocked:
                 record = {"usage_date": str(day), "blocked": blocked, "reason": config.override_reason}
                 data = json.dumps(record, indent=2).encode()
@@ -166,7 +184,8 @@ def decide_and_publish(context: dg.AssetExecutionContext, config: PublishConfig,
                 files_by_output.setdefault(RECORDS_OUTPUT, {})[keys.override_key(day)] = digest(data)
             else:
                 replacement.add(target, keys.override_key(day), None)
-            manifest = manifest_after(previous, str(day), files_by_output, sizes)
+                deleted.append(keys.override_key(day))
+            manifest = manifest_after(previous, str(day), files_by_output, sizes, deleted)
             if shrunk:
                 manifest.overrides.append(
                     {"run_id": context.run.run_id, "reason": config.override_reason, "shrunk": shrunk}
@@ -179,8 +198,7 @@ def decide_and_publish(context: dg.AssetExecutionContext, config: PublishConfig,
                 commit(replacement, record_last=True)
             except PublicationWriteError as error:
                 raise dg.Failure(f"publishing {day} failed: {error}") from None
-            if staged_day.hub_written:
-                committed_months.add(day.replace(day=1))
+            changed_hub_folders |= hub_changed
             published.append(day)
             record_partition(
                 context,
@@ -194,12 +212,15 @@ def decide_and_publish(context: dg.AssetExecutionContext, config: PublishConfig,
                     "published_despite_shrink": shrunk and [f"{m}: {config.override_reason}" for m in shrunk],
                 },
             )
-        if hub is not None and committed_months:
-            # The hub's month manifest (its signal to ingest the folder) only after the month's day files.
+        if hub is not None and changed_hub_folders:
+            # The hub's month manifest (its signal to ingest the folder) only after the month's day files, and
+            # only for a month folder a published day changed. Deleted, then written: the hub reacts to a
+            # created blob, and the marker is always empty (an unchanged file is never rewritten).
             hub_written, _ = staged["hubs"]
             replacement = Replacement()
             for key in hub_written:
-                if "__focus_" not in key:
+                if "__focus_" not in key and str(PurePosixPath(key).parent) in changed_hub_folders:
+                    replacement.add(hub.published, key, None)
                     replacement.add(hub.published, key, hub.staged_bytes(key))
             try:
                 commit(replacement)

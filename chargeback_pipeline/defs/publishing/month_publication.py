@@ -100,7 +100,12 @@ def publish_months(context: dg.AssetExecutionContext, config: PublishConfig, rep
                 replacement.add(target, key, data)
                 name = output_name(key) if output_name(key) in RULES else "statement"
                 files.setdefault(name, {})[key] = digest(data)
-            manifest = manifest_after(previous, f"{month:%Y-%m}", files, sizes)
+            # What the month no longer has (its statement by caller, once callers are off) is unpublished with
+            # it, not left beside the new statement for `chargeback report` and readers to find.
+            month_deleted = [key for key in deleted if key.startswith(prefix)]
+            for key in month_deleted:
+                replacement.add(target, key, None)
+            manifest = manifest_after(previous, f"{month:%Y-%m}", files, sizes, month_deleted)
             manifest.outputs[RECORDS_OUTPUT] = {
                 "day_overrides": sorted(set(days_overridden)),
                 "day_bases": bases,

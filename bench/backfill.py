@@ -39,7 +39,8 @@ def backfill(config: dict) -> dict:
     import dagster as dg
     import pyarrow.parquet as pq
 
-    from bench.stages import SourceTimer, run_breakdown
+    from bench.dagster_runs import run_breakdown
+    from bench.stages import SourceTimer
     from chargeback_pipeline.cli.backfill import backfill as run_backfill
     from chargeback_pipeline.definitions import build_definitions
     from chargeback_pipeline.settings import load_settings

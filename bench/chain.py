@@ -15,7 +15,7 @@ from datetime import date
 from pathlib import Path
 
 from bench.common import paths
-from bench.stages import instance_for, run_breakdown
+from bench.dagster_runs import instance_for, run_breakdown
 
 REPO = Path(__file__).resolve().parent.parent
 # The examples the repository ships: a price list (an estimate, not what Azure bills) and budgets.

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import click
 
+from chargeback_pipeline.cli.configuration import configured_settings
 from chargeback_pipeline.cli.cost_export import simulate_cost_export_command
 from chargeback_pipeline.cli.days import Day, utc_today
 from chargeback_pipeline.cli.discover import check_pricing_command, discover_command
@@ -140,15 +141,6 @@ class ChargebackGroup(click.Group):
             if message is None:
                 raise
             raise click.ClickException(message) from None
-
-
-def _settings():
-    from chargeback_pipeline.settings import SettingsError, current_settings
-
-    try:
-        return current_settings()
-    except SettingsError as error:
-        raise click.ClickException(str(error)) from None
 
 
 def _instance():
@@ -283,7 +275,7 @@ def backfill_command(
             "hourly_attribution schedule lands today's hours as they end",
             param_hint="'LAST_DAY'" if last_day != first_day else "'FIRST_DAY'",
         )
-    settings = _settings()
+    settings = configured_settings()
     if first_day < settings.partitions_start:
         raise click.BadParameter(
             f"{first_day} is before the partitions' first day {settings.partitions_start} "
@@ -408,7 +400,7 @@ def verify_simulated_command(day: date) -> None:
     from chargeback_pipeline.sources.base import TimeWindow
     from chargeback_pipeline.storage.keys import product_usage_report_key
 
-    settings = _settings()
+    settings = configured_settings()
     if settings.source != "simulated":
         raise click.ClickException("verify-simulated compares with the simulator: set CHARGEBACK_SOURCE=simulated")
     store = build_resources(settings)["reports"].process_config_and_initialize().store()

@@ -5,6 +5,7 @@ from datetime import date, timedelta
 
 import click
 
+from chargeback_pipeline.cli.configuration import configured_settings
 from chargeback_pipeline.cli.days import Day, utc_today
 
 
@@ -36,12 +37,11 @@ def simulate_cost_export_command(as_of: date | None) -> None:
     """Write the simulator's FocusCost export (one month-to-date run per month from CHARGEBACK_PARTITIONS_START
     to the run's day, Microsoft's layout and manifest) into the configured cost export location
     (CHARGEBACK_COST_EXPORT_DIR, _BLOB_ACCOUNT_URL or _CONNECTION_STRING). Simulated source only."""
-    from chargeback_pipeline.cli.commands import _settings
     from chargeback_pipeline.core.billing.pricing import load_pricing
     from chargeback_pipeline.defs.cost_export.simulated_terms import simulated_terms
     from chargeback_pipeline.sources.simulated.cost_export import SimulatedAgreement, write_simulated_month
 
-    settings = _settings()
+    settings = configured_settings()
     if settings.source != "simulated":
         raise click.ClickException("simulate-cost-export writes the simulator's bill: set CHARGEBACK_SOURCE=simulated")
     location = cost_export_location(settings)

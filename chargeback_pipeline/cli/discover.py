@@ -6,6 +6,8 @@ from pathlib import Path
 import click
 from tabulate import tabulate
 
+from chargeback_pipeline.cli.configuration import configured_settings
+
 HOUR = timedelta(hours=1)
 
 
@@ -29,13 +31,9 @@ def discover_command(days: int, write_to: Path | None, currency: str) -> None:
     products, subscriptions, backends, deployments with their models, the resources hosting them (from the
     metrics), and the share of traffic that never reached the LLM log. Nothing is stored."""
     from chargeback_pipeline.core.discovery import Discovery
-    from chargeback_pipeline.settings import SettingsError, current_settings
     from chargeback_pipeline.sources.base import PermanentSourceError, SourceInputError, TimeWindow
 
-    try:
-        settings = current_settings()
-    except SettingsError as error:
-        raise click.ClickException(str(error)) from None
+    settings = configured_settings()
     resource = settings.source_resource
     source, margin = resource.source(), timedelta(minutes=resource.llm_join_overlap_minutes)
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)

@@ -15,6 +15,7 @@ from decimal import Decimal
 import click
 import pyarrow as pa
 
+from chargeback_pipeline.cli.configuration import configured_settings
 from chargeback_pipeline.cli.days import DAY_WORDS, utc_today
 from chargeback_pipeline.core.identifier_text import terminal_text
 
@@ -268,12 +269,8 @@ def report_command(period: tuple[str, date], output: str, by: str) -> None:
     (YYYY-MM: its statement) from the reports the settings point at: aligned with a totals row, or
     `--format csv|json` for scripts. `--by caller`: per product and caller, where callers were published."""
     from chargeback_pipeline.definitions import build_resources
-    from chargeback_pipeline.settings import SettingsError, current_settings
 
-    try:
-        settings = current_settings()
-    except SettingsError as error:
-        raise click.ClickException(str(error)) from None
+    settings = configured_settings()
     resources = build_resources(settings)
     store = resources["reports"].process_config_and_initialize().store()
     kind, when = period

@@ -33,6 +33,7 @@ from fractions import Fraction
 
 import pyarrow as pa
 
+from chargeback_pipeline.core.billing.cost_basis import LINE_KEY
 from chargeback_pipeline.core.billing.meters import (
     MeterKind,
     UnmappedMeterError,
@@ -112,7 +113,6 @@ _BASIS = {
     MeterKind.output: "completion_tokens",
     MeterKind.provisioned: "estimated_ptu_cost",
 }
-_LINE_KEY = ("product_id", "subscription_id", "model_name", "deployment_name", "backend_id", "cost_type")
 OTHER_COSTS = ("list_cost", "contracted_cost")  # FOCUS's other costs, split like EffectiveCost
 
 
@@ -325,7 +325,7 @@ def _split_origin(
         {
             **common,
             **{view: to_money(split[index], minor_unit) for view, split in others.items()},
-            **{column: line[column] for column in _LINE_KEY if column != "backend_id"},
+            **{column: line[column] for column in LINE_KEY if column != "backend_id"},
             CALLER_ID: line.get(CALLER_ID),
             "allocation_basis": _BASIS[kind],
             "allocation_quantity": Decimal(weight.numerator) / Decimal(weight.denominator),
@@ -365,7 +365,7 @@ def _unused_commitment_share(row: dict, effective_minor: int, billed_minor: int,
 
 
 def _line_order(line: dict) -> tuple:
-    return (*(line[column] or "" for column in _LINE_KEY), line.get(CALLER_ID) or "")
+    return (*(line[column] or "" for column in LINE_KEY), line.get(CALLER_ID) or "")
 
 
 def _split(total: int, weights: list[Fraction], order: list[tuple]) -> list[int]:
